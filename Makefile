@@ -1,0 +1,48 @@
+# The two commands of the README: `make run` and `make test`. Both install what they need first.
+BUILD      ?= build
+FUZZ_BUILD ?= build-fuzz
+JOBS       ?= $(shell nproc)
+FUZZ_SECONDS ?= 30
+
+.PHONY: all setup configure build run test test-unit test-integration fuzz bench-ingest format clean
+
+all: build
+
+setup:
+	@scripts/setup
+
+$(BUILD)/build.ninja: CMakeLists.txt
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+configure: setup $(BUILD)/build.ninja
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	$(BUILD)/app/streamflex all
+
+test: build fuzz
+	ctest --test-dir $(BUILD) --output-on-failure -j 2 -L 'unit|integration'
+	ctest --test-dir $(FUZZ_BUILD) --output-on-failure -L fuzz
+
+test-unit: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -L unit
+
+test-integration: build
+	ctest --test-dir $(BUILD) --output-on-failure -L integration
+
+# libFuzzer targets (clang, ASan + UBSan); `make test` runs each for FUZZ_SECONDS.
+fuzz: setup
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+	  -DSF_FUZZ=ON -DSF_FUZZ_SECONDS=$(FUZZ_SECONDS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
+
+bench-ingest: build
+	bench/ingest_publishers.sh
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,36 @@
+#include "app_config.h"
+
+namespace sf::app {
+
+void bind(ConfigSchema& s, AppConfig& c) {
+  using std::chrono::milliseconds;
+  constexpr std::int64_t kMiB = 1024 * 1024;
+  s.add("log.level", "Lowest level logged: debug, info, warn, error", c.log_level);
+  s.add_endpoint("admin.listen", "Address of /metrics, /healthz, /readyz and status routes", c.admin_listen);
+  s.add("store.path", "SQLite database with streams and hashed stream keys", c.store_path);
+  s.add("io.threads", "I/O threads, one io_context each (0: one per core)", c.io_threads, 0, 256);
+  s.add("shutdown.timeout", "Longest wait for sessions to end on SIGINT/SIGTERM", c.shutdown_timeout, milliseconds(100),
+        milliseconds(60000));
+  auto& i = c.ingest;
+  s.add_endpoint("ingest.rtmp_listen", "RTMP listen address (use 0.0.0.0:1935 to take remote encoders)",
+                 i.rtmp_listen);
+  s.add("ingest.max_connections", "Most RTMP connections open at once", i.max_connections, 1, 100000);
+  s.add("ingest.handshake_timeout", "Time from accept until the publisher must have asked to publish",
+        i.handshake_timeout, milliseconds(100), milliseconds(120000));
+  s.add("ingest.idle_timeout", "A publisher that sends nothing for this long is disconnected", i.idle_timeout,
+        milliseconds(100), milliseconds(600000));
+  s.add("ingest.max_message_size", "Largest RTMP message accepted, in bytes", i.max_message_size, 1024, 64 * kMiB);
+  s.add("ingest.max_chunk_size", "Largest RTMP chunk size a peer may set, in bytes", i.max_chunk_size, 128,
+        16 * kMiB);
+  s.add("ingest.window_ack_size", "Acknowledgement window announced to publishers, in bytes", i.window_ack_size,
+        4096, 0x7FFFFFFF);
+  s.add("ingest.out_chunk_size", "Chunk size of messages the server sends", i.out_chunk_size, 128, 65536);
+  s.add("ingest.max_timestamp_jump", "Timestamp gaps above this are rebased onto a continuous timeline",
+        i.max_timestamp_jump, milliseconds(100), milliseconds(3600000));
+  s.add("ingest.record_dir", "When set, each publish is also written to <dir>/<stream>-<ms>.flv", i.record_dir);
+  s.add("ingest.max_stream_labels", "Most streams exported by name on /metrics", i.max_stream_labels, 1, 100000);
+  s.add("demo.enabled", "In `all`, publish an ffmpeg test pattern with a clock as stream \"demo\"", c.demo_enabled);
+  s.add("demo.ffmpeg", "The ffmpeg program the demo stream runs", c.demo_ffmpeg);
+}
+
+}  // namespace sf::app

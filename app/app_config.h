@@ -1,0 +1,25 @@
+// The whole process's configuration: one struct per component, bound to keys, defaults and help
+// in one place. The only place configuration is read; roles get their part as a snapshot.
+#pragma once
+
+#include <string>
+
+#include "sf/core/config.h"
+#include "sf/ingest/ingest.h"
+
+namespace sf::app {
+
+struct AppConfig {
+  std::string log_level = "info";
+  std::string admin_listen = "127.0.0.1:9100";  // /metrics, /healthz, /readyz, /ingest/streams
+  std::string store_path = "streamflex-data/streamflex.db";
+  std::int64_t io_threads = 0;                  // 0: one per core
+  std::chrono::milliseconds shutdown_timeout{4500};
+  ingest::Config ingest;
+  bool demo_enabled = true;                     // `all` only: publish a test pattern as stream "demo"
+  std::string demo_ffmpeg = "ffmpeg";
+};
+
+void bind(ConfigSchema& schema, AppConfig& c);
+
+}  // namespace sf::app

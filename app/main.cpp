@@ -1,0 +1,228 @@
+// streamflex: one executable, many roles. Parses configuration, wires the roles together and runs
+// them until SIGINT/SIGTERM. The only place components meet.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <future>
+#include <iostream>
+#include <thread>
+
+#include "admin.h"
+#include "app_config.h"
+#include "demo.h"
+#include "sf/auth/key_store.h"
+#include "sf/core/log.h"
+#include "sf/http/server.h"
+#include "sf/ingest/ingest.h"
+#include "sf/net/io_pool.h"
+
+extern char** environ;
+
+namespace sf::app {
+namespace {
+
+constexpr int kExitUsage = 2;
+constexpr int kExitNotImplemented = 3;
+
+struct Roles {
+  bool ingest = false;
+  bool demo = false;
+};
+
+int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
+  auto keys = auth::open_sqlite_key_store(cfg.store_path);
+  Metrics metrics;
+  std::size_t threads = cfg.io_threads > 0 ? std::size_t(cfg.io_threads) : std::max(1u, std::thread::hardware_concurrency());
+  net::IoPool pool(threads);
+  std::atomic<bool> ready{false};
+
+  auto admin_ep = net::parse_endpoint(cfg.admin_listen);
+  http::Server admin(pool, *admin_ep);
+  std::unique_ptr<ingest::Ingest> ingest;
+  if (roles.ingest) ingest = std::make_unique<ingest::Ingest>(pool, cfg.ingest, *keys, metrics);
+  add_admin_routes(admin, metrics, ready, ingest.get());
+
+  pool.start();
+  admin.start();
+  if (ingest) ingest->start();
+  ready = true;
+  log::info("app", "streamflex started",
+            {{"role", role_name}, {"admin", cfg.admin_listen}, {"admin_port", admin.port()}, {"threads", threads},
+             {"store", cfg.store_path}});
+
+  std::unique_ptr<DemoPublisher> demo;
+  if (roles.demo && ingest) {
+    (void)keys->revoke("demo");  // a fresh key each start; earlier demo keys stop working
+    auto key = keys->create_key("demo");
+    if (key) {
+      auto url = fmt::format("rtmp://127.0.0.1:{}/live/{}", ingest->port(), *key);
+      demo = std::make_unique<DemoPublisher>(cfg.demo_ffmpeg, url);
+    }
+  }
+
+  // Wait for a signal on the main thread.
+  boost::asio::io_context signals_ctx;
+  boost::asio::signal_set signals(signals_ctx, SIGINT, SIGTERM);
+  int signal_number = 0;
+  signals.async_wait([&](const boost::system::error_code&, int n) { signal_number = n; });
+  signals_ctx.run();
+
+  log::info("app", "shutting down", {{"signal", signal_number}});
+  ready = false;
+  demo.reset();
+  // Stop accepting, end sessions, let in-flight work finish; past the deadline, leave anyway.
+  auto done = std::async(std::launch::async, [&] {
+    if (ingest) ingest->stop();
+    admin.stop();
+    pool.join();
+  });
+  if (done.wait_for(cfg.shutdown_timeout) != std::future_status::ready) {
+    log::error("app", "shutdown deadline passed with work still running; exiting",
+               {{"timeout_ms", cfg.shutdown_timeout.count()}});
+    std::fflush(nullptr);
+    std::_Exit(1);
+  }
+  ingest.reset();
+  log::info("app", "stopped");
+  return 0;
+}
+
+int keys_command(const AppConfig& cfg, const std::string& action, const std::string& arg, bool takeover) {
+  auto store = auth::open_sqlite_key_store(cfg.store_path);
+  if (action == "create") {
+    auto key = store->create_key(arg);
+    if (!key) {
+      std::fprintf(stderr, "streamflex keys create: %s: %s\n", arg.c_str(),
+                   key.error() == errc::invalid_argument ? "stream names are 1-64 of A-Z a-z 0-9 _ -"
+                                                         : key.error().message().c_str());
+      return 1;
+    }
+    if (takeover) (void)store->set_takeover(arg, true);
+    std::printf("stream %s: new key (shown once; keep it secret). Publish to rtmp://<host>:1935/live/<key>\n",
+                arg.c_str());
+    std::printf("%s\n", key->c_str());
+    return 0;
+  }
+  if (action == "list") {
+    auto list = store->list_keys();
+    if (!list) {
+      std::fprintf(stderr, "streamflex keys list: %s\n", list.error().message().c_str());
+      return 1;
+    }
+    std::printf("%-14s %-24s %-14s %s\n", "ID", "STREAM", "CREATED_MS", "STATE");
+    for (auto& k : *list)
+      std::printf("%-14s %-24s %-14lld %s\n", k.id.c_str(), k.stream.c_str(), static_cast<long long>(k.created_ms),
+                  k.revoked_ms ? "revoked" : "active");
+    return 0;
+  }
+  auto n = store->revoke(arg);
+  if (!n) {
+    std::fprintf(stderr, "streamflex keys revoke: no active key with id or stream '%s'\n", arg.c_str());
+    return 1;
+  }
+  std::printf("revoked %d key(s)\n", *n);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  AppConfig cfg;
+  ConfigSchema schema;
+  bind(schema, cfg);
+
+  CLI::App app{"StreamFlex: live streaming platform. One binary, many roles."};
+  app.require_subcommand(1);
+  std::string config_path;
+  if (const char* env = std::getenv("STREAMFLEX_CONFIG")) config_path = env;
+  app.add_option("-c,--config", config_path, "TOML configuration file (env STREAMFLEX_CONFIG)");
+
+  struct RoleDef {
+    const char* name;
+    const char* help;
+    bool implemented;
+  };
+  const RoleDef role_defs[] = {
+      {"all", "Every role in one process with embedded defaults and a demo stream", true},
+      {"ingest", "RTMP ingest: accepts publishers and checks stream keys", true},
+      {"transcode", "Transcoder: ABR ladder from a source stream", false},
+      {"origin", "Origin: LL-HLS and DASH packaging and serving", false},
+      {"edge", "Edge: caching reverse proxy for players", false},
+      {"api", "Control plane: streams, keys, tokens, dashboard", false},
+      {"analytics", "Viewer and QoE analytics", false},
+      {"director", "Playback entry point: routes viewers to edges", false},
+  };
+  std::string chosen_role;
+  for (auto& r : role_defs) {
+    auto* sub = app.add_subcommand(r.name, r.help);
+    schema.add_flags(*sub);
+    sub->callback([&chosen_role, name = r.name] { chosen_role = name; });
+  }
+
+  auto* keys = app.add_subcommand("keys", "Manage stream keys in the store the server uses");
+  keys->require_subcommand(1);
+  std::string keys_action, keys_arg;
+  bool takeover = false;
+  auto* kc = keys->add_subcommand("create", "Create a key for a stream; prints the key alone on the last line");
+  kc->add_option("stream", keys_arg, "Stream name")->required();
+  kc->add_flag("--takeover", takeover, "A new publisher replaces a live one instead of being refused");
+  kc->callback([&] { keys_action = "create"; });
+  auto* kl = keys->add_subcommand("list", "List keys (ids, streams, state; never the keys)");
+  kl->callback([&] { keys_action = "list"; });
+  auto* kr = keys->add_subcommand("revoke", "Revoke a key by id, or all keys of a stream");
+  kr->add_option("id_or_stream", keys_arg, "Key id or stream name")->required();
+  kr->callback([&] { keys_action = "revoke"; });
+  for (auto* k : {kc, kl, kr}) schema.add_flags(*k);
+
+  auto* show = app.add_subcommand("config", "Print every configuration key with its default, as a Markdown table");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  if (show->parsed()) {
+    std::printf("| key | type | default | environment | meaning |\n|---|---|---|---|---|\n%s",
+                schema.describe().c_str());
+    return 0;
+  }
+  if (auto err = schema.load(config_path, environ); !err.empty()) {
+    std::fprintf(stderr, "streamflex: configuration refused: %s\n", err.c_str());
+    return kExitUsage;
+  }
+  log::Level level;
+  if (!log::parse_level(cfg.log_level, level)) {
+    std::fprintf(stderr, "streamflex: configuration refused: log.level = '%s': expected debug, info, warn or error\n",
+                 cfg.log_level.c_str());
+    return kExitUsage;
+  }
+  log::set_level(level);
+
+  try {
+    if (!keys_action.empty()) return keys_command(cfg, keys_action, keys_arg, takeover);
+    for (auto& r : role_defs) {
+      if (chosen_role != r.name) continue;
+      if (!r.implemented) {
+        std::fprintf(stderr, "streamflex %s: this role is not implemented yet\n", r.name);
+        return kExitNotImplemented;
+      }
+      Roles roles{.ingest = true, .demo = chosen_role == "all" && cfg.demo_enabled};
+      return run_roles(cfg, roles, chosen_role);
+    }
+  } catch (const std::exception& e) {
+    log::error("app", "startup failed", {{"error", e.what()}});
+    std::fprintf(stderr, "streamflex: %s\n", e.what());
+    return 1;
+  }
+  return kExitUsage;
+}
+
+}  // namespace sf::app
+
+int main(int argc, char** argv) { return sf::app::main(argc, argv); }

@@ -1,0 +1,45 @@
+# sf_component(name DEPS sf_a sf_b LIBS ext::lib)
+# Makes the static library sf_<name> from src/*.cpp (tests and fuzzers excluded), with include/
+# PUBLIC and src/ PRIVATE, and sf_<name>_test from src/*_test.cpp registered in CTest (label unit).
+# Fuzz targets in fuzz/*_fuzz.cpp are built when SF_FUZZ is on (clang) and registered with label fuzz.
+function(sf_component name)
+  cmake_parse_arguments(ARG "" "" "DEPS;LIBS" ${ARGN})
+  file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/*.cpp)
+  file(GLOB tests CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/*_test.cpp)
+  list(REMOVE_ITEM srcs ${tests} "")
+  set(lib sf_${name})
+  if(NOT srcs)
+    message(FATAL_ERROR "component ${name} has no sources in src/")
+  endif()
+  add_library(${lib} STATIC ${srcs})
+  target_include_directories(${lib} PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include
+                                    PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
+  target_link_libraries(${lib} PUBLIC ${ARG_DEPS} ${ARG_LIBS})
+  if(tests AND NOT SF_FUZZ)
+    add_executable(${lib}_test ${tests})
+    target_include_directories(${lib}_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
+    target_link_libraries(${lib}_test PRIVATE ${lib} GTest::gtest GTest::gtest_main GTest::gmock)
+    add_test(NAME unit.${name} COMMAND ${lib}_test)
+    set_tests_properties(unit.${name} PROPERTIES LABELS unit TIMEOUT 120)
+  endif()
+  if(SF_FUZZ)
+    file(GLOB fuzzers CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/*_fuzz.cpp)
+    foreach(f ${fuzzers})
+      get_filename_component(fname ${f} NAME_WE)
+      add_executable(${fname} ${f})
+      add_dependencies(fuzzers ${fname})
+      target_include_directories(${fname} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
+      target_compile_options(${fname} PRIVATE -fsanitize=fuzzer)
+      target_link_libraries(${fname} PRIVATE ${lib} -fsanitize=fuzzer)
+      set(corpus ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/${fname})
+      set(scratch ${CMAKE_CURRENT_BINARY_DIR}/corpus_${fname})
+      file(MAKE_DIRECTORY ${scratch})
+      # Bounded run: every committed corpus entry (past crashers included) plus fresh mutations for
+      # SF_FUZZ_SECONDS; new inputs go to the scratch directory, never into the source tree.
+      add_test(NAME fuzz.${fname}
+               COMMAND ${fname} -max_total_time=${SF_FUZZ_SECONDS} -max_len=65536
+                       -timeout=10 -rss_limit_mb=2048 ${scratch} ${corpus})
+      set_tests_properties(fuzz.${fname} PROPERTIES LABELS fuzz TIMEOUT 300)
+    endforeach()
+  endif()
+endfunction()

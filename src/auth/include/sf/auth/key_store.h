@@ -1,0 +1,53 @@
+// Publisher stream keys. A key is a random secret shown once at creation; the store keeps only its
+// SHA-256 hash, so a leaked database does not leak keys. KeyStore is the interface ingest and the
+// command line use; SQLite is the embedded implementation (a Redis one follows for distributed
+// deployments). Methods are thread-safe and may block on storage: call them off I/O threads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sf/core/result.h"
+
+namespace sf::auth {
+
+struct PublishGrant {
+  std::string stream;     // the stream the key publishes to
+  std::string key_id;     // non-secret id of the key, safe for logs
+  bool takeover = false;  // a new publisher replaces a live one instead of being refused
+};
+
+struct KeyInfo {
+  std::string id;
+  std::string stream;
+  std::int64_t created_ms = 0;
+  std::optional<std::int64_t> revoked_ms;
+};
+
+class KeyStore {
+ public:
+  virtual ~KeyStore() = default;
+
+  // Creates a key for `stream` (creating the stream if new) and returns the secret itself.
+  virtual Result<std::string> create_key(std::string_view stream) = 0;
+  // errc::unauthorized for an unknown or revoked key.
+  virtual Result<PublishGrant> check_publish_key(std::string_view key) = 0;
+  virtual Result<std::vector<KeyInfo>> list_keys() = 0;
+  // Revokes one key by id, or every key of a stream by stream name. Returns how many were revoked;
+  // errc::not_found when nothing matched.
+  virtual Result<int> revoke(std::string_view id_or_stream) = 0;
+  virtual Result<void> set_takeover(std::string_view stream, bool takeover) = 0;
+};
+
+// Opens (creating if needed) the SQLite database at `path` in WAL mode, so a running server and
+// the command line can use it at once. Throws std::runtime_error at startup if it cannot.
+std::unique_ptr<KeyStore> open_sqlite_key_store(const std::string& path);
+
+// Valid stream names: 1-64 of [A-Za-z0-9_-].
+bool valid_stream_name(std::string_view name);
+
+}  // namespace sf::auth

@@ -1,0 +1,97 @@
+// The ingest role: an RTMP server that accepts publishers, checks their stream keys, turns their
+// FLV payloads into tracks and MediaFrames, keeps live statistics and tells observers about each
+// publish (start, tracks, frames, stop with a reason).
+// Threads: sessions live on the I/O contexts of the pool; observers are called on the publishing
+// session's I/O thread and must not block. Construct/start/stop from the main thread;
+// streams() and the metrics collector from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sf/auth/key_store.h"
+#include "sf/core/metrics.h"
+#include "sf/media/frame.h"
+#include "sf/net/io_pool.h"
+
+namespace sf::ingest {
+
+struct Config {
+  std::string rtmp_listen = "127.0.0.1:1935";
+  std::int64_t max_connections = 1000;
+  std::chrono::milliseconds handshake_timeout{5000};  // accept until publish or play is asked
+  std::chrono::milliseconds idle_timeout{10000};      // no byte from the peer for this long
+  std::int64_t max_message_size = 8 * 1024 * 1024;    // one RTMP message (a 4K keyframe fits)
+  std::int64_t max_chunk_size = 1024 * 1024;          // largest Set Chunk Size accepted
+  std::int64_t window_ack_size = 2500000;             // announced to publishers
+  std::int64_t out_chunk_size = 4096;
+  std::chrono::milliseconds max_timestamp_jump{3000}; // larger gaps rebase the timeline
+  std::string record_dir;                             // non-empty: write each publish as FLV here
+  std::int64_t max_stream_labels = 200;               // per-stream metric series at most
+};
+
+struct PublishInfo {
+  std::string stream;       // from the key store, never the key itself
+  std::string key_id;
+  std::string app;
+  std::string remote;       // peer address:port
+  std::string encoder;      // onMetaData "encoder", if sent
+  std::int64_t started_ms = 0;  // wall clock
+  std::uint64_t session_id = 0;
+};
+
+// What later roles plug in: packagers, recorders, analytics. Called on the publisher's I/O thread.
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  virtual void on_publish_start(const PublishInfo& info) {}
+  virtual void on_track(const PublishInfo& info, const media::TrackConfig& track) {}
+  virtual void on_frame(const PublishInfo& info, const media::MediaFrame& frame) {}
+  // reason: "unpublished", "disconnected", "taken_over", "idle_timeout", "shutdown",
+  // "malformed", "message_too_large", "unsupported_codec", ...
+  virtual void on_publish_stop(const PublishInfo& info, std::string_view reason) {}
+};
+
+struct StreamStats {
+  double bitrate_bps = 0;          // over the last second
+  double fps = 0;                  // video frames per second over the last second
+  double keyframe_interval_s = 0;  // media time between the last two keyframes
+  std::uint64_t bytes = 0;
+  std::uint64_t video_frames = 0;
+  std::uint64_t audio_frames = 0;
+  std::uint64_t keyframes = 0;
+  std::uint64_t dropped_frames = 0;  // before a sequence header, or late
+  std::uint64_t late_frames = 0;     // decode time went backwards
+  std::uint64_t timestamp_jumps = 0;
+};
+
+struct StreamSnapshot {
+  PublishInfo info;
+  StreamStats stats;
+  std::optional<media::TrackConfig> video;
+  std::optional<media::TrackConfig> audio;
+};
+
+class Ingest {
+ public:
+  Ingest(net::IoPool& pool, Config config, auth::KeyStore& keys, Metrics& metrics);
+  ~Ingest();
+
+  void add_observer(std::shared_ptr<Observer> observer);  // before start()
+  void start();
+  // Stops accepting and ends every session (reason "shutdown"); returns at once.
+  void stop();
+  std::uint16_t port() const;
+  std::vector<StreamSnapshot> streams() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace sf::ingest
