@@ -22,8 +22,11 @@ build: configure
 run: build
 	$(BUILD)/app/streamflex all
 
+# Unit tests in parallel; integration tests one at a time, since each drives real encoders that
+# need the CPU to keep real time; then each fuzz target for FUZZ_SECONDS.
 test: build fuzz
-	ctest --test-dir $(BUILD) --output-on-failure -j 2 -L 'unit|integration'
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -L unit
+	ctest --test-dir $(BUILD) --output-on-failure -L integration
 	ctest --test-dir $(FUZZ_BUILD) --output-on-failure -L fuzz
 
 test-unit: build

@@ -58,7 +58,12 @@ void write(Level level, std::string_view component, std::string_view msg, const 
   line["component"] = component;
   line["msg"] = msg;
   if (fields.is_object()) {
-    for (auto it = fields.begin(); it != fields.end(); ++it) line[it.key()] = it.value();
+    for (auto it = fields.begin(); it != fields.end(); ++it) {
+      // A field never overwrites the line's own keys; it is kept with a trailing underscore.
+      const auto& k = it.key();
+      bool reserved = k == "ts" || k == "level" || k == "component" || k == "msg";
+      line[reserved ? k + "_" : k] = it.value();
+    }
   }
   sink().info(line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }

@@ -54,6 +54,12 @@ std::string query_param(std::string_view query, std::string_view name) {
   return {};
 }
 
+// A named coroutine taking its inputs by value: a capturing lambda coroutine would refer to
+// captures of a temporary that is gone when the body runs on the worker pool.
+asio::awaitable<Result<auth::PublishGrant>> check_key(auth::KeyStore* keys, std::string key) {
+  co_return keys->check_publish_key(key);
+}
+
 }  // namespace
 
 Session::Session(asio::ip::tcp::socket socket, SharedState& shared)
@@ -117,7 +123,9 @@ asio::awaitable<void> Session::run() {
     std::size_t n = co_await socket_.async_read_some(asio::buffer(in_.data() + in_used_, in_.size() - in_used_),
                                                      asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
-      if (close_reason_.empty()) close_reason_ = (ec == asio::error::eof) ? "disconnected" : "io_error";
+      // A publisher that ends without deleteStream, or closes with unread replies (reset), left.
+      bool gone = ec == asio::error::eof || ec == asio::error::connection_reset;
+      if (close_reason_.empty()) close_reason_ = gone ? "disconnected" : "io_error";
       break;
     }
     if (phase_ == Phase::publishing) deadline_ = std::chrono::steady_clock::now() + shared_.config.idle_timeout;
@@ -278,6 +286,7 @@ Result<void> Session::on_message(const rtmp::Message& m) {
 Result<void> Session::on_command(const rtmp::Message& m, const std::vector<amf0::Value>& args) {
   if (args.empty() || !args[0].string()) return fail(errc::malformed);
   const std::string& name = *args[0].string();
+  log::debug("ingest", "command", {{"session", id_}, {"name", name.substr(0, 64)}, {"stream_id", m.stream_id}});
   double txn = args.size() > 1 && args[1].number() ? *args[1].number() : 0;
   auto arg_string = [&](std::size_t i) -> std::string {
     return args.size() > i && args[i].string() ? *args[i].string() : std::string();
@@ -345,9 +354,14 @@ Result<void> Session::on_command(const rtmp::Message& m, const std::vector<amf0:
     return {};
   }
   if (name == "FCUnpublish") {
+    // ffmpeg and OBS send FCUnpublish and close without deleteStream: the publish ends here.
     send_command(kCommandCsid, 0,
                  {"onFCUnpublish", 0, amf0::Value::null(),
                   amf0::Object{{"code", "NetStream.Unpublish.Success"}, {"description", arg_string(3)}}});
+    if (phase_ == Phase::publishing) {
+      end_publish("unpublished");
+      phase_ = Phase::connected;
+    }
     return {};
   }
   if (name == "deleteStream" || name == "closeStream") {
@@ -380,11 +394,7 @@ asio::awaitable<void> Session::publish(PublishRequest req) {
   std::string key(strip_query(req.name));
   if (key.empty()) key = query_param(app_query_, "key");
   // The key store may block (SQLite): ask it on the worker pool, then come back here.
-  auto grant = co_await asio::co_spawn(
-      shared_.workers, [&keys = shared_.keys, key]() -> asio::awaitable<Result<auth::PublishGrant>> {
-        co_return keys.check_publish_key(key);
-      },
-      asio::use_awaitable);
+  auto grant = co_await asio::co_spawn(shared_.workers, check_key(&shared_.keys, key), asio::use_awaitable);
   if (!socket_.is_open()) co_return;
   if (!grant) {
     shared_.metrics.publish("rejected_key").Increment();
@@ -521,8 +531,8 @@ void Session::on_track(const media::TrackConfig& track) {
                    {"version", track.version}};
   if (track.video) {
     f["codec_string"] = track.video->codec_string;
-    f["profile"] = track.video->profile;
-    f["level"] = track.video->level;
+    f["profile_idc"] = track.video->profile;
+    f["level_idc"] = track.video->level;
     f["width"] = track.video->width;
     f["height"] = track.video->height;
   }
