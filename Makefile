@@ -37,7 +37,7 @@ test-integration: build
 
 # libFuzzer targets (clang, ASan + UBSan); `make test` runs each for FUZZ_SECONDS.
 fuzz: setup
-	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-16 \
 	  -DSF_FUZZ=ON -DSF_FUZZ_SECONDS=$(FUZZ_SECONDS)
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
 

@@ -116,10 +116,9 @@ asio::awaitable<void> Session::run() {
   bool ok = co_await handshake();
   error_code ec;
   while (ok && socket_.is_open()) {
-    if (in_used_ == in_.size()) {
-      fail_with("limit_exceeded");  // a single chunk larger than the read buffer cannot happen below max sizes
-      break;
-    }
+    // feed() consumes whole chunks only, so the buffer must hold the peer's largest chunk
+    // (bounded by ingest.max_chunk_size through the reader's limit) plus its headers.
+    if (std::size_t need = reader_.chunk_size() + 32; in_.size() < need) in_.resize(need);
     std::size_t n = co_await socket_.async_read_some(asio::buffer(in_.data() + in_used_, in_.size() - in_used_),
                                                      asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {

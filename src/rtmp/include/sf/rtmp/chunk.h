@@ -70,7 +70,7 @@ class ChunkReader {
   ChunkLimits limits_;
   std::uint32_t chunk_size_ = 128;
   std::size_t pending_bytes_ = 0;
-  std::error_code error_;                              // first error; every later feed() repeats it
+  std::error_code error_;                       // first error; every later feed() repeats it
   std::array<StreamState*, 64> low_streams_{};  // csid 2-63 (one-byte basic header) into streams_
   // The inline constructor potentially invokes ~vector, which needs a deleter that is declared here
   // and defined beside StreamState in chunk.cpp (default_delete would need the complete type).
