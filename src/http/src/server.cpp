@@ -2,16 +2,20 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
 #include <atomic>
+#include <charconv>
 #include <mutex>
 #include <set>
 
-#include "sf/core/log.h"
+#include "range.h"
 #include "sf/net/listener.h"
 
 namespace sf::http {
@@ -20,6 +24,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = beast::http;
 using asio::ip::tcp;
+using boost::system::error_code;
 
 std::string Request::param(std::string_view name) const {
   std::string_view q = query;
@@ -32,6 +37,29 @@ std::string Request::param(std::string_view name) const {
     q.remove_prefix(amp + 1);
   }
   return {};
+}
+
+bool Request::has_param(std::string_view name) const {
+  std::string_view q = query;
+  while (!q.empty()) {
+    auto amp = q.find('&');
+    auto pair = q.substr(0, amp);
+    if (pair.substr(0, pair.find('=')) == name) return true;
+    if (amp == std::string_view::npos) break;
+    q.remove_prefix(amp + 1);
+  }
+  return false;
+}
+
+std::string Request::header(std::string_view name) const {
+  auto it = headers.find(std::string(name));
+  return it == headers.end() ? std::string() : it->second;
+}
+
+std::size_t Response::size() const {
+  std::size_t n = body.size();
+  for (auto& p : pieces) n += p.size();
+  return n;
 }
 
 Response Response::text(int status, std::string body) {
@@ -49,21 +77,44 @@ Response Response::json(int status, std::string body) {
   return r;
 }
 
+// The meeting point of a held request and whoever answers it. The connection's coroutine waits on
+// `timer`; an answer (from any thread) is posted to the connection's executor, stored, and wakes it.
+struct Responder::State {
+  explicit State(asio::any_io_executor ex) : executor(ex), timer(ex) {}
+  asio::any_io_executor executor;
+  asio::steady_timer timer;       // touched on the connection's thread only
+  std::atomic<bool> done{false};  // first answer wins
+  std::optional<Response> response;
+};
+
+void Responder::operator()(Response r) const {
+  if (state_->done.exchange(true)) return;
+  asio::post(state_->executor, [s = state_, r = std::move(r)]() mutable {
+    s->response = std::move(r);
+    s->timer.cancel();
+  });
+}
+
+bool Responder::answered() const { return state_->done.load(); }
+
 struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   struct Route {
     std::string method;
     std::string path;
-    bool prefix;
+    bool prefix = false;
     Handler handler;
+    HeldHandler held;
+    std::chrono::milliseconds hold{0};
+    Response fallback;
   };
 
-  Impl(net::IoPool& p, const net::Endpoint& at, ServerLimits l) : pool(p), limits(l) {
-    listener = std::make_unique<net::Listener>(pool, at, [this](tcp::socket s) { on_accept(std::move(s)); });
+  Impl(net::IoPool& p, const net::Endpoint& at, ServerLimits l) : limits(l) {
+    listener = std::make_unique<net::Listener>(p, at, [this](tcp::socket s) { on_accept(std::move(s)); });
   }
 
   void on_accept(tcp::socket s) {
     if (active.load() >= limits.max_connections || stopping) {
-      boost::system::error_code ec;
+      error_code ec;
       s.close(ec);
       return;
     }
@@ -76,26 +127,80 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     asio::co_spawn(stream->get_executor(), serve(shared_from_this(), stream), asio::detached);
   }
 
-  const Route* find(const std::string& method, const std::string& path) const {
+  const Route* find(const std::string& method, const std::string& path, bool& path_known) const {
     for (auto& r : routes) {
-      bool method_ok = r.method == method || (method == "HEAD" && r.method == "GET");
-      if (!method_ok) continue;
-      if (r.prefix ? path.starts_with(r.path) : path == r.path) return &r;
+      if (!(r.prefix ? path.starts_with(r.path) : path == r.path)) continue;
+      path_known = true;
+      if (r.method == method || (method == "HEAD" && r.method == "GET")) return &r;
     }
     return nullptr;
   }
 
-  Response dispatch(const Request& req) const {
-    if (auto* r = find(req.method, req.path)) return r->handler(req);
-    for (auto& r : routes)
-      if (r.prefix ? req.path.starts_with(r.path) : req.path == r.path) return Response::text(405, "method not allowed\n");
-    return Response::text(404, "not found\n");
+  void decorate(Response& r, const Request& req) const {
+    if (limits.cors) {
+      r.headers.emplace_back("Access-Control-Allow-Origin", "*");
+      r.headers.emplace_back("Access-Control-Expose-Headers", "Content-Length, Content-Range, Age, Date");
+    }
+  }
+
+  static asio::awaitable<void> write_response(beast::tcp_stream& stream, Response& out, const Request& req,
+                                              unsigned version, bool keep_alive, error_code& ec) {
+    // Range (RFC 9110 14.2): one range of a 200 answer becomes 206 with the slice of the pieces.
+    std::size_t total = out.size();
+    std::string range = req.header("range");
+    std::optional<ByteRange> slice;
+    if (!range.empty() && out.status == 200) {
+      auto r = parse_range(range, total);
+      if (!r) {
+        out = Response::text(416, "range not satisfiable\n");
+        out.headers.emplace_back("Content-Range", "bytes */" + std::to_string(total));
+        total = out.size();
+      } else {
+        slice = *r;
+        out.status = 206;
+        out.headers.emplace_back("Content-Range", "bytes " + std::to_string(r->first) + "-" +
+                                                      std::to_string(r->first + r->length - 1) + "/" +
+                                                      std::to_string(total));
+      }
+    }
+    bhttp::response<bhttp::empty_body> res{static_cast<bhttp::status>(out.status), version};
+    res.set(bhttp::field::server, "streamflex");
+    res.set(bhttp::field::content_type, out.content_type);
+    if (out.status == 200 || out.status == 206) res.set(bhttp::field::accept_ranges, "bytes");
+    for (auto& [k, v] : out.headers) res.insert(k, v);
+    res.content_length(slice ? slice->length : total);
+    res.keep_alive(keep_alive);
+    bhttp::response_serializer<bhttp::empty_body> sr{res};
+    co_await bhttp::async_write_header(stream, sr, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec || req.method == "HEAD") co_return;
+
+    // Gather the body: the owned string, then the shared pieces, sliced to the range if any.
+    std::vector<asio::const_buffer> buffers;
+    buffers.reserve(out.pieces.size() + 1);
+    std::size_t skip = slice ? slice->first : 0;
+    std::size_t left = slice ? slice->length : total;
+    auto add = [&](const void* data, std::size_t size) {
+      if (left == 0) return;
+      if (skip >= size) {
+        skip -= size;
+        return;
+      }
+      std::size_t n = std::min(size - skip, left);
+      buffers.emplace_back(static_cast<const char*>(data) + skip, n);
+      skip = 0;
+      left -= n;
+    };
+    add(out.body.data(), out.body.size());
+    for (auto& p : out.pieces) add(p.data(), p.size());
+    co_await asio::async_write(stream, buffers, asio::redirect_error(asio::use_awaitable, ec));
   }
 
   static asio::awaitable<void> serve(std::shared_ptr<Impl> self, std::shared_ptr<beast::tcp_stream> stream) {
-    beast::flat_buffer buffer(self->limits.max_header_bytes + self->limits.max_body_bytes);
-    boost::system::error_code ec;
+    beast::flat_buffer buffer;
+    error_code ec;
     bool first = true;
+    std::string remote;
+    if (auto ep = stream->socket().remote_endpoint(ec); !ec) remote = ep.address().to_string();
     for (;;) {
       bhttp::request_parser<bhttp::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(self->limits.max_header_bytes));
@@ -110,20 +215,19 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         else if (ec != bhttp::error::end_of_stream && ec != beast::error::timeout &&
                  ec != asio::error::operation_aborted && ec != asio::error::connection_reset &&
                  ec != asio::error::eof)
-          status = 400;
+          status = 400;  // malformed, including conflicting Content-Length / Transfer-Encoding
         if (status) {
-          bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(status), 11};
-          res.set(bhttp::field::connection, "close");
-          res.body() = ec.message() + "\n";
-          res.prepare_payload();
+          Response r = Response::text(status, ec.message() + "\n");
+          Request none;
           stream->expires_after(std::chrono::seconds(2));
-          co_await bhttp::async_write(*stream, res, asio::redirect_error(asio::use_awaitable, ec));
+          co_await write_response(*stream, r, none, 11, false, ec);
         }
         break;
       }
       auto& raw = parser.get();
       Request req;
       req.method = std::string(raw.method_string());
+      req.remote = remote;
       std::string target(raw.target());
       auto q = target.find('?');
       req.path = target.substr(0, q);
@@ -134,22 +238,39 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         req.headers[name] = std::string(f.value());
       }
       req.body = std::move(raw.body());
-      Response out = self->dispatch(req);
-      bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(out.status), raw.version()};
-      res.set(bhttp::field::server, "streamflex");
-      res.set(bhttp::field::content_type, out.content_type);
-      for (auto& [k, v] : out.headers) res.set(k, v);
-      res.keep_alive(raw.keep_alive() && !self->stopping);
-      bool head = req.method == "HEAD";
-      res.body() = std::move(out.body);
-      res.prepare_payload();
-      if (head) res.body().clear();
-      bhttp::response_serializer<bhttp::string_body> sr{res};
-      if (head) sr.split(true);
+      bool keep_alive = raw.keep_alive() && !self->stopping;
+
+      Response out;
+      bool path_known = false;
+      const Route* route = self->find(req.method, req.path, path_known);
+      if (req.method == "OPTIONS" && self->limits.cors) {
+        out = Response::text(204, "");
+        out.headers.emplace_back("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS, PUT, POST, DELETE");
+        out.headers.emplace_back("Access-Control-Allow-Headers", "*");
+        out.headers.emplace_back("Access-Control-Max-Age", "86400");
+      } else if (!route) {
+        out = path_known ? Response::text(405, "method not allowed\n") : Response::text(404, "not found\n");
+      } else if (route->held) {
+        auto state = std::make_shared<Responder::State>(stream->get_executor());
+        state->timer.expires_after(route->hold);
+        route->held(req, Responder(state));
+        // Wait for the answer or the hold time; a client that leaves meanwhile is noticed at write.
+        stream->expires_never();
+        co_await state->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        if (state->response) {
+          out = std::move(*state->response);
+        } else {
+          state->done = true;  // later answers are ignored
+          out = route->fallback;
+        }
+        ec = {};
+      } else {
+        out = route->handler(req);
+      }
+      self->decorate(out, req);
       stream->expires_after(self->limits.idle_timeout);
-      if (head) co_await bhttp::async_write_header(*stream, sr, asio::redirect_error(asio::use_awaitable, ec));
-      else co_await bhttp::async_write(*stream, sr, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec || !res.keep_alive()) break;
+      co_await write_response(*stream, out, req, raw.version(), keep_alive, ec);
+      if (ec || !keep_alive) break;
     }
     stream->socket().shutdown(tcp::socket::shutdown_send, ec);
     stream->close();
@@ -160,7 +281,6 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     --self->active;
   }
 
-  net::IoPool& pool;
   ServerLimits limits;
   std::vector<Route> routes;
   std::unique_ptr<net::Listener> listener;
@@ -176,11 +296,16 @@ Server::Server(net::IoPool& pool, const net::Endpoint& at, ServerLimits limits)
 Server::~Server() = default;
 
 void Server::route(std::string method, std::string path, Handler h) {
-  impl_->routes.push_back({std::move(method), std::move(path), false, std::move(h)});
+  impl_->routes.push_back({std::move(method), std::move(path), false, std::move(h), {}, {}, {}});
 }
 
 void Server::route_prefix(std::string method, std::string prefix, Handler h) {
-  impl_->routes.push_back({std::move(method), std::move(prefix), true, std::move(h)});
+  impl_->routes.push_back({std::move(method), std::move(prefix), true, std::move(h), {}, {}, {}});
+}
+
+void Server::route_held(std::string method, std::string prefix, std::chrono::milliseconds hold, Response fallback,
+                        HeldHandler h) {
+  impl_->routes.push_back({std::move(method), std::move(prefix), true, {}, std::move(h), hold, std::move(fallback)});
 }
 
 void Server::start() { impl_->listener->start(); }
@@ -189,7 +314,11 @@ void Server::stop() {
   impl_->stopping = true;
   impl_->listener->close();
   std::lock_guard lock(impl_->mu);
-  for (auto& s : impl_->open) asio::post(s->get_executor(), [s] { s->cancel(); s->socket().close(); });
+  for (auto& s : impl_->open)
+    asio::post(s->get_executor(), [s] {
+      error_code ec;
+      s->socket().close(ec);
+    });
 }
 
 std::uint16_t Server::port() const { return impl_->listener->port(); }

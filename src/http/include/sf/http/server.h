@@ -1,6 +1,11 @@
-// A small HTTP/1.1 server (Boost.Beast) for control and admin endpoints: /metrics, /healthz,
-// /readyz and JSON status routes. Handlers run on the I/O thread that owns the connection and must
-// not block. Bounded: header and body sizes, header/idle timeouts, connection count.
+// An HTTP/1.1 server (Boost.Beast) for media, control and admin routes.
+// - Handlers run on the I/O thread that owns the connection and must not block.
+// - Bodies are a small owned string plus shared immutable pieces (`Bytes`), written with one
+//   gather write: media bytes are never concatenated or copied on the way out.
+// - A held route answers later, from any thread, through its Responder (blocking playlist
+//   reloads); if nothing answers within the route's hold time, the fallback is sent instead.
+// - Range (a single range), HEAD, CORS and keep-alive are handled here for every route.
+// - Bounded: connections, header and body sizes, header and idle timeouts.
 // Construct, add routes and start() on the main thread; stop() from any thread.
 #pragma once
 
@@ -12,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "sf/core/bytes.h"
 #include "sf/net/io_pool.h"
 
 namespace sf::http {
@@ -22,28 +28,48 @@ struct Request {
   std::string query;  // after '?', undecoded
   std::string body;
   std::map<std::string, std::string> headers;  // lower-cased names
+  std::string remote;                          // peer address
   // The value of a query parameter (undecoded), or "" if absent.
   std::string param(std::string_view name) const;
+  bool has_param(std::string_view name) const;
+  std::string header(std::string_view name) const;
 };
 
 struct Response {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
-  std::string body;
+  std::string body;            // written first
+  std::vector<Bytes> pieces;   // then these, as they are
   std::vector<std::pair<std::string, std::string>> headers;
 
+  std::size_t size() const;
   static Response text(int status, std::string body);
   static Response json(int status, std::string body);
 };
 
 using Handler = std::function<Response(const Request&)>;
 
+// Answers a held request exactly once, from any thread. Later calls, or calls after the hold
+// time passed or the client left, are ignored. Cheap to copy.
+class Responder {
+ public:
+  struct State;
+  explicit Responder(std::shared_ptr<State> s) : state_(std::move(s)) {}
+  void operator()(Response r) const;
+  bool answered() const;
+
+ private:
+  std::shared_ptr<State> state_;
+};
+using HeldHandler = std::function<void(const Request&, Responder)>;
+
 struct ServerLimits {
-  std::size_t max_connections = 1024;
+  std::size_t max_connections = 10000;
   std::size_t max_header_bytes = 8 * 1024;
   std::size_t max_body_bytes = 64 * 1024;
   std::chrono::milliseconds header_timeout{5000};
   std::chrono::milliseconds idle_timeout{30000};
+  bool cors = false;  // Access-Control-Allow-Origin: * and OPTIONS preflight, for browser players
 };
 
 class Server {
@@ -51,19 +77,22 @@ class Server {
   Server(net::IoPool& pool, const net::Endpoint& at, ServerLimits limits = {});
   ~Server();
 
-  // Exact-path route; the first route whose method and path match answers. HEAD is served by GET
-  // routes with the body left off.
+  // Exact-path route; the first matching route answers. GET routes also answer HEAD.
   void route(std::string method, std::string path, Handler h);
-  // Prefix route, for paths with parameters ("/ingest/streams/").
+  // Prefix route, for paths with parameters ("/live/").
   void route_prefix(std::string method, std::string prefix, Handler h);
+  // A prefix route that may hold the request up to `hold` before `fallback` is sent.
+  void route_held(std::string method, std::string prefix, std::chrono::milliseconds hold, Response fallback,
+                  HeldHandler h);
 
   void start();
   // Stops accepting and closes open connections.
   void stop();
   std::uint16_t port() const;
 
- private:
   struct Impl;
+
+ private:
   std::shared_ptr<Impl> impl_;
 };
 
