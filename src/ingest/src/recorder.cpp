@@ -38,18 +38,23 @@ void Recorder::push(Item item) {
   cv_.notify_one();
 }
 
-void Recorder::on_publish_start(const PublishInfo& info) {
+class Recorder::Handler final : public PublishHandler {
+ public:
+  Handler(Recorder& r, std::uint64_t session) : recorder_(r), session_(session) {}
+  void on_track(const media::TrackConfig& track) override { recorder_.push({session_, track}); }
+  void on_frame(const media::MediaFrame& frame) override { recorder_.push({session_, frame, frame.data.size()}); }
+  void on_stop(std::string_view) override { recorder_.push({session_, Close{}}); }
+
+ private:
+  Recorder& recorder_;
+  std::uint64_t session_;
+};
+
+std::unique_ptr<PublishHandler> Recorder::on_publish_start(const PublishInfo& info) {
   auto path = (std::filesystem::path(dir_) / (info.stream + "-" + std::to_string(info.started_ms) + ".flv")).string();
   push({info.session_id, Open{path}});
+  return std::make_unique<Handler>(*this, info.session_id);
 }
-
-void Recorder::on_track(const PublishInfo& info, const media::TrackConfig& track) { push({info.session_id, track}); }
-
-void Recorder::on_frame(const PublishInfo& info, const media::MediaFrame& frame) {
-  push({info.session_id, frame, frame.data.size()});
-}
-
-void Recorder::on_publish_stop(const PublishInfo& info, std::string_view) { push({info.session_id, Close{}}); }
 
 void Recorder::run() {
   struct File {

@@ -20,12 +20,10 @@ class Recorder final : public Observer {
   Recorder(std::string dir, std::size_t max_queued_bytes = 64 * 1024 * 1024);
   ~Recorder() override;
 
-  void on_publish_start(const PublishInfo& info) override;
-  void on_track(const PublishInfo& info, const media::TrackConfig& track) override;
-  void on_frame(const PublishInfo& info, const media::MediaFrame& frame) override;
-  void on_publish_stop(const PublishInfo& info, std::string_view reason) override;
+  std::unique_ptr<PublishHandler> on_publish_start(const PublishInfo& info) override;
 
  private:
+  class Handler;
   struct Open { std::string path; };
   struct Close {};
   struct Item {

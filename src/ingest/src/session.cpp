@@ -433,7 +433,8 @@ asio::awaitable<void> Session::publish(PublishRequest req) {
   send_status(req.stream_id, "status", "NetStream.Publish.Start", info.stream + " is now published.");
   log::info("ingest", "publish started",
             {{"session", id_}, {"stream", info.stream}, {"key_id", info.key_id}, {"app", app_}, {"remote", remote_}});
-  for (auto& o : shared_.observers) o->on_publish_start(live_->info());
+  for (auto& o : shared_.observers)
+    if (auto h = o->on_publish_start(live_->info())) handlers_.push_back(std::move(h));
 }
 
 void Session::end_publish(std::string_view reason) {
@@ -450,7 +451,8 @@ void Session::end_publish(std::string_view reason) {
              {"audio_frames", snap.stats.audio_frames},
              {"dropped_frames", snap.stats.dropped_frames},
              {"timestamp_jumps", snap.stats.timestamp_jumps}});
-  for (auto& o : shared_.observers) o->on_publish_stop(live_->info(), reason);
+  for (auto& h : handlers_) h->on_stop(reason);
+  handlers_.clear();
   live_.reset();
   demuxer_.reset();
   timeline_.reset();
@@ -541,12 +543,12 @@ void Session::on_track(const media::TrackConfig& track) {
     f["channels"] = track.audio->channels;
   }
   log::info("ingest", "track configured", f);
-  for (auto& o : shared_.observers) o->on_track(live_->info(), track);
+  for (auto& h : handlers_) h->on_track(track);
 }
 
 void Session::on_frame(media::MediaFrame&& frame) {
   live_->count_frame(frame, std::chrono::steady_clock::now());
-  for (auto& o : shared_.observers) o->on_frame(live_->info(), frame);
+  for (auto& h : handlers_) h->on_frame(frame);
 }
 
 void Session::send_command(std::uint32_t csid, std::uint32_t stream_id, std::initializer_list<amf0::Value> values) {

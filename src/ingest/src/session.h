@@ -91,6 +91,7 @@ class Session : public std::enable_shared_from_this<Session>, private media::Flv
   std::optional<PublishRequest> pending_publish_;
 
   std::shared_ptr<LiveStream> live_;
+  std::vector<std::unique_ptr<PublishHandler>> handlers_;
   std::optional<media::FlvDemuxer> demuxer_;
   std::optional<Timeline> timeline_;
 };

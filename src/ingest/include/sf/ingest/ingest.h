@@ -45,16 +45,24 @@ struct PublishInfo {
   std::uint64_t session_id = 0;
 };
 
-// What later roles plug in: packagers, recorders, analytics. Called on the publisher's I/O thread.
+// What a consumer of one publish gets: tracks, frames and the end, on the publisher's I/O thread.
+// Must not block; keeps what it needs (frames share their buffers, holding them is cheap).
+class PublishHandler {
+ public:
+  virtual ~PublishHandler() = default;
+  virtual void on_track(const media::TrackConfig& track) {}
+  virtual void on_frame(const media::MediaFrame& frame) {}
+  // reason: "unpublished", "disconnected", "taken_over", "idle_timeout", "shutdown",
+  // "malformed", "message_too_large", "unsupported_codec", ...
+  virtual void on_stop(std::string_view reason) {}
+};
+
+// What later roles plug in (packagers, recorders, analytics): asked at each publish start for a
+// handler of that publish (nullptr: not interested). Called on the publisher's I/O thread.
 class Observer {
  public:
   virtual ~Observer() = default;
-  virtual void on_publish_start(const PublishInfo& info) {}
-  virtual void on_track(const PublishInfo& info, const media::TrackConfig& track) {}
-  virtual void on_frame(const PublishInfo& info, const media::MediaFrame& frame) {}
-  // reason: "unpublished", "disconnected", "taken_over", "idle_timeout", "shutdown",
-  // "malformed", "message_too_large", "unsupported_codec", ...
-  virtual void on_publish_stop(const PublishInfo& info, std::string_view reason) {}
+  virtual std::unique_ptr<PublishHandler> on_publish_start(const PublishInfo& info) = 0;
 };
 
 struct StreamStats {
