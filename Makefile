@@ -4,7 +4,7 @@ FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 30
 
-.PHONY: all setup configure build run test test-unit test-integration fuzz bench-ingest format clean
+.PHONY: all setup configure build web run test test-unit test-integration fuzz bench-ingest format clean
 
 all: build
 
@@ -16,8 +16,15 @@ $(BUILD)/build.ninja: CMakeLists.txt
 
 configure: setup $(BUILD)/build.ninja
 
-build: configure
+build: configure web
 	cmake --build $(BUILD) -j $(JOBS)
+
+# The player page: hls.js pinned in web/package-lock.json, assembled into web/dist.
+WEB_SOURCES := web/package-lock.json web/build.mjs $(wildcard web/src/*)
+web/dist/index.html: $(WEB_SOURCES)
+	cd web && npm ci --no-audit --no-fund && node build.mjs
+
+web: setup web/dist/index.html
 
 run: build
 	$(BUILD)/app/streamflex all

@@ -29,6 +29,19 @@ void bind(ConfigSchema& s, AppConfig& c) {
         i.max_timestamp_jump, milliseconds(100), milliseconds(3600000));
   s.add("ingest.record_dir", "When set, each publish is also written to <dir>/<stream>-<ms>.flv", i.record_dir);
   s.add("ingest.max_stream_labels", "Most streams exported by name on /metrics", i.max_stream_labels, 1, 100000);
+  auto& o = c.origin;
+  s.add_endpoint("origin.listen", "HTTP address of LL-HLS, DASH and the player page", o.listen);
+  s.add("origin.segment_target", "A segment starts on the first keyframe after this much media", o.segment_target,
+        milliseconds(500), milliseconds(30000));
+  s.add("origin.part_target", "LL-HLS part target duration", o.part_target, milliseconds(100), milliseconds(5000));
+  s.add("origin.window_segments", "Complete segments listed in each playlist", o.window_segments, 3, 1000);
+  s.add("origin.part_hold_back_parts", "PART-HOLD-BACK in part targets (at least 3 for Apple players)",
+        o.part_hold_back_parts, 2, 20);
+  s.add("origin.unpublish_grace", "How long a stream stays served after its publisher left", o.unpublish_grace,
+        milliseconds(0), milliseconds(3600000));
+  s.add("origin.max_streams", "Most streams an origin holds", o.max_streams, 1, 100000);
+  s.add("origin.web_root", "Directory of the player page served at / (default: web/dist beside the build)",
+        o.web_root);
   s.add("demo.enabled", "In `all`, publish an ffmpeg test pattern with a clock as stream \"demo\"", c.demo_enabled);
   s.add("demo.ffmpeg", "The ffmpeg program the demo stream runs", c.demo_ffmpeg);
 }

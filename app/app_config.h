@@ -6,6 +6,7 @@
 
 #include "sf/core/config.h"
 #include "sf/ingest/ingest.h"
+#include "sf/origin/origin.h"
 
 namespace sf::app {
 
@@ -16,6 +17,7 @@ struct AppConfig {
   std::int64_t io_threads = 0;                  // 0: one per core
   std::chrono::milliseconds shutdown_timeout{4500};
   ingest::Config ingest;
+  origin::Config origin;
   bool demo_enabled = true;                     // `all` only: publish a test pattern as stream "demo"
   std::string demo_ffmpeg = "ffmpeg";
 };

@@ -15,11 +15,16 @@
 #include "admin.h"
 #include "app_config.h"
 #include "demo.h"
+#include "feeders.h"
 #include "sf/auth/key_store.h"
 #include "sf/core/log.h"
 #include "sf/http/server.h"
 #include "sf/ingest/ingest.h"
 #include "sf/net/io_pool.h"
+#include "sf/origin/origin.h"
+
+#include <filesystem>
+#include <unistd.h>
 
 extern char** environ;
 
@@ -31,8 +36,21 @@ constexpr int kExitNotImplemented = 3;
 
 struct Roles {
   bool ingest = false;
+  bool origin = false;
   bool demo = false;
 };
+
+// The player page's directory: configured, or web/dist of the source tree this binary was built
+// in (build/app/streamflex -> web/dist), or ./web/dist.
+std::string find_web_root(const std::string& configured) {
+  namespace fs = std::filesystem;
+  if (!configured.empty()) return configured;
+  std::error_code ec;
+  auto exe = fs::read_symlink("/proc/self/exe", ec);
+  for (auto candidate : {exe.parent_path() / "../../web/dist", fs::path("web/dist")})
+    if (fs::is_regular_file(candidate / "index.html", ec)) return fs::weakly_canonical(candidate, ec).string();
+  return {};
+}
 
 int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
   auto keys = auth::open_sqlite_key_store(cfg.store_path);
@@ -43,17 +61,27 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
 
   auto admin_ep = net::parse_endpoint(cfg.admin_listen);
   http::Server admin(pool, *admin_ep);
+  std::unique_ptr<origin::Origin> origin;
+  if (roles.origin) {
+    auto ocfg = cfg.origin;
+    ocfg.web_root = find_web_root(ocfg.web_root);
+    origin = std::make_unique<origin::Origin>(pool, ocfg, metrics);
+  }
   std::unique_ptr<ingest::Ingest> ingest;
   if (roles.ingest) ingest = std::make_unique<ingest::Ingest>(pool, cfg.ingest, *keys, metrics);
+  if (ingest && origin) ingest->add_observer(make_origin_feeder(*origin));
   add_admin_routes(admin, metrics, ready, ingest.get());
 
   pool.start();
   admin.start();
+  if (origin) origin->start();
   if (ingest) ingest->start();
   ready = true;
   log::info("app", "streamflex started",
             {{"role", role_name}, {"admin", cfg.admin_listen}, {"admin_port", admin.port()}, {"threads", threads},
-             {"store", cfg.store_path}});
+             {"store", cfg.store_path}, {"origin_port", origin ? origin->port() : 0}});
+  if (origin)
+    log::info("app", "player page", {{"url", fmt::format("http://{}/?stream=demo", cfg.origin.listen)}});
 
   std::unique_ptr<DemoPublisher> demo;
   if (roles.demo && ingest) {
@@ -78,6 +106,7 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
   // Stop accepting, end sessions, let in-flight work finish; past the deadline, leave anyway.
   auto done = std::async(std::launch::async, [&] {
     if (ingest) ingest->stop();
+    if (origin) origin->stop();
     admin.stop();
     pool.join();
   });
@@ -88,6 +117,7 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
     std::_Exit(1);
   }
   ingest.reset();
+  origin.reset();
   log::info("app", "stopped");
   return 0;
 }
@@ -148,7 +178,7 @@ int main(int argc, char** argv) {
     bool implemented;
   };
   const RoleDef role_defs[] = {
-      {"all", "Every role in one process with embedded defaults and a demo stream", true},
+      {"all", "Ingest, origin (LL-HLS, DASH, player page) in one process, with a demo stream", true},
       {"ingest", "RTMP ingest: accepts publishers and checks stream keys", true},
       {"transcode", "Transcoder: ABR ladder from a source stream", false},
       {"origin", "Origin: LL-HLS and DASH packaging and serving", false},
@@ -160,6 +190,7 @@ int main(int argc, char** argv) {
   std::string chosen_role;
   for (auto& r : role_defs) {
     auto* sub = app.add_subcommand(r.name, r.help);
+    sub->add_option("-c,--config", config_path, "TOML configuration file (env STREAMFLEX_CONFIG)");
     schema.add_flags(*sub);
     sub->callback([&chosen_role, name = r.name] { chosen_role = name; });
   }
@@ -177,14 +208,19 @@ int main(int argc, char** argv) {
   auto* kr = keys->add_subcommand("revoke", "Revoke a key by id, or all keys of a stream");
   kr->add_option("id_or_stream", keys_arg, "Key id or stream name")->required();
   kr->callback([&] { keys_action = "revoke"; });
-  for (auto* k : {kc, kl, kr}) schema.add_flags(*k);
+  for (auto* k : {kc, kl, kr}) {
+    k->add_option("-c,--config", config_path, "TOML configuration file (env STREAMFLEX_CONFIG)");
+    schema.add_flags(*k);
+  }
 
   auto* show = app.add_subcommand("config", "Print every configuration key with its default, as a Markdown table");
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help is a success; any other command-line error is a usage error (exit 2).
+    int code = app.exit(e);
+    return code == 0 ? 0 : kExitUsage;
   }
 
   if (show->parsed()) {
@@ -212,7 +248,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "streamflex %s: this role is not implemented yet\n", r.name);
         return kExitNotImplemented;
       }
-      Roles roles{.ingest = true, .demo = chosen_role == "all" && cfg.demo_enabled};
+      bool all = chosen_role == "all";
+      Roles roles{.ingest = all || chosen_role == "ingest", .origin = all, .demo = all && cfg.demo_enabled};
       return run_roles(cfg, roles, chosen_role);
     }
   } catch (const std::exception& e) {

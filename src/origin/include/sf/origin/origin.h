@@ -1,0 +1,58 @@
+// The origin role: packages live streams into CMAF segments and parts, keeps a bounded sliding
+// window of them in memory, and serves LL-HLS (multivariant and media playlists, blocking
+// reloads, preload hints, delta updates) and DASH over the same bytes at /live/<stream>/...
+// Streams arrive through open_stream(): in `streamflex all` ingest feeds it in-process.
+// Threads: a sink's calls for one stream come from one thread at a time (the publisher's); HTTP
+// requests are served on every I/O context and read immutable snapshots without locks.
+// Construct/start/stop on the main thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "sf/core/metrics.h"
+#include "sf/media/frame.h"
+#include "sf/net/io_pool.h"
+
+namespace sf::origin {
+
+struct Config {
+  std::string listen = "127.0.0.1:8080";
+  std::chrono::milliseconds segment_target{2000};  // a segment starts on a keyframe once this passed
+  std::chrono::milliseconds part_target{500};      // parts never longer than this
+  std::int64_t window_segments = 6;                // complete segments listed
+  std::int64_t part_hold_back_parts = 3;           // PART-HOLD-BACK = this many part targets
+  std::chrono::milliseconds unpublish_grace{30000};  // how long a stream stays after its publisher left
+  std::int64_t max_streams = 1000;
+  std::string web_root;                            // when set, / serves the player page from here
+};
+
+// One stream's input: tracks and frames in decode order per track, from one thread at a time
+// (the publisher's). Destroying it ends the publish; the stream stays for unpublish_grace.
+class StreamSink {
+ public:
+  virtual ~StreamSink() = default;
+  virtual void on_track(const media::TrackConfig& track) = 0;
+  virtual void on_frame(const media::MediaFrame& frame) = 0;
+};
+
+class Origin {
+ public:
+  Origin(net::IoPool& pool, Config config, Metrics& metrics);
+  ~Origin();
+
+  // Starts (or restarts, as a discontinuity) a stream; any thread. nullptr past max_streams.
+  std::unique_ptr<StreamSink> open_stream(std::string_view name);
+  void start();
+  void stop();
+  std::uint16_t port() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace sf::origin

@@ -1,0 +1,481 @@
+#include "sf/origin/origin.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+
+#include "sf/core/log.h"
+#include "sf/http/server.h"
+#include "stream.h"
+
+namespace sf::origin {
+namespace {
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool parse_u64(std::string_view s, std::uint64_t& out) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+// "s12.m4s" -> (12, nullopt); "s12.p3.m4s" -> (12, 3); "init2.mp4" -> init 2.
+struct ObjectName {
+  enum Kind { playlist, segment, part_object, init, unknown } kind = unknown;
+  std::uint64_t msn = 0;
+  std::uint64_t part = 0;
+};
+
+ObjectName parse_object(std::string_view f) {
+  ObjectName o;
+  if (f == "index.m3u8") {
+    o.kind = ObjectName::playlist;
+    return o;
+  }
+  if (f.starts_with("init") && f.ends_with(".mp4")) {
+    if (parse_u64(f.substr(4, f.size() - 8), o.msn)) o.kind = ObjectName::init;
+    return o;
+  }
+  if (!f.starts_with("s") || !f.ends_with(".m4s")) return o;
+  auto body = f.substr(1, f.size() - 5);
+  auto dot = body.find(".p");
+  if (dot == std::string_view::npos) {
+    if (parse_u64(body, o.msn)) o.kind = ObjectName::segment;
+  } else if (parse_u64(body.substr(0, dot), o.msn) && parse_u64(body.substr(dot + 2), o.part)) {
+    o.kind = ObjectName::part_object;
+  }
+  return o;
+}
+
+http::Response with_cache(http::Response r, std::string cache_control) {
+  r.headers.emplace_back("Cache-Control", std::move(cache_control));
+  return r;
+}
+
+http::Response not_found(int td) {
+  return with_cache(http::Response::text(404, "not found\n"), fmt::format("max-age={}", td));
+}
+
+const char* kImmutable = "public, max-age=31536000, immutable";
+
+}  // namespace
+
+struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
+  Impl(net::IoPool& p, Config c, Metrics& m)
+      : pool(p),
+        config(std::move(c)),
+        requests(prometheus::BuildCounter()
+                     .Name("streamflex_origin_requests_total")
+                     .Help("Origin HTTP requests by object kind and status")
+                     .Register(m.registry())),
+        parts_published(prometheus::BuildCounter()
+                            .Name("streamflex_origin_parts_published_total")
+                            .Help("CMAF parts published")
+                            .Register(m.registry())
+                            .Add({})),
+        served_bytes(prometheus::BuildCounter()
+                         .Name("streamflex_origin_served_bytes_total")
+                         .Help("Body bytes served")
+                         .Register(m.registry())
+                         .Add({})),
+        held(prometheus::BuildGauge()
+                 .Name("streamflex_origin_held_requests")
+                 .Help("Requests held for a part or playlist that does not exist yet")
+                 .Register(m.registry())
+                 .Add({})),
+        reaper(p.next()) {
+    auto ep = net::parse_endpoint(config.listen);
+    if (!ep) throw std::runtime_error("origin.listen: expected host:port, got " + config.listen);
+    http::ServerLimits limits;
+    limits.cors = true;
+    server = std::make_unique<http::Server>(pool, *ep, limits);
+    int td = target_duration();
+    auto hold = std::chrono::milliseconds(3 * td * 1000);
+    // LL-HLS 6.2.5.2: a blocking request not satisfiable within 3 target durations gets 503.
+    auto fallback = with_cache(http::Response::text(503, "not available in time\n"), fmt::format("max-age={}", td));
+    server->route_held("GET", "/live/", hold, fallback,
+                       [this](const http::Request& req, http::Responder res) { serve_live(req, std::move(res)); });
+    server->route("GET", "/time", [](const http::Request&) {
+      // DASH UTCTiming (urn:mpeg:dash:utc:http-iso:2014).
+      auto now = std::chrono::system_clock::now();
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+      auto r = http::Response::text(200, fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z",
+                                                     fmt::gmtime(std::chrono::system_clock::to_time_t(now)), ms));
+      r.headers.emplace_back("Cache-Control", "no-store");
+      return r;
+    });
+    load_web_root();
+  }
+
+  int target_duration() const { return static_cast<int>((config.segment_target.count() + 999) / 1000); }
+
+  void load_web_root() {
+    if (config.web_root.empty()) return;
+    namespace fs = std::filesystem;
+    if (!fs::is_directory(config.web_root)) {
+      log::warn("origin", "web root not found; the player page is not served", {{"web_root", config.web_root}});
+      return;
+    }
+    for (auto& e : fs::recursive_directory_iterator(config.web_root)) {
+      if (!e.is_regular_file() || e.file_size() > 8 * 1024 * 1024) continue;
+      std::ifstream in(e.path(), std::ios::binary);
+      std::string data((std::istreambuf_iterator<char>(in)), {});
+      auto rel = "/" + fs::relative(e.path(), config.web_root).generic_string();
+      auto ext = e.path().extension().string();
+      std::string type = ext == ".html" ? "text/html; charset=utf-8"
+                         : ext == ".js" ? "text/javascript; charset=utf-8"
+                         : ext == ".css" ? "text/css; charset=utf-8"
+                         : ext == ".map" || ext == ".json" ? "application/json"
+                                                           : "application/octet-stream";
+      web_files[rel] = {type, Bytes::copy_of(as_bytes(data))};
+    }
+    auto serve = [this](const http::Request& req) {
+      auto it = web_files.find(req.path == "/" ? "/index.html" : req.path);
+      if (it == web_files.end()) return http::Response::text(404, "not found\n");
+      http::Response r;
+      r.content_type = it->second.first;
+      r.pieces.push_back(it->second.second);
+      r.headers.emplace_back("Cache-Control", "no-cache");
+      return r;
+    };
+    server->route("GET", "/", serve);
+    server->route_prefix("GET", "/player/", serve);
+  }
+
+  std::shared_ptr<Stream> find(std::string_view name) {
+    std::lock_guard lock(mu);
+    auto it = streams.find(name);
+    return it == streams.end() ? nullptr : it->second;
+  }
+
+  void count(const char* kind, int status) {
+    requests.Add({{"kind", kind}, {"code", std::to_string(status)}}).Increment();
+  }
+
+  void respond(const http::Responder& res, const char* kind, http::Response r) {
+    count(kind, r.status);
+    served_bytes.Increment(static_cast<double>(r.size()));
+    res(std::move(r));
+  }
+
+  static http::Response part_response(const Part& p) {
+    http::Response r;
+    r.content_type = "video/iso.segment";
+    r.pieces.reserve(p.chunk.payload.size() + 1);
+    r.pieces.push_back(p.chunk.header);
+    for (auto& b : p.chunk.payload) r.pieces.push_back(b);
+    return with_cache(std::move(r), kImmutable);
+  }
+
+  static http::Response segment_response(const Segment& s) {
+    http::Response r;
+    r.content_type = "video/iso.segment";
+    for (auto& p : s.parts) {
+      r.pieces.push_back(p->chunk.header);
+      for (auto& b : p->chunk.payload) r.pieces.push_back(b);
+    }
+    return with_cache(std::move(r), kImmutable);
+  }
+
+  // The (msn, part) a blocking request waits for is listed in `r` (LL-HLS 6.2.5.2); a part index
+  // past the last part of a complete segment means part 0 of the next one.
+  static bool listed(const RenditionView& r, std::uint64_t msn, std::optional<std::uint64_t> part) {
+    auto edge = r.last_part();
+    if (!edge) return false;
+    if (!part) {
+      if (const Segment* s = r.find(msn)) return s->complete;
+      return edge->first > msn;
+    }
+    if (edge->first > msn + 1) return true;
+    if (const Segment* s = r.find(msn)) {
+      if (*part < s->parts.size()) return true;
+      if (!s->complete) return false;
+      const Segment* next = r.find(msn + 1);
+      return next && !next->parts.empty();
+    }
+    return edge->first > msn;
+  }
+
+  void serve_live(const http::Request& req, http::Responder res) {
+    int td = target_duration();
+    // /live/<stream>/<file> or /live/<stream>/<rendition>/<file>
+    std::string_view path(req.path);
+    path.remove_prefix(6);
+    std::vector<std::string_view> parts;
+    while (!path.empty() && parts.size() < 4) {
+      auto slash = path.find('/');
+      parts.push_back(path.substr(0, slash));
+      if (slash == std::string_view::npos) break;
+      path.remove_prefix(slash + 1);
+    }
+    for (auto p : parts)
+      if (p.empty() || p == "." || p == "..") return respond(res, "bad", not_found(td));
+    if (parts.size() < 2 || parts.size() > 3) return respond(res, "bad", not_found(td));
+    auto stream = find(parts[0]);
+    auto view = stream ? stream->view() : nullptr;
+    if (!view) return respond(res, "bad", not_found(td));
+
+    if (parts.size() == 2) {
+      if (parts[1] == "master.m3u8") {
+        http::Response r;
+        r.content_type = "application/vnd.apple.mpegurl";
+        r.body = view->multivariant;
+        return respond(res, "multivariant", with_cache(std::move(r), "max-age=1"));
+      }
+      if (parts[1] == "manifest.mpd") {
+        http::Response r;
+        r.content_type = "application/dash+xml";
+        r.body = view->mpd;
+        return respond(res, "mpd", with_cache(std::move(r), "max-age=1"));
+      }
+      return respond(res, "bad", not_found(td));
+    }
+
+    std::string rendition(parts[1]);
+    const RenditionView* r = view->rendition(rendition);
+    if (!r) return respond(res, "bad", not_found(td));
+    auto object = parse_object(parts[2]);
+    switch (object.kind) {
+      case ObjectName::init: {
+        auto it = r->inits->find(static_cast<std::uint32_t>(object.msn));
+        if (it == r->inits->end()) return respond(res, "init", not_found(td));
+        http::Response out;
+        out.content_type = r->track.type == media::MediaType::video ? "video/mp4" : "audio/mp4";
+        out.pieces.push_back(it->second);
+        return respond(res, "init", with_cache(std::move(out), kImmutable));
+      }
+      case ObjectName::playlist:
+        return serve_playlist(req, std::move(res), *stream, *view, rendition, *r);
+      case ObjectName::part_object:
+      case ObjectName::segment:
+        return serve_media(std::move(res), *stream, *view, rendition, *r, object);
+      default:
+        return respond(res, "bad", not_found(td));
+    }
+  }
+
+  void serve_playlist(const http::Request& req, http::Responder res, Stream& stream, const StreamView& view,
+                      const std::string& rendition, const RenditionView& r) {
+    int td = target_duration();
+    bool skip = req.param("_HLS_skip") == "YES" || req.param("_HLS_skip") == "v2";
+    auto playlist = [skip, td](const RenditionView& rv, bool blocking) {
+      http::Response out;
+      out.content_type = "application/vnd.apple.mpegurl";
+      out.body = skip ? rv.playlist_skip : rv.playlist;
+      // Appendix B.1 lifetimes: blocking answers 6 TD; plain reloads half a TD.
+      return with_cache(std::move(out), blocking ? fmt::format("max-age={}", 6 * td)
+                                                 : fmt::format("max-age={}", std::max(1, td / 2)));
+    };
+    bool has_msn = req.has_param("_HLS_msn"), has_part = req.has_param("_HLS_part");
+    if (has_part && !has_msn)
+      return respond(res, "playlist", with_cache(http::Response::text(400, "_HLS_part needs _HLS_msn\n"),
+                                                 fmt::format("max-age={}", 4 * td)));
+    if (!has_msn || !view.live) return respond(res, "playlist", playlist(r, false));
+    std::uint64_t msn = 0, part_n = 0;
+    if (!parse_u64(req.param("_HLS_msn"), msn) || (has_part && !parse_u64(req.param("_HLS_part"), part_n)))
+      return respond(res, "playlist", with_cache(http::Response::text(400, "bad _HLS_msn or _HLS_part\n"),
+                                                 fmt::format("max-age={}", 4 * td)));
+    std::optional<std::uint64_t> part;
+    if (has_part) part = part_n;
+    auto edge = r.last_part();
+    std::uint64_t last_msn = edge ? edge->first : 0;
+    // Too far ahead: more than two segments, or more parts than the Advance Part Limit (3/PT).
+    double pt = config.part_target.count() / 1000.0;
+    std::uint64_t advance_parts = pt < 1.0 ? static_cast<std::uint64_t>(3.0 / pt) : 3;
+    std::uint64_t parts_per_segment = std::max<std::uint64_t>(1, config.segment_target.count() / config.part_target.count());
+    bool too_far = msn > last_msn + 2;
+    if (!too_far && part && edge) {
+      std::uint64_t want = msn * parts_per_segment + *part;
+      std::uint64_t have = edge->first * parts_per_segment + edge->second;
+      too_far = want > have + advance_parts;
+    }
+    if (too_far)
+      return respond(res, "playlist", with_cache(http::Response::text(400, "request too far ahead of the live edge\n"),
+                                                 fmt::format("max-age={}", 4 * td)));
+    held.Increment();
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    stream.wait({[msn, part, rendition](const StreamView& v) {
+                   auto* rv = v.rendition(rendition);
+                   return rv && (listed(*rv, msn, part) || !v.live);
+                 },
+                 [this, res, rendition, playlist](const StreamView& v) {
+                   held.Decrement();
+                   auto* rv = v.rendition(rendition);
+                   respond(res, "playlist", rv ? playlist(*rv, true) : not_found(target_duration()));
+                 },
+                 [res, this, answered] {
+                   if (res.answered() && !answered->exchange(true)) {
+                     held.Decrement();
+                     return true;
+                   }
+                   return res.answered();
+                 }});
+  }
+
+  void serve_media(http::Responder res, Stream& stream, const StreamView& view, const std::string& rendition,
+                   const RenditionView& r, ObjectName object) {
+    int td = target_duration();
+    const char* kind = object.kind == ObjectName::part_object ? "part" : "segment";
+    auto found = [&](const RenditionView& rv) -> std::optional<http::Response> {
+      const Segment* s = rv.find(object.msn);
+      if (!s) return std::nullopt;
+      if (object.kind == ObjectName::segment) {
+        if (!s->complete) return std::nullopt;
+        return segment_response(*s);
+      }
+      if (object.part < s->parts.size()) return part_response(*s->parts[object.part]);
+      return std::nullopt;
+    };
+    if (auto out = found(r)) return respond(res, kind, std::move(*out));
+    // Not there yet: hold it if it is the next part or the open segment (a preload hint, or a
+    // low-latency DASH client asking early); anything else is gone or never existed.
+    auto edge = r.last_part();
+    bool upcoming = false;
+    if (edge && view.live) {
+      const Segment* last = r.find(edge->first);
+      if (object.kind == ObjectName::segment) {
+        upcoming = object.msn == edge->first && last && !last->complete;
+        upcoming = upcoming || object.msn == edge->first + 1;
+      } else {
+        upcoming = (object.msn == edge->first && object.part == edge->second + 1) ||
+                   (object.msn == edge->first + 1 && object.part == 0);
+      }
+    }
+    if (!upcoming) return respond(res, kind, not_found(td));
+    held.Increment();
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    stream.wait({[object, rendition, found](const StreamView& v) {
+                   auto* rv = v.rendition(rendition);
+                   if (!rv || !v.live) return true;
+                   const Segment* s = rv->find(object.msn);
+                   if (!s) return rv->last_part() && rv->last_part()->first > object.msn + 1;
+                   if (object.kind == ObjectName::segment) return s->complete;
+                   return object.part < s->parts.size() || s->complete;
+                 },
+                 [this, res, rendition, found, kind, td](const StreamView& v) {
+                   held.Decrement();
+                   auto* rv = v.rendition(rendition);
+                   std::optional<http::Response> out = rv ? found(*rv) : std::nullopt;
+                   respond(res, kind, out ? std::move(*out) : not_found(td));
+                 },
+                 [res, this, answered] {
+                   if (res.answered() && !answered->exchange(true)) {
+                     held.Decrement();
+                     return true;
+                   }
+                   return res.answered();
+                 }});
+  }
+
+  void schedule_reaper() {
+    reaper.expires_after(std::chrono::seconds(5));
+    reaper.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+      auto self = weak.lock();
+      if (ec || !self) return;
+      self->reap();
+      self->schedule_reaper();
+    });
+  }
+
+  void reap() {
+    auto now = wall_ms();
+    std::lock_guard lock(mu);
+    std::erase_if(streams, [&](auto& kv) {
+      auto& s = kv.second;
+      bool expired = !s->live && s->stopped_at_ms > 0 && now - s->stopped_at_ms > config.unpublish_grace.count();
+      if (expired) log::info("origin", "stream removed", {{"stream", kv.first}});
+      return expired;
+    });
+  }
+
+  net::IoPool& pool;
+  Config config;
+  prometheus::Family<prometheus::Counter>& requests;
+  prometheus::Counter& parts_published;
+  prometheus::Counter& served_bytes;
+  prometheus::Gauge& held;
+  boost::asio::steady_timer reaper;
+  std::unique_ptr<http::Server> server;
+  std::map<std::string, std::pair<std::string, Bytes>> web_files;
+  std::mutex mu;  // guards `streams`: taken on open and on each request's lookup, never per frame
+  std::map<std::string, std::shared_ptr<Stream>, std::less<>> streams;
+};
+
+namespace {
+
+class Sink final : public StreamSink {
+ public:
+  Sink(std::shared_ptr<Stream> s, prometheus::Counter& parts) : stream_(std::move(s)), parts_(parts) {
+    std::lock_guard lock(stream_->input_mu);
+    stream_->packager().restart();
+    stream_->live = true;
+    stream_->stopped_at_ms = 0;
+  }
+  ~Sink() override {
+    std::lock_guard lock(stream_->input_mu);
+    stream_->publish(stream_->packager().on_stop());
+    stream_->live = false;
+    stream_->stopped_at_ms = wall_ms();
+  }
+  void on_track(const media::TrackConfig& track) override {
+    std::lock_guard lock(stream_->input_mu);
+    stream_->packager().on_track(track);
+  }
+  void on_frame(const media::MediaFrame& frame) override {
+    std::lock_guard lock(stream_->input_mu);
+    if (auto view = stream_->packager().on_frame(frame)) {
+      parts_.Increment();
+      stream_->publish(std::move(view));
+    }
+  }
+
+ private:
+  std::shared_ptr<Stream> stream_;
+  prometheus::Counter& parts_;
+};
+
+}  // namespace
+
+Origin::Origin(net::IoPool& pool, Config config, Metrics& metrics)
+    : impl_(std::make_shared<Impl>(pool, std::move(config), metrics)) {}
+
+Origin::~Origin() = default;
+
+std::unique_ptr<StreamSink> Origin::open_stream(std::string_view name) {
+  std::shared_ptr<Stream> stream;
+  {
+    std::lock_guard lock(impl_->mu);
+    auto it = impl_->streams.find(name);
+    if (it == impl_->streams.end()) {
+      if (impl_->streams.size() >= static_cast<std::size_t>(impl_->config.max_streams)) return nullptr;
+      it = impl_->streams.emplace(std::string(name), std::make_shared<Stream>(std::string(name), impl_->config)).first;
+    }
+    stream = it->second;
+  }
+  return std::make_unique<Sink>(std::move(stream), impl_->parts_published);
+}
+
+void Origin::start() {
+  impl_->server->start();
+  impl_->schedule_reaper();
+  log::info("origin", "HTTP listening", {{"listen", impl_->config.listen}, {"port", port()}});
+}
+
+void Origin::stop() {
+  impl_->server->stop();
+  boost::asio::post(impl_->reaper.get_executor(), [impl = impl_] { impl->reaper.cancel(); });
+}
+
+std::uint16_t Origin::port() const { return impl_->server->port(); }
+
+}  // namespace sf::origin

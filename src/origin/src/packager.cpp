@@ -1,0 +1,229 @@
+#include "packager.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "render.h"
+#include "sf/cmaf/fmp4.h"
+#include "sf/core/log.h"
+
+namespace sf::origin {
+namespace {
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Complete segments kept beyond the listed window, so URIs stay downloadable after their tags
+// leave the playlist (LL-HLS 6.2.2: parts at least 3 target durations longer).
+constexpr std::size_t kExtraSegments = 3;
+
+}  // namespace
+
+Packager::Packager(std::string stream, const Config& config)
+    : stream_(std::move(stream)),
+      config_(config),
+      target_duration_(static_cast<int>(std::ceil(config.segment_target.count() / 1000.0))) {}
+
+void Packager::restart() {
+  for (auto& r : renditions_) {
+    r.pending.clear();
+    if (r.open) close_segment(r);
+    r.discontinuity = true;
+    r.last_dts = -1;
+  }
+  have_leader_segment_ = false;
+  wall_base_ms_ = -1;
+  live_ = true;
+}
+
+Packager::Rendition* Packager::rendition_for(std::uint32_t track_id) {
+  for (auto& r : renditions_)
+    if (r.track.track_id == track_id) return &r;
+  return nullptr;
+}
+
+void Packager::on_track(const media::TrackConfig& track) {
+  auto init = cmaf::write_init_segment(track);
+  if (!init) {
+    log::warn("origin", "track not packaged", {{"stream", stream_}, {"codec", media::codec_name(track.codec)},
+                                                {"error", init.error().message()}});
+    return;
+  }
+  Rendition* r = rendition_for(track.track_id);
+  if (!r) {
+    Rendition fresh;
+    fresh.name = track.type == media::MediaType::video ? "video" : "audio";
+    for (auto& other : renditions_)
+      if (other.name == fresh.name) fresh.name += std::to_string(track.track_id);
+    fresh.leader = track.type == media::MediaType::video &&
+                   std::none_of(renditions_.begin(), renditions_.end(), [](auto& o) { return o.leader; });
+    renditions_.push_back(std::move(fresh));
+    r = &renditions_.back();
+  } else if (r->track.record.view().size() == track.record.view().size() &&
+             std::equal(r->track.record.view().begin(), r->track.record.view().end(), track.record.view().begin())) {
+    return;  // the same configuration again
+  } else {
+    r->discontinuity = true;  // a new configuration starts a new segment with a new init
+  }
+  // Init versions are numbered per rendition from 1, whatever the source numbered them.
+  auto inits = std::make_shared<std::map<std::uint32_t, Bytes>>(*r->inits);
+  std::uint32_t v = inits->empty() ? 1 : inits->rbegin()->first + 1;
+  (*inits)[v] = *init;
+  r->inits = std::move(inits);
+  r->track = track;
+  r->track.version = v;
+}
+
+std::shared_ptr<const StreamView> Packager::on_frame(const media::MediaFrame& f) {
+  Rendition* rp = rendition_for(f.track_id);
+  if (!rp || rp->inits->empty()) return nullptr;
+  Rendition& r = *rp;
+  if (!r.leader && std::none_of(renditions_.begin(), renditions_.end(), [](auto& o) { return o.leader; }))
+    r.leader = true;  // audio-only: the audio track leads
+
+  double t = seconds(r, f.dts);
+  if (wall_base_ms_ < 0) {
+    wall_base_ms_ = wall_ms();
+    media_base_ = t;
+  }
+  std::int64_t step = r.frame_step > 0 ? r.frame_step : 0;
+  bool new_segment = false;
+  if (r.leader) {
+    bool independent = f.keyframe || f.type == media::MediaType::audio;
+    if (!r.open) new_segment = independent;
+    else
+      new_segment = independent && (r.discontinuity || seconds(r, f.dts + step - r.open->start_dts) >
+                                                           config_.segment_target.count() / 1000.0 + 1e-6);
+    if (r.open && f.type == media::MediaType::audio && !r.discontinuity)
+      new_segment = seconds(r, f.dts + step - r.open->start_dts) > config_.segment_target.count() / 1000.0 + 1e-6;
+  } else {
+    // Follow the leader: start segment N at the first frame at or after its start time (less
+    // half a frame, so rounding does not push the boundary one frame late).
+    double tolerance = seconds(r, step) / 2;
+    bool leader_ahead = have_leader_segment_ && (!r.open || leader_msn_ > r.open->msn);
+    new_segment = leader_ahead && t + tolerance >= leader_segment_start_;
+  }
+  if (!r.open && !new_segment) return nullptr;  // before the first segment boundary
+
+  std::int64_t part_ticks = config_.part_target.count() * r.track.timescale / 1000;
+  bool new_part = new_segment || (!r.pending.empty() && f.dts + step - r.part_start > part_ticks);
+  bool published = false;
+  if (new_part && !r.pending.empty()) published = close_part(r, f.dts);
+  if (new_segment) {
+    if (r.open) close_segment(r);
+    std::uint64_t msn = r.leader ? next_msn_++ : leader_msn_;
+    open_segment(r, msn, f);
+    if (r.leader) {
+      leader_msn_ = msn;
+      leader_segment_start_ = t;
+      have_leader_segment_ = true;
+    }
+  }
+  if (r.pending.empty()) r.part_start = f.dts;
+  r.pending.push_back(f);
+  if (r.last_dts >= 0 && f.dts > r.last_dts) r.frame_step = f.dts - r.last_dts;
+  r.last_dts = f.dts;
+  if (f.type == media::MediaType::video) ++r.frames_in_window;
+  return published ? publish() : nullptr;
+}
+
+std::shared_ptr<const StreamView> Packager::on_stop() {
+  for (auto& r : renditions_) {
+    if (!r.pending.empty()) close_part(r, r.last_dts + std::max<std::int64_t>(r.frame_step, 1));
+    if (r.open) close_segment(r);
+  }
+  live_ = false;
+  return publish();
+}
+
+bool Packager::close_part(Rendition& r, std::int64_t next_dts) {
+  if (!r.open || r.pending.empty()) return false;
+  auto part = std::make_shared<Part>();
+  part->index = static_cast<std::uint32_t>(r.open->parts.size());
+  part->duration = seconds(r, next_dts - r.pending.front().dts);
+  part->independent = r.pending.front().keyframe || r.pending.front().type == media::MediaType::audio;
+  part->chunk = cmaf::write_chunk(r.track, r.sequence++, r.pending, next_dts, part->index == 0);
+  auto seg = std::make_shared<Segment>(*r.open);  // copy-on-write: published segments never change
+  seg->parts.push_back(part);
+  seg->duration += part->duration;
+  seg->bytes += part->chunk.size();
+  r.open = std::move(seg);
+  r.pending.clear();
+  return true;
+}
+
+void Packager::close_segment(Rendition& r) {
+  auto seg = std::make_shared<Segment>(*r.open);
+  seg->complete = true;
+  r.open.reset();
+  if (seg->parts.empty()) return;
+  if (seg->duration > target_duration_ + 0.5) {
+    // TARGETDURATION must bound every segment; an encoder with a longer GOP than the target raises
+    // it (once) rather than producing segments that break the playlist's promise.
+    target_duration_ = static_cast<int>(std::ceil(seg->duration));
+    log::warn("origin", "segment longer than the target: keyframe interval too long?",
+              {{"stream", stream_}, {"duration", seg->duration}, {"target_duration", target_duration_}});
+  }
+  r.done.push_back(std::move(seg));
+  while (r.done.size() > static_cast<std::size_t>(config_.window_segments) + kExtraSegments) r.done.pop_front();
+}
+
+void Packager::open_segment(Rendition& r, std::uint64_t msn, const media::MediaFrame& first) {
+  auto seg = std::make_shared<Segment>();
+  seg->msn = msn;
+  seg->start_dts = first.dts;
+  seg->pdt_ms = wall_base_ms_ + static_cast<std::int64_t>(std::llround((seconds(r, first.dts) - media_base_) * 1000));
+  seg->init_version = r.track.version;
+  if (r.discontinuity) {
+    bool first_ever = r.done.empty();
+    seg->discontinuity = !first_ever;
+    if (!first_ever && r.leader) ++discontinuities_;
+    r.discontinuity = false;
+  }
+  seg->discontinuity_sequence = discontinuities_;
+  r.open = std::move(seg);
+}
+
+std::shared_ptr<const StreamView> Packager::publish() {
+  auto view = std::make_shared<StreamView>();
+  view->version = ++version_;
+  view->live = live_;
+  for (auto& r : renditions_) {
+    auto rv = std::make_shared<RenditionView>();
+    rv->name = r.name;
+    rv->track = r.track;
+    rv->inits = r.inits;
+    rv->segments.assign(r.done.begin(), r.done.end());
+    if (r.open && !r.open->parts.empty()) rv->segments.push_back(r.open);
+    double seconds_total = 0;
+    std::uint64_t bytes_total = 0, peak = 0;
+    for (auto& s : r.done) {
+      if (s->duration <= 0) continue;
+      seconds_total += s->duration;
+      bytes_total += s->bytes;
+      peak = std::max<std::uint64_t>(peak, static_cast<std::uint64_t>(s->bytes * 8 / s->duration));
+    }
+    if (seconds_total == 0 && r.open && r.open->duration > 0) {
+      seconds_total = r.open->duration;
+      bytes_total = r.open->bytes;
+      peak = static_cast<std::uint64_t>(bytes_total * 8 / seconds_total);
+    }
+    rv->peak_bps = std::max<std::uint64_t>(peak, 1);
+    rv->average_bps = seconds_total > 0 ? static_cast<std::uint64_t>(bytes_total * 8 / seconds_total) : 1;
+    if (r.track.type == media::MediaType::video && seconds_total > 0) {
+      std::uint64_t frames = 0;
+      for (auto& s : r.done)
+        for (auto& p : s->parts) frames += p->chunk.payload.size();
+      if (frames == 0 && r.open)
+        for (auto& p : r.open->parts) frames += p->chunk.payload.size();
+      rv->frame_rate = frames / seconds_total;
+    }
+    view->renditions.push_back(std::move(rv));
+  }
+  render_view(*view, config_, target_duration_);
+  return view;
+}
+
+}  // namespace sf::origin

@@ -1,0 +1,72 @@
+// Cuts one stream's frames into CMAF parts and segments and publishes StreamViews. The first
+// video track leads: its keyframes, once the segment target has passed, start segments; other
+// tracks start their segment of the same number at the first frame at or after that time, so
+// every rendition has the same media sequence numbers for the same media time. Parts are cut on
+// the part target from each segment's start and never exceed it.
+// One per stream; called by the stream's single input thread.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sf/origin/origin.h"
+#include "window.h"
+
+namespace sf::origin {
+
+class Packager {
+ public:
+  Packager(std::string stream, const Config& config);
+
+  // A publisher (re)connected: what it sends next starts a new discontinuity.
+  void restart();
+  void on_track(const media::TrackConfig& track);
+  // Returns a new view when the frame completed a part, else nullptr.
+  std::shared_ptr<const StreamView> on_frame(const media::MediaFrame& frame);
+  // The publisher left: the open parts are flushed and a final view returned.
+  std::shared_ptr<const StreamView> on_stop();
+
+ private:
+  struct Rendition {
+    std::string name;
+    media::TrackConfig track;
+    std::shared_ptr<std::map<std::uint32_t, Bytes>> inits = std::make_shared<std::map<std::uint32_t, Bytes>>();
+    std::deque<std::shared_ptr<const Segment>> done;  // complete segments in the window
+    std::shared_ptr<Segment> open;                    // the segment being filled
+    std::vector<media::MediaFrame> pending;           // frames of the part being filled
+    std::int64_t part_start = 0;
+    std::int64_t last_dts = -1;
+    std::int64_t frame_step = 0;                      // last dts step, estimates the next duration
+    std::uint32_t sequence = 1;                       // mfhd
+    bool discontinuity = true;
+    bool leader = false;
+    std::uint64_t frames_in_window = 0;
+  };
+
+  Rendition* rendition_for(std::uint32_t track_id);
+  // Closes the part being filled (if any) with `next_dts` as the end of its last sample.
+  bool close_part(Rendition& r, std::int64_t next_dts);
+  void close_segment(Rendition& r);
+  void open_segment(Rendition& r, std::uint64_t msn, const media::MediaFrame& first);
+  std::shared_ptr<const StreamView> publish();
+  double seconds(const Rendition& r, std::int64_t ticks) const { return double(ticks) / r.track.timescale; }
+
+  std::string stream_;
+  const Config& config_;
+  std::vector<Rendition> renditions_;
+  std::uint64_t next_msn_ = 0;          // msn the leader opens next
+  std::uint64_t discontinuities_ = 0;
+  double leader_segment_start_ = -1;    // seconds, start of the leader's open segment
+  std::uint64_t leader_msn_ = 0;
+  bool have_leader_segment_ = false;
+  std::int64_t wall_base_ms_ = -1;      // wall clock at media time `media_base_` (seconds)
+  double media_base_ = 0;
+  int target_duration_ = 2;
+  std::uint64_t version_ = 0;
+  bool live_ = true;
+};
+
+}  // namespace sf::origin

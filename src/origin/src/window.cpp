@@ -1,0 +1,26 @@
+#include "window.h"
+
+namespace sf::origin {
+
+std::optional<std::pair<std::uint64_t, std::uint32_t>> RenditionView::last_part() const {
+  for (auto it = segments.rbegin(); it != segments.rend(); ++it)
+    if (!(*it)->parts.empty()) return std::pair{(*it)->msn, static_cast<std::uint32_t>((*it)->parts.size() - 1)};
+  return std::nullopt;
+}
+
+const Segment* RenditionView::find(std::uint64_t msn) const {
+  // Segments are in msn order; the window is a handful of entries.
+  for (auto it = segments.rbegin(); it != segments.rend(); ++it) {
+    if ((*it)->msn == msn) return it->get();
+    if ((*it)->msn < msn) break;
+  }
+  return nullptr;
+}
+
+const RenditionView* StreamView::rendition(std::string_view name) const {
+  for (auto& r : renditions)
+    if (r->name == name) return r.get();
+  return nullptr;
+}
+
+}  // namespace sf::origin

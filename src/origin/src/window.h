@@ -1,0 +1,67 @@
+// The immutable view of a live stream that HTTP requests read: renditions with their window of
+// segments and parts, and the playlists and MPD rendered for that moment. A new StreamSnapshot is
+// built for each published part and swapped in atomically; readers keep theirs alive by
+// shared_ptr and never lock. Everything here is immutable once published.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sf/cmaf/fmp4.h"
+#include "sf/media/frame.h"
+
+namespace sf::origin {
+
+struct Part {
+  std::uint32_t index = 0;
+  double duration = 0;
+  bool independent = false;
+  cmaf::Chunk chunk;  // header + the frames' own buffers
+};
+
+struct Segment {
+  std::uint64_t msn = 0;
+  std::vector<std::shared_ptr<const Part>> parts;
+  bool complete = false;
+  double duration = 0;          // sum of parts so far
+  std::int64_t start_dts = 0;   // in the track timescale
+  std::int64_t pdt_ms = 0;      // wall clock of the first sample
+  bool discontinuity = false;   // first segment after a restart or a codec change
+  std::uint32_t init_version = 1;
+  std::uint64_t discontinuity_sequence = 0;  // discontinuities before this segment
+  std::size_t bytes = 0;
+};
+
+struct RenditionView {
+  std::string name;  // "video", "audio": the path component
+  media::TrackConfig track;
+  std::shared_ptr<const std::map<std::uint32_t, Bytes>> inits;  // init segment per version
+  std::vector<std::shared_ptr<const Segment>> segments;          // oldest first; last may be open
+  std::uint64_t discontinuity_sequence = 0;                      // of the first listed segment
+  double frame_rate = 0;
+  std::uint64_t peak_bps = 0;
+  std::uint64_t average_bps = 0;
+
+  std::string playlist;       // full media playlist
+  std::string playlist_skip;  // delta update (_HLS_skip=YES)
+
+  // Last listed (msn, part index) — the live edge; nullopt before the first part.
+  std::optional<std::pair<std::uint64_t, std::uint32_t>> last_part() const;
+  const Segment* find(std::uint64_t msn) const;
+};
+
+struct StreamView {
+  std::uint64_t version = 0;
+  std::vector<std::shared_ptr<const RenditionView>> renditions;
+  std::string multivariant;
+  std::string mpd;
+  bool live = true;  // a publisher is connected
+
+  const RenditionView* rendition(std::string_view name) const;
+};
+
+}  // namespace sf::origin
