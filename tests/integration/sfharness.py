@@ -1,0 +1,417 @@
+"""Harness for StreamFlex integration tests: the server process, keys, metrics, clients, ffprobe.
+
+Everything binds 127.0.0.1; every wait polls with a deadline.
+"""
+import hashlib
+import json
+import os
+import pathlib
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+BIN = os.environ.get("STREAMFLEX_BIN") or "/work/main/build/app/streamflex"
+HOST = "127.0.0.1"
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout, what="condition", interval=0.05):
+    """Polls pred() until it returns a truthy value (returned) or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            v = pred()
+            if v:
+                return v
+        except (OSError, ValueError, KeyError) as e:  # server not up yet, partial JSON, ...
+            last_exc = e
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}"
+                               + (f" (last error: {last_exc!r})" if last_exc else ""))
+        time.sleep(interval)
+
+
+def http_get(url, timeout=2.0):
+    """Returns (status, body text, content type); HTTP errors are returned, not raised."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode(errors="replace"), r.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace"), e.headers.get("Content-Type", "")
+
+
+def run(cmd, timeout=30, env=None, cwd=None, check=False):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, env=env, cwd=cwd,
+                       text=True)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{cmd} exited {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}")
+    return p
+
+
+# ---- metrics ----------------------------------------------------------------------------------
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+class Metrics:
+    def __init__(self, text):
+        self.text = text
+        self.samples = {}
+        self.bad_lines = []
+        for line in text.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            m = _SAMPLE.match(line)
+            if not m:
+                self.bad_lines.append(line)
+                continue
+            labels = tuple(sorted(_LABEL.findall(m.group(3) or "")))
+            self.samples[(m.group(1), labels)] = float(m.group(4))
+
+    def get(self, name, default=0.0, **labels):
+        return self.samples.get((name, tuple(sorted(labels.items()))), default)
+
+    def has(self, name, **labels):
+        return (name, tuple(sorted(labels.items()))) in self.samples
+
+    def names(self):
+        return {k[0] for k in self.samples}
+
+
+# ---- processes --------------------------------------------------------------------------------
+
+class Proc:
+    """A child process with its output in a file; stopped by its own PID."""
+
+    def __init__(self, cmd, log_path, env=None, cwd=None):
+        self.cmd = [str(c) for c in cmd]
+        self.log_path = pathlib.Path(log_path)
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=env, cwd=cwd)
+        self.started = time.monotonic()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def wait(self, timeout):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"{self.cmd[0]} still running after {timeout}s; output tail:\n{self.tail()}")
+
+    def output(self):
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def tail(self, n=30):
+        return "\n".join(self.output().splitlines()[-n:])
+
+    def stop(self, sig=signal.SIGINT, timeout=5):
+        if self.alive():
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._log.close()
+        return self.proc.returncode
+
+
+def ffmpeg_publish(clip, url, log_path, realtime=True):
+    cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "info"]
+    if realtime:
+        cmd.append("-re")
+    cmd += ["-i", clip, "-c", "copy", "-f", "flv", url]
+    return Proc(cmd, log_path)
+
+
+class Server:
+    """One streamflex process on free ports, its stderr (JSON log) captured to a file."""
+
+    def __init__(self, workdir, role="ingest", args=(), env=None, record=True, defaults=True,
+                 handshake_timeout="2s", config=None):
+        self.workdir = pathlib.Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.role = role
+        self.rtmp_port = free_port()
+        self.admin_port = free_port()
+        self.store = self.workdir / "store.db"
+        self.record_dir = self.workdir / "rec" if record else None
+        self.log_path = self.workdir / f"server-{self.rtmp_port}.log"
+        self.out_path = self.workdir / f"server-{self.rtmp_port}.out"
+        self.env = dict(os.environ)
+        for k in list(self.env):
+            if k.startswith("STREAMFLEX_") and k != "STREAMFLEX_BIN":
+                del self.env[k]
+        self.env.update(env or {})
+        # --config is an option of the program, so it goes before the role.
+        cmd = [BIN] + ([f"--config={config}"] if config else []) + [role]
+        if defaults:
+            cmd += [f"--store.path={self.store}", f"--admin.listen={HOST}:{self.admin_port}",
+                    f"--ingest.rtmp_listen={HOST}:{self.rtmp_port}", f"--ingest.handshake_timeout={handshake_timeout}",
+                    "--log.level=info"]
+            if self.record_dir:
+                cmd.append(f"--ingest.record_dir={self.record_dir}")
+        if role == "all":
+            cmd.append("--demo.enabled=false")
+        cmd += list(args)
+        self.cmd = cmd
+        self.proc = None
+        self._log = self._out = None
+        self.exit_code = None
+        self.stop_seconds = None
+
+    # -- lifecycle --
+    def start(self, ready_timeout=10):
+        self._log = open(self.log_path, "wb")
+        self._out = open(self.out_path, "wb")
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._log,
+                                     env=self.env, cwd=self.workdir)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"streamflex exited {self.proc.returncode} before ready:\n{self.log_tail()}")
+            status, _, _ = http_get(self.admin_url("/readyz"), timeout=1)
+            return status == 200
+
+        wait_until(ready, ready_timeout, "streamflex /readyz")
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=5.0):
+        """Signals the server and waits for it; returns the exit code. Kills it past the deadline."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            t0 = time.monotonic()
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+                self.stop_seconds = time.monotonic() - t0
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+                self.stop_seconds = None
+        self.exit_code = self.proc.returncode
+        for f in (self._log, self._out):
+            if f:
+                f.close()
+        return self.exit_code
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- URLs and admin --
+    def admin_url(self, path):
+        return f"http://{HOST}:{self.admin_port}{path}"
+
+    def url(self, key, app="live"):
+        return f"rtmp://{HOST}:{self.rtmp_port}/{app}/{key}"
+
+    def metrics(self):
+        status, body, _ = http_get(self.admin_url("/metrics"))
+        assert status == 200, (status, body)
+        return Metrics(body)
+
+    def metric(self, name, **labels):
+        return self.metrics().get(name, **labels)
+
+    def wait_metric(self, name, at_least, timeout=5, **labels):
+        return wait_until(lambda: self.metric(name, **labels) >= at_least, timeout,
+                          f"{name}{labels} >= {at_least}")
+
+    def streams(self):
+        status, body, _ = http_get(self.admin_url("/ingest/streams"))
+        assert status == 200, (status, body)
+        return json.loads(body)["streams"]
+
+    def stream(self, name):
+        for s in self.streams():
+            if s["stream"] == name:
+                return s
+        return None
+
+    def wait_live(self, name, timeout=10, tracks=True):
+        def check():
+            s = self.stream(name)
+            if s and (not tracks or ("video" in s and "audio" in s)):
+                return s
+            return None
+        return wait_until(check, timeout, f"stream {name} live")
+
+    # -- logs --
+    def log_text(self):
+        if self._log and not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, n=40):
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+    def logs(self, msg=None, **fields):
+        out = []
+        for line in self.log_text().splitlines():
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if msg is not None and rec.get("msg") != msg:
+                continue
+            if all(rec.get(k) == v for k, v in fields.items()):
+                out.append(rec)
+        return out
+
+    def wait_log(self, msg, timeout=5, **fields):
+        return wait_until(lambda: (self.logs(msg, **fields) or [None])[0], timeout,
+                          f"log line {msg!r} {fields}")
+
+    # -- keys --
+    def keys(self, *args, timeout=15):
+        return run([BIN, "keys", *args, f"--store.path={self.store}"], timeout=timeout, env=self.env,
+                   cwd=self.workdir)
+
+    def create_key(self, stream, takeover=False):
+        p = self.keys("create", stream, *(["--takeover"] if takeover else []))
+        assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+        lines = [l for l in p.stdout.splitlines() if l.strip()]
+        return lines[-1].strip()
+
+    def revoke(self, id_or_stream):
+        p = self.keys("revoke", id_or_stream)
+        assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+        return p
+
+    # -- recordings --
+    def recordings(self, stream):
+        if not self.record_dir or not self.record_dir.exists():
+            return []
+        return sorted(self.record_dir.glob(f"{stream}-*.flv"))
+
+    def wait_recording_closed(self, stream, count=1, timeout=10):
+        """Waits for `count` recordings of `stream` to be closed by the recorder; returns their paths."""
+        def closed():
+            paths = [pathlib.Path(r["path"]) for r in self.logs("recording closed")
+                     if pathlib.Path(r.get("path", "")).name.startswith(f"{stream}-")]
+            return sorted(paths) if len(paths) >= count else None
+        return wait_until(closed, timeout, f"{count} closed recording(s) of {stream}")
+
+
+# ---- media ------------------------------------------------------------------------------------
+
+CLIP_CMD = ["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-f", "lavfi", "-i",
+            "sine=frequency=1000:sample_rate=48000", "-c:v", "libx264", "-preset", "veryfast", "-g", "30",
+            "-keyint_min", "30", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-b:v", "2500k", "-c:a", "aac",
+            "-b:a", "128k", "-ar", "48000", "-ac", "2"]
+
+
+def encode_clip(seconds):
+    """A 1280x720@30 H.264 (GOP 30, B-frames) + AAC 48k stereo FLV clip, encoded once and cached.
+
+    Cached across test processes (keyed by the command) under $TMPDIR; written atomically.
+    """
+    args = CLIP_CMD + ["-t", str(seconds)]
+    digest = hashlib.sha256(json.dumps(args).encode()).hexdigest()[:12]
+    cache = pathlib.Path(os.environ.get("SF_CLIP_CACHE", pathlib.Path(tempfile.gettempdir()) / "streamflex-it-clips"))
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"clip-{seconds}s-{digest}.flv"
+    if path.exists() and path.stat().st_size > 0:
+        return path
+    tmp = cache / f".{path.name}.{os.getpid()}.tmp"
+    run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y", *args, "-f", "flv", str(tmp)], timeout=120,
+        check=True)
+    os.replace(tmp, path)
+    return path
+
+
+def ffprobe(path, *args, timeout=60):
+    p = run(["ffprobe", "-v", "error", "-of", "json", *args, str(path)], timeout=timeout)
+    assert p.returncode == 0, f"ffprobe {args} {path} failed: {p.stderr}"
+    return json.loads(p.stdout)
+
+
+def probe_streams(path):
+    """{'video': stream, 'audio': stream} from ffprobe -show_streams."""
+    out = {}
+    for s in ffprobe(path, "-show_streams")["streams"]:
+        out.setdefault(s["codec_type"], s)
+    return out
+
+
+def _ms(v):
+    return None if v in (None, "N/A") else round(float(v) * 1000)
+
+
+def video_packets(path):
+    """Video packets in file order: dicts with dts/pts in ms and key flag."""
+    pk = ffprobe(path, "-select_streams", "v:0", "-show_entries", "packet=pts_time,dts_time,flags",
+                 "-show_packets")["packets"]
+    return [{"dts": _ms(p.get("dts_time")), "pts": _ms(p.get("pts_time")), "key": "K" in p.get("flags", "")}
+            for p in pk]
+
+
+def audio_packets(path):
+    pk = ffprobe(path, "-select_streams", "a:0", "-show_entries", "packet=pts_time,dts_time", "-show_packets")
+    return [{"dts": _ms(p.get("dts_time")), "pts": _ms(p.get("pts_time"))} for p in pk["packets"]]
+
+
+def keyframe_pts(path):
+    """Presentation times (ms) of decoded keyframes (ffprobe -show_frames -skip_frame nokey)."""
+    fr = ffprobe(path, "-select_streams", "v:0", "-skip_frame", "nokey", "-show_entries",
+                 "frame=pts_time,best_effort_timestamp_time,key_frame", "-show_frames", timeout=120)["frames"]
+    return [_ms(f.get("pts_time") if f.get("pts_time") not in (None, "N/A") else f.get("best_effort_timestamp_time"))
+            for f in fr]
+
+
+def decode_fully(path, timeout=120):
+    """ffmpeg -xerror decodes every frame or fails; returns the CompletedProcess.
+
+    -fps_mode passthrough keeps the null muxer from re-timing frames to a constant rate (it would
+    warn about live sources' jittered timestamps, which says nothing about the file).
+    """
+    return run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i", str(path),
+                "-fps_mode", "passthrough", "-f", "null", "-"], timeout=timeout)
+
+
+def decode_problems(path):
+    """(exit code, the set of messages ffmpeg -xerror printed while decoding), addresses removed."""
+    p = decode_fully(path)
+    return p.returncode, {re.sub(r" @ 0x[0-9a-f]+", "", l).strip() for l in p.stderr.splitlines() if l.strip()}
+
+
+def max_step(values):
+    return max((b - a for a, b in zip(values, values[1:])), default=0)
+
+
+def is_non_decreasing(values):
+    return all(b >= a for a, b in zip(values, values[1:]))
+
+
+H264_PROFILES = {"Baseline": 66, "Constrained Baseline": 66, "Main": 77, "Extended": 88, "High": 100,
+                 "High 10": 110, "High 4:2:2": 122, "High 4:4:4 Predictive": 244}
