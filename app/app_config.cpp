@@ -28,6 +28,10 @@ void bind(ConfigSchema& s, AppConfig& c) {
   s.add("ingest.max_timestamp_jump", "Timestamp gaps above this are rebased onto a continuous timeline",
         i.max_timestamp_jump, milliseconds(100), milliseconds(3600000));
   s.add("ingest.record_dir", "When set, each publish is also written to <dir>/<stream>-<ms>.flv", i.record_dir);
+  s.add("ingest.read_batch",
+        "Wake for a publisher only once this much media is buffered (SO_RCVLOWAT at its bitrate): less CPU, "
+        "up to this much added latency; 0 reads every byte at once",
+        i.read_batch, milliseconds(0), milliseconds(200));
   s.add("ingest.max_stream_labels", "Most streams exported by name on /metrics", i.max_stream_labels, 1, 100000);
   auto& o = c.origin;
   s.add_endpoint("origin.listen", "HTTP address of LL-HLS, DASH and the player page", o.listen);
@@ -42,6 +46,11 @@ void bind(ConfigSchema& s, AppConfig& c) {
   s.add("origin.max_streams", "Most streams an origin holds", o.max_streams, 1, 100000);
   s.add("origin.web_root", "Directory of the player page served at / (default: web/dist beside the build)",
         o.web_root);
+  s.add("origin.ingest_secret", "Shared secret for CMAF pushed to /ingest/<stream>/ (empty: CMAF ingest off)",
+        o.ingest_secret);
+  s.add("origin.ingest_max_object", "Largest pushed CMAF object, in bytes", o.ingest_max_object, 1024, 512 * kMiB);
+  s.add("origin.ingest_idle", "A pushed stream with no object for this long ends", o.ingest_idle, milliseconds(1000),
+        milliseconds(600000));
   s.add("demo.enabled", "In `all`, publish an ffmpeg test pattern with a clock as stream \"demo\"", c.demo_enabled);
   s.add("demo.ffmpeg", "The ffmpeg program the demo stream runs", c.demo_ffmpeg);
 }

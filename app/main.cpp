@@ -53,7 +53,8 @@ std::string find_web_root(const std::string& configured) {
 }
 
 int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
-  auto keys = auth::open_sqlite_key_store(cfg.store_path);
+  std::unique_ptr<auth::KeyStore> keys;
+  if (roles.ingest) keys = auth::open_sqlite_key_store(cfg.store_path);
   Metrics metrics;
   std::size_t threads = cfg.io_threads > 0 ? std::size_t(cfg.io_threads) : std::max(1u, std::thread::hardware_concurrency());
   net::IoPool pool(threads);
@@ -181,7 +182,7 @@ int main(int argc, char** argv) {
       {"all", "Ingest, origin (LL-HLS, DASH, player page) in one process, with a demo stream", true},
       {"ingest", "RTMP ingest: accepts publishers and checks stream keys", true},
       {"transcode", "Transcoder: ABR ladder from a source stream", false},
-      {"origin", "Origin: LL-HLS and DASH packaging and serving", false},
+      {"origin", "Origin: LL-HLS and DASH from CMAF pushed over HTTP (origin.ingest_secret)", true},
       {"edge", "Edge: caching reverse proxy for players", false},
       {"api", "Control plane: streams, keys, tokens, dashboard", false},
       {"analytics", "Viewer and QoE analytics", false},
@@ -249,7 +250,9 @@ int main(int argc, char** argv) {
         return kExitNotImplemented;
       }
       bool all = chosen_role == "all";
-      Roles roles{.ingest = all || chosen_role == "ingest", .origin = all, .demo = all && cfg.demo_enabled};
+      Roles roles{.ingest = all || chosen_role == "ingest",
+                  .origin = all || chosen_role == "origin",
+                  .demo = all && cfg.demo_enabled};
       return run_roles(cfg, roles, chosen_role);
     }
   } catch (const std::exception& e) {

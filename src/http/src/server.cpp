@@ -207,7 +207,15 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       parser.body_limit(self->limits.max_body_bytes);
       stream->expires_after(first ? self->limits.header_timeout : self->limits.idle_timeout);
       first = false;
-      co_await bhttp::async_read(*stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      co_await bhttp::async_read_header(*stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      if (!ec && !parser.is_done()) {
+        std::string_view target(parser.get().target());
+        for (auto& [prefix, bytes] : self->body_limits)
+          if (target.starts_with(prefix)) parser.body_limit(bytes);
+        // A large body may take longer than the header: allow the idle time per read.
+        stream->expires_after(self->limits.idle_timeout);
+        co_await bhttp::async_read(*stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      }
       if (ec) {
         int status = 0;
         if (ec == bhttp::error::header_limit) status = 431;
@@ -283,6 +291,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
   ServerLimits limits;
   std::vector<Route> routes;
+  std::vector<std::pair<std::string, std::size_t>> body_limits;
   std::unique_ptr<net::Listener> listener;
   std::atomic<std::size_t> active{0};
   std::atomic<bool> stopping{false};
@@ -306,6 +315,10 @@ void Server::route_prefix(std::string method, std::string prefix, Handler h) {
 void Server::route_held(std::string method, std::string prefix, std::chrono::milliseconds hold, Response fallback,
                         HeldHandler h) {
   impl_->routes.push_back({std::move(method), std::move(prefix), true, {}, std::move(h), hold, std::move(fallback)});
+}
+
+void Server::body_limit(std::string prefix, std::size_t bytes) {
+  impl_->body_limits.emplace_back(std::move(prefix), bytes);
 }
 
 void Server::start() { impl_->listener->start(); }

@@ -9,6 +9,7 @@
 #include <boost/asio/write.hpp>
 
 #include <chrono>
+#include <sys/socket.h>
 
 #include "sf/core/byte_reader.h"
 #include "sf/core/log.h"
@@ -127,7 +128,10 @@ asio::awaitable<void> Session::run() {
       if (close_reason_.empty()) close_reason_ = gone ? "disconnected" : "io_error";
       break;
     }
-    if (phase_ == Phase::publishing) deadline_ = std::chrono::steady_clock::now() + shared_.config.idle_timeout;
+    if (phase_ == Phase::publishing) {
+      deadline_ = std::chrono::steady_clock::now() + shared_.config.idle_timeout;
+      if (shared_.config.read_batch.count() > 0) adjust_low_water();
+    }
     shared_.metrics.bytes_received.Increment(static_cast<double>(n));
     received_ += static_cast<std::uint32_t>(n);
     in_used_ += n;
@@ -435,6 +439,20 @@ asio::awaitable<void> Session::publish(PublishRequest req) {
             {{"session", id_}, {"stream", info.stream}, {"key_id", info.key_id}, {"app", app_}, {"remote", remote_}});
   for (auto& o : shared_.observers)
     if (auto h = o->on_publish_start(live_->info())) handlers_.push_back(std::move(h));
+}
+
+void Session::adjust_low_water() {
+  auto now = std::chrono::steady_clock::now();
+  if (now - low_water_checked_ < 1s) return;
+  low_water_checked_ = now;
+  // Bytes the stream delivers in read_batch, bounded so a pause in the stream cannot hold data back
+  // longer than the idle timeout allows and a burst cannot overflow the read buffer.
+  double bps = live_ ? live_->snapshot().stats.bitrate_bps : 0;
+  int want = static_cast<int>(std::min<double>(bps / 8 * shared_.config.read_batch.count() / 1000.0, 64 * 1024));
+  if (want < 1) want = 1;
+  if (want == low_water_) return;
+  low_water_ = want;
+  ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want));
 }
 
 void Session::end_publish(std::string_view reason) {

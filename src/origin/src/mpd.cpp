@@ -1,7 +1,88 @@
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <map>
+
 #include "render.h"
+#include "sf/dash/mpd.h"
 
 namespace sf::origin {
 
-std::string render_mpd(const StreamView&, const Config&, int) { return {}; }
+std::string render_mpd(const StreamView& view, const Config& config, int target_duration) {
+  dash::Mpd mpd;
+  mpd.availability_start_time_ms = view.availability_start_ms;
+  mpd.publish_time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  double part = config.part_target.count() / 1000.0;
+  mpd.minimum_update_period = config.segment_target.count() / 1000.0;
+  mpd.time_shift_buffer_depth = double(config.window_segments) * target_duration;
+  mpd.suggested_presentation_delay = 3.0 * target_duration;
+  mpd.max_segment_duration = target_duration;
+  mpd.min_buffer_time = 2 * part;
+  mpd.service_description = dash::ServiceDescription{3000, 1500, 6000, 0.96, 1.04};
+  mpd.utc_timing_uri = "/time";
+
+  // One Period per discontinuity group, in order; a Representation's presentationTimeOffset maps
+  // its tfdt onto the period's timeline, so MPD times and media times agree for every track.
+  std::map<std::uint64_t, dash::Period> periods;
+  std::uint32_t set_id = 0;
+  for (auto& r : view.renditions) {
+    if (!r->track.video && !r->track.audio) continue;
+    std::size_t from = first_listed(*r, config.window_segments);
+    std::map<std::uint64_t, dash::Representation> reps;
+    for (std::size_t i = from; i < r->segments.size(); ++i) {
+      const Segment& s = *r->segments[i];
+      if (!s.complete) continue;
+      auto ts = r->track.timescale;
+      auto& period = periods[s.discontinuity_sequence];
+      if (period.id.empty()) {
+        period.id = fmt::format("p{}", s.discontinuity_sequence);
+        period.start = double(s.period_start_ms - view.availability_start_ms) / 1000.0;
+      }
+      auto [it, fresh] = reps.try_emplace(s.discontinuity_sequence);
+      auto& rep = it->second;
+      if (fresh) {
+        rep.id = r->name;
+        rep.bandwidth = r->peak_bps;
+        auto& st = rep.segment_template;
+        st.timescale = ts;
+        st.initialization = fmt::format("$RepresentationID$/init{}.mp4", s.init_version);
+        st.media = "$RepresentationID$/s$Number$.m4s";
+        st.start_number = s.msn;
+        auto offset = static_cast<std::int64_t>(std::llround(double(s.pdt_ms - s.period_start_ms) * ts / 1000.0));
+        st.presentation_time_offset = static_cast<std::uint64_t>(std::max<std::int64_t>(0, s.start_dts - offset));
+        st.availability_time_offset = config.segment_target.count() / 1000.0 - part;
+        st.availability_time_complete = false;
+        if (r->track.video) {
+          rep.codecs = r->track.video->codec_string;
+          rep.width = r->track.video->width;
+          rep.height = r->track.video->height;
+          rep.frame_rate_num = static_cast<std::uint32_t>(std::lround(r->frame_rate > 0 ? r->frame_rate : 30));
+        } else {
+          rep.codecs = r->track.audio->codec_string;
+          rep.audio_sampling_rate = r->track.audio->sample_rate;
+          rep.audio_channels = r->track.audio->channels;
+        }
+      }
+      auto d = static_cast<std::uint64_t>(std::llround(s.duration * ts));
+      auto t = s.start_dts - static_cast<std::int64_t>(rep.segment_template.presentation_time_offset);
+      rep.segment_template.timeline.push_back({std::max<std::int64_t>(0, t), d, 0});
+    }
+    for (auto& [seq, rep] : reps) {
+      auto& period = periods[seq];
+      dash::AdaptationSet set;
+      set.id = set_id;
+      set.content_type = r->track.video ? dash::ContentType::video : dash::ContentType::audio;
+      set.mime_type = r->track.video ? "video/mp4" : "audio/mp4";
+      set.representations.push_back(std::move(rep));
+      period.adaptation_sets.push_back(std::move(set));
+    }
+    ++set_id;
+  }
+  for (auto& [_, p] : periods) mpd.periods.push_back(std::move(p));
+  return dash::render_mpd(mpd);
+}
 
 }  // namespace sf::origin

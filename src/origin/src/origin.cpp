@@ -13,6 +13,8 @@
 
 #include "sf/core/log.h"
 #include "sf/http/server.h"
+#include "cmaf_ingest.h"
+#include "sf/core/secure.h"
 #include "stream.h"
 
 namespace sf::origin {
@@ -105,6 +107,13 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
     auto fallback = with_cache(http::Response::text(503, "not available in time\n"), fmt::format("max-age={}", td));
     server->route_held("GET", "/live/", hold, fallback,
                        [this](const http::Request& req, http::Responder res) { serve_live(req, std::move(res)); });
+    for (const char* method : {"PUT", "POST"})
+      server->route_prefix(method, "/ingest/", [this](http::Request& req) { return ingest(req); });
+    server->route_prefix("DELETE", "/ingest/", [this](const http::Request& req) {
+      // Pushing encoders delete objects that left their window; the origin keeps its own window.
+      return authorized(req).first ? http::Response::text(204, "") : http::Response::text(403, "forbidden\n");
+    });
+    server->body_limit("/ingest/", static_cast<std::size_t>(config.ingest_max_object));
     server->route("GET", "/time", [](const http::Request&) {
       // DASH UTCTiming (urn:mpeg:dash:utc:http-iso:2014).
       auto now = std::chrono::system_clock::now();
@@ -150,6 +159,64 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
     };
     server->route("GET", "/", serve);
     server->route_prefix("GET", "/player/", serve);
+  }
+
+  // CMAF ingest is authorised by the shared secret, sent as "Authorization: Bearer <secret>" or as
+  // the path component after the stream (/ingest/<stream>/<secret>/<file>), for encoders such as
+  // ffmpeg's dash muxer that cannot add headers. Returns whether it is, and the path after the
+  // stream and the secret.
+  std::pair<bool, std::string_view> authorized(const http::Request& req) const {
+    std::string_view rest(req.path);
+    rest.remove_prefix(8);  // "/ingest/"
+    auto slash = rest.find('/');
+    if (config.ingest_secret.empty() || slash == std::string_view::npos) return {false, {}};
+    rest.remove_prefix(slash + 1);
+    auto auth = req.header("authorization");
+    if (auth.starts_with("Bearer ") && constant_time_equal(std::string_view(auth).substr(7), config.ingest_secret))
+      return {true, rest};
+    auto next = rest.find('/');
+    if (next != std::string_view::npos && constant_time_equal(rest.substr(0, next), config.ingest_secret))
+      return {true, rest.substr(next + 1)};
+    return {false, {}};
+  }
+
+  http::Response ingest(http::Request& req) {
+    if (config.ingest_secret.empty())
+      return http::Response::text(403, "CMAF ingest is off: set origin.ingest_secret\n");
+    auto [ok, file] = authorized(req);
+    if (!ok) {
+      count("ingest", 403);
+      return http::Response::text(403, "ingest secret not accepted\n");
+    }
+    std::string_view rest(req.path);
+    rest.remove_prefix(8);
+    std::string name(rest.substr(0, rest.find('/')));
+    bool valid = !name.empty() && name.size() <= 64 &&
+                 std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; });
+    if (!valid) return http::Response::text(400, "bad stream name\n");
+    // Manifests pushed beside the media describe what the origin derives itself.
+    if (file.ends_with(".mpd") || file.ends_with(".m3u8")) return http::Response::text(204, "");
+    auto session = pushed_session(name);
+    if (!session) return http::Response::text(503, "origin is full\n");
+    auto body = Bytes::adopt(std::move(req.body));  // the request body becomes the frames' block
+    auto r = session->push(representation_of(file), body);
+    if (!r) {
+      count("ingest", 400);
+      log::warn("origin", "pushed object refused", {{"stream", name}, {"error", r.error().message()}});
+      return http::Response::text(400, r.error().message() + "\n");
+    }
+    count("ingest", 201);
+    return http::Response::text(201, "");
+  }
+
+  std::shared_ptr<CmafIngest> pushed_session(const std::string& name) {
+    // pushed_mu is held across open() so two first pushes of a stream cannot both open it.
+    std::lock_guard lock(pushed_mu);
+    if (auto it = pushed.find(name); it != pushed.end()) return it->second;
+    auto sink = open(name);
+    if (!sink) return nullptr;
+    log::info("origin", "pushed stream started", {{"stream", name}});
+    return pushed[name] = std::make_shared<CmafIngest>(std::move(sink));
   }
 
   std::shared_ptr<Stream> find(std::string_view name) {
@@ -388,6 +455,18 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
   }
 
   void reap() {
+    std::vector<std::shared_ptr<CmafIngest>> ended;  // destroyed outside the lock: that ends their streams
+    {
+      std::lock_guard lock(pushed_mu);
+      auto idle_since = std::chrono::steady_clock::now() - config.ingest_idle;
+      std::erase_if(pushed, [&](auto& kv) {
+        if (kv.second->last_push() > idle_since) return false;
+        log::info("origin", "pushed stream ended: no object within origin.ingest_idle", {{"stream", kv.first}});
+        ended.push_back(kv.second);
+        return true;
+      });
+    }
+    ended.clear();
     auto now = wall_ms();
     std::lock_guard lock(mu);
     std::erase_if(streams, [&](auto& kv) {
@@ -409,6 +488,9 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
   std::map<std::string, std::pair<std::string, Bytes>> web_files;
   std::mutex mu;  // guards `streams`: taken on open and on each request's lookup, never per frame
   std::map<std::string, std::shared_ptr<Stream>, std::less<>> streams;
+  std::mutex pushed_mu;  // guards `pushed`; taken per pushed object (a few per second per stream)
+  std::map<std::string, std::shared_ptr<CmafIngest>, std::less<>> pushed;
+  std::unique_ptr<StreamSink> open(std::string_view name);
 };
 
 namespace {
@@ -451,19 +533,21 @@ Origin::Origin(net::IoPool& pool, Config config, Metrics& metrics)
 
 Origin::~Origin() = default;
 
-std::unique_ptr<StreamSink> Origin::open_stream(std::string_view name) {
+std::unique_ptr<StreamSink> Origin::Impl::open(std::string_view name) {
   std::shared_ptr<Stream> stream;
   {
-    std::lock_guard lock(impl_->mu);
-    auto it = impl_->streams.find(name);
-    if (it == impl_->streams.end()) {
-      if (impl_->streams.size() >= static_cast<std::size_t>(impl_->config.max_streams)) return nullptr;
-      it = impl_->streams.emplace(std::string(name), std::make_shared<Stream>(std::string(name), impl_->config)).first;
+    std::lock_guard lock(mu);
+    auto it = streams.find(name);
+    if (it == streams.end()) {
+      if (streams.size() >= static_cast<std::size_t>(config.max_streams)) return nullptr;
+      it = streams.emplace(std::string(name), std::make_shared<Stream>(std::string(name), config)).first;
     }
     stream = it->second;
   }
-  return std::make_unique<Sink>(std::move(stream), impl_->parts_published);
+  return std::make_unique<Sink>(std::move(stream), parts_published);
 }
+
+std::unique_ptr<StreamSink> Origin::open_stream(std::string_view name) { return impl_->open(name); }
 
 void Origin::start() {
   impl_->server->start();

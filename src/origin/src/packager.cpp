@@ -176,6 +176,9 @@ void Packager::open_segment(Rendition& r, std::uint64_t msn, const media::MediaF
   seg->start_dts = first.dts;
   seg->pdt_ms = wall_base_ms_ + static_cast<std::int64_t>(std::llround((seconds(r, first.dts) - media_base_) * 1000));
   seg->init_version = r.track.version;
+  if (r.leader && (r.discontinuity || r.done.empty())) period_start_ms_ = seg->pdt_ms;
+  if (availability_start_ms_ < 0) availability_start_ms_ = seg->pdt_ms;
+  seg->period_start_ms = period_start_ms_;
   if (r.discontinuity) {
     bool first_ever = r.done.empty();
     seg->discontinuity = !first_ever;
@@ -189,6 +192,7 @@ void Packager::open_segment(Rendition& r, std::uint64_t msn, const media::MediaF
 std::shared_ptr<const StreamView> Packager::publish() {
   auto view = std::make_shared<StreamView>();
   view->version = ++version_;
+  view->availability_start_ms = availability_start_ms_;
   view->live = live_;
   for (auto& r : renditions_) {
     auto rv = std::make_shared<RenditionView>();

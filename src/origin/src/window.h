@@ -33,6 +33,7 @@ struct Segment {
   bool discontinuity = false;   // first segment after a restart or a codec change
   std::uint32_t init_version = 1;
   std::uint64_t discontinuity_sequence = 0;  // discontinuities before this segment
+  std::int64_t period_start_ms = 0;          // wall clock where this discontinuity group (DASH period) begins
   std::size_t bytes = 0;
 };
 
@@ -56,6 +57,7 @@ struct RenditionView {
 
 struct StreamView {
   std::uint64_t version = 0;
+  std::int64_t availability_start_ms = 0;  // DASH availabilityStartTime: fixed for the stream
   std::vector<std::shared_ptr<const RenditionView>> renditions;
   std::string multivariant;
   std::string mpd;

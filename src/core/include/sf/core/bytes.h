@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 
 namespace sf {
@@ -48,6 +49,15 @@ class Bytes {
     b.data_ = b.block_.get();
     b.size_ = m.size_;
     m.size_ = 0;
+    return b;
+  }
+  // Takes a string's buffer (an HTTP body, say) as the block, without copying it.
+  static Bytes adopt(std::string&& s) {
+    auto holder = std::make_shared<std::string>(std::move(s));
+    Bytes b;
+    b.data_ = reinterpret_cast<const std::byte*>(holder->data());
+    b.size_ = holder->size();
+    b.block_ = std::shared_ptr<const std::byte[]>(holder, b.data_);
     return b;
   }
   // The only copying constructor: explicit, for small control data and tests.

@@ -47,7 +47,8 @@ struct Response {
   static Response json(int status, std::string body);
 };
 
-using Handler = std::function<Response(const Request&)>;
+// Handlers may take the request by reference and move its body out (no copy of uploads).
+using Handler = std::function<Response(Request&)>;
 
 // Answers a held request exactly once, from any thread. Later calls, or calls after the hold
 // time passed or the client left, are ignored. Cheap to copy.
@@ -84,6 +85,10 @@ class Server {
   // A prefix route that may hold the request up to `hold` before `fallback` is sent.
   void route_held(std::string method, std::string prefix, std::chrono::milliseconds hold, Response fallback,
                   HeldHandler h);
+
+  // Requests under `prefix` may carry bodies up to `bytes` (others: ServerLimits::max_body_bytes).
+  // The limit is chosen after the header is read, before any body byte is buffered.
+  void body_limit(std::string prefix, std::size_t bytes);
 
   void start();
   // Stops accepting and closes open connections.

@@ -28,6 +28,9 @@ struct Config {
   std::chrono::milliseconds unpublish_grace{30000};  // how long a stream stays after its publisher left
   std::int64_t max_streams = 1000;
   std::string web_root;                            // when set, / serves the player page from here
+  std::string ingest_secret;                       // CMAF ingest at /ingest/<stream>/...; empty: off
+  std::int64_t ingest_max_object = 32 * 1024 * 1024;  // largest pushed object, in bytes
+  std::chrono::milliseconds ingest_idle{10000};    // a pushed stream with no object for this long ends
 };
 
 // One stream's input: tracks and frames in decode order per track, from one thread at a time

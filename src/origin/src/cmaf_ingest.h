@@ -1,0 +1,61 @@
+// CMAF pushed over HTTP (DASH-IF Live Media Ingest interface 1, one request per object; ffmpeg's
+// dash and hls muxers with -method PUT): init segments and media segments per representation,
+// turned back into tracks and frames for the stream's packager. Frames of the representations
+// are interleaved by decode time (a segment of one track may arrive before the other's), so the
+// packager sees one timeline; a track that stops sending is not waited for past `max_wait`.
+// One per pushed stream; thread-safe (requests of one stream may arrive on several connections).
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "sf/cmaf/demux.h"
+#include "sf/core/result.h"
+#include "sf/origin/origin.h"
+
+namespace sf::origin {
+
+class CmafIngest {
+ public:
+  CmafIngest(std::unique_ptr<StreamSink> sink, double max_wait_seconds = 4.0)
+      : sink_(std::move(sink)), max_wait_(max_wait_seconds) {}
+  ~CmafIngest() { release(true); }  // what is still queued goes out before the stream ends
+
+  // One pushed object. `representation` names the track it belongs to (from the request path).
+  // Init segments (moov) set the representation's tracks; media segments feed frames.
+  Result<void> push(const std::string& representation, const Bytes& body);
+  std::chrono::steady_clock::time_point last_push() const;
+
+ private:
+  struct Track {
+    std::uint32_t track_id = 0;  // as the packager sees it: unique within the stream
+    media::TrackConfig config;
+    std::deque<media::MediaFrame> queue;
+    double last_seconds = -1;
+  };
+  struct Representation {
+    cmaf::InitSegment init;
+    std::map<std::uint32_t, std::uint32_t> ids;  // track_ID in the file -> Track::track_id
+  };
+  void release(bool flush);
+  static double seconds(const media::MediaFrame& f, const media::TrackConfig& c) {
+    return double(f.dts) / c.timescale;
+  }
+
+  mutable std::mutex mu_;
+  std::unique_ptr<StreamSink> sink_;
+  double max_wait_;
+  std::map<std::string, Representation> representations_;
+  std::map<std::uint32_t, Track> tracks_;
+  std::uint32_t next_track_id_ = 1;
+  std::chrono::steady_clock::time_point last_push_ = std::chrono::steady_clock::now();
+};
+
+// The representation key of an ingest path: "stream0" in ffmpeg's "init-stream0.m4s" and
+// "chunk-stream0-00012.m4s", the Streams(<id>) of DASH-IF ingest, else the file's directory.
+std::string representation_of(std::string_view path);
+
+}  // namespace sf::origin
