@@ -33,14 +33,15 @@ run: build
 # need the CPU to keep real time; then each fuzz target for FUZZ_SECONDS.
 test: build fuzz
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -L unit
-	ctest --test-dir $(BUILD) --output-on-failure -L integration
+	ctest --test-dir $(BUILD) --output-on-failure -L 'integration|e2e'
 	ctest --test-dir $(FUZZ_BUILD) --output-on-failure -L fuzz
 
 test-unit: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -L unit
 
 test-integration: build
-	ctest --test-dir $(BUILD) --output-on-failure -L integration
+	ctest --test-dir $(BUILD) --output-on-failure -L 'integration|e2e'
+
 
 # libFuzzer targets (clang, ASan + UBSan); `make test` runs each for FUZZ_SECONDS.
 fuzz: setup

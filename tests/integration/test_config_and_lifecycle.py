@@ -202,3 +202,14 @@ def test_keys_create_rejects_bad_stream_name(tmp_path):
     p = h.run([h.BIN, "keys", "create", "bad name/..", f"--store.path={tmp_path / 'store.db'}"], timeout=15,
               env=clean_env(), cwd=tmp_path)
     assert p.returncode != 0 and "stream" in p.stderr, (p.returncode, p.stderr)
+
+
+def test_readme_configuration_reference_lists_every_key_with_its_default(tmp_path):
+    # The README's table is the configuration reference users read; it must match the binary.
+    out = h.run([h.BIN, "config"], timeout=10, env=clean_env(), cwd=tmp_path)
+    assert out.returncode == 0
+    readme = (h.SOURCE_DIR / "README.md").read_text()
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| `")]
+    assert len(rows) > 20
+    missing = [row for row in rows if row not in readme]
+    assert not missing, "README configuration table is out of date:\n" + "\n".join(missing)
