@@ -65,7 +65,9 @@ void Packager::on_track(const media::TrackConfig& track) {
              std::equal(r->track.record.view().begin(), r->track.record.view().end(), track.record.view().begin())) {
     return;  // the same configuration again
   } else {
-    r->discontinuity = true;  // a new configuration starts a new segment with a new init
+    // A new configuration starts a new segment with a new init; every rendition takes the
+    // discontinuity at the same segment, so their discontinuity sequences and DASH periods agree.
+    for (auto& o : renditions_) o.discontinuity = true;
   }
   // Init versions are numbered per rendition from 1, whatever the source numbered them.
   auto inits = std::make_shared<std::map<std::uint32_t, Bytes>>(*r->inits);
@@ -179,12 +181,17 @@ void Packager::open_segment(Rendition& r, std::uint64_t msn, const media::MediaF
   if (r.leader && (r.discontinuity || r.done.empty())) period_start_ms_ = seg->pdt_ms;
   if (availability_start_ms_ < 0) availability_start_ms_ = seg->pdt_ms;
   seg->period_start_ms = period_start_ms_;
-  if (r.discontinuity) {
-    bool first_ever = r.done.empty();
-    seg->discontinuity = !first_ever;
-    if (!first_ever && r.leader) ++discontinuities_;
-    r.discontinuity = false;
+  bool first_ever = r.done.empty();
+  if (r.leader) {
+    seg->discontinuity = r.discontinuity && !first_ever;
+    if (seg->discontinuity) ++discontinuities_;
+    leader_discontinuity_ = seg->discontinuity;
+  } else {
+    // Followers take the discontinuity at the leader's segment of the same number, so every
+    // rendition's discontinuity sequence, and every DASH period, agree.
+    seg->discontinuity = leader_discontinuity_ && !first_ever;
   }
+  r.discontinuity = false;
   seg->discontinuity_sequence = discontinuities_;
   r.open = std::move(seg);
 }

@@ -62,6 +62,7 @@ class Packager {
   double leader_segment_start_ = -1;    // seconds, start of the leader's open segment
   std::uint64_t leader_msn_ = 0;
   bool have_leader_segment_ = false;
+  bool leader_discontinuity_ = false;   // the leader's open segment starts a discontinuity
   std::int64_t period_start_ms_ = 0;    // pdt of the leader's first segment since the last discontinuity
   std::int64_t availability_start_ms_ = -1;
   std::int64_t wall_base_ms_ = -1;      // wall clock at media time `media_base_` (seconds)

@@ -1,0 +1,141 @@
+#include "packager.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace sf::origin {
+namespace {
+
+media::TrackConfig video_track(std::uint8_t tag = 0) {
+  media::TrackConfig t;
+  t.track_id = 1;
+  t.type = media::MediaType::video;
+  t.codec = media::Codec::h264;
+  t.timescale = media::kVideoTimescale;
+  // An avcC as x264 writes it (High 3.1); the packager copies it into the init segment.
+  const unsigned char avcc[] = {0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x04, 0x67, 0x64, 0x00, tag,
+                                0x01, 0x00, 0x02, 0x68, 0xee};
+  t.record = Bytes::copy_of(ByteView(reinterpret_cast<const std::byte*>(avcc), sizeof(avcc)));
+  t.video = media::VideoConfig{media::Codec::h264, 100, 0, 31, 1280, 720, 4, "avc1.64001f"};
+  return t;
+}
+
+media::TrackConfig audio_track() {
+  media::TrackConfig t;
+  t.track_id = 2;
+  t.type = media::MediaType::audio;
+  t.codec = media::Codec::aac;
+  t.timescale = 48000;
+  const unsigned char asc[] = {0x11, 0x90};
+  t.record = Bytes::copy_of(ByteView(reinterpret_cast<const std::byte*>(asc), sizeof(asc)));
+  t.audio = media::AudioConfig{media::Codec::aac, 2, 48000, 2, 1024, "mp4a.40.2"};
+  return t;
+}
+
+media::MediaFrame frame(const media::TrackConfig& t, std::int64_t dts, bool key) {
+  static const Bytes payload = Bytes::copy_of(as_bytes("0123456789"));
+  return {t.track_id, t.type, t.codec, dts, dts, key, 1, payload};
+}
+
+struct Feed {
+  Config config;
+  Packager packager{"s", config};
+  std::shared_ptr<const StreamView> last;
+  media::TrackConfig v = video_track(), a = audio_track();
+
+  Feed() {
+    packager.on_track(v);
+    packager.on_track(a);
+  }
+  // Interleaves 30 fps video (keyframe every `gop` frames) and 48 kHz AAC by decode time.
+  void run(double seconds, int gop = 30, std::int64_t video_offset = 0, std::int64_t audio_offset = 0) {
+    int vf = 0, af = 0;
+    for (;;) {
+      double vt = vf / 30.0, at = af * 1024 / 48000.0;
+      if (vt > seconds && at > seconds) break;
+      if (vt <= at) {
+        if (auto view = packager.on_frame(frame(v, video_offset + vf * 3000, vf % gop == 0))) last = view;
+        ++vf;
+      } else {
+        if (auto view = packager.on_frame(frame(a, audio_offset + af * 1024, true))) last = view;
+        ++af;
+      }
+    }
+  }
+  const RenditionView& rendition(const char* name) const { return *last->rendition(name); }
+};
+
+TEST(Packager, PartsNeverExceedTheTargetAndSegmentsStartOnKeyframes) {
+  Feed f;
+  f.run(9);
+  for (const char* name : {"video", "audio"}) {
+    for (auto& s : f.rendition(name).segments) {
+      for (auto& p : s->parts) EXPECT_LE(p->duration, 0.5 + 1e-9) << name << " msn " << s->msn;
+      if (s->complete) EXPECT_LE(s->duration, 2.0 + 0.05) << name;
+    }
+  }
+  for (auto& s : f.rendition("video").segments) {
+    EXPECT_TRUE(s->parts.front()->independent);
+    if (s->complete) {
+      EXPECT_NEAR(s->duration, 2.0, 1e-9);
+      EXPECT_EQ(s->parts.size(), 4u);
+    }
+  }
+}
+
+TEST(Packager, AudioSegmentsShareTheVideoNumbersAndStartTimes) {
+  Feed f;
+  f.run(9);
+  auto& v = f.rendition("video");
+  auto& a = f.rendition("audio");
+  for (auto& vs : v.segments) {
+    const Segment* as = a.find(vs->msn);
+    ASSERT_NE(as, nullptr) << vs->msn;
+    double vstart = vs->start_dts / 90000.0, astart = as->start_dts / 48000.0;
+    EXPECT_NEAR(astart, vstart, 1024 / 48000.0) << vs->msn;
+  }
+}
+
+TEST(Packager, LongGopRaisesTargetDurationInsteadOfBreakingIt) {
+  Feed f;
+  f.run(12, /*gop=*/90);  // 3 s keyframe interval against a 2 s target
+  EXPECT_NE(f.rendition("video").playlist.find("#EXT-X-TARGETDURATION:3"), std::string::npos);
+}
+
+TEST(Packager, RestartIsOneDiscontinuityInEveryRendition) {
+  Feed f;
+  f.run(5);
+  f.packager.restart();
+  f.run(5);  // timestamps start again from 0, as a reconnecting encoder does
+  for (const char* name : {"video", "audio"}) {
+    int discontinuities = 0;
+    for (auto& s : f.rendition(name).segments) discontinuities += s->discontinuity;
+    EXPECT_EQ(discontinuities, 1) << name;
+    EXPECT_NE(f.rendition(name).playlist.find("#EXT-X-DISCONTINUITY\n"), std::string::npos) << name;
+  }
+}
+
+TEST(Packager, ChangedConfigurationGetsANewInitVersion) {
+  Feed f;
+  f.run(3);
+  f.packager.on_track(video_track(0x28));  // a new SPS (resolution change)
+  f.run(3, 30, 3 * 90000 + 3000, 3 * 48000 + 1024);
+  auto& v = f.rendition("video");
+  EXPECT_EQ(v.inits->size(), 2u);
+  EXPECT_NE(v.playlist.find("init2.mp4"), std::string::npos);
+  EXPECT_EQ(v.segments.back()->init_version, 2u);
+}
+
+TEST(Packager, PublishedSegmentsAreNeverModified) {
+  Feed f;
+  f.run(1);
+  auto before = f.last;
+  auto open = before->rendition("video")->segments.back();
+  auto parts = open->parts.size();
+  f.run(1.6);
+  EXPECT_EQ(open->parts.size(), parts);  // copy-on-write: readers of the old view see it unchanged
+}
+
+}  // namespace
+}  // namespace sf::origin
