@@ -45,6 +45,10 @@ constexpr std::uint8_t kObjectTypeMpeg4Audio = 0x40;
 constexpr std::uint8_t kObjectTypeMpeg2AacMain = 0x66;  // 0x66..0x68: MPEG-2 AAC Main, LC, SSR
 constexpr std::uint8_t kObjectTypeMpeg2AacSsr = 0x68;
 
+// Supported tracks one init segment may describe; real ones have a handful. Keeps the per-traf
+// track lookup and the duplicate check cheap on hostile input.
+constexpr std::size_t kMaxTracks = 256;
+
 // 14496-12 §12.1.3 VisualSampleEntry and §12.2.3 AudioSampleEntry: fixed fields before children.
 constexpr std::size_t kVisualSampleEntrySize = 78;
 constexpr std::size_t kVisualWidthOffset = 24;
@@ -666,6 +670,7 @@ Result<InitSegment> parse_init_segment(const Bytes& data) {
       if (std::ranges::any_of(init.tracks, [id](const TrackConfig& t) { return t.track_id == id; })) {
         return fail(errc::malformed);  // §8.3.2: track_IDs are unique
       }
+      if (init.tracks.size() == kMaxTracks) return fail(errc::limit_exceeded);
       init.tracks.push_back(std::move((*track)->config));
       timescales.push_back((*track)->media_timescale);
     } else if ((*b)->type == fourcc("mvex")) {

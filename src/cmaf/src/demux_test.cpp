@@ -772,6 +772,14 @@ TEST(DemuxInit, DuplicateTrackIdsAreMalformed) {
   EXPECT_EQ(parse_init_segment(init_bytes({TrackSpec{}, TrackSpec{}})).error(), errc::malformed);
 }
 
+TEST(DemuxInit, MoreThan256SupportedTracksIsRefused) {
+  std::vector<TrackSpec> tracks(257);
+  for (std::size_t i = 0; i < tracks.size(); ++i) tracks[i].track_id = static_cast<std::uint32_t>(i + 1);
+  EXPECT_EQ(parse_init_segment(init_bytes(tracks)).error(), errc::limit_exceeded);
+  tracks.pop_back();
+  EXPECT_TRUE(parse_init_segment(init_bytes(tracks)));
+}
+
 // ---- fragments, crafted ----
 
 TEST(DemuxFragments, EmptyInputHasNoFrames) {

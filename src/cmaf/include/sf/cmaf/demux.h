@@ -27,7 +27,7 @@ struct InitSegment;
 // timescale 90000 (video) or the AudioSpecificConfig sample rate (audio), version 1, record = the
 // avcC/hvcC/av1C body or the DecoderSpecificInfo. Errors: errc::malformed for broken box
 // structure or a supported entry with a broken configuration record; errc::unsupported when no
-// trak has a supported entry.
+// trak has a supported entry; errc::limit_exceeded above 256 supported tracks.
 Result<InitSegment> parse_init_segment(const Bytes& data);
 
 // Any sequence of top-level boxes; moof+mdat pairs give frames, everything else (styp, sidx,
