@@ -48,7 +48,7 @@ void bind(ConfigSchema& s, AppConfig& c) {
         o.web_root);
   s.add("origin.ingest_secret", "Shared secret for CMAF pushed to /ingest/<stream>/ (empty: CMAF ingest off)",
         o.ingest_secret);
-  s.add("origin.ingest_max_object", "Largest pushed CMAF object, in bytes", o.ingest_max_object, 1024, 512 * kMiB);
+  s.add("origin.ingest_max_object", "Largest pushed CMAF unit (an init segment, or a moof with its mdat), in bytes", o.ingest_max_object, 1024, 512 * kMiB);
   s.add("origin.ingest_idle", "A pushed stream with no object for this long ends", o.ingest_idle, milliseconds(1000),
         milliseconds(600000));
   s.add("demo.enabled", "In `all`, publish an ffmpeg test pattern with a clock as stream \"demo\"", c.demo_enabled);

@@ -104,6 +104,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     bool prefix = false;
     Handler handler;
     HeldHandler held;
+    StreamingHandler streaming;
     std::chrono::milliseconds hold{0};
     Response fallback;
   };
@@ -195,6 +196,69 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     co_await asio::async_write(stream, buffers, asio::redirect_error(asio::use_awaitable, ec));
   }
 
+  static Request request_of(const bhttp::request_header<>& raw, const std::string& remote) {
+    Request req;
+    req.method = std::string(raw.method_string());
+    req.remote = remote;
+    std::string target(raw.target());
+    auto q = target.find('?');
+    req.path = target.substr(0, q);
+    if (q != std::string::npos) req.query = target.substr(q + 1);
+    for (auto& f : raw) {
+      std::string name(f.name_string());
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      req.headers[name] = std::string(f.value());
+    }
+    return req;
+  }
+
+  // Streams a request body to the route's sink, 64 KiB at a time. Returns whether the connection
+  // may serve another request.
+  static asio::awaitable<bool> stream_body(std::shared_ptr<Impl> self, beast::tcp_stream& stream,
+                                           beast::flat_buffer& buffer, bhttp::request_parser<bhttp::empty_body>& head,
+                                           const Route& route, std::optional<std::size_t> body_limit,
+                                           const std::string& remote,
+                                           error_code& ec) {
+    Request req = request_of(head.get(), remote);
+    unsigned version = head.get().version();
+    bool keep_alive = head.get().keep_alive() && !self->stopping;
+    auto decision = route.streaming(req);
+    Response out;
+    bool read_all = true;
+    if (auto* refusal = std::get_if<Response>(&decision)) {
+      out = std::move(*refusal);
+      read_all = head.is_done();
+    } else {
+      auto sink = std::move(std::get<std::unique_ptr<BodySink>>(decision));
+      bhttp::request_parser<bhttp::buffer_body> parser{std::move(head)};
+      if (body_limit) parser.body_limit(*body_limit);
+      else parser.body_limit(boost::none);  // long-running uploads: each read still has the idle timeout
+      std::vector<char> piece(64 * 1024);
+      while (!parser.is_done()) {
+        parser.get().body().data = piece.data();
+        parser.get().body().size = piece.size();
+        stream.expires_after(self->limits.idle_timeout);
+        co_await bhttp::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec == bhttp::error::need_buffer) ec = {};
+        if (ec) break;
+        std::size_t n = piece.size() - parser.get().body().size;
+        if (n && !sink->on_data(ByteView(reinterpret_cast<const std::byte*>(piece.data()), n))) {
+          read_all = false;
+          break;
+        }
+      }
+      if (ec && ec != bhttp::error::body_limit) co_return false;  // the peer left mid-body
+      out = ec ? Response::text(413, "body too large\n") : sink->finish();
+      if (ec) read_all = false;
+      ec = {};
+    }
+    self->decorate(out, req);
+    bool keep = keep_alive && read_all;
+    stream.expires_after(self->limits.idle_timeout);
+    co_await write_response(stream, out, req, version, keep, ec);
+    co_return keep && !ec;
+  }
+
   static asio::awaitable<void> serve(std::shared_ptr<Impl> self, std::shared_ptr<beast::tcp_stream> stream) {
     beast::flat_buffer buffer;
     error_code ec;
@@ -202,16 +266,30 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     std::string remote;
     if (auto ep = stream->socket().remote_endpoint(ec); !ec) remote = ep.address().to_string();
     for (;;) {
-      bhttp::request_parser<bhttp::string_body> parser;
-      parser.header_limit(static_cast<std::uint32_t>(self->limits.max_header_bytes));
-      parser.body_limit(self->limits.max_body_bytes);
+      // The head first; then the body, buffered (string) or streamed to a sink, by route.
+      bhttp::request_parser<bhttp::empty_body> head;
+      head.header_limit(static_cast<std::uint32_t>(self->limits.max_header_bytes));
+      head.body_limit(self->limits.max_body_bytes);
       stream->expires_after(first ? self->limits.header_timeout : self->limits.idle_timeout);
       first = false;
-      co_await bhttp::async_read_header(*stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
-      if (!ec && !parser.is_done()) {
-        std::string_view target(parser.get().target());
+      co_await bhttp::async_read_header(*stream, buffer, head, asio::redirect_error(asio::use_awaitable, ec));
+      std::optional<std::size_t> route_limit;  // set by body_limit() for this path, if any
+      if (!ec) {
+        std::string_view target(head.get().target());
         for (auto& [prefix, bytes] : self->body_limits)
-          if (target.starts_with(prefix)) parser.body_limit(bytes);
+          if (target.starts_with(prefix)) route_limit = bytes;
+        bool path_known = false;
+        std::string method(head.get().method_string());
+        std::string path(target.substr(0, target.find('?')));
+        if (const Route* r = self->find(method, path, path_known); r && r->streaming) {
+          bool keep = co_await stream_body(self, *stream, buffer, head, *r, route_limit, remote, ec);
+          if (!keep || ec) break;
+          continue;
+        }
+      }
+      bhttp::request_parser<bhttp::string_body> parser{std::move(head)};
+      if (!ec && !parser.is_done()) {
+        parser.body_limit(route_limit.value_or(self->limits.max_body_bytes));
         // A large body may take longer than the header: allow the idle time per read.
         stream->expires_after(self->limits.idle_timeout);
         co_await bhttp::async_read(*stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
@@ -233,18 +311,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         break;
       }
       auto& raw = parser.get();
-      Request req;
-      req.method = std::string(raw.method_string());
-      req.remote = remote;
-      std::string target(raw.target());
-      auto q = target.find('?');
-      req.path = target.substr(0, q);
-      if (q != std::string::npos) req.query = target.substr(q + 1);
-      for (auto& f : raw) {
-        std::string name(f.name_string());
-        for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        req.headers[name] = std::string(f.value());
-      }
+      Request req = request_of(raw.base(), remote);
       req.body = std::move(raw.body());
       bool keep_alive = raw.keep_alive() && !self->stopping;
 
@@ -305,16 +372,25 @@ Server::Server(net::IoPool& pool, const net::Endpoint& at, ServerLimits limits)
 Server::~Server() = default;
 
 void Server::route(std::string method, std::string path, Handler h) {
-  impl_->routes.push_back({std::move(method), std::move(path), false, std::move(h), {}, {}, {}});
+  impl_->routes.push_back({std::move(method), std::move(path), false, std::move(h), {}, {}, {}, {}});
 }
 
 void Server::route_prefix(std::string method, std::string prefix, Handler h) {
-  impl_->routes.push_back({std::move(method), std::move(prefix), true, std::move(h), {}, {}, {}});
+  impl_->routes.push_back({std::move(method), std::move(prefix), true, std::move(h), {}, {}, {}, {}});
 }
 
 void Server::route_held(std::string method, std::string prefix, std::chrono::milliseconds hold, Response fallback,
                         HeldHandler h) {
-  impl_->routes.push_back({std::move(method), std::move(prefix), true, {}, std::move(h), hold, std::move(fallback)});
+  impl_->routes.push_back({std::move(method), std::move(prefix), true, {}, std::move(h), {}, hold, std::move(fallback)});
+}
+
+void Server::route_streaming(std::string method, std::string prefix, StreamingHandler h) {
+  Impl::Route r;
+  r.method = std::move(method);
+  r.path = std::move(prefix);
+  r.prefix = true;
+  r.streaming = std::move(h);
+  impl_->routes.push_back(std::move(r));
 }
 
 void Server::body_limit(std::string prefix, std::size_t bytes) {

@@ -14,6 +14,7 @@
 #include "sf/core/log.h"
 #include "sf/http/server.h"
 #include "cmaf_ingest.h"
+#include "cmaf_upload.h"
 #include "sf/core/secure.h"
 #include "stream.h"
 
@@ -108,12 +109,11 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
     server->route_held("GET", "/live/", hold, fallback,
                        [this](const http::Request& req, http::Responder res) { serve_live(req, std::move(res)); });
     for (const char* method : {"PUT", "POST"})
-      server->route_prefix(method, "/ingest/", [this](http::Request& req) { return ingest(req); });
+      server->route_streaming(method, "/ingest/", [this](const http::Request& req) { return ingest(req); });
     server->route_prefix("DELETE", "/ingest/", [this](const http::Request& req) {
       // Pushing encoders delete objects that left their window; the origin keeps its own window.
       return authorized(req).first ? http::Response::text(204, "") : http::Response::text(403, "forbidden\n");
     });
-    server->body_limit("/ingest/", static_cast<std::size_t>(config.ingest_max_object));
     server->route("GET", "/time", [](const http::Request&) {
       // DASH UTCTiming (urn:mpeg:dash:utc:http-iso:2014).
       auto now = std::chrono::system_clock::now();
@@ -180,7 +180,9 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
     return {false, {}};
   }
 
-  http::Response ingest(http::Request& req) {
+  // Decided from the request head: refusals before any body byte is read, else a sink that
+  // feeds the stream's CmafIngest as boxes complete (one object, or a long-running POST).
+  std::variant<http::Response, std::unique_ptr<http::BodySink>> ingest(const http::Request& req) {
     if (config.ingest_secret.empty())
       return http::Response::text(403, "CMAF ingest is off: set origin.ingest_secret\n");
     auto [ok, file] = authorized(req);
@@ -191,23 +193,23 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
     std::string_view rest(req.path);
     rest.remove_prefix(8);
     std::string name(rest.substr(0, rest.find('/')));
-    bool valid = !name.empty() && name.size() <= 64 &&
-                 std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; });
+    bool valid = !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+    });
     if (!valid) return http::Response::text(400, "bad stream name\n");
     // Manifests pushed beside the media describe what the origin derives itself.
-    if (file.ends_with(".mpd") || file.ends_with(".m3u8")) return http::Response::text(204, "");
+    if (file.ends_with(".mpd") || file.ends_with(".m3u8")) return std::make_unique<Discard>();
     auto session = pushed_session(name);
     if (!session) return http::Response::text(503, "origin is full\n");
-    auto body = Bytes::adopt(std::move(req.body));  // the request body becomes the frames' block
-    auto r = session->push(representation_of(file), body);
-    if (!r) {
-      count("ingest", 400);
-      log::warn("origin", "pushed object refused", {{"stream", name}, {"error", r.error().message()}});
-      return http::Response::text(400, r.error().message() + "\n");
-    }
-    count("ingest", 201);
-    return http::Response::text(201, "");
+    count("ingest", 200);
+    return std::make_unique<CmafUpload>(std::move(session), representation_of(file),
+                                        static_cast<std::size_t>(config.ingest_max_object));
   }
+
+  struct Discard final : http::BodySink {
+    bool on_data(ByteView) override { return true; }
+    http::Response finish() override { return http::Response::text(204, ""); }
+  };
 
   std::shared_ptr<CmafIngest> pushed_session(const std::string& name) {
     // pushed_mu is held across open() so two first pushes of a stream cannot both open it.

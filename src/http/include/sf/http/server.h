@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "sf/core/bytes.h"
@@ -64,6 +65,17 @@ class Responder {
 };
 using HeldHandler = std::function<void(const Request&, Responder)>;
 
+// Takes a request body piece by piece as it arrives (long-running chunked uploads). on_data()
+// returns false to stop reading (the connection then closes after finish()'s response).
+class BodySink {
+ public:
+  virtual ~BodySink() = default;
+  virtual bool on_data(ByteView piece) = 0;
+  virtual Response finish() = 0;  // the body ended (or on_data refused): the response to send
+};
+// Decides from the request head alone: a Response (refusal) or a sink for the body.
+using StreamingHandler = std::function<std::variant<Response, std::unique_ptr<BodySink>>(const Request&)>;
+
 struct ServerLimits {
   std::size_t max_connections = 10000;
   std::size_t max_header_bytes = 8 * 1024;
@@ -86,6 +98,9 @@ class Server {
   void route_held(std::string method, std::string prefix, std::chrono::milliseconds hold, Response fallback,
                   HeldHandler h);
 
+  // A prefix route whose body is streamed to a BodySink instead of buffered; body size unbounded
+  // unless body_limit() bounds it, and each read still has the idle timeout.
+  void route_streaming(std::string method, std::string prefix, StreamingHandler h);
   // Requests under `prefix` may carry bodies up to `bytes` (others: ServerLimits::max_body_bytes).
   // The limit is chosen after the header is read, before any body byte is buffered.
   void body_limit(std::string prefix, std::size_t bytes);

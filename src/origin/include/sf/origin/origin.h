@@ -29,7 +29,7 @@ struct Config {
   std::int64_t max_streams = 1000;
   std::string web_root;                            // when set, / serves the player page from here
   std::string ingest_secret;                       // CMAF ingest at /ingest/<stream>/...; empty: off
-  std::int64_t ingest_max_object = 32 * 1024 * 1024;  // largest pushed object, in bytes
+  std::int64_t ingest_max_object = 32 * 1024 * 1024;  // largest pushed unit (init, or moof+mdat), bytes
   std::chrono::milliseconds ingest_idle{10000};    // a pushed stream with no object for this long ends
 };
 

@@ -1,0 +1,37 @@
+// The body of one CMAF ingest request, taken as it streams in: a long-running chunked POST of a
+// whole fragmented MP4 (DASH-IF Live Media Ingest interface 1), or one object per request. Bytes
+// are cut at top-level box boundaries: ftyp+moov go to the ingest as an init segment, each
+// moof+mdat pair as a media unit the moment its mdat is complete; styp, sidx, prft and emsg are
+// dropped. One per request, on its connection's thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cmaf_ingest.h"
+#include "sf/http/server.h"
+
+namespace sf::origin {
+
+class CmafUpload final : public http::BodySink {
+ public:
+  CmafUpload(std::shared_ptr<CmafIngest> ingest, std::string representation, std::size_t max_unit)
+      : ingest_(std::move(ingest)), representation_(std::move(representation)), max_unit_(max_unit) {}
+
+  bool on_data(ByteView piece) override;
+  http::Response finish() override;
+
+ private:
+  // Size of the complete unit at the front of pending_, 0 if more bytes are needed.
+  Result<std::size_t> next_unit(bool& is_media, bool& skip) const;
+
+  std::shared_ptr<CmafIngest> ingest_;
+  std::string representation_;
+  std::size_t max_unit_;
+  std::vector<std::byte> pending_;
+  std::error_code error_;
+  std::size_t units_ = 0;
+};
+
+}  // namespace sf::origin
