@@ -14,6 +14,7 @@
 #include <charconv>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "range.h"
 #include "sf/net/listener.h"
@@ -85,10 +86,17 @@ struct Responder::State {
   asio::steady_timer timer;       // touched on the connection's thread only
   std::atomic<bool> done{false};  // first answer wins
   std::optional<Response> response;
+  // The connection's thread while it runs the handler: an answer given there and then is taken
+  // directly, with no post and no wait (most requests are answered at once).
+  std::atomic<std::thread::id> handler_thread{};
 };
 
 void Responder::operator()(Response r) const {
   if (state_->done.exchange(true)) return;
+  if (state_->handler_thread.load() == std::this_thread::get_id()) {
+    state_->response = std::move(r);
+    return;
+  }
   asio::post(state_->executor, [s = state_, r = std::move(r)]() mutable {
     s->response = std::move(r);
     s->timer.cancel();
@@ -327,11 +335,15 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         out = path_known ? Response::text(405, "method not allowed\n") : Response::text(404, "not found\n");
       } else if (route->held) {
         auto state = std::make_shared<Responder::State>(stream->get_executor());
-        state->timer.expires_after(route->hold);
+        state->handler_thread = std::this_thread::get_id();
         route->held(req, Responder(state));
-        // Wait for the answer or the hold time; a client that leaves meanwhile is noticed at write.
-        stream->expires_never();
-        co_await state->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        state->handler_thread = std::thread::id{};
+        if (!state->response) {
+          // Wait for the answer or the hold time; a client that leaves meanwhile is noticed at write.
+          state->timer.expires_after(route->hold);
+          stream->expires_never();
+          co_await state->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        }
         if (state->response) {
           out = std::move(*state->response);
         } else {

@@ -298,13 +298,13 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
       if (parts[1] == "master.m3u8") {
         http::Response r;
         r.content_type = "application/vnd.apple.mpegurl";
-        r.body = view->multivariant;
+        r.pieces.push_back(view->multivariant);
         return respond(res, "multivariant", with_cache(std::move(r), "max-age=1"));
       }
       if (parts[1] == "manifest.mpd") {
         http::Response r;
         r.content_type = "application/dash+xml";
-        r.body = view->mpd;
+        r.pieces.push_back(view->mpd);
         return respond(res, "mpd", with_cache(std::move(r), "max-age=1"));
       }
       return respond(res, "bad", not_found(td));
@@ -340,7 +340,7 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
     auto playlist = [skip, td](const RenditionView& rv, bool blocking) {
       http::Response out;
       out.content_type = "application/vnd.apple.mpegurl";
-      out.body = skip ? rv.playlist_skip : rv.playlist;
+      out.pieces.push_back(skip ? rv.playlist_skip : rv.playlist);
       // Appendix B.1 lifetimes: blocking answers 6 TD; plain reloads half a TD.
       return with_cache(std::move(out), blocking ? fmt::format("max-age={}", 6 * td)
                                                  : fmt::format("max-age={}", std::max(1, td / 2)));

@@ -100,7 +100,7 @@ TEST(Packager, AudioSegmentsShareTheVideoNumbersAndStartTimes) {
 TEST(Packager, LongGopRaisesTargetDurationInsteadOfBreakingIt) {
   Feed f;
   f.run(12, /*gop=*/90);  // 3 s keyframe interval against a 2 s target
-  EXPECT_NE(f.rendition("video").playlist.find("#EXT-X-TARGETDURATION:3"), std::string::npos);
+  EXPECT_NE(as_chars(f.rendition("video").playlist.view()).find("#EXT-X-TARGETDURATION:3"), std::string::npos);
 }
 
 TEST(Packager, RestartIsOneDiscontinuityInEveryRendition) {
@@ -112,7 +112,7 @@ TEST(Packager, RestartIsOneDiscontinuityInEveryRendition) {
     int discontinuities = 0;
     for (auto& s : f.rendition(name).segments) discontinuities += s->discontinuity;
     EXPECT_EQ(discontinuities, 1) << name;
-    EXPECT_NE(f.rendition(name).playlist.find("#EXT-X-DISCONTINUITY\n"), std::string::npos) << name;
+    EXPECT_NE(as_chars(f.rendition(name).playlist.view()).find("#EXT-X-DISCONTINUITY\n"), std::string::npos) << name;
   }
 }
 
@@ -123,7 +123,7 @@ TEST(Packager, ChangedConfigurationGetsANewInitVersion) {
   f.run(3, 30, 3 * 90000 + 3000, 3 * 48000 + 1024);
   auto& v = f.rendition("video");
   EXPECT_EQ(v.inits->size(), 2u);
-  EXPECT_NE(v.playlist.find("init2.mp4"), std::string::npos);
+  EXPECT_NE(as_chars(v.playlist.view()).find("init2.mp4"), std::string::npos);
   EXPECT_EQ(v.segments.back()->init_version, 2u);
 }
 

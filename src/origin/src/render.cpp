@@ -70,9 +70,9 @@ void render_view(StreamView& view, const Config& config, int target_duration) {
     auto pl = media_playlist(view, rv, config, target_duration);
     hls::RenderOptions opt;
     opt.part_window_seconds = 3.0 * target_duration;
-    rv.playlist = hls::render_media_playlist(pl, opt);
+    rv.playlist = Bytes::adopt(hls::render_media_playlist(pl, opt));
     opt.skip = true;
-    rv.playlist_skip = hls::render_media_playlist(pl, opt);
+    rv.playlist_skip = Bytes::adopt(hls::render_media_playlist(pl, opt));
   }
 
   const RenditionView* audio = nullptr;
@@ -104,8 +104,8 @@ void render_view(StreamView& view, const Config& config, int target_duration) {
     variants.push_back(std::move(v));
     audios.clear();
   }
-  view.multivariant = hls::render_multivariant(variants, audios, "");
-  view.mpd = render_mpd(view, config, target_duration);
+  view.multivariant = Bytes::adopt(hls::render_multivariant(variants, audios, ""));
+  view.mpd = Bytes::adopt(render_mpd(view, config, target_duration));
 }
 
 }  // namespace sf::origin

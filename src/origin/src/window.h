@@ -47,8 +47,8 @@ struct RenditionView {
   std::uint64_t peak_bps = 0;
   std::uint64_t average_bps = 0;
 
-  std::string playlist;       // full media playlist
-  std::string playlist_skip;  // delta update (_HLS_skip=YES)
+  Bytes playlist;       // full media playlist, rendered once per view and shared by every response
+  Bytes playlist_skip;  // delta update (_HLS_skip=YES)
 
   // Last listed (msn, part index) — the live edge; nullopt before the first part.
   std::optional<std::pair<std::uint64_t, std::uint32_t>> last_part() const;
@@ -59,8 +59,8 @@ struct StreamView {
   std::uint64_t version = 0;
   std::int64_t availability_start_ms = 0;  // DASH availabilityStartTime: fixed for the stream
   std::vector<std::shared_ptr<const RenditionView>> renditions;
-  std::string multivariant;
-  std::string mpd;
+  Bytes multivariant;
+  Bytes mpd;
   bool live = true;  // a publisher is connected
 
   const RenditionView* rendition(std::string_view name) const;
