@@ -228,6 +228,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
                                            const std::string& remote,
                                            error_code& ec) {
     Request req = request_of(head.get(), remote);
+    req.executor = stream.get_executor();
     unsigned version = head.get().version();
     bool keep_alive = head.get().keep_alive() && !self->stopping;
     auto decision = route.streaming(req);
@@ -321,6 +322,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       auto& raw = parser.get();
       Request req = request_of(raw.base(), remote);
       req.body = std::move(raw.body());
+      req.executor = stream->get_executor();
       bool keep_alive = raw.keep_alive() && !self->stopping;
 
       Response out;

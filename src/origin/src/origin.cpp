@@ -114,6 +114,8 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
       // Pushing encoders delete objects that left their window; the origin keeps its own window.
       return authorized(req).first ? http::Response::text(204, "") : http::Response::text(403, "forbidden\n");
     });
+    // For edges' health probes: the origin serves (streams may still be absent).
+    server->route("GET", "/healthz", [](const http::Request&) { return http::Response::text(200, "ok\n"); });
     server->route("GET", "/time", [](const http::Request&) {
       // DASH UTCTiming (urn:mpeg:dash:utc:http-iso:2014).
       auto now = std::chrono::system_clock::now();

@@ -18,6 +18,8 @@
 #include <variant>
 #include <vector>
 
+#include <boost/asio/any_io_executor.hpp>
+
 #include "sf/core/bytes.h"
 #include "sf/net/io_pool.h"
 
@@ -30,6 +32,7 @@ struct Request {
   std::string body;
   std::map<std::string, std::string> headers;  // lower-cased names
   std::string remote;                          // peer address
+  boost::asio::any_io_executor executor;       // the connection's I/O context (work started for it)
   // The value of a query parameter (undecoded), or "" if absent.
   std::string param(std::string_view name) const;
   bool has_param(std::string_view name) const;
