@@ -1,14 +1,13 @@
 #include "demo.h"
 
 #include <signal.h>
-#include <spawn.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <vector>
 
 #include "sf/core/log.h"
 
-extern char** environ;
 
 namespace sf::app {
 
@@ -44,7 +43,15 @@ void DemoPublisher::run() {
     {
       std::lock_guard lock(mu_);
       if (stopping_) return;
-      if (::posix_spawnp(&pid, ffmpeg_.c_str(), nullptr, nullptr, argv.data(), environ) != 0) {
+      // fork + close_range + exec rather than posix_spawn: the child must not inherit the
+      // server's sockets (accepted connections are not close-on-exec).
+      pid = ::fork();
+      if (pid == 0) {
+        ::close_range(3, ~0U, 0);
+        ::execvp(argv[0], argv.data());
+        ::_exit(127);
+      }
+      if (pid < 0) {
         log::warn("demo", "cannot start the demo publisher", {{"program", ffmpeg_}});
         return;
       }

@@ -100,3 +100,16 @@ def module_procs():
     pool = ProcPool()
     yield pool
     pool.close()
+
+
+@pytest.fixture(scope="session")
+def clip30():
+    return h.encode_clip(30)
+
+
+@pytest.fixture(scope="session")
+def browser_deps():
+    """tests/browser with its pinned npm packages (npm ci when node_modules is missing) and Chromium."""
+    if not os.access(h.CHROMIUM, os.X_OK):
+        pytest.fail(f"{h.CHROMIUM} not found: apt-get install -y chromium (or set SF_CHROMIUM)")
+    return h.ensure_node_modules()

@@ -415,3 +415,250 @@ def is_non_decreasing(values):
 
 H264_PROFILES = {"Baseline": 66, "Constrained Baseline": 66, "Main": 77, "Extended": 88, "High": 100,
                  "High 10": 110, "High 4:2:2": 122, "High 4:4:4 Predictive": 244}
+
+
+# ---- origin (LL-HLS / DASH) -------------------------------------------------------------------
+
+SOURCE_DIR = pathlib.Path(os.environ.get("SF_SOURCE_DIR") or pathlib.Path(__file__).resolve().parents[2])
+BROWSER_DIR = SOURCE_DIR / "tests" / "browser"
+WEB_ROOT = SOURCE_DIR / "web" / "dist"
+PLAYLIST_MIME = "application/vnd.apple.mpegurl"
+
+
+def start_origin(pool, args=(), **kw):
+    """A started `all` server (no demo, no recording) with the origin on its own free port.
+
+    `pool` is a ServerPool fixture (make_server / module_servers). The origin URL base is
+    srv.origin (http://127.0.0.1:P); srv.origin_port is P.
+    """
+    port = free_port()
+    kw.setdefault("record", False)
+    srv = pool(role="all", start=False, args=[f"--origin.listen={HOST}:{port}", f"--origin.web_root={WEB_ROOT}",
+                                             *args], **kw)
+    srv.origin_port = port
+    srv.origin = f"http://{HOST}:{port}"
+    srv.start()
+    wait_until(lambda: srv.logs("HTTP listening", component="origin"), 5, "origin listening")
+    return srv
+
+
+def http_request(url, method="GET", headers=None, timeout=5.0):
+    """(status, headers with lower-case names, body bytes); HTTP errors are returned, not raised."""
+    req = urllib.request.Request(url, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
+class MediaPlaylist:
+    """Just enough of an LL-HLS media playlist for the tests' own bookkeeping (the independent
+    conformance checks use hls-parser from npm, tests/browser/check_playlists.mjs)."""
+
+    _ATTR = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')
+
+    def __init__(self, text):
+        self.text = text
+        self.tags = {}
+        self.segments = []       # dicts: msn, uri, duration, parts, pdt, discontinuity, map (complete ones)
+        self.open_parts = []     # parts of the segment being filled (no EXTINF yet)
+        self.hint = None
+        self.skipped = 0
+        self.media_sequence = 0
+        self.reports = []
+        parts, pdt, disc, map_uri = [], None, False, None
+        lines = text.splitlines()
+        for line in lines:
+            if line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
+                self.media_sequence = int(line.split(":", 1)[1])
+        msn = self.media_sequence
+        for line in lines:
+            if line.startswith("#EXT-X-SKIP:"):
+                self.skipped = int(self.attrs(line)["SKIPPED-SEGMENTS"])
+                msn += self.skipped
+            elif line.startswith("#EXT-X-PART:"):
+                a = self.attrs(line)
+                parts.append({"uri": a["URI"], "duration": float(a["DURATION"]),
+                              "independent": a.get("INDEPENDENT") == "YES"})
+            elif line.startswith("#EXT-X-PRELOAD-HINT:"):
+                self.hint = self.attrs(line)
+            elif line.startswith("#EXT-X-RENDITION-REPORT:"):
+                self.reports.append(self.attrs(line))
+            elif line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+                pdt = line.split(":", 1)[1]
+            elif line == "#EXT-X-DISCONTINUITY":
+                disc = True
+            elif line.startswith("#EXT-X-MAP:"):
+                map_uri = self.attrs(line)["URI"]
+            elif line.startswith("#EXTINF:"):
+                self._extinf = float(line.split(":", 1)[1].split(",")[0])
+            elif line.startswith("#"):
+                if ":" in line:
+                    k, v = line[1:].split(":", 1)
+                    self.tags[k] = v
+                else:
+                    self.tags[line[1:]] = ""
+            elif line.strip():
+                self.segments.append({"msn": msn, "uri": line.strip(), "duration": self._extinf, "parts": parts,
+                                      "pdt": pdt, "discontinuity": disc, "map": map_uri})
+                msn += 1
+                parts, pdt, disc = [], None, False
+        self.open_parts = parts
+        self.open_msn = msn
+        self.open_pdt = pdt
+
+    @classmethod
+    def attrs(cls, line):
+        return {k: v.strip('"') for k, v in cls._ATTR.findall(line.split(":", 1)[1])}
+
+    def listed_parts(self):
+        """{part URI} of every EXT-X-PART in the playlist."""
+        out = {p["uri"] for s in self.segments for p in s["parts"]}
+        return out | {p["uri"] for p in self.open_parts}
+
+    def last_part(self):
+        """(msn, index) of the newest listed part, or None."""
+        if self.open_parts:
+            return self.open_msn, len(self.open_parts) - 1
+        for s in reversed(self.segments):
+            if s["parts"]:
+                return s["msn"], len(s["parts"]) - 1
+        return None
+
+
+_PART_URI = re.compile(r"s(\d+)\.p(\d+)\.m4s$")
+
+
+def part_address(uri):
+    """'s12.p3.m4s' -> (12, 3)."""
+    m = _PART_URI.search(uri)
+    assert m, uri
+    return int(m.group(1)), int(m.group(2))
+
+
+# ---- FLV tags and a publisher that sends them one at a time -----------------------------------
+
+def flv_tags(path):
+    """[(tag type, timestamp ms, body)] of an FLV file (FLV 1.0 annex E: header, then tags)."""
+    data = pathlib.Path(path).read_bytes()
+    assert data[:3] == b"FLV", path
+    pos = int.from_bytes(data[5:9], "big") + 4  # header size, then PreviousTagSize0
+    tags = []
+    for _ in range(10000000):
+        if pos + 11 > len(data):
+            break
+        ttype = data[pos] & 0x1F
+        size = int.from_bytes(data[pos + 1:pos + 4], "big")
+        ts = int.from_bytes(data[pos + 4:pos + 7], "big") | (data[pos + 7] << 24)
+        body = data[pos + 11:pos + 11 + size]
+        if len(body) < size:
+            break
+        tags.append((ttype, ts, body))
+        pos += 11 + size + 4
+    return tags
+
+
+class TagPublisher:
+    """Publishes FLV tags over RTMP exactly when the test says so (rtmp_client underneath)."""
+
+    def __init__(self, port, key, timeout=5.0):
+        import rtmp_client as rc
+        self.rc = rc
+        self.client = rc.RtmpClient(port, timeout=timeout)
+        info = self.client.publish(key)
+        assert info.get("code") == "NetStream.Publish.Start", info
+        self.stream_id = 1
+        for mtype, _sid, body in self.client.received:
+            vals = rc.amf0_decode_all(body) if mtype == rc.AMF0_COMMAND else []
+            if vals[:2] == ["_result", 4.0] and len(vals) > 3:
+                self.stream_id = int(vals[3])
+        # RTMP 5.4.1: bigger chunks, fewer headers; the server learns it before any media.
+        self.client.send_message(2, rc.SET_CHUNK_SIZE, 0, (4096).to_bytes(4, "big"))
+        self.client.out_chunk_size = 4096
+
+    def send(self, tags):
+        out = bytearray()
+        for ttype, ts, body in tags:
+            if ttype not in (self.rc.AUDIO, self.rc.VIDEO):
+                continue
+            csid = 4 if ttype == self.rc.AUDIO else 6
+            out += self.rc.chunk_message(csid, ttype, self.stream_id, ts, body, self.client.out_chunk_size)
+        self.client.send(bytes(out))
+
+    def close(self):
+        self.client.close()
+
+
+# ---- Node helpers (tests/browser) --------------------------------------------------------------
+
+def ensure_node_modules(timeout=300):
+    """Runs `npm ci` in tests/browser once if its node_modules is missing (pinned by package-lock.json)."""
+    import fcntl
+    marker = BROWSER_DIR / "node_modules" / ".package-lock.json"
+    if marker.exists():
+        return BROWSER_DIR
+    # Test files may run in parallel (ctest -j): one npm ci at a time, the others wait for it.
+    with open(pathlib.Path(tempfile.gettempdir()) / "streamflex-it-npm.lock", "w") as lock:
+        def locked():
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                return False
+        wait_until(locked, timeout + 30, "the npm ci of another test process", interval=0.5)
+        if marker.exists():
+            return BROWSER_DIR
+        p = run(["npm", "ci", "--no-audit", "--no-fund"], timeout=timeout, cwd=BROWSER_DIR)
+        if p.returncode != 0:
+            raise AssertionError(f"npm ci in {BROWSER_DIR} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    return BROWSER_DIR
+
+
+CHROMIUM = os.environ.get("SF_CHROMIUM") or "/usr/bin/chromium"
+
+
+def run_node_json(script, args, timeout, artifacts=None):
+    """Runs a tests/browser script; its last stdout line is a JSON object, returned.
+
+    Raises with the script's stderr when it exits non-zero or prints no JSON.
+    """
+    env = dict(os.environ, SF_CHROMIUM=CHROMIUM)
+    p = run(["node", str(BROWSER_DIR / script), *[str(a) for a in args]], timeout=timeout, cwd=BROWSER_DIR, env=env)
+    lines = [l for l in p.stdout.splitlines() if l.strip()]
+    if artifacts is not None:
+        pathlib.Path(artifacts).mkdir(parents=True, exist_ok=True)
+        (pathlib.Path(artifacts) / f"{pathlib.Path(script).stem}.stderr.txt").write_text(p.stderr)
+    try:
+        result = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        raise AssertionError(f"{script} exited {p.returncode} without a JSON result\nstdout:\n{p.stdout[-4000:]}"
+                             f"\nstderr:\n{p.stderr[-4000:]}")
+    result["_exit"] = p.returncode
+    result["_stderr"] = p.stderr[-4000:]
+    return result
+
+
+def artifact_dir(name):
+    """A directory for files a person may want to look at after the run (screenshots); printed by callers."""
+    base = pathlib.Path(os.environ.get("SF_ARTIFACTS")
+                        or pathlib.Path(tempfile.gettempdir()) / "streamflex-it-artifacts")
+    d = base / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def encode_clip_variant(seconds, size="640x360", bitrate="800k"):
+    """Like encode_clip, at another resolution and bit rate (a different H.264 configuration)."""
+    args = [a.replace("1280x720", size).replace("2500k", bitrate) for a in CLIP_CMD] + ["-t", str(seconds)]
+    digest = hashlib.sha256(json.dumps(args).encode()).hexdigest()[:12]
+    cache = pathlib.Path(os.environ.get("SF_CLIP_CACHE", pathlib.Path(tempfile.gettempdir()) / "streamflex-it-clips"))
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"clip-{seconds}s-{size}-{digest}.flv"
+    if path.exists() and path.stat().st_size > 0:
+        return path
+    tmp = cache / f".{path.name}.{os.getpid()}.tmp"
+    run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y", *args, "-f", "flv", str(tmp)], timeout=120,
+        check=True)
+    os.replace(tmp, path)
+    return path

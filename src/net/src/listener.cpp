@@ -1,6 +1,7 @@
 #include "sf/net/listener.h"
 
 #include <boost/asio/post.hpp>
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include <stdexcept>
@@ -29,10 +30,23 @@ struct Listener::Acceptor : std::enable_shared_from_this<Listener::Acceptor> {
 Listener::Listener(IoPool& pool, const Endpoint& at, OnAccept on_accept) {
   auto address = asio::ip::make_address(at.host == "localhost" ? "127.0.0.1" : at.host);
   std::uint16_t port = at.port;
+  if (port != 0) {
+    // SO_REUSEPORT would let us join another process's listener on the same port and split its
+    // traffic silently: claim the port once without it first, so "in use" is an error.
+    asio::ip::tcp::acceptor probe(*pool.contexts().front());
+    asio::ip::tcp::endpoint ep(address, port);
+    probe.open(ep.protocol());
+    probe.set_option(asio::socket_base::reuse_address(true));
+    boost::system::error_code ec;
+    probe.bind(ep, ec);
+    if (ec) throw std::runtime_error("cannot listen on " + at.host + ":" + std::to_string(port) + ": " + ec.message());
+  }
   for (auto* ctx : pool.contexts()) {
     auto a = std::make_shared<Acceptor>(*ctx, on_accept);
     asio::ip::tcp::endpoint ep(address, port);
     a->acceptor.open(ep.protocol());
+    // Child processes (the demo publisher) must not inherit listening sockets.
+    ::fcntl(a->acceptor.native_handle(), F_SETFD, FD_CLOEXEC);
     a->acceptor.set_option(asio::socket_base::reuse_address(true));
     int one = 1;
     ::setsockopt(a->acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));

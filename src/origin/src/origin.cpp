@@ -397,7 +397,8 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
                    const RenditionView& r, ObjectName object) {
     int td = target_duration();
     const char* kind = object.kind == ObjectName::part_object ? "part" : "segment";
-    auto found = [&](const RenditionView& rv) -> std::optional<http::Response> {
+    // Captures by value: a copy of it answers held requests after this function returned.
+    auto found = [object](const RenditionView& rv) -> std::optional<http::Response> {
       const Segment* s = rv.find(object.msn);
       if (!s) return std::nullopt;
       if (object.kind == ObjectName::segment) {

@@ -69,7 +69,10 @@ void render_view(StreamView& view, const Config& config, int target_duration) {
     auto& rv = const_cast<RenditionView&>(*r);  // still private to the input thread: not yet published
     auto pl = media_playlist(view, rv, config, target_duration);
     hls::RenderOptions opt;
-    opt.part_window_seconds = 3.0 * target_duration;
+    // LL-HLS 6.2.2: part tags go once they are more than 3 TD from the end. The renderer keeps
+    // the parts of segments that end within the window, so a window of 2 TD keeps every listed
+    // part (segments last at most TD) within 3 TD of the end.
+    opt.part_window_seconds = 2.0 * target_duration;
     rv.playlist = Bytes::adopt(hls::render_media_playlist(pl, opt));
     opt.skip = true;
     rv.playlist_skip = Bytes::adopt(hls::render_media_playlist(pl, opt));
