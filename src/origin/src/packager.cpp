@@ -125,7 +125,13 @@ std::shared_ptr<const StreamView> Packager::on_frame(const media::MediaFrame& f)
   }
   if (r.pending.empty()) r.part_start = f.dts;
   r.pending.push_back(f);
-  if (r.last_dts >= 0 && f.dts > r.last_dts) r.frame_step = f.dts - r.last_dts;
+  if (r.last_dts >= 0 && f.dts > r.last_dts) {
+    // RTMP times are whole milliseconds, so a 30 fps step alternates 33 and 34 ms; the smaller of
+    // the last two steps does not overshoot, and a part is not cut one frame early.
+    std::int64_t step_now = f.dts - r.last_dts;
+    r.frame_step = r.last_step > 0 ? std::min(step_now, r.last_step) : step_now;
+    r.last_step = step_now;
+  }
   r.last_dts = f.dts;
   if (f.type == media::MediaType::video) ++r.frames_in_window;
   return published ? publish() : nullptr;

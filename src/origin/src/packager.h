@@ -39,7 +39,8 @@ class Packager {
     std::vector<media::MediaFrame> pending;           // frames of the part being filled
     std::int64_t part_start = 0;
     std::int64_t last_dts = -1;
-    std::int64_t frame_step = 0;                      // last dts step, estimates the next duration
+    std::int64_t frame_step = 0;                      // estimate of the next frame's duration
+    std::int64_t last_step = 0;                       // the dts step before the last one
     std::uint32_t sequence = 1;                       // mfhd
     bool discontinuity = true;
     bool leader = false;
