@@ -51,6 +51,22 @@ void bind(ConfigSchema& s, AppConfig& c) {
   s.add("origin.ingest_max_object", "Largest pushed CMAF unit (an init segment, or a moof with its mdat), in bytes", o.ingest_max_object, 1024, 512 * kMiB);
   s.add("origin.ingest_idle", "A pushed stream with no object for this long ends", o.ingest_idle, milliseconds(1000),
         milliseconds(600000));
+  auto& e = c.edge;
+  s.add_endpoint("edge.listen", "HTTP address players and CDNs use", e.listen);
+  s.add("edge.upstreams", "Origins or shield edges, host:port, comma-separated, in order of preference (all: the origin)",
+        c.edge_upstreams);
+  s.add("edge.id", "This edge's name in Via headers, for loop detection (default: edge + its listen address)", e.id);
+  s.add("edge.cache_bytes", "Memory cache size in bytes", e.cache_bytes, 1024 * 1024, 1LL << 40);
+  s.add("edge.max_waiters", "Most requests waiting on one object's upstream fetch", e.max_waiters, 1, 1000000);
+  s.add("edge.upstream_connections", "Keep-alive connections per upstream per I/O thread", e.upstream_connections, 1,
+        10000);
+  s.add("edge.upstream_timeout", "An upstream slower than this (ordinary fetch) is marked down", e.upstream_timeout,
+        milliseconds(100), milliseconds(60000));
+  s.add("edge.blocking_timeout", "Longest wait for an upstream LL-HLS blocking request", e.blocking_timeout,
+        milliseconds(1000), milliseconds(120000));
+  s.add("edge.health_interval", "How often each upstream's /healthz is probed", e.health_interval, milliseconds(100),
+        milliseconds(60000));
+  s.add("edge.max_connections", "Most player connections open at once", e.max_connections, 1, 1000000);
   s.add("demo.enabled", "In `all`, publish an ffmpeg test pattern with a clock as stream \"demo\"", c.demo_enabled);
   s.add("demo.ffmpeg", "The ffmpeg program the demo stream runs", c.demo_ffmpeg);
 }

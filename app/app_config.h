@@ -5,6 +5,7 @@
 #include <string>
 
 #include "sf/core/config.h"
+#include "sf/edge/edge.h"
 #include "sf/ingest/ingest.h"
 #include "sf/origin/origin.h"
 
@@ -18,6 +19,8 @@ struct AppConfig {
   std::chrono::milliseconds shutdown_timeout{4500};
   ingest::Config ingest;
   origin::Config origin;
+  edge::Config edge;
+  std::string edge_upstreams;  // comma-separated; in `all`, the in-process origin
   bool demo_enabled = true;                     // `all` only: publish a test pattern as stream "demo"
   std::string demo_ffmpeg = "ffmpeg";
 };

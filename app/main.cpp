@@ -21,6 +21,7 @@
 #include "sf/http/server.h"
 #include "sf/ingest/ingest.h"
 #include "sf/net/io_pool.h"
+#include "sf/edge/edge.h"
 #include "sf/origin/origin.h"
 
 #include <filesystem>
@@ -37,6 +38,7 @@ constexpr int kExitNotImplemented = 3;
 struct Roles {
   bool ingest = false;
   bool origin = false;
+  bool edge = false;
   bool demo = false;
 };
 
@@ -68,6 +70,19 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
     ocfg.web_root = find_web_root(ocfg.web_root);
     origin = std::make_unique<origin::Origin>(pool, ocfg, metrics);
   }
+  std::unique_ptr<edge::Edge> edge;
+  if (roles.edge) {
+    auto ecfg = cfg.edge;
+    std::string list = cfg.edge_upstreams.empty() && origin ? cfg.origin.listen : cfg.edge_upstreams;
+    for (std::size_t at = 0; at < list.size();) {
+      auto comma = list.find(',', at);
+      auto item = list.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+      if (!item.empty()) ecfg.upstreams.push_back(item);
+      if (comma == std::string::npos) break;
+      at = comma + 1;
+    }
+    edge = std::make_unique<edge::Edge>(pool, ecfg, metrics);
+  }
   std::unique_ptr<ingest::Ingest> ingest;
   if (roles.ingest) ingest = std::make_unique<ingest::Ingest>(pool, cfg.ingest, *keys, metrics);
   if (ingest && origin) ingest->add_observer(make_origin_feeder(*origin));
@@ -76,13 +91,15 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
   pool.start();
   admin.start();
   if (origin) origin->start();
+  if (edge) edge->start();
   if (ingest) ingest->start();
   ready = true;
   log::info("app", "streamflex started",
             {{"role", role_name}, {"admin", cfg.admin_listen}, {"admin_port", admin.port()}, {"threads", threads},
              {"store", cfg.store_path}, {"origin_port", origin ? origin->port() : 0}});
   if (origin)
-    log::info("app", "player page", {{"url", fmt::format("http://{}/?stream=demo", cfg.origin.listen)}});
+    log::info("app", "player page",
+              {{"url", fmt::format("http://{}/?stream=demo", edge ? cfg.edge.listen : cfg.origin.listen)}});
 
   std::unique_ptr<DemoPublisher> demo;
   if (roles.demo && ingest) {
@@ -108,6 +125,7 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
   auto done = std::async(std::launch::async, [&] {
     if (ingest) ingest->stop();
     if (origin) origin->stop();
+    if (edge) edge->stop();
     admin.stop();
     pool.join();
   });
@@ -118,6 +136,7 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
     std::_Exit(1);
   }
   ingest.reset();
+  edge.reset();
   origin.reset();
   log::info("app", "stopped");
   return 0;
@@ -183,7 +202,7 @@ int main(int argc, char** argv) {
       {"ingest", "RTMP ingest: accepts publishers and checks stream keys", true},
       {"transcode", "Transcoder: ABR ladder from a source stream", false},
       {"origin", "Origin: LL-HLS and DASH from CMAF pushed over HTTP (origin.ingest_secret)", true},
-      {"edge", "Edge: caching reverse proxy for players", false},
+      {"edge", "Edge: caching reverse proxy for players (edge.upstreams)", true},
       {"api", "Control plane: streams, keys, tokens, dashboard", false},
       {"analytics", "Viewer and QoE analytics", false},
       {"director", "Playback entry point: routes viewers to edges", false},
@@ -252,6 +271,7 @@ int main(int argc, char** argv) {
       bool all = chosen_role == "all";
       Roles roles{.ingest = all || chosen_role == "ingest",
                   .origin = all || chosen_role == "origin",
+                  .edge = all || chosen_role == "edge",
                   .demo = all && cfg.demo_enabled};
       return run_roles(cfg, roles, chosen_role);
     }

@@ -1,0 +1,58 @@
+// The edge's object cache. Entries are immutable once stored and shared by pointer. The shared
+// store is bounded in bytes and evicts in insertion order (live media ages out oldest first,
+// parts and their segments together); expired entries (playlists past max-age) are never served.
+// A per-thread front map answers repeat hits without taking the store's lock.
+// Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "sf/core/bytes.h"
+
+namespace sf::edge {
+
+using Clock = std::chrono::steady_clock;
+
+struct Entry {
+  int status = 200;
+  std::string content_type;
+  std::string cache_control;
+  std::string etag;
+  Bytes body;
+  Clock::time_point stored;
+  Clock::time_point expires;
+  std::int64_t upstream_age = 0;  // seconds, from the upstream's Age header
+  bool fresh(Clock::time_point now) const { return now < expires; }
+};
+
+class Cache {
+ public:
+  explicit Cache(std::size_t max_bytes) : max_bytes_(max_bytes) {}
+
+  std::shared_ptr<const Entry> find(const std::string& key, Clock::time_point now);
+  void store(const std::string& key, std::shared_ptr<const Entry> entry);
+
+  std::size_t bytes() const;
+  std::uint64_t evictions() const;
+
+ private:
+  struct Front {
+    std::unordered_map<std::string, std::shared_ptr<const Entry>> map;
+  };
+  Front& front();
+
+  const std::size_t max_bytes_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<const Entry>> map_;
+  std::deque<std::pair<std::string, std::size_t>> order_;  // insertion order, for eviction
+  std::size_t bytes_ = 0;
+  std::uint64_t evictions_ = 0;
+};
+
+}  // namespace sf::edge

@@ -1,0 +1,364 @@
+#include "sf/edge/edge.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+
+#include "cache.h"
+#include "sf/core/log.h"
+#include "sf/http/client.h"
+
+namespace sf::edge {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+// The part of a request that selects the object: the path and the LL-HLS delivery directives.
+// Viewer tokens and other parameters never enter the key (one cached copy for everyone).
+std::string cache_key(const http::Request& req) {
+  std::string key = req.path;
+  char sep = '?';
+  for (const char* p : {"_HLS_msn", "_HLS_part", "_HLS_skip"}) {
+    if (!req.has_param(p)) continue;
+    key += sep;
+    key += p;
+    key += '=';
+    key += req.param(p);
+    sep = '&';
+  }
+  return key;
+}
+
+bool blocking(const http::Request& req) { return req.has_param("_HLS_msn"); }
+
+// max-age from Cache-Control, -1 if none or no-store/no-cache/private.
+std::int64_t max_age(std::string_view cc) {
+  if (cc.find("no-store") != std::string_view::npos || cc.find("no-cache") != std::string_view::npos ||
+      cc.find("private") != std::string_view::npos)
+    return -1;
+  auto at = cc.find("max-age=");
+  if (at == std::string_view::npos) return -1;
+  std::int64_t v = 0;
+  for (auto i = at + 8; i < cc.size() && std::isdigit(static_cast<unsigned char>(cc[i])); ++i) v = v * 10 + (cc[i] - '0');
+  return v;
+}
+
+std::uint64_t fnv1a(std::string_view s) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+struct Waiter {
+  http::Responder responder;
+  http::Request request;  // what the answer depends on: method, conditional headers, remote
+  Clock::time_point start;
+};
+
+struct Flight {
+  std::vector<Waiter> waiters;
+};
+
+}  // namespace
+
+struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
+  struct Upstream {
+    net::Endpoint endpoint;
+    std::string name;
+    std::atomic<bool> up{true};
+  };
+
+  Impl(net::IoPool& p, Config c, Metrics& m)
+      : pool(p),
+        config(std::move(c)),
+        cache(static_cast<std::size_t>(config.cache_bytes)),
+        requests(prometheus::BuildCounter().Name("streamflex_edge_requests_total").Help("Edge requests by cache result").Register(m.registry())),
+        bytes(prometheus::BuildCounter().Name("streamflex_edge_sent_bytes_total").Help("Body bytes sent by cache result").Register(m.registry())),
+        upstream_requests(prometheus::BuildCounter().Name("streamflex_edge_upstream_requests_total").Help("Requests to upstreams by result").Register(m.registry())),
+        upstream_seconds(prometheus::BuildHistogram().Name("streamflex_edge_upstream_seconds").Help("Upstream request time").Register(m.registry()).Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10})),
+        coalesced(prometheus::BuildCounter().Name("streamflex_edge_coalesced_waiters_total").Help("Requests that waited on another request's upstream fetch").Register(m.registry()).Add({})),
+        waiting(prometheus::BuildGauge().Name("streamflex_edge_waiting_requests").Help("Requests waiting for an upstream answer").Register(m.registry()).Add({})),
+        cache_bytes(prometheus::BuildGauge().Name("streamflex_edge_cache_bytes").Help("Bytes in the cache").Register(m.registry()).Add({})),
+        evictions(prometheus::BuildGauge().Name("streamflex_edge_cache_evictions").Help("Objects evicted for space since start").Register(m.registry()).Add({})) {
+    if (config.upstreams.empty()) throw std::runtime_error("edge.upstreams: at least one upstream is needed");
+    for (auto& u : config.upstreams) {
+      auto ep = net::parse_endpoint(u);
+      if (!ep) throw std::runtime_error("edge.upstreams: expected host:port, got " + u);
+      auto up = std::make_unique<Upstream>();
+      up->endpoint = *ep;
+      up->name = u;
+      upstreams.push_back(std::move(up));
+    }
+    if (config.id.empty()) config.id = "streamflex-edge-" + config.listen;
+    auto ep = net::parse_endpoint(config.listen);
+    if (!ep) throw std::runtime_error("edge.listen: expected host:port, got " + config.listen);
+    http::ServerLimits limits;
+    limits.cors = true;
+    limits.max_connections = static_cast<std::size_t>(config.max_connections);
+    limits.header_timeout = 5s;  // slow-loris: the whole head within 5 s
+    server = std::make_unique<http::Server>(pool, *ep, limits);
+    server->route("GET", "/healthz", [this](http::Request&) {
+      bool any = std::any_of(upstreams.begin(), upstreams.end(), [](auto& u) { return u->up.load(); });
+      return any ? http::Response::text(200, "ok\n") : http::Response::text(503, "no upstream is up\n");
+    });
+    auto fallback = http::Response::text(504, "upstream did not answer in time\n");
+    fallback.headers.emplace_back("Cache-Control", "no-store");
+    auto hold = config.blocking_timeout + config.upstream_timeout;
+    server->route_held("GET", "/", hold, fallback,
+                       [this](const http::Request& req, http::Responder res) { serve(req, std::move(res)); });
+  }
+
+  // -- serving --
+  void serve(const http::Request& req, http::Responder res) {
+    auto start = Clock::now();
+    // Forwarding loops (edge -> shield -> edge): our own name in Via means the request came round.
+    if (req.header("via").find(config.id) != std::string::npos) {
+      return finish(res, req, error(508, "forwarding loop detected\n"), "ERROR", start);
+    }
+    if (auth) {
+      if (int status = auth->check(req)) return finish(res, req, error(status, "not allowed\n"), "ERROR", start);
+    }
+    std::string key = cache_key(req);
+    if (auto e = cache.find(key, start)) return finish(res, req, respond(*e, req, start), "HIT", start);
+    {
+      std::lock_guard lock(flights_mu);
+      auto [it, fresh] = flights.try_emplace(key);
+      if (!fresh) {
+        if (it->second.waiters.size() >= static_cast<std::size_t>(config.max_waiters))
+          return finish(res, req, error(503, "too many waiting for this object\n"), "ERROR", start);
+        it->second.waiters.push_back({res, req, start});
+        coalesced.Increment();
+        waiting.Increment();
+        return;
+      }
+      it->second.waiters.push_back({res, req, start});
+      waiting.Increment();
+    }
+    std::string target = key;  // path + directives, without viewer parameters
+    // The fetch runs on this connection's thread, with that thread's upstream connections.
+    asio::co_spawn(req.executor, fetch(shared_from_this(), req.executor, std::move(key), std::move(target), blocking(req)),
+                   asio::detached);
+  }
+
+  static asio::awaitable<void> fetch(std::shared_ptr<Impl> self, asio::any_io_executor ex, std::string key,
+                                     std::string target, bool is_blocking) {
+    auto entry = co_await self->fetch_upstream(ex, target, is_blocking);
+    if (entry->status == 200 || entry->status == 404) {
+      if (entry->expires > entry->stored) self->cache.store(key, entry);
+    }
+    self->cache_bytes.Set(static_cast<double>(self->cache.bytes()));
+    self->evictions.Set(static_cast<double>(self->cache.evictions()));
+    std::vector<Waiter> waiters;
+    {
+      std::lock_guard lock(self->flights_mu);
+      auto it = self->flights.find(key);
+      if (it != self->flights.end()) {
+        waiters = std::move(it->second.waiters);
+        self->flights.erase(it);
+      }
+    }
+    self->waiting.Decrement(static_cast<double>(waiters.size()));
+    bool first = true;
+    for (auto& w : waiters) {
+      const char* result = entry->status >= 500 ? "ERROR" : first ? "MISS" : "COALESCED";
+      first = false;
+      self->finish(w.responder, w.request, self->respond(*entry, w.request, w.start), result, w.start);
+    }
+  }
+
+  // Asks the upstreams in order, healthy ones first, until one answers; a failure, a reset or a
+  // stall past the deadline marks that upstream down and moves on, so the viewer sees no error.
+  asio::awaitable<std::shared_ptr<const Entry>> fetch_upstream(asio::any_io_executor ex, const std::string& target,
+                                                                bool is_blocking) {
+    auto timeout = is_blocking ? config.blocking_timeout : config.upstream_timeout;
+    std::vector<std::pair<std::string, std::string>> headers{{"Via", "1.1 " + config.id}};
+    std::vector<Upstream*> order;
+    for (auto& u : upstreams)
+      if (u->up) order.push_back(u.get());
+    for (auto& u : upstreams)
+      if (!u->up) order.push_back(u.get());
+    for (auto* u : order) {
+      auto t0 = Clock::now();
+      auto r = co_await pool_for(ex, *u).request("GET", target, headers, timeout);
+      upstream_seconds.Observe(std::chrono::duration<double>(Clock::now() - t0).count());
+      if (!r || r->status >= 500) {
+        upstream_requests.Add({{"upstream", u->name}, {"result", r ? "5xx" : "failed"}}).Increment();
+        if (u->up.exchange(false))
+          log::warn("edge", "upstream marked down", {{"upstream", u->name},
+                                                      {"error", r ? std::to_string(r->status) : r.error().message()}});
+        continue;
+      }
+      upstream_requests.Add({{"upstream", u->name}, {"result", "ok"}}).Increment();
+      co_return make_entry(*r);
+    }
+    auto e = std::make_shared<Entry>();
+    e->status = 502;
+    e->content_type = "text/plain; charset=utf-8";
+    e->cache_control = "no-store";
+    e->body = Bytes::copy_of(as_bytes("no upstream answered\n"));
+    e->stored = e->expires = Clock::now();
+    co_return e;
+  }
+
+  std::shared_ptr<const Entry> make_entry(const http::ClientResponse& r) {
+    auto e = std::make_shared<Entry>();
+    e->status = r.status;
+    e->content_type = r.header("content-type");
+    e->cache_control = r.header("cache-control");
+    e->body = r.body;
+    e->stored = Clock::now();
+    auto age = max_age(e->cache_control);
+    std::int64_t upstream_age = 0;
+    if (auto a = r.header("age"); !a.empty()) upstream_age = std::atoll(a.c_str());
+    e->upstream_age = upstream_age;
+    // Fresh for what is left of max-age once the upstream's Age is taken off.
+    e->expires = e->stored + std::chrono::seconds(std::max<std::int64_t>(0, age - upstream_age));
+    e->etag = fmt::format("\"{:x}-{:x}\"", fnv1a(r.header("content-type")) ^ std::hash<const void*>{}(e.get()), e->body.size());
+    return e;
+  }
+
+  http::Response respond(const Entry& e, const http::Request& req, Clock::time_point now) const {
+    http::Response r;
+    if (e.status == 200 && !e.etag.empty() && req.header("if-none-match") == e.etag) {
+      r.status = 304;
+    } else {
+      r.status = e.status;
+      r.pieces.push_back(e.body);
+    }
+    r.content_type = e.content_type.empty() ? "application/octet-stream" : e.content_type;
+    if (!e.cache_control.empty()) r.headers.emplace_back("Cache-Control", e.cache_control);
+    if (!e.etag.empty()) r.headers.emplace_back("ETag", e.etag);
+    auto age = e.upstream_age + std::chrono::duration_cast<std::chrono::seconds>(now - e.stored).count();
+    r.headers.emplace_back("Age", std::to_string(std::max<std::int64_t>(0, age)));
+    return r;
+  }
+
+  static http::Response error(int status, std::string text) {
+    auto r = http::Response::text(status, std::move(text));
+    r.headers.emplace_back("Cache-Control", "no-store");
+    return r;
+  }
+
+  void finish(const http::Responder& res, const http::Request& req, http::Response r, const char* result,
+              Clock::time_point start) {
+    r.headers.emplace_back("X-Cache", result);
+    auto size = r.size();
+    requests.Add({{"cache", result}}).Increment();
+    bytes.Add({{"cache", result}}).Increment(static_cast<double>(size));
+    if (access) {
+      // /live/<stream>/<rendition>/<object> or /live/<stream>/<object>
+      std::string_view p(req.path), stream, rendition, object;
+      if (p.starts_with("/live/")) {
+        p.remove_prefix(6);
+        stream = p.substr(0, p.find('/'));
+        auto last = p.rfind('/');
+        object = last == std::string_view::npos ? p : p.substr(last + 1);
+        auto mid = p.substr(0, last == std::string_view::npos ? 0 : last);
+        if (auto s = mid.find('/'); s != std::string_view::npos) rendition = mid.substr(s + 1);
+      }
+      access->on_access({stream, rendition, object, size, r.status,
+                         std::chrono::duration<double, std::milli>(Clock::now() - start).count(), result, req.remote});
+    }
+    res(std::move(r));
+  }
+
+  // -- upstream connections: a pool per upstream per I/O thread --
+  http::Pool& pool_for(const asio::any_io_executor& ex, Upstream& u) {
+    // Each I/O thread runs one io_context, so a thread-local pool is bound to that context.
+    thread_local std::map<std::pair<const Impl*, const Upstream*>, std::unique_ptr<http::Pool>> pools;
+    auto& p = pools[{this, &u}];
+    if (!p) p = std::make_unique<http::Pool>(ex, u.endpoint, static_cast<std::size_t>(config.upstream_connections));
+    return *p;
+  }
+
+  // -- health: each upstream's /healthz, every health_interval, on one I/O thread --
+  struct Probe {
+    Probe(asio::any_io_executor ex, Upstream* u) : timer(ex), conn(ex, u->endpoint), upstream(u) {}
+    asio::steady_timer timer;
+    http::Connection conn;
+    Upstream* upstream;
+  };
+
+  static asio::awaitable<void> probe(std::shared_ptr<Impl> self, std::shared_ptr<Probe> p) {
+    std::vector<std::pair<std::string, std::string>> headers{{"Via", "1.1 " + self->config.id}};
+    while (!self->stopping) {
+      // Arguments as named values: g++ 12 mishandles braced temporaries inside co_await.
+      auto r = co_await p->conn.request("GET", "/healthz", headers, self->config.upstream_timeout);
+      if (self->stopping) break;
+      bool ok = r && r->status < 500;
+      if (ok != p->upstream->up.exchange(ok))
+        log::info("edge", ok ? "upstream up" : "upstream marked down", {{"upstream", p->upstream->name}});
+      p->timer.expires_after(self->config.health_interval);
+      boost::system::error_code ec;
+      co_await p->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+  std::vector<std::shared_ptr<Probe>> probes;
+
+  net::IoPool& pool;
+  Config config;
+  Cache cache;
+  std::vector<std::unique_ptr<Upstream>> upstreams;
+  std::unique_ptr<http::Server> server;
+  std::shared_ptr<ViewerAuth> auth;
+  std::shared_ptr<AccessLog> access;
+  std::mutex flights_mu;  // guards `flights`: taken on a miss, never on a hit
+  std::map<std::string, Flight, std::less<>> flights;
+  std::atomic<bool> stopping{false};
+
+  prometheus::Family<prometheus::Counter>& requests;
+  prometheus::Family<prometheus::Counter>& bytes;
+  prometheus::Family<prometheus::Counter>& upstream_requests;
+  prometheus::Histogram& upstream_seconds;
+  prometheus::Counter& coalesced;
+  prometheus::Gauge& waiting;
+  prometheus::Gauge& cache_bytes;
+  prometheus::Gauge& evictions;
+};
+
+}  // namespace sf::edge
+
+namespace sf::edge {
+
+Edge::Edge(net::IoPool& pool, Config config, Metrics& metrics)
+    : impl_(std::make_shared<Impl>(pool, std::move(config), metrics)) {}
+
+Edge::~Edge() = default;
+
+void Edge::set_viewer_auth(std::shared_ptr<ViewerAuth> auth) { impl_->auth = std::move(auth); }
+void Edge::set_access_log(std::shared_ptr<AccessLog> log) { impl_->access = std::move(log); }
+
+void Edge::start() {
+  impl_->server->start();
+  for (auto& u : impl_->upstreams) {
+    auto& ctx = impl_->pool.next();
+    auto p = std::make_shared<Impl::Probe>(ctx.get_executor(), u.get());
+    impl_->probes.push_back(p);
+    asio::co_spawn(ctx, Impl::probe(impl_, p), asio::detached);
+  }
+  log::info("edge", "HTTP listening", {{"listen", impl_->config.listen}, {"port", port()}, {"id", impl_->config.id}});
+}
+
+void Edge::stop() {
+  impl_->stopping = true;
+  impl_->server->stop();
+  for (auto& p : impl_->probes)
+    asio::post(p->timer.get_executor(), [p] {
+      p->timer.cancel();
+      p->conn.close();
+    });
+}
+
+std::uint16_t Edge::port() const { return impl_->server->port(); }
+
+}  // namespace sf::edge

@@ -1,0 +1,101 @@
+// An HTTP/1.1 client (Boost.Beast underneath) for upstream fetches: the edge's origin requests and
+// the load generator's viewers.
+// - Connection: one keep-alive connection to one upstream; requests run one after another (no
+//   pipelining). A connection that failed, or that the server closed, is reopened by the next
+//   request; a request on a reused connection that the server had closed meanwhile (stale
+//   keep-alive) is retried once on a fresh one.
+// - Pool: up to N such connections to one upstream; requests wait for a free one, FIFO, bounded.
+// - Everything a peer can cause is returned as sf::Result, never thrown: errc::timeout,
+//   errc::closed (reset or EOF mid-answer, or close() called), errc::io_error (resolve/connect
+//   failed), errc::malformed (not HTTP), errc::message_too_large (header or body above the limit),
+//   errc::limit_exceeded (Pool: too many waiting), errc::invalid_argument (CR/LF in the request),
+//   errc::conflict (Connection: a request while another runs).
+// - Bodies are read into one string (Content-Length bodies straight from the socket, no staging
+//   buffer) and handed over as one shared immutable block (Bytes::adopt).
+// Threads: an object lives on the executor it was built with; construct it, call it and destroy
+// it there only. No strands, no locks. Destroying a Connection or Pool closes its sockets; requests
+// still running then end with errc::closed (their coroutines keep the internals alive).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include "sf/core/bytes.h"
+#include "sf/core/result.h"
+#include "sf/net/io_pool.h"
+
+namespace sf::http {
+
+struct ClientResponse {
+  int status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;  // as received, names lower-cased
+  Bytes body;                                                 // the whole body, one block
+  std::string header(std::string_view lower_name) const;     // "" if absent
+};
+
+struct ClientLimits {
+  std::size_t max_body_bytes = 64 * 1024 * 1024;
+  std::size_t max_header_bytes = 16 * 1024;
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds timeout{10000};  // whole request (after connect) unless a per-call timeout is given
+};
+
+// One keep-alive HTTP/1.1 connection to one upstream; requests run one after another (no
+// pipelining); reconnects on the next request after the server closed it. Lives on one executor;
+// not thread-safe.
+class Connection {
+ public:
+  Connection(boost::asio::any_io_executor ex, net::Endpoint upstream, ClientLimits limits = {});
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // GET (or HEAD) `target` ("/path?query"); extra request headers; timeout 0 = limits.timeout.
+  // The Host header is the upstream's host:port. Any status is a response (404 is not an error).
+  boost::asio::awaitable<Result<ClientResponse>> request(std::string method, std::string target,
+                                                         std::vector<std::pair<std::string, std::string>> headers = {},
+                                                         std::chrono::milliseconds timeout = {});
+  // Closes the socket now; a request in flight ends with errc::closed. The next request reconnects.
+  void close();
+  bool busy() const;
+  bool is_open() const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+// Up to `max_connections` keep-alive connections to one upstream on one executor; a request waits
+// for a free connection (FIFO, at most `max_waiting` waiting, else errc::limit_exceeded). The wait
+// counts against the request's timeout. Not thread-safe.
+class Pool {
+ public:
+  Pool(boost::asio::any_io_executor ex, net::Endpoint upstream, std::size_t max_connections,
+       std::size_t max_waiting = 10000, ClientLimits limits = {});
+  ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  boost::asio::awaitable<Result<ClientResponse>> request(std::string method, std::string target,
+                                                         std::vector<std::pair<std::string, std::string>> headers = {},
+                                                         std::chrono::milliseconds timeout = {});
+  // Connections whose socket is open now (at most max_connections).
+  std::size_t open_connections() const;
+  std::size_t waiting() const;
+
+  struct State;
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace sf::http

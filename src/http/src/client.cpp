@@ -1,0 +1,367 @@
+#include "sf/http/client.h"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <optional>
+
+namespace sf::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using asio::ip::tcp;
+using boost::system::error_code;
+using Clock = std::chrono::steady_clock;
+
+std::string ClientResponse::header(std::string_view lower_name) const {
+  for (auto& [k, v] : headers)
+    if (k == lower_name) return v;
+  return {};
+}
+
+namespace {
+
+// What a transport or parse failure means to the caller (client.h lists the codes).
+std::error_code map_error(const error_code& ec) {
+  if (ec == beast::error::timeout) return make_error_code(errc::timeout);
+  if (ec == bhttp::error::body_limit || ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow)
+    return make_error_code(errc::message_too_large);
+  if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message) return make_error_code(errc::closed);
+  if (&ec.category() == &bhttp::make_error_code(bhttp::error::bad_version).category())
+    return make_error_code(errc::malformed);
+  if (ec == asio::error::eof || ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+      ec == asio::error::operation_aborted || ec == asio::error::connection_aborted ||
+      ec == asio::error::bad_descriptor)
+    return make_error_code(errc::closed);
+  return make_error_code(errc::io_error);
+}
+
+// The server closed an idle keep-alive connection before our request reached it: safe to retry
+// once on a fresh connection (GET and HEAD are idempotent, and nothing of an answer was read).
+bool stale_connection(const error_code& ec) {
+  return ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
+         ec == asio::error::broken_pipe || ec == asio::error::connection_aborted;
+}
+
+bool has_crlf(std::string_view s) { return s.find_first_of("\r\n") != std::string_view::npos; }
+
+}  // namespace
+
+struct Connection::Impl {
+  Impl(asio::any_io_executor ex, net::Endpoint up, ClientLimits l)
+      : executor(std::move(ex)),
+        upstream(std::move(up)),
+        limits(l),
+        // The staging buffer holds the response head and whatever body bytes came with it; the
+        // rest of a Content-Length body is read straight into its string.
+        buffer(std::max<std::size_t>(l.max_header_bytes, 1024) + 4096) {
+    bool v6 = upstream.host.find(':') != std::string::npos;
+    host_header = (v6 ? "[" + upstream.host + "]" : upstream.host) + ":" + std::to_string(upstream.port);
+  }
+
+  bool open() const { return stream && stream->socket().is_open(); }
+
+  void close() {
+    if (!stream) return;
+    error_code ec;
+    stream->socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream->socket().close(ec);
+  }
+
+  asio::any_io_executor executor;
+  net::Endpoint upstream;
+  ClientLimits limits;
+  std::string host_header;
+  std::optional<beast::tcp_stream> stream;
+  beast::flat_buffer buffer;
+  bool busy = false;
+};
+
+namespace {
+
+struct BusyGuard {
+  explicit BusyGuard(bool& b) : busy(b) { busy = true; }
+  ~BusyGuard() { busy = false; }
+  bool& busy;
+};
+
+asio::awaitable<std::error_code> connect(Connection::Impl& c) {
+  error_code ec;
+  std::vector<tcp::endpoint> endpoints;
+  auto address = asio::ip::make_address(c.upstream.host, ec);
+  if (!ec) {
+    endpoints.emplace_back(address, c.upstream.port);
+  } else {
+    tcp::resolver resolver(c.executor);
+    auto results = co_await resolver.async_resolve(c.upstream.host, std::to_string(c.upstream.port),
+                                                   asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return make_error_code(errc::io_error);
+    for (auto& r : results) endpoints.push_back(r.endpoint());
+  }
+  c.stream.emplace(c.executor);
+  c.buffer.clear();
+  c.stream->expires_after(c.limits.connect_timeout);
+  co_await c.stream->async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
+  c.stream->expires_never();
+  if (ec) {
+    c.close();
+    co_return ec == beast::error::timeout ? make_error_code(errc::timeout) : make_error_code(errc::io_error);
+  }
+  c.stream->socket().set_option(tcp::no_delay(true), ec);
+  co_return std::error_code{};
+}
+
+std::string request_head(const Connection::Impl& c, const std::string& method, const std::string& target,
+                         const std::vector<std::pair<std::string, std::string>>& headers) {
+  std::string out;
+  std::size_t n = method.size() + target.size() + c.host_header.size() + 32;
+  for (auto& [k, v] : headers) n += k.size() + v.size() + 4;
+  out.reserve(n);
+  out.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: ").append(c.host_header).append("\r\n");
+  for (auto& [k, v] : headers) out.append(k).append(": ").append(v).append("\r\n");
+  out.append("\r\n");
+  return out;
+}
+
+// One exchange on an open connection. `stale` is set when it failed in a way that means the
+// server had already closed the connection (the caller may retry on a fresh one).
+asio::awaitable<Result<ClientResponse>> exchange(Connection::Impl& c, const std::string& method,
+                                                 const std::string& wire, Clock::time_point deadline, bool& stale) {
+  error_code ec;
+  auto& stream = *c.stream;
+  stream.expires_at(deadline);
+  co_await asio::async_write(stream, asio::buffer(wire), asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    stale = stale_connection(ec);
+    c.close();
+    co_return std::unexpected(map_error(ec));
+  }
+
+  bhttp::response_parser<bhttp::empty_body> head;
+  head.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(c.limits.max_header_bytes, UINT32_MAX)));
+  if (method == "HEAD") head.skip(true);  // RFC 9110 9.3.2: no body, whatever Content-Length says
+  if (c.buffer.capacity() == 0) c.buffer.reserve(std::min<std::size_t>(4096, c.buffer.max_size()));
+  stream.expires_at(deadline);
+  co_await bhttp::async_read_header(stream, c.buffer, head, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    stale = stale_connection(ec) && c.buffer.size() == 0;
+    c.close();
+    co_return std::unexpected(map_error(ec));
+  }
+
+  ClientResponse out;
+  auto& h = head.get();
+  out.status = static_cast<int>(h.result_int());
+  out.headers.reserve(16);
+  for (auto& f : h) {
+    std::string name(f.name_string());
+    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    out.headers.emplace_back(std::move(name), std::string(f.value()));
+  }
+  bool keep_alive = h.keep_alive();
+  std::string body;
+  if (!head.is_done()) {
+    if (auto length = head.content_length()) {
+      if (*length > c.limits.max_body_bytes) {
+        c.close();
+        co_return fail(errc::message_too_large);
+      }
+      // The body goes straight from the socket into its string: no staging copy beyond the bytes
+      // that arrived with the head. Every byte is written below before anyone reads it.
+      std::size_t len = static_cast<std::size_t>(*length);
+      body.resize_and_overwrite(len, [](char*, std::size_t n) { return n; });
+      std::size_t have = std::min(c.buffer.size(), len);
+      if (have) std::memcpy(body.data(), c.buffer.data().data(), have);
+      c.buffer.consume(have);
+      if (have < len) {
+        stream.expires_at(deadline);
+        co_await asio::async_read(stream, asio::buffer(body.data() + have, len - have),
+                                  asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) {
+          c.close();
+          co_return std::unexpected(map_error(ec));
+        }
+      }
+    } else {
+      // Chunked, or delimited by the end of the connection: Beast's parser does the framing.
+      bhttp::response_parser<bhttp::string_body> full{std::move(head)};
+      full.body_limit(c.limits.max_body_bytes);
+      stream.expires_at(deadline);
+      co_await bhttp::async_read(stream, c.buffer, full, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        c.close();
+        co_return std::unexpected(map_error(ec));
+      }
+      keep_alive = full.get().keep_alive() && !full.need_eof();
+      body = std::move(full.get().body());
+    }
+  }
+  stream.expires_never();
+  // Bytes beyond the answer mean the server does not frame as we think (we never pipeline).
+  if (!keep_alive || c.buffer.size() != 0) {
+    c.close();
+    c.buffer.clear();
+  }
+  out.body = Bytes::adopt(std::move(body));
+  co_return out;
+}
+
+asio::awaitable<Result<ClientResponse>> run_request(std::shared_ptr<Connection::Impl> self, std::string method,
+                                                    std::string target,
+                                                    std::vector<std::pair<std::string, std::string>> headers,
+                                                    std::chrono::milliseconds timeout) {
+  if (self->busy) co_return fail(errc::conflict);
+  if (method.empty() || has_crlf(method) || has_crlf(target) || target.find(' ') != std::string::npos)
+    co_return fail(errc::invalid_argument);
+  for (auto& [k, v] : headers)
+    if (k.empty() || has_crlf(k) || has_crlf(v)) co_return fail(errc::invalid_argument);
+  BusyGuard guard(self->busy);
+  auto budget = timeout.count() > 0 ? timeout : self->limits.timeout;
+  std::string wire = request_head(*self, method, target, headers);
+  std::optional<Clock::time_point> deadline;
+  for (int attempt = 0;; ++attempt) {
+    bool fresh = false;
+    if (!self->open()) {
+      if (auto ec = co_await connect(*self)) co_return std::unexpected(ec);
+      fresh = true;
+    }
+    if (!deadline) deadline = Clock::now() + budget;  // the budget starts once connected
+    bool stale = false;
+    auto r = co_await exchange(*self, method, wire, *deadline, stale);
+    if (r || fresh || !stale || attempt > 0 || Clock::now() >= *deadline) co_return r;
+  }
+}
+
+}  // namespace
+
+Connection::Connection(asio::any_io_executor ex, net::Endpoint upstream, ClientLimits limits)
+    : impl_(std::make_shared<Impl>(std::move(ex), std::move(upstream), limits)) {}
+
+Connection::~Connection() { impl_->close(); }
+
+asio::awaitable<Result<ClientResponse>> Connection::request(std::string method, std::string target,
+                                                            std::vector<std::pair<std::string, std::string>> headers,
+                                                            std::chrono::milliseconds timeout) {
+  return run_request(impl_, std::move(method), std::move(target), std::move(headers), timeout);
+}
+
+void Connection::close() { impl_->close(); }
+bool Connection::busy() const { return impl_->busy; }
+bool Connection::is_open() const { return impl_->open(); }
+
+struct Pool::State {
+  // A request waiting for a connection; lives in its coroutine's frame while queued.
+  struct Waiter {
+    explicit Waiter(const asio::any_io_executor& ex) : timer(ex) {}
+    asio::steady_timer timer;
+    Connection* conn = nullptr;
+  };
+
+  State(asio::any_io_executor ex, net::Endpoint up, std::size_t max_conn, std::size_t max_wait, ClientLimits l)
+      : executor(std::move(ex)), upstream(std::move(up)), max_connections(std::max<std::size_t>(1, max_conn)),
+        max_waiting(max_wait), limits(l) {}
+
+  // Hands a finished connection to the oldest waiter, or back to the idle list.
+  void release(Connection* c) {
+    if (closed) return;
+    if (!waiters.empty()) {
+      Waiter* w = waiters.front();
+      waiters.pop_front();
+      w->conn = c;
+      w->timer.cancel();
+      return;
+    }
+    idle.push_back(c);
+  }
+
+  asio::any_io_executor executor;
+  net::Endpoint upstream;
+  std::size_t max_connections;
+  std::size_t max_waiting;
+  ClientLimits limits;
+  std::vector<std::unique_ptr<Connection>> all;
+  std::vector<Connection*> idle;  // most recently used last: reuse the warmest connection
+  std::deque<Waiter*> waiters;
+  bool closed = false;
+};
+
+namespace {
+
+struct ReleaseGuard {
+  ~ReleaseGuard() {
+    if (conn) state->release(conn);
+  }
+  Pool::State* state;
+  Connection* conn;
+};
+
+asio::awaitable<Result<ClientResponse>> pool_request(std::shared_ptr<Pool::State> s, std::string method,
+                                                     std::string target,
+                                                     std::vector<std::pair<std::string, std::string>> headers,
+                                                     std::chrono::milliseconds timeout) {
+  if (s->closed) co_return fail(errc::closed);
+  auto budget = timeout.count() > 0 ? timeout : s->limits.timeout;
+  auto start = Clock::now();
+  Connection* c = nullptr;
+  if (!s->idle.empty()) {
+    c = s->idle.back();
+    s->idle.pop_back();
+  } else if (s->all.size() < s->max_connections) {
+    s->all.push_back(std::make_unique<Connection>(s->executor, s->upstream, s->limits));
+    c = s->all.back().get();
+  } else {
+    if (s->waiters.size() >= s->max_waiting) co_return fail(errc::limit_exceeded);
+    Pool::State::Waiter w(s->executor);
+    w.timer.expires_after(budget);
+    s->waiters.push_back(&w);
+    error_code ec;
+    co_await w.timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (!w.conn) {
+      std::erase(s->waiters, &w);
+      co_return fail(s->closed ? errc::closed : errc::timeout);
+    }
+    c = w.conn;
+  }
+  ReleaseGuard guard{s.get(), c};
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(budget - (Clock::now() - start));
+  if (left.count() <= 0) co_return fail(errc::timeout);
+  co_return co_await c->request(std::move(method), std::move(target), std::move(headers), left);
+}
+
+}  // namespace
+
+Pool::Pool(asio::any_io_executor ex, net::Endpoint upstream, std::size_t max_connections, std::size_t max_waiting,
+           ClientLimits limits)
+    : state_(std::make_shared<State>(std::move(ex), std::move(upstream), max_connections, max_waiting, limits)) {}
+
+Pool::~Pool() {
+  state_->closed = true;
+  for (auto& c : state_->all) c->close();
+  for (auto* w : state_->waiters) w->timer.cancel();
+}
+
+asio::awaitable<Result<ClientResponse>> Pool::request(std::string method, std::string target,
+                                                      std::vector<std::pair<std::string, std::string>> headers,
+                                                      std::chrono::milliseconds timeout) {
+  return pool_request(state_, std::move(method), std::move(target), std::move(headers), timeout);
+}
+
+std::size_t Pool::open_connections() const {
+  std::size_t n = 0;
+  for (auto& c : state_->all) n += c->is_open();
+  return n;
+}
+
+std::size_t Pool::waiting() const { return state_->waiters.size(); }
+
+}  // namespace sf::http

@@ -1,0 +1,288 @@
+#include "sf/http/client.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "sf/http/server.h"
+
+namespace sf::http {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+// Runs one client coroutine to completion on `ctx` (the test thread) and returns its result.
+template <class T>
+T run_on(asio::io_context& ctx, asio::awaitable<T> a) {
+  std::optional<T> out;
+  std::exception_ptr error;
+  asio::co_spawn(ctx, std::move(a), [&](std::exception_ptr e, T v) {
+    error = e;
+    if (!e) out = std::move(v);
+  });
+  ctx.run_for(20s);
+  ctx.restart();
+  if (error) std::rethrow_exception(error);
+  if (!out) ADD_FAILURE() << "client coroutine did not finish in 20 s";
+  return std::move(*out);
+}
+
+// Distinct client ports of TCP connections to 127.0.0.1:`port` the kernel knows (open, or in
+// TIME_WAIT on either side): how many connections the server has been offered in this test.
+// Our Server does not expose peer ports to routes, so the kernel's table is the witness.
+std::size_t connections_seen(std::uint16_t port) {
+  std::set<unsigned> peers;
+  std::ifstream in("/proc/net/tcp");
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::string slot, local, remote, state;
+    ls >> slot >> local >> remote >> state;
+    auto port_of = [](const std::string& a) { return std::stoul(a.substr(a.find(':') + 1), nullptr, 16); };
+    if (state == "0A") continue;  // LISTEN
+    if (port_of(remote) == port) peers.insert(port_of(local));
+    if (port_of(local) == port) peers.insert(port_of(remote));
+  }
+  return peers.size();
+}
+
+// A server with a few routes on one I/O thread, bound to a free port.
+struct TestServer {
+  explicit TestServer(ServerLimits limits = {}) : pool(1), server(pool, net::Endpoint{"127.0.0.1", 0}, limits) {
+    server.route("GET", "/hello", [](Request&) { return Response::text(200, "hello world"); });
+    server.route("GET", "/count", [this](Request&) {
+      return Response::text(200, std::to_string(++requests));
+    });
+    server.route("GET", "/big", [](Request&) { return Response::text(200, std::string(100 * 1024, 'x')); });
+    // Answers after `slow_ms`, counting how many requests the server holds at once.
+    server.route_held("GET", "/slow", 5s, Response::text(503, "late\n"), [this](const Request& req, Responder res) {
+      int now = ++in_flight;
+      int seen = max_in_flight.load();
+      while (now > seen && !max_in_flight.compare_exchange_weak(seen, now)) {
+      }
+      auto timer = std::make_shared<asio::steady_timer>(req.executor, std::chrono::milliseconds(slow_ms));
+      timer->async_wait([this, timer, res](const boost::system::error_code&) {
+        --in_flight;
+        res(Response::text(200, "slow"));
+      });
+    });
+    // Never answered in time: the fallback comes after a minute.
+    server.route_held("GET", "/held", 60s, Response::text(503, "late\n"), [](const Request&, Responder) {});
+    pool.start();
+    server.start();
+  }
+  ~TestServer() {
+    server.stop();
+    pool.stop();
+    pool.join();
+  }
+  net::Endpoint endpoint() const { return {"127.0.0.1", server.port()}; }
+
+  net::IoPool pool;
+  Server server;
+  std::atomic<int> requests{0};
+  std::atomic<int> in_flight{0};
+  std::atomic<int> max_in_flight{0};
+  int slow_ms = 50;
+};
+
+TEST(Connection, GetReturnsStatusHeadersAndBody) {
+  TestServer srv;
+  asio::io_context ctx;
+  Connection c(ctx.get_executor(), srv.endpoint());
+  auto r = run_on(ctx, c.request("GET", "/hello"));
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(as_chars(r->body.view()), "hello world");
+  EXPECT_EQ(r->header("content-length"), "11");
+  EXPECT_EQ(r->header("server"), "streamflex");
+  EXPECT_EQ(r->header("x-absent"), "");
+}
+
+TEST(Connection, KeepAliveServesSeveralRequestsOnOneServerConnection) {
+  TestServer srv;
+  asio::io_context ctx;
+  Connection c(ctx.get_executor(), srv.endpoint());
+  for (int i = 1; i <= 5; ++i) {
+    auto r = run_on(ctx, c.request("GET", "/count"));
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(as_chars(r->body.view()), std::to_string(i));
+  }
+  EXPECT_EQ(srv.requests.load(), 5);
+  EXPECT_TRUE(c.is_open());
+  EXPECT_EQ(connections_seen(srv.server.port()), 1u);
+}
+
+TEST(Connection, NotFoundIsAResponseNotAnError) {
+  TestServer srv;
+  asio::io_context ctx;
+  Connection c(ctx.get_executor(), srv.endpoint());
+  auto r = run_on(ctx, c.request("GET", "/nope"));
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(as_chars(r->body.view()), "not found\n");
+}
+
+TEST(Connection, HeadHasNoBody) {
+  TestServer srv;
+  asio::io_context ctx;
+  Connection c(ctx.get_executor(), srv.endpoint());
+  auto r = run_on(ctx, c.request("HEAD", "/big"));
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->header("content-length"), std::to_string(100 * 1024));
+  EXPECT_TRUE(r->body.empty());
+  auto again = run_on(ctx, c.request("GET", "/hello"));  // the connection is still in step
+  ASSERT_TRUE(again);
+  EXPECT_EQ(as_chars(again->body.view()), "hello world");
+}
+
+TEST(Connection, HeldRouteTimesOutThenTheConnectionRecovers) {
+  TestServer srv;
+  asio::io_context ctx;
+  Connection c(ctx.get_executor(), srv.endpoint());
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run_on(ctx, c.request("GET", "/held", {}, 200ms));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::timeout);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  EXPECT_FALSE(c.is_open());
+  auto next = run_on(ctx, c.request("GET", "/hello"));
+  ASSERT_TRUE(next) << next.error().message();
+  EXPECT_EQ(next->status, 200);
+}
+
+TEST(Connection, BodyAboveLimitIsMessageTooLarge) {
+  TestServer srv;
+  asio::io_context ctx;
+  ClientLimits limits;
+  limits.max_body_bytes = 10 * 1024;
+  Connection c(ctx.get_executor(), srv.endpoint(), limits);
+  auto r = run_on(ctx, c.request("GET", "/big"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::message_too_large);
+}
+
+TEST(Connection, LargeBodyArrivesWhole) {
+  TestServer srv;
+  asio::io_context ctx;
+  Connection c(ctx.get_executor(), srv.endpoint());
+  auto r = run_on(ctx, c.request("GET", "/big"));
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->body.size(), 100u * 1024);
+  EXPECT_EQ(as_chars(r->body.view()), std::string(100 * 1024, 'x'));
+}
+
+TEST(Connection, RefusedConnectIsIoError) {
+  std::uint16_t port;
+  {
+    asio::io_context tmp;
+    asio::ip::tcp::acceptor a(tmp, {asio::ip::make_address("127.0.0.1"), 0});
+    port = a.local_endpoint().port();
+  }  // closed: nothing listens there now
+  asio::io_context ctx;
+  Connection c(ctx.get_executor(), {"127.0.0.1", port});
+  auto r = run_on(ctx, c.request("GET", "/"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::io_error);
+}
+
+TEST(Connection, ServerClosedIdleConnectionIsReopened) {
+  ServerLimits limits;
+  limits.idle_timeout = 100ms;
+  TestServer srv(limits);
+  asio::io_context ctx;
+  Connection c(ctx.get_executor(), srv.endpoint());
+  ASSERT_TRUE(run_on(ctx, c.request("GET", "/count")));
+  // Outlast the server's idle timeout: it closes the kept-alive connection.
+  asio::steady_timer pause(ctx, 400ms);
+  pause.wait();
+  auto r = run_on(ctx, c.request("GET", "/count"));
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(as_chars(r->body.view()), "2");
+}
+
+TEST(Connection, RefusesLineBreaksInTheRequest) {
+  asio::io_context ctx;
+  Connection c(ctx.get_executor(), {"127.0.0.1", 1});
+  auto r = run_on(ctx, c.request("GET", "/x", {{"X-Evil", "a\r\nInjected: 1"}}));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::invalid_argument);
+}
+
+asio::awaitable<std::vector<Result<ClientResponse>>> concurrent(Pool& pool, int n, std::string target) {
+  auto ex = co_await asio::this_coro::executor;
+  std::vector<std::optional<Result<ClientResponse>>> slots(n);
+  int done = 0;
+  asio::steady_timer all_done(ex, asio::steady_timer::time_point::max());
+  for (int i = 0; i < n; ++i)
+    asio::co_spawn(ex, pool.request("GET", target), [&, i](std::exception_ptr, Result<ClientResponse> r) {
+      slots[i] = std::move(r);
+      if (++done == n) all_done.cancel();
+    });
+  boost::system::error_code ec;
+  co_await all_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  std::vector<Result<ClientResponse>> out;
+  for (auto& s : slots) out.push_back(std::move(*s));
+  co_return out;
+}
+
+TEST(Pool, TenConcurrentRequestsShareThreeConnections) {
+  TestServer srv;
+  asio::io_context ctx;
+  Pool pool(ctx.get_executor(), srv.endpoint(), 3);
+  auto results = run_on(ctx, concurrent(pool, 10, "/slow"));
+  ASSERT_EQ(results.size(), 10u);
+  for (auto& r : results) {
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->status, 200);
+  }
+  EXPECT_LE(pool.open_connections(), 3u);
+  EXPECT_LE(srv.max_in_flight.load(), 3);
+  EXPECT_GE(srv.max_in_flight.load(), 2);  // they did run side by side
+  EXPECT_LE(connections_seen(srv.server.port()), 3u);
+}
+
+TEST(Pool, RefusesWaitersBeyondTheLimit) {
+  TestServer srv;
+  srv.slow_ms = 200;
+  asio::io_context ctx;
+  Pool pool(ctx.get_executor(), srv.endpoint(), 1, 1);
+  auto results = run_on(ctx, concurrent(pool, 3, "/slow"));
+  int ok = 0, refused = 0;
+  for (auto& r : results) {
+    if (r) ++ok;
+    else if (r.error() == errc::limit_exceeded) ++refused;
+  }
+  EXPECT_EQ(ok, 2);
+  EXPECT_EQ(refused, 1);
+}
+
+TEST(Pool, WaitingCountsAgainstTheTimeout) {
+  TestServer srv;
+  asio::io_context ctx;
+  ClientLimits quick;
+  quick.timeout = 150ms;
+  Pool pool(ctx.get_executor(), srv.endpoint(), 1, 10, quick);
+  auto results = run_on(ctx, concurrent(pool, 2, "/held"));
+  for (auto& r : results) {
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), errc::timeout);
+  }
+  EXPECT_EQ(pool.waiting(), 0u);
+}
+
+}  // namespace
+}  // namespace sf::http
