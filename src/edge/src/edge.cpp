@@ -71,6 +71,29 @@ struct Flight {
 
 }  // namespace
 
+// Gauges read at scrape time from the objects that own the numbers.
+class ScrapeGauges final : public prometheus::Collectable {
+ public:
+  ScrapeGauges(const http::Server& server, const Cache& cache) : server_(server), cache_(cache) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    auto gauge = [](const char* name, const char* help, double v) {
+      prometheus::MetricFamily f{name, help, prometheus::MetricType::Gauge, {}};
+      prometheus::ClientMetric m;
+      m.gauge.value = v;
+      f.metric.push_back(m);
+      return f;
+    };
+    return {gauge("streamflex_edge_connections_active", "Player connections open now",
+                  double(server_.active_connections())),
+            gauge("streamflex_edge_cache_bytes", "Bytes in the cache", double(cache_.bytes())),
+            gauge("streamflex_edge_cache_evictions", "Objects evicted for space since start", double(cache_.evictions()))};
+  }
+
+ private:
+  const http::Server& server_;
+  const Cache& cache_;
+};
+
 struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   struct Upstream {
     net::Endpoint endpoint;
@@ -87,9 +110,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
         upstream_requests(prometheus::BuildCounter().Name("streamflex_edge_upstream_requests_total").Help("Requests to upstreams by result").Register(m.registry())),
         upstream_seconds(prometheus::BuildHistogram().Name("streamflex_edge_upstream_seconds").Help("Upstream request time").Register(m.registry()).Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10})),
         coalesced(prometheus::BuildCounter().Name("streamflex_edge_coalesced_waiters_total").Help("Requests that waited on another request's upstream fetch").Register(m.registry()).Add({})),
-        waiting(prometheus::BuildGauge().Name("streamflex_edge_waiting_requests").Help("Requests waiting for an upstream answer").Register(m.registry()).Add({})),
-        cache_bytes(prometheus::BuildGauge().Name("streamflex_edge_cache_bytes").Help("Bytes in the cache").Register(m.registry()).Add({})),
-        evictions(prometheus::BuildGauge().Name("streamflex_edge_cache_evictions").Help("Objects evicted for space since start").Register(m.registry()).Add({})) {
+        waiting(prometheus::BuildGauge().Name("streamflex_edge_waiting_requests").Help("Requests waiting for an upstream answer").Register(m.registry()).Add({})) {
     if (config.upstreams.empty()) throw std::runtime_error("edge.upstreams: at least one upstream is needed");
     for (auto& u : config.upstreams) {
       auto ep = net::parse_endpoint(u);
@@ -156,8 +177,6 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     if (entry->status == 200 || entry->status == 404) {
       if (entry->expires > entry->stored) self->cache.store(key, entry);
     }
-    self->cache_bytes.Set(static_cast<double>(self->cache.bytes()));
-    self->evictions.Set(static_cast<double>(self->cache.evictions()));
     std::vector<Waiter> waiters;
     {
       std::lock_guard lock(self->flights_mu);
@@ -322,8 +341,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   prometheus::Histogram& upstream_seconds;
   prometheus::Counter& coalesced;
   prometheus::Gauge& waiting;
-  prometheus::Gauge& cache_bytes;
-  prometheus::Gauge& evictions;
+  std::shared_ptr<ScrapeGauges> scrape;
 };
 
 }  // namespace sf::edge
@@ -331,7 +349,10 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
 namespace sf::edge {
 
 Edge::Edge(net::IoPool& pool, Config config, Metrics& metrics)
-    : impl_(std::make_shared<Impl>(pool, std::move(config), metrics)) {}
+    : impl_(std::make_shared<Impl>(pool, std::move(config), metrics)) {
+  impl_->scrape = std::make_shared<ScrapeGauges>(*impl_->server, impl_->cache);
+  metrics.add_collectable(impl_->scrape);
+}
 
 Edge::~Edge() = default;
 

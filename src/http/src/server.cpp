@@ -426,4 +426,6 @@ void Server::stop() {
 
 std::uint16_t Server::port() const { return impl_->listener->port(); }
 
+std::size_t Server::active_connections() const { return impl_->active.load(); }
+
 }  // namespace sf::http

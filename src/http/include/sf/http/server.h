@@ -112,6 +112,7 @@ class Server {
   // Stops accepting and closes open connections.
   void stop();
   std::uint16_t port() const;
+  std::size_t active_connections() const;
 
   struct Impl;
 
