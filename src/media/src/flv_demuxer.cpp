@@ -168,6 +168,26 @@ Result<std::uint8_t> read_one_track(ByteReader& r, const char* media, std::uint3
 }
 
 // SPECS 4: legacy video tag body, FrameType ub4 | CodecID ub4, AVCPacketType, si24 composition.
+// The FourCC of an Enhanced RTMP packet, through a OneTrack multitrack wrapper if there is one;
+// `packet_type` becomes the wrapped packet's type.
+Result<std::uint32_t> read_four_cc(ByteReader& r, const char* media, std::uint8_t& packet_type,
+                                   std::uint8_t multitrack, std::uint8_t mod_ex, std::string& detail) {
+  std::uint32_t four_cc = 0;
+  if (packet_type != multitrack) {
+    auto fc = r.u32();
+    if (!fc) return std::unexpected(fc.error());
+    return *fc;
+  }
+  auto inner = read_one_track(r, media, four_cc, detail);
+  if (!inner) return std::unexpected(inner.error());
+  if (*inner == multitrack || *inner == mod_ex) {
+    detail = std::string(media) + " packet type " + std::to_string(*inner) + " inside multitrack";
+    return fail(errc::malformed);
+  }
+  packet_type = *inner;
+  return four_cc;
+}
+
 Result<Packet> read_legacy_video(ByteReader& r, std::uint8_t b0, std::string& detail) {
   Packet p;
   const std::uint8_t frame_type = b0 >> 4;
@@ -217,19 +237,11 @@ Result<Packet> read_ex_video(ByteReader& r, std::uint8_t b0, std::string& detail
     p.kind = Packet::Kind::skip;  // the body is a VideoCommand byte, not a FourCC
     return p;
   }
-  std::uint32_t four_cc = 0;
-  if (*packet_type == kVideoMultitrack) {
-    packet_type = read_one_track(r, "video", four_cc, detail);
-    if (!packet_type) return std::unexpected(packet_type.error());
-    if (*packet_type == kVideoMultitrack || *packet_type == kVideoModEx) {
-      detail = "video packet type " + std::to_string(*packet_type) + " inside multitrack";
-      return fail(errc::malformed);
-    }
-  } else {
-    auto fc = r.u32();
-    if (!fc) return std::unexpected(fc.error());
-    four_cc = *fc;
-  }
+  std::uint8_t type = *packet_type;
+  auto fc = read_four_cc(r, "video", type, kVideoMultitrack, kVideoModEx, detail);
+  if (!fc) return std::unexpected(fc.error());
+  packet_type = type;
+  std::uint32_t four_cc = *fc;
   if (four_cc == fourcc("avc1")) {
     p.codec = Codec::h264;
   } else if (four_cc == fourcc("hvc1")) {
@@ -306,19 +318,11 @@ Result<Packet> read_audio(ByteView body, std::string& detail) {
   }
   auto packet_type = skip_mod_ex(r, *b0 & 0x0f, kAudioModEx);
   if (!packet_type) return std::unexpected(packet_type.error());
-  std::uint32_t four_cc = 0;
-  if (*packet_type == kAudioMultitrack) {
-    packet_type = read_one_track(r, "audio", four_cc, detail);
-    if (!packet_type) return std::unexpected(packet_type.error());
-    if (*packet_type == kAudioMultitrack || *packet_type == kAudioModEx) {
-      detail = "audio packet type " + std::to_string(*packet_type) + " inside multitrack";
-      return fail(errc::malformed);
-    }
-  } else {
-    auto fc = r.u32();
-    if (!fc) return std::unexpected(fc.error());
-    four_cc = *fc;
-  }
+  std::uint8_t type = *packet_type;
+  auto fc = read_four_cc(r, "audio", type, kAudioMultitrack, kAudioModEx, detail);
+  if (!fc) return std::unexpected(fc.error());
+  packet_type = type;
+  std::uint32_t four_cc = *fc;
   if (four_cc != fourcc("mp4a")) {
     detail = "audio FourCC " + fourcc_text(four_cc);
     return fail(errc::unsupported);
