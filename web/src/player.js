@@ -23,7 +23,8 @@
       video.src = url;  // Safari plays LL-HLS natively
       return;
     }
-    hls = new Hls({ lowLatencyMode: true, backBufferLength: 30 });
+    // Speed up to 1.5x when behind the target latency, so a late start or a stall is caught up.
+    hls = new Hls({ lowLatencyMode: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.5 });
     window.sfHls = hls;
     hls.on(Hls.Events.ERROR, (_, data) => {
       state.errors.push(`${data.type}/${data.details}`);

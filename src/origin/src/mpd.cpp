@@ -15,7 +15,7 @@ std::string render_mpd(const StreamView& view, const Config& config, int target_
   mpd.publish_time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
-  double part = config.part_target.count() / 1000.0;
+  double part = view.part_target > 0 ? view.part_target : config.part_target.count() / 1000.0;
   mpd.minimum_update_period = config.segment_target.count() / 1000.0;
   mpd.time_shift_buffer_depth = double(config.window_segments) * target_duration;
   mpd.suggested_presentation_delay = 3.0 * target_duration;

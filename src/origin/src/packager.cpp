@@ -109,8 +109,15 @@ std::shared_ptr<const StreamView> Packager::on_frame(const media::MediaFrame& f)
   }
   if (!r.open && !new_segment) return nullptr;  // before the first segment boundary
 
-  std::int64_t part_ticks = config_.part_target.count() * r.track.timescale / 1000;
-  bool new_part = new_segment || (!r.pending.empty() && f.dts + step - r.part_start > part_ticks);
+  std::int64_t part_ticks = static_cast<std::int64_t>(
+      (r.leader ? config_.part_target.count() / 1000.0 : advertised_part_target()) * r.track.timescale);
+  bool too_long = !r.pending.empty() && f.dts + step - r.part_start > part_ticks;
+  bool new_part = new_segment || too_long;
+  if (!r.leader && !new_part && !r.pending.empty()) {
+    // Follow the leader's part boundaries (within half a frame).
+    double tolerance = seconds(r, step) / 2;
+    new_part = leader_part_ > r.followed_part && t + tolerance >= leader_part_start_;
+  }
   bool published = false;
   if (new_part && !r.pending.empty()) published = close_part(r, f.dts);
   if (new_segment) {
@@ -123,7 +130,15 @@ std::shared_ptr<const StreamView> Packager::on_frame(const media::MediaFrame& f)
       have_leader_segment_ = true;
     }
   }
-  if (r.pending.empty()) r.part_start = f.dts;
+  if (r.pending.empty()) {
+    r.part_start = f.dts;
+    if (r.leader) {
+      leader_part_start_ = t;
+      ++leader_part_;
+    } else {
+      r.followed_part = leader_part_;
+    }
+  }
   r.pending.push_back(f);
   if (r.last_dts >= 0 && f.dts > r.last_dts) {
     // RTMP times are whole milliseconds, so a 30 fps step alternates 33 and 34 ms; the smaller of
@@ -202,10 +217,20 @@ void Packager::open_segment(Rendition& r, std::uint64_t msn, const media::MediaF
   r.open = std::move(seg);
 }
 
+double Packager::advertised_part_target() const {
+  double frame = 0;
+  for (auto& r : renditions_)
+    if (!r.leader && r.track.audio && r.track.audio->sample_rate)
+      frame = std::max(frame, double(r.track.audio->samples_per_frame) / r.track.audio->sample_rate);
+  // Rounded up to whole milliseconds, as playlists print it.
+  return std::ceil((config_.part_target.count() / 1000.0 + frame) * 1000) / 1000;
+}
+
 std::shared_ptr<const StreamView> Packager::publish() {
   auto view = std::make_shared<StreamView>();
   view->version = ++version_;
   view->availability_start_ms = availability_start_ms_;
+  view->part_target = advertised_part_target();
   view->live = live_;
   for (auto& r : renditions_) {
     auto rv = std::make_shared<RenditionView>();

@@ -2,7 +2,10 @@
 // video track leads: its keyframes, once the segment target has passed, start segments; other
 // tracks start their segment of the same number at the first frame at or after that time, so
 // every rendition has the same media sequence numbers for the same media time. Parts are cut on
-// the part target from each segment's start and never exceed it.
+// the part target; other tracks cut theirs where the leader's parts begin, so a rendition never
+// ends a segment with a sliver of a part. PART-TARGET is advertised with one frame of the
+// followers' frame duration on top of the configured target (an AAC frame is 21 ms at 48 kHz),
+// so those aligned parts stay within it.
 // One per stream; called by the stream's single input thread.
 #pragma once
 
@@ -44,6 +47,7 @@ class Packager {
     std::uint32_t sequence = 1;                       // mfhd
     bool discontinuity = true;
     bool leader = false;
+    std::uint64_t followed_part = 0;                  // follower: the leader part its part matches
     std::uint64_t frames_in_window = 0;
   };
 
@@ -64,6 +68,10 @@ class Packager {
   std::uint64_t leader_msn_ = 0;
   bool have_leader_segment_ = false;
   bool leader_discontinuity_ = false;   // the leader's open segment starts a discontinuity
+  double leader_part_start_ = -1;       // seconds, start of the leader's part being filled
+  std::uint64_t leader_part_ = 0;       // counts the leader's parts; followers cut when it moves on
+  double part_target_ = 0;              // seconds, as advertised: see advertised_part_target()
+  double advertised_part_target() const;
   std::int64_t period_start_ms_ = 0;    // pdt of the leader's first segment since the last discontinuity
   std::int64_t availability_start_ms_ = -1;
   std::int64_t wall_base_ms_ = -1;      // wall clock at media time `media_base_` (seconds)

@@ -66,15 +66,20 @@ struct Feed {
   const RenditionView& rendition(const char* name) const { return *last->rendition(name); }
 };
 
-TEST(Packager, PartsNeverExceedTheTargetAndSegmentsStartOnKeyframes) {
+TEST(Packager, PartsNeverExceedTheAdvertisedTargetAndSegmentsStartOnKeyframes) {
   Feed f;
   f.run(9);
+  // PART-TARGET carries one AAC frame (1024 / 48000 s) on top of the configured 0.5 s.
+  EXPECT_DOUBLE_EQ(f.last->part_target, 0.522);
+  EXPECT_NE(as_chars(f.rendition("video").playlist.view()).find("PART-TARGET=0.522"), std::string::npos);
   for (const char* name : {"video", "audio"}) {
     for (auto& s : f.rendition(name).segments) {
-      for (auto& p : s->parts) EXPECT_LE(p->duration, 0.5 + 1e-9) << name << " msn " << s->msn;
+      for (auto& p : s->parts) EXPECT_LE(p->duration, f.last->part_target + 1e-9) << name << " msn " << s->msn;
       if (s->complete) EXPECT_LE(s->duration, 2.0 + 0.05) << name;
     }
   }
+  for (auto& s : f.rendition("video").segments)
+    for (auto& p : s->parts) EXPECT_LE(p->duration, 0.5 + 1e-9);
   for (auto& s : f.rendition("video").segments) {
     EXPECT_TRUE(s->parts.front()->independent);
     if (s->complete) {
@@ -94,6 +99,20 @@ TEST(Packager, AudioSegmentsShareTheVideoNumbersAndStartTimes) {
     ASSERT_NE(as, nullptr) << vs->msn;
     double vstart = vs->start_dts / 90000.0, astart = as->start_dts / 48000.0;
     EXPECT_NEAR(astart, vstart, 1024 / 48000.0) << vs->msn;
+  }
+}
+
+TEST(Packager, AudioPartsFollowVideoPartsWithoutSlivers) {
+  Feed f;
+  f.run(9);
+  auto& v = f.rendition("video");
+  auto& a = f.rendition("audio");
+  for (auto& vs : v.segments) {
+    if (!vs->complete) continue;
+    const Segment* as = a.find(vs->msn);
+    ASSERT_NE(as, nullptr);
+    EXPECT_EQ(as->parts.size(), vs->parts.size()) << "msn " << vs->msn;
+    for (auto& p : as->parts) EXPECT_GT(p->duration, 0.45) << "msn " << vs->msn;
   }
 }
 

@@ -21,7 +21,7 @@ std::string part_uri(std::uint64_t msn, std::uint32_t index) { return fmt::forma
 hls::MediaPlaylist media_playlist(const StreamView& view, const RenditionView& r, const Config& config,
                                   int target_duration) {
   hls::MediaPlaylist pl;
-  double part_target = config.part_target.count() / 1000.0;
+  double part_target = view.part_target > 0 ? view.part_target : config.part_target.count() / 1000.0;
   pl.target_duration = target_duration;
   pl.part_target = part_target;
   pl.part_hold_back = part_target * double(config.part_hold_back_parts);

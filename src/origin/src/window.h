@@ -58,6 +58,7 @@ struct RenditionView {
 struct StreamView {
   std::uint64_t version = 0;
   std::int64_t availability_start_ms = 0;  // DASH availabilityStartTime: fixed for the stream
+  double part_target = 0;                  // seconds, PART-TARGET as advertised
   std::vector<std::shared_ptr<const RenditionView>> renditions;
   Bytes multivariant;
   Bytes mpd;
