@@ -172,7 +172,11 @@ class Server:
             if self.record_dir:
                 cmd.append(f"--ingest.record_dir={self.record_dir}")
         if role == "all":
-            cmd.append("--demo.enabled=false")
+            # `all` also runs an edge and an origin: free ports, never the defaults
+            self.edge_port = free_port()
+            cmd += ["--demo.enabled=false", f"--edge.listen={HOST}:{self.edge_port}"]
+            if not any(str(a).startswith("--origin.listen") for a in args):
+                cmd.append(f"--origin.listen={HOST}:{free_port()}")
         cmd += list(args)
         self.cmd = cmd
         self.proc = None
@@ -662,3 +666,190 @@ def encode_clip_variant(seconds, size="640x360", bitrate="800k"):
         check=True)
     os.replace(tmp, path)
     return path
+
+
+# ---- edges (caching reverse proxies) and viewers ----------------------------------------------
+
+def start_all(pool, args=(), **kw):
+    """start_origin, plus srv.edge: the base URL of the in-process edge of `all` (on the free port
+    Server chose, srv.edge_port)."""
+    srv = start_origin(pool, args=args, **kw)
+    srv.edge = f"http://{HOST}:{srv.edge_port}"
+    return srv
+
+
+def start_edge(pool, upstreams, edge_id=None, args=(), **kw):
+    """A started `streamflex edge` on free ports; `upstreams` are "host:port" (origins or shields).
+    srv.edge is its base URL, srv.edge_port its port."""
+    port = free_port()
+    a = [f"--edge.listen={HOST}:{port}", "--edge.upstreams=" + ",".join(upstreams)]
+    if edge_id:
+        a.append(f"--edge.id={edge_id}")
+    kw.setdefault("record", False)
+    srv = pool(role="edge", start=False, args=[*a, *args], **kw)
+    srv.edge_port = port
+    srv.edge = f"http://{HOST}:{port}"
+    srv.start()
+    wait_until(lambda: srv.logs("HTTP listening", component="edge"), 5, "edge listening")
+    return srv
+
+
+def ffmpeg_publish_looped(clip, url, log_path):
+    """ffmpeg -re publishing `clip` over and over (-stream_loop -1) until stopped."""
+    return Proc(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "info", "-re", "-stream_loop", "-1", "-i", clip,
+                 "-c", "copy", "-f", "flv", url], log_path)
+
+
+def loadgen_available():
+    return run([BIN, "loadgen", "--help"], timeout=10).returncode == 0
+
+
+def start_loadgen(url, viewers, duration, json_path, log_path, args=()):
+    """`streamflex loadgen` in the background; read its summary with loadgen_summary() after it exits."""
+    return Proc([BIN, "loadgen", "--url", url, "--viewers", str(viewers), "--duration", duration,
+                 "--json", str(json_path), *args], log_path)
+
+
+def loadgen_summary(proc, json_path, timeout):
+    """Waits for a loadgen Proc and returns its JSON summary (fails with its output if there is none)."""
+    rc = proc.wait(timeout)
+    path = pathlib.Path(json_path)
+    assert path.exists(), f"loadgen exited {rc} without {path}; output:\n{proc.tail()}"
+    summary = json.loads(path.read_text())
+    summary["_exit"] = rc
+    return summary
+
+
+def http_status_stream(url, interval, stop, timeout=5.0):
+    """GETs `url` every `interval` s until stop() is true; returns [(monotonic time, status)].
+    Status 0 means the request failed without an HTTP answer."""
+    out = []
+    for _ in range(100000):
+        if stop():
+            break
+        t = time.monotonic()
+        try:
+            status, _, _ = http_request(url, timeout=timeout)
+        except OSError:
+            status = 0
+        out.append((t, status))
+        left = interval - (time.monotonic() - t)
+        if left > 0:
+            time.sleep(left)
+    return out
+
+
+class CountingProxy:
+    """An HTTP/1.1 forwarder between one client (a shield edge) and one upstream (an origin) that
+    records every request it passes on: (method, target, status). Keep-alive and held requests are
+    supported (a thread per client connection); bodies are framed by Content-Length only, which
+    is all streamflex sends. Binds 127.0.0.1 on a free port; stop() closes everything."""
+
+    def __init__(self, upstream_port):
+        import threading
+        self.upstream_port = upstream_port
+        self.requests = []
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind((HOST, 0))
+        self._sock.listen(512)
+        self._sock.settimeout(0.2)
+        self.port = self._sock.getsockname()[1]
+        self._conns = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self):
+        import threading
+        while not self._stopping:
+            try:
+                c, _ = self._sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            with self._lock:
+                self._conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _read_head(sock, buf):
+        for _ in range(100000):
+            at = buf.find(b"\r\n\r\n")
+            if at >= 0:
+                return bytes(buf[:at + 4]), buf[at + 4:]
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None, buf
+            buf += chunk
+        return None, buf
+
+    @staticmethod
+    def _length(head):
+        m = re.search(rb"\r\ncontent-length:\s*(\d+)", head, re.I)
+        return int(m.group(1)) if m else 0
+
+    def _read_body(self, sock, buf, n):
+        for _ in range(1000000):
+            if len(buf) >= n:
+                break
+            chunk = sock.recv(min(1 << 20, n - len(buf)))
+            if not chunk:
+                break
+            buf += chunk
+        return bytes(buf[:n]), buf[n:]
+
+    def _serve(self, client):
+        up = None
+        try:
+            client.settimeout(60)
+            up = socket.create_connection((HOST, self.upstream_port), timeout=60)
+            with self._lock:
+                self._conns.append(up)
+            cbuf, ubuf = bytearray(), bytearray()
+            for _ in range(1000000):
+                head, cbuf = self._read_head(client, cbuf)
+                if head is None:
+                    break
+                body, cbuf = self._read_body(client, bytearray(cbuf), self._length(head))
+                cbuf = bytearray(cbuf)
+                up.sendall(head + body)
+                rhead, ubuf = self._read_head(up, ubuf)
+                if rhead is None:
+                    break
+                method, target = head.split(b" ", 2)[:2]
+                rbody = b""
+                if method != b"HEAD":
+                    rbody, ubuf = self._read_body(up, bytearray(ubuf), self._length(rhead))
+                ubuf = bytearray(ubuf)
+                with self._lock:
+                    self.requests.append((method.decode(), target.decode(), int(rhead.split(b" ", 2)[1])))
+                client.sendall(rhead + rbody)
+                if re.search(rb"\r\nconnection:\s*close", rhead + head, re.I):
+                    break
+        except OSError:
+            pass
+        finally:
+            for s in (client, up):
+                if s is not None:
+                    try:
+                        s.close()
+                    except OSError:
+                        pass
+
+    def snapshot(self):
+        with self._lock:
+            return list(self.requests)
+
+    def stop(self):
+        self._stopping = True
+        self._sock.close()
+        with self._lock:
+            conns = list(self._conns)
+        for c in conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+        self._thread.join(timeout=5)

@@ -19,7 +19,8 @@ import pytest
 import sfharness as h
 
 TD = 2           # EXT-X-TARGETDURATION at the default segment target
-PT = 0.5         # PART-TARGET at the default part target
+PT = 0.5         # the configured part target
+PT_ADVERTISED = 0.522  # PART-TARGET: the part target plus one AAC frame (1024 / 48000 s), rounded up to ms
 STEP_GAP = 0.12  # seconds between two single-frame sends in the stepping publish
 STEP_PARTS = 6   # parts timed
 
@@ -73,7 +74,11 @@ def wait_settled(srv, stream, quiet=0.4, timeout=10):
     state = {"text": None, "since": time.monotonic()}
 
     def settled():
-        pl = media_playlist(srv, stream)
+        status, body, _ = h.http_get(f"{srv.origin}/live/{stream}/video/index.m3u8")
+        if status == 404:
+            return None  # what was just sent is not packaged into a first part yet
+        assert status == 200, (status, body)
+        pl = h.MediaPlaylist(body)
         now = time.monotonic()
         if pl.text != state["text"]:
             state.update(text=pl.text, since=now)
@@ -458,9 +463,10 @@ def test_media_playlist_has_ll_hls_tags(srv, cam):
     pl = media_playlist(srv, "cam")
     t = pl.tags
     assert t["EXT-X-TARGETDURATION"] == str(TD)
-    assert t["EXT-X-PART-INF"] == f"PART-TARGET={PT}"
+    assert t["EXT-X-PART-INF"] == f"PART-TARGET={PT_ADVERTISED}"
     sc = h.MediaPlaylist.attrs("#X:" + t["EXT-X-SERVER-CONTROL"])
-    assert sc == {"CAN-BLOCK-RELOAD": "YES", "PART-HOLD-BACK": "1.5", "HOLD-BACK": "6", "CAN-SKIP-UNTIL": "12"}, sc
+    # PART-HOLD-BACK = 3 x PART-TARGET (as advertised)
+    assert sc == {"CAN-BLOCK-RELOAD": "YES", "PART-HOLD-BACK": "1.566", "HOLD-BACK": "6", "CAN-SKIP-UNTIL": "12"}, sc
     assert pl.segments[0]["map"] == "init1.mp4"
     assert all(s["pdt"] and s["pdt"].endswith("Z") for s in pl.segments), pl.text
     assert pl.open_parts or pl.segments[-1]["parts"], pl.text
