@@ -53,8 +53,24 @@ bool Request::has_param(std::string_view name) const {
 }
 
 std::string Request::header(std::string_view name) const {
-  auto it = headers.find(std::string(name));
-  return it == headers.end() ? std::string() : it->second;
+  std::string_view rest(head);
+  while (!rest.empty()) {
+    auto eol = rest.find("\r\n");
+    auto line = rest.substr(0, eol);
+    auto colon = line.find(':');
+    if (colon == name.size() &&
+        std::equal(name.begin(), name.end(), line.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+        })) {
+      auto v = line.substr(colon + 1);
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+      while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+      return std::string(v);
+    }
+    if (eol == std::string_view::npos) break;
+    rest.remove_prefix(eol + 2);
+  }
+  return {};
 }
 
 std::size_t Response::size() const {
@@ -172,20 +188,37 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
                                                       std::to_string(total));
       }
     }
-    bhttp::response<bhttp::empty_body> res{static_cast<bhttp::status>(out.status), version};
-    res.set(bhttp::field::server, "streamflex");
-    res.set(bhttp::field::content_type, out.content_type);
-    if (out.status == 200 || out.status == 206) res.set(bhttp::field::accept_ranges, "bytes");
-    for (auto& [k, v] : out.headers) res.insert(k, v);
-    res.content_length(slice ? slice->length : total);
-    res.keep_alive(keep_alive);
-    bhttp::response_serializer<bhttp::empty_body> sr{res};
-    co_await bhttp::async_write_header(stream, sr, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec || req.method == "HEAD") co_return;
+    // The head is written by hand into one string and goes out with the body in a single gather
+    // write: one syscall per response, which is what small responses (playlists) cost.
+    std::string head;
+    head.reserve(256);
+    head.append(version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+    head.append(std::to_string(out.status));
+    head.push_back(' ');
+    head.append(bhttp::obsolete_reason(static_cast<bhttp::status>(out.status)));
+    head.append("\r\nServer: streamflex\r\nContent-Type: ");
+    head.append(out.content_type);
+    if (out.status == 200 || out.status == 206) head.append("\r\nAccept-Ranges: bytes");
+    for (auto& [k, v] : out.headers) {
+      head.append("\r\n");
+      head.append(k);
+      head.append(": ");
+      head.append(v);
+    }
+    head.append("\r\nContent-Length: ");
+    head.append(std::to_string(slice ? slice->length : total));
+    if (!keep_alive) head.append("\r\nConnection: close");
+    else if (version == 10) head.append("\r\nConnection: keep-alive");
+    head.append("\r\n\r\n");
+    if (req.method == "HEAD") {
+      co_await asio::async_write(stream, asio::buffer(head), asio::redirect_error(asio::use_awaitable, ec));
+      co_return;
+    }
 
     // Gather the body: the owned string, then the shared pieces, sliced to the range if any.
     std::vector<asio::const_buffer> buffers;
-    buffers.reserve(out.pieces.size() + 1);
+    buffers.reserve(out.pieces.size() + 2);
+    buffers.emplace_back(head.data(), head.size());
     std::size_t skip = slice ? slice->first : 0;
     std::size_t left = slice ? slice->length : total;
     auto add = [&](const void* data, std::size_t size) {
@@ -213,9 +246,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     req.path = target.substr(0, q);
     if (q != std::string::npos) req.query = target.substr(q + 1);
     for (auto& f : raw) {
-      std::string name(f.name_string());
-      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      req.headers[name] = std::string(f.value());
+      req.head.append(f.name_string());
+      req.head.append(": ");
+      req.head.append(f.value());
+      req.head.append("\r\n");
     }
     return req;
   }

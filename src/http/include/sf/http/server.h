@@ -30,12 +30,13 @@ struct Request {
   std::string path;   // without the query
   std::string query;  // after '?', undecoded
   std::string body;
-  std::map<std::string, std::string> headers;  // lower-cased names
-  std::string remote;                          // peer address
+  std::string head;    // the header fields as received ("Name: value\r\n"...), read by header()
+  std::string remote;  // peer address
   boost::asio::any_io_executor executor;       // the connection's I/O context (work started for it)
   // The value of a query parameter (undecoded), or "" if absent.
   std::string param(std::string_view name) const;
   bool has_param(std::string_view name) const;
+  // A header's value by case-insensitive name, or "" (a scan of `head`: requests carry few).
   std::string header(std::string_view name) const;
 };
 
