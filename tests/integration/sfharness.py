@@ -720,25 +720,6 @@ def loadgen_summary(proc, json_path, timeout):
     return summary
 
 
-def http_status_stream(url, interval, stop, timeout=5.0):
-    """GETs `url` every `interval` s until stop() is true; returns [(monotonic time, status)].
-    Status 0 means the request failed without an HTTP answer."""
-    out = []
-    for _ in range(100000):
-        if stop():
-            break
-        t = time.monotonic()
-        try:
-            status, _, _ = http_request(url, timeout=timeout)
-        except OSError:
-            status = 0
-        out.append((t, status))
-        left = interval - (time.monotonic() - t)
-        if left > 0:
-            time.sleep(left)
-    return out
-
-
 class CountingProxy:
     """An HTTP/1.1 forwarder between one client (a shield edge) and one upstream (an origin) that
     records every request it passes on: (method, target, status). Keep-alive and held requests are

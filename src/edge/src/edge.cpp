@@ -242,7 +242,9 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     e->upstream_age = upstream_age;
     // Fresh for what is left of max-age once the upstream's Age is taken off.
     e->expires = e->stored + std::chrono::seconds(std::max<std::int64_t>(0, age - upstream_age));
-    e->etag = fmt::format("\"{:x}-{:x}\"", fnv1a(r.header("content-type")) ^ std::hash<const void*>{}(e.get()), e->body.size());
+    // A strong validator from the bytes themselves: the same object has the same ETag on every
+    // edge and after every refetch (hashed once per fetch, never per request).
+    e->etag = fmt::format("\"{:x}-{:x}\"", fnv1a(as_chars(e->body.view())), e->body.size());
     return e;
   }
 

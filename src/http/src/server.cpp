@@ -121,6 +121,10 @@ void Responder::operator()(Response r) const {
 
 bool Responder::answered() const { return state_->done.load(); }
 
+// Bodies up to this size go out in the same write as their head (one syscall per playlist);
+// larger ones after it.
+constexpr std::size_t kSeparateHead = 64 * 1024;
+
 struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   struct Route {
     std::string method;
@@ -210,15 +214,19 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     if (!keep_alive) head.append("\r\nConnection: close");
     else if (version == 10) head.append("\r\nConnection: keep-alive");
     head.append("\r\n\r\n");
-    if (req.method == "HEAD") {
+    std::size_t body_bytes = slice ? slice->length : total;
+    if (req.method == "HEAD" || body_bytes > kSeparateHead) {
+      // A large body goes after its head in a second write: when many held requests are answered
+      // at once (coalesced waiters), every head leaves before any large body fills the socket.
       co_await asio::async_write(stream, asio::buffer(head), asio::redirect_error(asio::use_awaitable, ec));
-      co_return;
+      if (ec || req.method == "HEAD") co_return;
+      head.clear();
     }
 
     // Gather the body: the owned string, then the shared pieces, sliced to the range if any.
     std::vector<asio::const_buffer> buffers;
     buffers.reserve(out.pieces.size() + 2);
-    buffers.emplace_back(head.data(), head.size());
+    if (!head.empty()) buffers.emplace_back(head.data(), head.size());
     std::size_t skip = slice ? slice->first : 0;
     std::size_t left = slice ? slice->length : total;
     auto add = [&](const void* data, std::size_t size) {
@@ -313,8 +321,17 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       bhttp::request_parser<bhttp::empty_body> head;
       head.header_limit(static_cast<std::uint32_t>(self->limits.max_header_bytes));
       head.body_limit(self->limits.max_body_bytes);
-      stream->expires_after(first ? self->limits.header_timeout : self->limits.idle_timeout);
+      if (!first && buffer.size() == 0) {
+        // A kept-alive connection may idle until the next request begins...
+        stream->expires_after(self->limits.idle_timeout);
+        auto n = co_await stream->async_read_some(buffer.prepare(4096), asio::redirect_error(asio::use_awaitable, ec));
+        buffer.commit(n);
+        if (ec) break;
+      }
+      // ...but every request head, first or not, must then arrive within the header timeout
+      // (slow-loris).
       first = false;
+      stream->expires_after(self->limits.header_timeout);
       co_await bhttp::async_read_header(*stream, buffer, head, asio::redirect_error(asio::use_awaitable, ec));
       std::optional<std::size_t> route_limit;  // set by body_limit() for this path, if any
       if (!ec) {
