@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 
+#include <array>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -111,6 +112,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
         upstream_seconds(prometheus::BuildHistogram().Name("streamflex_edge_upstream_seconds").Help("Upstream request time").Register(m.registry()).Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10})),
         coalesced(prometheus::BuildCounter().Name("streamflex_edge_coalesced_waiters_total").Help("Requests that waited on another request's upstream fetch").Register(m.registry()).Add({})),
         waiting(prometheus::BuildGauge().Name("streamflex_edge_waiting_requests").Help("Requests waiting for an upstream answer").Register(m.registry()).Add({})) {
+    init_counters();
     if (config.upstreams.empty()) throw std::runtime_error("edge.upstreams: at least one upstream is needed");
     for (auto& u : config.upstreams) {
       auto ep = net::parse_endpoint(u);
@@ -274,8 +276,9 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
               Clock::time_point start) {
     r.headers.emplace_back("X-Cache", result);
     auto size = r.size();
-    requests.Add({{"cache", result}}).Increment();
-    bytes.Add({{"cache", result}}).Increment(static_cast<double>(size));
+    auto& counters = by_result(result);
+    counters.requests->Increment();
+    counters.bytes->Increment(static_cast<double>(size));
     if (access) {
       // /live/<stream>/<rendition>/<object> or /live/<stream>/<object>
       std::string_view p(req.path), stream, rendition, object;
@@ -344,6 +347,22 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   prometheus::Counter& coalesced;
   prometheus::Gauge& waiting;
   std::shared_ptr<ScrapeGauges> scrape;
+
+  // Family::Add takes a lock and builds a label map: resolve the four results once.
+  struct ResultCounters {
+    prometheus::Counter* requests;
+    prometheus::Counter* bytes;
+  };
+  std::array<ResultCounters, 4> results{};
+  ResultCounters& by_result(std::string_view r) {
+    std::size_t i = r == "HIT" ? 0 : r == "MISS" ? 1 : r == "COALESCED" ? 2 : 3;
+    return results[i];
+  }
+  void init_counters() {
+    const char* names[] = {"HIT", "MISS", "COALESCED", "ERROR"};
+    for (std::size_t i = 0; i < 4; ++i)
+      results[i] = {&requests.Add({{"cache", names[i]}}), &bytes.Add({{"cache", names[i]}})};
+  }
 };
 
 }  // namespace sf::edge

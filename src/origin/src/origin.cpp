@@ -230,7 +230,12 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
   }
 
   void count(const char* kind, int status) {
-    requests.Add({{"kind", kind}, {"code", std::to_string(status)}}).Increment();
+    // Family::Add locks and builds a label map; the (kind, status) pairs seen are few, so each
+    // thread keeps the counters it has resolved.
+    thread_local std::map<std::pair<const void*, std::pair<std::string_view, int>>, prometheus::Counter*> known;
+    auto& c = known[{this, {kind, status}}];
+    if (!c) c = &requests.Add({{"kind", kind}, {"code", std::to_string(status)}});
+    c->Increment();
   }
 
   void respond(const http::Responder& res, const char* kind, http::Response r) {
