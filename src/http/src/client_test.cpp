@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -30,6 +33,7 @@ T run_on(asio::io_context& ctx, asio::awaitable<T> a) {
   asio::co_spawn(ctx, std::move(a), [&](std::exception_ptr e, T v) {
     error = e;
     if (!e) out = std::move(v);
+    ctx.stop();  // other coroutines (a canned server) may still wait: they resume on the next run
   });
   ctx.run_for(20s);
   ctx.restart();
@@ -41,22 +45,6 @@ T run_on(asio::io_context& ctx, asio::awaitable<T> a) {
 // Distinct client ports of TCP connections to 127.0.0.1:`port` the kernel knows (open, or in
 // TIME_WAIT on either side): how many connections the server has been offered in this test.
 // Our Server does not expose peer ports to routes, so the kernel's table is the witness.
-std::size_t connections_seen(std::uint16_t port) {
-  std::set<unsigned> peers;
-  std::ifstream in("/proc/net/tcp");
-  std::string line;
-  std::getline(in, line);
-  while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    std::string slot, local, remote, state;
-    ls >> slot >> local >> remote >> state;
-    auto port_of = [](const std::string& a) { return std::stoul(a.substr(a.find(':') + 1), nullptr, 16); };
-    if (state == "0A") continue;  // LISTEN
-    if (port_of(remote) == port) peers.insert(port_of(local));
-    if (port_of(local) == port) peers.insert(port_of(remote));
-  }
-  return peers.size();
-}
 
 // A server with a few routes on one I/O thread, bound to a free port.
 struct TestServer {
@@ -122,7 +110,7 @@ TEST(Connection, KeepAliveServesSeveralRequestsOnOneServerConnection) {
   }
   EXPECT_EQ(srv.requests.load(), 5);
   EXPECT_TRUE(c.is_open());
-  EXPECT_EQ(connections_seen(srv.server.port()), 1u);
+  EXPECT_EQ(srv.server.active_connections(), 1u);  // the one kept-alive connection
 }
 
 TEST(Connection, NotFoundIsAResponseNotAnError) {
@@ -185,6 +173,22 @@ TEST(Connection, LargeBodyArrivesWhole) {
   EXPECT_EQ(as_chars(r->body.view()), std::string(100 * 1024, 'x'));
 }
 
+TEST(Connection, DiscardedBodiesAreCountedNotKept) {
+  TestServer srv;
+  asio::io_context ctx;
+  Connection c(ctx.get_executor(), srv.endpoint());
+  c.discard_bodies(true);
+  auto r = run_on(ctx, c.request("GET", "/big"));
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->body_bytes, 100u * 1024);
+  EXPECT_TRUE(r->body.empty());
+  c.discard_bodies(false);
+  auto kept = run_on(ctx, c.request("GET", "/hello"));  // the connection is still in step
+  ASSERT_TRUE(kept) << kept.error().message();
+  EXPECT_EQ(as_chars(kept->body.view()), "hello world");
+  EXPECT_EQ(kept->body_bytes, 11u);
+}
+
 TEST(Connection, RefusedConnectIsIoError) {
   std::uint16_t port;
   {
@@ -222,6 +226,116 @@ TEST(Connection, RefusesLineBreaksInTheRequest) {
   EXPECT_EQ(r.error(), errc::invalid_argument);
 }
 
+// A server that answers each request on one connection with the next canned reply, as raw bytes,
+// then closes the connection (close_after) or keeps it open.
+asio::awaitable<void> canned(asio::ip::tcp::acceptor& acceptor, std::vector<std::string> replies, bool close_after) {
+  boost::system::error_code ec;
+  auto sock = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return;
+  std::string in;
+  for (auto& reply : replies) {
+    auto n = co_await asio::async_read_until(sock, asio::dynamic_buffer(in), "\r\n\r\n",
+                                             asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+    in.erase(0, n);
+    co_await asio::async_write(sock, asio::buffer(reply), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+  }
+  if (close_after) {
+    sock.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    co_return;
+  }
+  char byte;
+  co_await sock.async_read_some(asio::buffer(&byte, 1), asio::redirect_error(asio::use_awaitable, ec));
+}
+
+struct CannedServer {
+  CannedServer(asio::io_context& ctx, std::vector<std::string> replies, bool close_after = false)
+      : acceptor(ctx, {asio::ip::make_address("127.0.0.1"), 0}) {
+    asio::co_spawn(ctx, canned(acceptor, std::move(replies), close_after), asio::detached);
+  }
+  net::Endpoint endpoint() const { return {"127.0.0.1", acceptor.local_endpoint().port()}; }
+  asio::ip::tcp::acceptor acceptor;
+};
+
+TEST(ConnectionFraming, ChunkedBodyIsDecodedAndTheConnectionKept) {
+  asio::io_context ctx;
+  std::string chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+  CannedServer srv(ctx, {chunked, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"});
+  Connection c(ctx.get_executor(), srv.endpoint());
+  auto r = run_on(ctx, c.request("GET", "/"));
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(as_chars(r->body.view()), "hello world");
+  EXPECT_EQ(r->header("transfer-encoding"), "chunked");
+  EXPECT_TRUE(c.is_open());
+  auto again = run_on(ctx, c.request("GET", "/"));
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(as_chars(again->body.view()), "ok");
+}
+
+TEST(ConnectionFraming, BodyDelimitedByCloseIsReadToTheEnd) {
+  asio::io_context ctx;
+  CannedServer srv(ctx, {"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end"}, true);
+  Connection c(ctx.get_executor(), srv.endpoint());
+  auto r = run_on(ctx, c.request("GET", "/"));
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(as_chars(r->body.view()), "until the end");
+  EXPECT_FALSE(c.is_open());
+}
+
+TEST(ConnectionFraming, ConnectionCloseIsHonoured) {
+  asio::io_context ctx;
+  CannedServer srv(ctx, {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"});
+  Connection c(ctx.get_executor(), srv.endpoint());
+  auto r = run_on(ctx, c.request("GET", "/"));
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(as_chars(r->body.view()), "ok");
+  EXPECT_FALSE(c.is_open());
+}
+
+TEST(ConnectionFraming, InterimResponseIsSkipped) {
+  asio::io_context ctx;
+  CannedServer srv(ctx, {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"});
+  Connection c(ctx.get_executor(), srv.endpoint());
+  auto r = run_on(ctx, c.request("GET", "/"));
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->status, 201);
+  EXPECT_EQ(as_chars(r->body.view()), "ok");
+}
+
+TEST(ConnectionFraming, MalformedHeadsAreRefused) {
+  for (std::string reply : {"HTTX/1.1 200 OK\r\n\r\n", "HTTP/1.1 2x0 OK\r\n\r\n",
+                            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc",
+                            "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+                            "HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\n\r\n", "HTTP/1.1 200 OK\r\nNo colon\r\n\r\n"}) {
+    asio::io_context ctx;
+    CannedServer srv(ctx, {reply});
+    Connection c(ctx.get_executor(), srv.endpoint());
+    auto r = run_on(ctx, c.request("GET", "/"));
+    ASSERT_FALSE(r) << reply;
+    EXPECT_EQ(r.error(), errc::malformed) << reply;
+    EXPECT_FALSE(c.is_open());
+  }
+}
+
+TEST(ConnectionFraming, HeadAboveLimitIsMessageTooLarge) {
+  asio::io_context ctx;
+  CannedServer srv(ctx, {"HTTP/1.1 200 OK\r\nX-Big: " + std::string(20000, 'a') + "\r\nContent-Length: 0\r\n\r\n"});
+  Connection c(ctx.get_executor(), srv.endpoint());
+  auto r = run_on(ctx, c.request("GET", "/"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::message_too_large);
+}
+
+TEST(ConnectionFraming, EndOfConnectionMidBodyIsClosed) {
+  asio::io_context ctx;
+  CannedServer srv(ctx, {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"}, true);
+  Connection c(ctx.get_executor(), srv.endpoint());
+  auto r = run_on(ctx, c.request("GET", "/"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::closed);
+}
+
 asio::awaitable<std::vector<Result<ClientResponse>>> concurrent(Pool& pool, int n, std::string target) {
   auto ex = co_await asio::this_coro::executor;
   std::vector<std::optional<Result<ClientResponse>>> slots(n);
@@ -252,7 +366,7 @@ TEST(Pool, TenConcurrentRequestsShareThreeConnections) {
   EXPECT_LE(pool.open_connections(), 3u);
   EXPECT_LE(srv.max_in_flight.load(), 3);
   EXPECT_GE(srv.max_in_flight.load(), 2);  // they did run side by side
-  EXPECT_LE(connections_seen(srv.server.port()), 3u);
+  EXPECT_LE(srv.server.active_connections(), 3u);
 }
 
 TEST(Pool, RefusesWaitersBeyondTheLimit) {
