@@ -16,6 +16,7 @@
 #include "app_config.h"
 #include "demo.h"
 #include "feeders.h"
+#include "loadgen_command.h"
 #include "sf/auth/key_store.h"
 #include "sf/core/log.h"
 #include "sf/http/server.h"
@@ -233,6 +234,9 @@ int main(int argc, char** argv) {
     schema.add_flags(*k);
   }
 
+  LoadgenCommand loadgen_cmd;
+  add_loadgen_command(app, loadgen_cmd);
+
   auto* show = app.add_subcommand("config", "Print every configuration key with its default, as a Markdown table");
 
   try {
@@ -243,6 +247,7 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : kExitUsage;
   }
 
+  if (loadgen_cmd.sub->parsed()) return run_loadgen_command(loadgen_cmd);
   if (show->parsed()) {
     std::printf("| key | type | default | environment | meaning |\n|---|---|---|---|---|\n%s",
                 schema.describe().c_str());

@@ -10,6 +10,8 @@
 #include <boost/beast/http.hpp>
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <cstring>
 #include <deque>
 #include <optional>
@@ -84,7 +86,9 @@ struct Connection::Impl {
   std::string host_header;
   std::optional<beast::tcp_stream> stream;
   beast::flat_buffer buffer;
+  std::string wire;  // the request being sent
   bool busy = false;
+  bool discard = false;
 };
 
 namespace {
@@ -121,90 +125,233 @@ asio::awaitable<std::error_code> connect(Connection::Impl& c) {
   co_return std::error_code{};
 }
 
-std::string request_head(const Connection::Impl& c, const std::string& method, const std::string& target,
-                         const std::vector<std::pair<std::string, std::string>>& headers) {
-  std::string out;
-  std::size_t n = method.size() + target.size() + c.host_header.size() + 32;
-  for (auto& [k, v] : headers) n += k.size() + v.size() + 4;
-  out.reserve(n);
-  out.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: ").append(c.host_header).append("\r\n");
-  for (auto& [k, v] : headers) out.append(k).append(": ").append(v).append("\r\n");
-  out.append("\r\n");
-  return out;
+// The parts of a response head (RFC 9112 §4, §5, §6.3) that decide how the body is framed.
+struct ResponseHead {
+  int status = 0;
+  bool http11 = true;
+  bool keep_alive = true;
+  std::optional<std::uint64_t> content_length;
+  bool chunked = false;
+  bool transfer_encoding = false;
+};
+
+bool token_char(char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         std::string_view("!#$%&'*+-.^_`|~").find(ch) != std::string_view::npos;
+}
+
+char lower(char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch + 32) : ch; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
+
+// Calls f(token) for each comma-separated token of a list header value, trimmed.
+template <class F>
+void for_each_token(std::string_view v, F&& f) {
+  while (!v.empty()) {
+    auto comma = v.find(',');
+    auto t = v.substr(0, comma);
+    while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+    while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+    if (!t.empty()) f(t);
+    if (comma == std::string_view::npos) break;
+    v.remove_prefix(comma + 1);
+  }
+}
+
+// Parses a complete response head (status line, fields, blank line); header names are stored
+// lower-cased in `out`. Strict where framing depends on it: CRLF line ends, no obsolete line
+// folding, one Content-Length value, digits only.
+Result<ResponseHead> parse_head(std::string_view head, std::vector<std::pair<std::string, std::string>>& out) {
+  ResponseHead h;
+  auto eol = head.find("\r\n");
+  if (eol == std::string_view::npos) return fail(errc::malformed);
+  std::string_view line = head.substr(0, eol);
+  // HTTP-version SP 3DIGIT SP [reason]
+  if (line.size() < 12 || !line.starts_with("HTTP/1.") || (line[7] != '0' && line[7] != '1') || line[8] != ' ' ||
+      (line.size() > 12 && line[12] != ' '))
+    return fail(errc::malformed);
+  h.http11 = line[7] == '1';
+  h.keep_alive = h.http11;
+  for (int i = 9; i < 12; ++i) {
+    if (line[i] < '0' || line[i] > '9') return fail(errc::malformed);
+    h.status = h.status * 10 + (line[i] - '0');
+  }
+  if (h.status < 100) return fail(errc::malformed);
+  head.remove_prefix(eol + 2);
+  std::size_t count = 0;
+  for (auto rest = head; rest.size() > 2; rest.remove_prefix(rest.find("\r\n") + 2)) ++count;
+  out.reserve(count);
+  while (!head.starts_with("\r\n")) {
+    eol = head.find("\r\n");
+    if (eol == std::string_view::npos) return fail(errc::malformed);
+    line = head.substr(0, eol);
+    head.remove_prefix(eol + 2);
+    auto colon = line.find(':');
+    if (colon == 0 || colon == std::string_view::npos) return fail(errc::malformed);  // also obs-fold
+    auto name = line.substr(0, colon);
+    for (char ch : name)
+      if (!token_char(ch)) return fail(errc::malformed);
+    auto value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    for (char ch : value)
+      if ((ch < 0x20 && ch != '\t') || ch == 0x7f) return fail(errc::malformed);
+    if (iequals(name, "content-length")) {
+      std::uint64_t n = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (ec != std::errc() || end != value.data() + value.size() || value.empty()) return fail(errc::malformed);
+      if (h.content_length && *h.content_length != n) return fail(errc::malformed);
+      h.content_length = n;
+    } else if (iequals(name, "transfer-encoding")) {
+      h.transfer_encoding = true;
+      h.chunked = false;
+      for_each_token(value, [&](std::string_view t) { h.chunked = iequals(t, "chunked"); });  // the last coding
+    } else if (iequals(name, "connection")) {
+      for_each_token(value, [&](std::string_view t) {
+        if (iequals(t, "close")) h.keep_alive = false;
+        else if (iequals(t, "keep-alive") && !h.http11) h.keep_alive = true;
+      });
+    }
+    std::string lowered(name);
+    for (auto& ch : lowered) ch = lower(ch);
+    out.emplace_back(std::move(lowered), std::string(value));
+  }
+  return h;
+}
+
+// Reads until the buffer holds a whole response head; returns its length (blank line included).
+// `stale` is set when the connection ended before any byte of an answer.
+asio::awaitable<Result<std::size_t>> read_head(Connection::Impl& c, Clock::time_point deadline, bool& stale) {
+  std::size_t scanned = 0;
+  for (;;) {
+    std::string_view data(static_cast<const char*>(c.buffer.data().data()), c.buffer.size());
+    auto end = data.find("\r\n\r\n", scanned > 3 ? scanned - 3 : 0);
+    if (end != std::string_view::npos) {
+      if (end + 4 > c.limits.max_header_bytes) co_return fail(errc::message_too_large);
+      co_return end + 4;
+    }
+    if (data.size() >= c.limits.max_header_bytes) co_return fail(errc::message_too_large);
+    scanned = data.size();
+    error_code ec;
+    c.stream->expires_at(deadline);
+    std::size_t n = co_await c.stream->async_read_some(c.buffer.prepare(beast::read_size(c.buffer, 65536)),
+                                                       asio::redirect_error(asio::use_awaitable, ec));
+    c.buffer.commit(n);
+    if (ec) {
+      stale = stale_connection(ec) && c.buffer.size() == 0;
+      co_return std::unexpected(map_error(ec));
+    }
+  }
 }
 
 // One exchange on an open connection. `stale` is set when it failed in a way that means the
 // server had already closed the connection (the caller may retry on a fresh one).
-asio::awaitable<Result<ClientResponse>> exchange(Connection::Impl& c, const std::string& method,
-                                                 const std::string& wire, Clock::time_point deadline, bool& stale) {
+asio::awaitable<Result<ClientResponse>> exchange(Connection::Impl& c, bool head_request, Clock::time_point deadline,
+                                                 bool& stale) {
   error_code ec;
   auto& stream = *c.stream;
   stream.expires_at(deadline);
-  co_await asio::async_write(stream, asio::buffer(wire), asio::redirect_error(asio::use_awaitable, ec));
+  co_await asio::async_write(stream, asio::buffer(c.wire), asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
     stale = stale_connection(ec);
     c.close();
     co_return std::unexpected(map_error(ec));
   }
 
-  bhttp::response_parser<bhttp::empty_body> head;
-  head.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(c.limits.max_header_bytes, UINT32_MAX)));
-  if (method == "HEAD") head.skip(true);  // RFC 9110 9.3.2: no body, whatever Content-Length says
-  if (c.buffer.capacity() == 0) c.buffer.reserve(std::min<std::size_t>(4096, c.buffer.max_size()));
-  stream.expires_at(deadline);
-  co_await bhttp::async_read_header(stream, c.buffer, head, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) {
-    stale = stale_connection(ec) && c.buffer.size() == 0;
-    c.close();
-    co_return std::unexpected(map_error(ec));
-  }
-
   ClientResponse out;
-  auto& h = head.get();
-  out.status = static_cast<int>(h.result_int());
-  out.headers.reserve(16);
-  for (auto& f : h) {
-    std::string name(f.name_string());
-    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    out.headers.emplace_back(std::move(name), std::string(f.value()));
+  Result<ResponseHead> head;
+  std::size_t head_size = 0;
+  if (c.buffer.capacity() == 0) c.buffer.reserve(std::min<std::size_t>(4096, c.buffer.max_size()));
+  for (int interim = 0;; ++interim) {
+    auto size = co_await read_head(c, deadline, stale);
+    if (!size) {
+      c.close();
+      co_return std::unexpected(size.error());
+    }
+    head_size = *size;
+    out.headers.clear();
+    head = parse_head(std::string_view(static_cast<const char*>(c.buffer.data().data()), head_size), out.headers);
+    if (!head || interim > 4) {
+      c.close();
+      co_return fail(errc::malformed);
+    }
+    if (head->status >= 200 || head->status == 101) break;
+    c.buffer.consume(head_size);  // RFC 9110 15.2: an interim answer precedes the final one
   }
-  bool keep_alive = h.keep_alive();
+  out.status = head->status;
+  bool keep_alive = head->keep_alive;
   std::string body;
-  if (!head.is_done()) {
-    if (auto length = head.content_length()) {
-      if (*length > c.limits.max_body_bytes) {
-        c.close();
-        co_return fail(errc::message_too_large);
-      }
-      // The body goes straight from the socket into its string: no staging copy beyond the bytes
-      // that arrived with the head. Every byte is written below before anyone reads it.
-      std::size_t len = static_cast<std::size_t>(*length);
-      body.resize_and_overwrite(len, [](char*, std::size_t n) { return n; });
-      std::size_t have = std::min(c.buffer.size(), len);
-      if (have) std::memcpy(body.data(), c.buffer.data().data(), have);
-      c.buffer.consume(have);
-      if (have < len) {
+  bool no_body = head_request || out.status == 204 || out.status == 304 || out.status < 200;
+  if (no_body || (!head->transfer_encoding && head->content_length)) {
+    c.buffer.consume(head_size);
+    std::size_t len = no_body ? 0 : static_cast<std::size_t>(*head->content_length);
+    if (!no_body && *head->content_length > c.limits.max_body_bytes) {
+      c.close();
+      co_return fail(errc::message_too_large);
+    }
+    out.body_bytes = len;
+    if (c.discard) {
+      // Read and dropped, through one scratch block per thread that nobody reads.
+      thread_local std::array<char, 256 * 1024> scratch;
+      std::size_t left = len - std::min(c.buffer.size(), len);
+      c.buffer.consume(len - left);
+      while (left > 0) {
         stream.expires_at(deadline);
-        co_await asio::async_read(stream, asio::buffer(body.data() + have, len - have),
-                                  asio::redirect_error(asio::use_awaitable, ec));
+        std::size_t n = co_await stream.async_read_some(asio::buffer(scratch.data(), std::min(left, scratch.size())),
+                                                        asio::redirect_error(asio::use_awaitable, ec));
         if (ec) {
           c.close();
           co_return std::unexpected(map_error(ec));
         }
+        left -= n;
       }
-    } else {
-      // Chunked, or delimited by the end of the connection: Beast's parser does the framing.
-      bhttp::response_parser<bhttp::string_body> full{std::move(head)};
-      full.body_limit(c.limits.max_body_bytes);
+      len = 0;
+    }
+    // The body goes straight from the socket into its string: no staging copy beyond the bytes
+    // that arrived with the head. Every byte is written below before anyone reads it.
+    body.resize_and_overwrite(len, [](char*, std::size_t n) { return n; });
+    std::size_t have = std::min(c.buffer.size(), len);
+    if (have) std::memcpy(body.data(), c.buffer.data().data(), have);
+    c.buffer.consume(have);
+    if (have < len) {
+      stream.expires_at(deadline);
+      co_await asio::async_read(stream, asio::buffer(body.data() + have, len - have),
+                                asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        c.close();
+        co_return std::unexpected(map_error(ec));
+      }
+    }
+  } else {
+    // Chunked, or delimited by the end of the connection (rare from our upstreams): Beast's parser
+    // does the framing, starting from the head still in the buffer.
+    bhttp::response_parser<bhttp::string_body> full;
+    full.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(c.limits.max_header_bytes, UINT32_MAX)));
+    full.body_limit(c.limits.max_body_bytes);
+    full.eager(true);
+    std::size_t used = full.put(asio::buffer(c.buffer.data().data(), head_size), ec);
+    if (ec || used != head_size) {
+      c.close();
+      co_return fail(errc::malformed);
+    }
+    c.buffer.consume(used);
+    if (!full.is_done()) {
       stream.expires_at(deadline);
       co_await bhttp::async_read(stream, c.buffer, full, asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
         c.close();
         co_return std::unexpected(map_error(ec));
       }
-      keep_alive = full.get().keep_alive() && !full.need_eof();
-      body = std::move(full.get().body());
     }
+    keep_alive = keep_alive && head->chunked;
+    body = std::move(full.get().body());
+    out.body_bytes = body.size();
+    if (c.discard) body = {};
   }
   stream.expires_never();
   // Bytes beyond the answer mean the server does not frame as we think (we never pipeline).
@@ -214,6 +361,15 @@ asio::awaitable<Result<ClientResponse>> exchange(Connection::Impl& c, const std:
   }
   out.body = Bytes::adopt(std::move(body));
   co_return out;
+}
+
+void request_head(Connection::Impl& c, const std::string& method, const std::string& target,
+                  const std::vector<std::pair<std::string, std::string>>& headers) {
+  auto& out = c.wire;  // reused: no allocation once it grew to the usual request size
+  out.clear();
+  out.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: ").append(c.host_header).append("\r\n");
+  for (auto& [k, v] : headers) out.append(k).append(": ").append(v).append("\r\n");
+  out.append("\r\n");
 }
 
 asio::awaitable<Result<ClientResponse>> run_request(std::shared_ptr<Connection::Impl> self, std::string method,
@@ -227,7 +383,8 @@ asio::awaitable<Result<ClientResponse>> run_request(std::shared_ptr<Connection::
     if (k.empty() || has_crlf(k) || has_crlf(v)) co_return fail(errc::invalid_argument);
   BusyGuard guard(self->busy);
   auto budget = timeout.count() > 0 ? timeout : self->limits.timeout;
-  std::string wire = request_head(*self, method, target, headers);
+  request_head(*self, method, target, headers);
+  bool head_request = method == "HEAD";
   std::optional<Clock::time_point> deadline;
   for (int attempt = 0;; ++attempt) {
     bool fresh = false;
@@ -237,7 +394,7 @@ asio::awaitable<Result<ClientResponse>> run_request(std::shared_ptr<Connection::
     }
     if (!deadline) deadline = Clock::now() + budget;  // the budget starts once connected
     bool stale = false;
-    auto r = co_await exchange(*self, method, wire, *deadline, stale);
+    auto r = co_await exchange(*self, head_request, *deadline, stale);
     if (r || fresh || !stale || attempt > 0 || Clock::now() >= *deadline) co_return r;
   }
 }
@@ -256,6 +413,7 @@ asio::awaitable<Result<ClientResponse>> Connection::request(std::string method, 
 }
 
 void Connection::close() { impl_->close(); }
+void Connection::discard_bodies(bool discard) { impl_->discard = discard; }
 bool Connection::busy() const { return impl_->busy; }
 bool Connection::is_open() const { return impl_->open(); }
 

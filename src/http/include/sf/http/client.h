@@ -1,5 +1,5 @@
-// An HTTP/1.1 client (Boost.Beast underneath) for upstream fetches: the edge's origin requests and
-// the load generator's viewers.
+// An HTTP/1.1 client (Boost.Beast's tcp_stream underneath) for upstream fetches: the edge's origin
+// requests and the load generator's viewers.
 // - Connection: one keep-alive connection to one upstream; requests run one after another (no
 //   pipelining). A connection that failed, or that the server closed, is reopened by the next
 //   request; a request on a reused connection that the server had closed meanwhile (stale
@@ -10,7 +10,9 @@
 //   failed), errc::malformed (not HTTP), errc::message_too_large (header or body above the limit),
 //   errc::limit_exceeded (Pool: too many waiting), errc::invalid_argument (CR/LF in the request),
 //   errc::conflict (Connection: a request while another runs).
-// - Bodies are read into one string (Content-Length bodies straight from the socket, no staging
+// - Response heads are parsed here, strictly where framing depends on it (one Content-Length,
+//   CRLF, no obsolete folding); chunked and close-delimited bodies go through Beast's parser.
+//   Bodies are read into one string (Content-Length bodies straight from the socket, no staging
 //   buffer) and handed over as one shared immutable block (Bytes::adopt).
 // Threads: an object lives on the executor it was built with; construct it, call it and destroy
 // it there only. No strands, no locks. Destroying a Connection or Pool closes its sockets; requests
@@ -38,6 +40,7 @@ struct ClientResponse {
   int status = 0;
   std::vector<std::pair<std::string, std::string>> headers;  // as received, names lower-cased
   Bytes body;                                                 // the whole body, one block
+  std::size_t body_bytes = 0;  // the body's length as received (body.size(), unless discarded)
   std::string header(std::string_view lower_name) const;     // "" if absent
 };
 
@@ -63,6 +66,9 @@ class Connection {
   boost::asio::awaitable<Result<ClientResponse>> request(std::string method, std::string target,
                                                          std::vector<std::pair<std::string, std::string>> headers = {},
                                                          std::chrono::milliseconds timeout = {});
+  // For load generation: bodies of the following requests are read and counted (body_bytes) but
+  // not kept, so `body` stays empty and no memory is held for them. Off by default.
+  void discard_bodies(bool discard);
   // Closes the socket now; a request in flight ends with errc::closed. The next request reconnects.
   void close();
   bool busy() const;
