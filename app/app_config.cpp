@@ -12,18 +12,16 @@ void bind(ConfigSchema& s, AppConfig& c) {
   s.add("shutdown.timeout", "Longest wait for sessions to end on SIGINT/SIGTERM", c.shutdown_timeout, milliseconds(100),
         milliseconds(60000));
   auto& i = c.ingest;
-  s.add_endpoint("ingest.rtmp_listen", "RTMP listen address (use 0.0.0.0:1935 to take remote encoders)",
-                 i.rtmp_listen);
+  s.add_endpoint("ingest.rtmp_listen", "RTMP listen address (use 0.0.0.0:1935 to take remote encoders)", i.rtmp_listen);
   s.add("ingest.max_connections", "Most RTMP connections open at once", i.max_connections, 1, 100000);
   s.add("ingest.handshake_timeout", "Time from accept until the publisher must have asked to publish",
         i.handshake_timeout, milliseconds(100), milliseconds(120000));
   s.add("ingest.idle_timeout", "A publisher that sends nothing for this long is disconnected", i.idle_timeout,
         milliseconds(100), milliseconds(600000));
   s.add("ingest.max_message_size", "Largest RTMP message accepted, in bytes", i.max_message_size, 1024, 64 * kMiB);
-  s.add("ingest.max_chunk_size", "Largest RTMP chunk size a peer may set, in bytes", i.max_chunk_size, 128,
-        16 * kMiB);
-  s.add("ingest.window_ack_size", "Acknowledgement window announced to publishers, in bytes", i.window_ack_size,
-        4096, 0x7FFFFFFF);
+  s.add("ingest.max_chunk_size", "Largest RTMP chunk size a peer may set, in bytes", i.max_chunk_size, 128, 16 * kMiB);
+  s.add("ingest.window_ack_size", "Acknowledgement window announced to publishers, in bytes", i.window_ack_size, 4096,
+        0x7FFFFFFF);
   s.add("ingest.out_chunk_size", "Chunk size of messages the server sends", i.out_chunk_size, 128, 65536);
   s.add("ingest.max_timestamp_jump", "Timestamp gaps above this are rebased onto a continuous timeline",
         i.max_timestamp_jump, milliseconds(100), milliseconds(3600000));
@@ -44,16 +42,17 @@ void bind(ConfigSchema& s, AppConfig& c) {
   s.add("origin.unpublish_grace", "How long a stream stays served after its publisher left", o.unpublish_grace,
         milliseconds(0), milliseconds(3600000));
   s.add("origin.max_streams", "Most streams an origin holds", o.max_streams, 1, 100000);
-  s.add("origin.web_root", "Directory of the player page served at / (default: web/dist beside the build)",
-        o.web_root);
+  s.add("origin.web_root", "Directory of the player page served at / (default: web/dist beside the build)", o.web_root);
   s.add("origin.ingest_secret", "Shared secret for CMAF pushed to /ingest/<stream>/ (empty: CMAF ingest off)",
         o.ingest_secret);
-  s.add("origin.ingest_max_object", "Largest pushed CMAF unit (an init segment, or a moof with its mdat), in bytes", o.ingest_max_object, 1024, 512 * kMiB);
+  s.add("origin.ingest_max_object", "Largest pushed CMAF unit (an init segment, or a moof with its mdat), in bytes",
+        o.ingest_max_object, 1024, 512 * kMiB);
   s.add("origin.ingest_idle", "A pushed stream with no object for this long ends", o.ingest_idle, milliseconds(1000),
         milliseconds(600000));
   auto& e = c.edge;
   s.add_endpoint("edge.listen", "HTTP address players and CDNs use", e.listen);
-  s.add("edge.upstreams", "Origins or shield edges, host:port, comma-separated, in order of preference (all: the origin)",
+  s.add("edge.upstreams",
+        "Origins or shield edges, host:port, comma-separated, in order of preference (all: the origin)",
         c.edge_upstreams);
   s.add("edge.id", "This edge's name in Via headers, for loop detection (default: edge + its listen address)", e.id);
   s.add("edge.cache_bytes", "Memory cache size in bytes", e.cache_bytes, 1024 * 1024, 1LL << 40);

@@ -15,13 +15,13 @@ struct AppConfig {
   std::string log_level = "info";
   std::string admin_listen = "127.0.0.1:9100";  // /metrics, /healthz, /readyz, /ingest/streams
   std::string store_path = "streamflex-data/streamflex.db";
-  std::int64_t io_threads = 0;                  // 0: one per core
+  std::int64_t io_threads = 0;  // 0: one per core
   std::chrono::milliseconds shutdown_timeout{4500};
   ingest::Config ingest;
   origin::Config origin;
   edge::Config edge;
   std::string edge_upstreams;  // comma-separated; in `all`, the in-process origin
-  bool demo_enabled = true;                     // `all` only: publish a test pattern as stream "demo"
+  bool demo_enabled = true;    // `all` only: publish a test pattern as stream "demo"
   std::string demo_ffmpeg = "ffmpeg";
 };
 

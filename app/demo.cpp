@@ -1,13 +1,12 @@
 #include "demo.h"
 
 #include <signal.h>
-#include <unistd.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <vector>
 
 #include "sf/core/log.h"
-
 
 namespace sf::app {
 
@@ -28,13 +27,49 @@ void DemoPublisher::run() {
   const std::string clock =
       "drawtext=fontfile=/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf:fontsize=48:fontcolor=white:"
       "box=1:boxcolor=black@0.7:x=20:y=20:text='%{localtime\\:%H\\\\\\:%M\\\\\\:%S} %{pts\\:hms}'";
-  std::vector<std::string> args{ffmpeg_, "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
-                                "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
-                                "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
-                                "-vf", clock, "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
-                                "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
-                                "-b:v", "2500k", "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2",
-                                "-f", "flv", url_};
+  std::vector<std::string> args{ffmpeg_,
+                                "-hide_banner",
+                                "-loglevel",
+                                "error",
+                                "-nostdin",
+                                "-re",
+                                "-f",
+                                "lavfi",
+                                "-i",
+                                "testsrc2=size=1280x720:rate=30",
+                                "-f",
+                                "lavfi",
+                                "-i",
+                                "sine=frequency=1000:sample_rate=48000",
+                                "-vf",
+                                clock,
+                                "-c:v",
+                                "libx264",
+                                "-preset",
+                                "veryfast",
+                                "-tune",
+                                "zerolatency",
+                                "-g",
+                                "30",
+                                "-keyint_min",
+                                "30",
+                                "-sc_threshold",
+                                "0",
+                                "-pix_fmt",
+                                "yuv420p",
+                                "-b:v",
+                                "2500k",
+                                "-c:a",
+                                "aac",
+                                "-b:a",
+                                "128k",
+                                "-ar",
+                                "48000",
+                                "-ac",
+                                "2",
+                                "-f",
+                                "flv",
+                                url_};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -26,9 +26,9 @@ void add_loadgen_command(CLI::App& app, LoadgenCommand& cmd) {
 
 int run_loadgen_command(LoadgenCommand& cmd) {
   auto& o = cmd.options;
-  for (auto [text, out, name] : {std::tuple{&cmd.duration, &o.duration, "--duration"},
-                                 std::tuple{&cmd.ramp, &o.ramp, "--ramp"},
-                                 std::tuple{&cmd.timeout, &o.timeout, "--timeout"}}) {
+  for (auto [text, out, name] :
+       {std::tuple{&cmd.duration, &o.duration, "--duration"}, std::tuple{&cmd.ramp, &o.ramp, "--ramp"},
+        std::tuple{&cmd.timeout, &o.timeout, "--timeout"}}) {
     if (!parse_duration(*text, *out)) {
       std::fprintf(stderr, "streamflex loadgen: %s %s: expected a duration like 30s, 2m or 1500ms\n", name,
                    text->c_str());

@@ -1,8 +1,8 @@
 // streamflex: one executable, many roles. Parses configuration, wires the roles together and runs
 // them until SIGINT/SIGTERM. The only place components meet.
+#include <fmt/format.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
@@ -19,14 +19,14 @@
 #include "loadgen_command.h"
 #include "sf/auth/key_store.h"
 #include "sf/core/log.h"
+#include "sf/edge/edge.h"
 #include "sf/http/server.h"
 #include "sf/ingest/ingest.h"
 #include "sf/net/io_pool.h"
-#include "sf/edge/edge.h"
 #include "sf/origin/origin.h"
 
-#include <filesystem>
 #include <unistd.h>
+#include <filesystem>
 
 extern char** environ;
 
@@ -59,7 +59,8 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
   std::unique_ptr<auth::KeyStore> keys;
   if (roles.ingest) keys = auth::open_sqlite_key_store(cfg.store_path);
   Metrics metrics;
-  std::size_t threads = cfg.io_threads > 0 ? std::size_t(cfg.io_threads) : std::max(1u, std::thread::hardware_concurrency());
+  std::size_t threads =
+      cfg.io_threads > 0 ? std::size_t(cfg.io_threads) : std::max(1u, std::thread::hardware_concurrency());
   net::IoPool pool(threads);
   std::atomic<bool> ready{false};
 
@@ -96,8 +97,12 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
   if (ingest) ingest->start();
   ready = true;
   log::info("app", "streamflex started",
-            {{"role", role_name}, {"admin", cfg.admin_listen}, {"admin_port", admin.port()}, {"threads", threads},
-             {"store", cfg.store_path}, {"origin_port", origin ? origin->port() : 0}});
+            {{"role", role_name},
+             {"admin", cfg.admin_listen},
+             {"admin_port", admin.port()},
+             {"threads", threads},
+             {"store", cfg.store_path},
+             {"origin_port", origin ? origin->port() : 0}});
   if (origin)
     log::info("app", "player page",
               {{"url", fmt::format("http://{}/?stream=demo", edge ? cfg.edge.listen : cfg.origin.listen)}});
@@ -290,4 +295,6 @@ int main(int argc, char** argv) {
 
 }  // namespace sf::app
 
-int main(int argc, char** argv) { return sf::app::main(argc, argv); }
+int main(int argc, char** argv) {
+  return sf::app::main(argc, argv);
+}

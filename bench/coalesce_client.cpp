@@ -294,11 +294,12 @@ int run_client(int port, const std::string& path, int n, int timeout_ms) {
   }
   std::int64_t t_end = now_ns();
   // JSON out
-  std::printf("{\"conns\":%d,\"connected\":%d,\"sent\":%d,\"t_start\":%lld,\"t_connected\":%lld,"
-              "\"t_send_first\":%lld,\"t_send_last\":%lld,\"t_end\":%lld,\"timed_out\":%s,\"results\":[",
-              n, connected, sent, static_cast<long long>(t_start), static_cast<long long>(t_connected),
-              static_cast<long long>(t_send_first), static_cast<long long>(t_send_last),
-              static_cast<long long>(t_end), finished < n ? "true" : "false");
+  std::printf(
+      "{\"conns\":%d,\"connected\":%d,\"sent\":%d,\"t_start\":%lld,\"t_connected\":%lld,"
+      "\"t_send_first\":%lld,\"t_send_last\":%lld,\"t_end\":%lld,\"timed_out\":%s,\"results\":[",
+      n, connected, sent, static_cast<long long>(t_start), static_cast<long long>(t_connected),
+      static_cast<long long>(t_send_first), static_cast<long long>(t_send_last), static_cast<long long>(t_end),
+      finished < n ? "true" : "false");
   bool first = true;
   for (auto& c : conns) {
     std::string err = c.error;
@@ -306,10 +307,11 @@ int run_client(int port, const std::string& path, int n, int timeout_ms) {
     std::string xc;
     for (char ch : c.xcache)
       if (ch != '"' && ch != '\\') xc += ch;
-    std::printf("%s{\"status\":%d,\"t_sent\":%lld,\"t_head\":%lld,\"t_body\":%lld,\"bytes\":%lld,\"x_cache\":\"%s\","
-                "\"error\":\"%s\"}",
-                first ? "" : ",", c.status, static_cast<long long>(c.t_sent), static_cast<long long>(c.t_head),
-                static_cast<long long>(c.done ? c.t_body : 0), c.got, xc.c_str(), err.c_str());
+    std::printf(
+        "%s{\"status\":%d,\"t_sent\":%lld,\"t_head\":%lld,\"t_body\":%lld,\"bytes\":%lld,\"x_cache\":\"%s\","
+        "\"error\":\"%s\"}",
+        first ? "" : ",", c.status, static_cast<long long>(c.t_sent), static_cast<long long>(c.t_head),
+        static_cast<long long>(c.done ? c.t_body : 0), c.got, xc.c_str(), err.c_str());
     first = false;
     if (c.fd >= 0) close(c.fd);
   }
@@ -320,7 +322,9 @@ int run_client(int port, const std::string& path, int n, int timeout_ms) {
 // ------------------------------------------------------------------------------------ floor
 
 volatile sig_atomic_t g_stop = 0;
-void on_term(int) { g_stop = 1; }
+void on_term(int) {
+  g_stop = 1;
+}
 
 struct SConn {
   int fd = -1;
@@ -343,9 +347,9 @@ int run_floor(int port, int delay_ms, long long body_bytes, int timeout_ms) {
     std::fprintf(stderr, "floor: bind/listen: %s\n", std::strerror(errno));
     return 1;
   }
-  std::string response = "HTTP/1.1 200 OK\r\nContent-Type: video/iso.segment\r\nContent-Length: " +
-                         std::to_string(body_bytes) +
-                         "\r\nCache-Control: public, max-age=60\r\nX-Cache: FLOOR\r\n\r\n";
+  std::string response =
+      "HTTP/1.1 200 OK\r\nContent-Type: video/iso.segment\r\nContent-Length: " + std::to_string(body_bytes) +
+      "\r\nCache-Control: public, max-age=60\r\nX-Cache: FLOOR\r\n\r\n";
   std::string body(static_cast<std::size_t>(body_bytes), '\0');
   for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>((i * 131 + 7) & 0xFF);
   response += body;

@@ -9,8 +9,9 @@ namespace sf::auth {
 namespace {
 
 std::string temp_db() {
-  auto dir = std::filesystem::temp_directory_path() / ("sf_keys_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-                                                        "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  auto dir = std::filesystem::temp_directory_path() /
+             ("sf_keys_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->name());
   std::filesystem::remove_all(dir);
   return (dir / "keys.db").string();
 }

@@ -2,9 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <toml++/toml.h>
 #include <algorithm>
 #include <charconv>
-#include <toml++/toml.h>
 
 namespace sf {
 namespace {
@@ -50,7 +50,10 @@ ConfigSchema::Entry& ConfigSchema::insert(std::string key, std::string help, std
 
 void ConfigSchema::add(std::string key, std::string help, std::string& field) {
   auto& e = insert(std::move(key), std::move(help), "string");
-  e.set = [&field](const std::string& v) { field = v; return std::string(); };
+  e.set = [&field](const std::string& v) {
+    field = v;
+    return std::string();
+  };
   e.get = [&field] { return field; };
   e.initial = field;
 }
@@ -58,9 +61,12 @@ void ConfigSchema::add(std::string key, std::string help, std::string& field) {
 void ConfigSchema::add(std::string key, std::string help, bool& field) {
   auto& e = insert(std::move(key), std::move(help), "bool");
   e.set = [&field](const std::string& v) {
-    if (v == "true" || v == "1" || v == "yes") field = true;
-    else if (v == "false" || v == "0" || v == "no") field = false;
-    else return std::string("expected true or false");
+    if (v == "true" || v == "1" || v == "yes")
+      field = true;
+    else if (v == "false" || v == "0" || v == "no")
+      field = false;
+    else
+      return std::string("expected true or false");
     return std::string();
   };
   e.get = [&field] { return std::string(field ? "true" : "false"); };
@@ -71,8 +77,7 @@ void ConfigSchema::add(std::string key, std::string help, std::int64_t& field, s
   auto& e = insert(std::move(key), std::move(help), "integer");
   e.set = [&field, min, max](const std::string& v) {
     std::int64_t n = 0;
-    if (!parse_int(v, n) || n < min || n > max)
-      return fmt::format("expected an integer from {} to {}", min, max);
+    if (!parse_int(v, n) || n < min || n > max) return fmt::format("expected an integer from {} to {}", min, max);
     field = n;
     return std::string();
   };
@@ -113,8 +118,7 @@ void ConfigSchema::add_endpoint(std::string key, std::string help, std::string& 
   e.set = [&field](const std::string& v) {
     auto colon = v.rfind(':');
     std::int64_t port = -1;
-    if (colon == std::string::npos || colon == 0 || !parse_int(v.substr(colon + 1), port) || port < 0 ||
-        port > 65535)
+    if (colon == std::string::npos || colon == 0 || !parse_int(v.substr(colon + 1), port) || port < 0 || port > 65535)
       return std::string("expected host:port with a port from 0 to 65535");
     field = v;
     return std::string();
@@ -135,8 +139,7 @@ void ConfigSchema::add_flags(CLI::App& app) {
 std::string ConfigSchema::apply(const std::string& source, const std::string& key, const std::string& value) {
   auto it = std::find_if(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.key == key; });
   if (it == entries_.end()) return fmt::format("{}: unknown configuration key '{}'", source, key);
-  if (auto why = it->set(value); !why.empty())
-    return fmt::format("{}: {} = '{}': {}", source, key, value, why);
+  if (auto why = it->set(value); !why.empty()) return fmt::format("{}: {} = '{}': {}", source, key, value, why);
   return {};
 }
 
@@ -146,13 +149,12 @@ std::string ConfigSchema::load(const std::string& toml_path, char** environ) {
     try {
       tbl = toml::parse_file(toml_path);
     } catch (const toml::parse_error& err) {
-      return fmt::format("config file {}: {} (line {})", toml_path, err.description(),
-                         err.source().begin.line);
+      return fmt::format("config file {}: {} (line {})", toml_path, err.description(), err.source().begin.line);
     }
     std::string failure;
     // Keys are "section.name"; nested tables flatten with dots.
     std::function<void(const toml::table&, const std::string&)> walk = [&](const toml::table& t,
-                                                                          const std::string& prefix) {
+                                                                           const std::string& prefix) {
       for (auto&& [k, node] : t) {
         if (!failure.empty()) return;
         std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
@@ -161,10 +163,14 @@ std::string ConfigSchema::load(const std::string& toml_path, char** environ) {
           continue;
         }
         std::string text;
-        if (auto s = node.value<std::string>(); node.is_string()) text = *s;
-        else if (node.is_integer()) text = std::to_string(*node.value<std::int64_t>());
-        else if (node.is_floating_point()) text = fmt::format("{}", *node.value<double>());
-        else if (node.is_boolean()) text = *node.value<bool>() ? "true" : "false";
+        if (auto s = node.value<std::string>(); node.is_string())
+          text = *s;
+        else if (node.is_integer())
+          text = std::to_string(*node.value<std::int64_t>());
+        else if (node.is_floating_point())
+          text = fmt::format("{}", *node.value<double>());
+        else if (node.is_boolean())
+          text = *node.value<bool>() ? "true" : "false";
         else {
           failure = fmt::format("config file {}: {}: unsupported value type", toml_path, key);
           return;

@@ -3,9 +3,9 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <fmt/chrono.h>
 #include <atomic>
 #include <chrono>
-#include <fmt/chrono.h>
 
 namespace sf::log {
 namespace {
@@ -25,10 +25,14 @@ spdlog::logger& sink() {
 
 const char* name(Level l) {
   switch (l) {
-    case Level::debug: return "debug";
-    case Level::info: return "info";
-    case Level::warn: return "warn";
-    case Level::error: return "error";
+    case Level::debug:
+      return "debug";
+    case Level::info:
+      return "info";
+    case Level::warn:
+      return "warn";
+    case Level::error:
+      return "error";
   }
   return "info";
 }
@@ -45,8 +49,12 @@ bool parse_level(std::string_view n, Level& out) {
   return false;
 }
 
-void set_level(Level level) { g_level = level; }
-bool enabled(Level level) { return level >= g_level.load(std::memory_order_relaxed); }
+void set_level(Level level) {
+  g_level = level;
+}
+bool enabled(Level level) {
+  return level >= g_level.load(std::memory_order_relaxed);
+}
 
 void write(Level level, std::string_view component, std::string_view msg, const nlohmann::json& fields) {
   if (!enabled(level)) return;

@@ -1,12 +1,12 @@
 #include "sf/edge/edge.h"
 
+#include <fmt/format.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/format.h>
 
 #include <array>
 #include <atomic>
@@ -40,7 +40,9 @@ std::string cache_key(const http::Request& req) {
   return key;
 }
 
-bool blocking(const http::Request& req) { return req.has_param("_HLS_msn"); }
+bool blocking(const http::Request& req) {
+  return req.has_param("_HLS_msn");
+}
 
 // max-age from Cache-Control, -1 if none or no-store/no-cache/private.
 std::int64_t max_age(std::string_view cc) {
@@ -50,7 +52,8 @@ std::int64_t max_age(std::string_view cc) {
   auto at = cc.find("max-age=");
   if (at == std::string_view::npos) return -1;
   std::int64_t v = 0;
-  for (auto i = at + 8; i < cc.size() && std::isdigit(static_cast<unsigned char>(cc[i])); ++i) v = v * 10 + (cc[i] - '0');
+  for (auto i = at + 8; i < cc.size() && std::isdigit(static_cast<unsigned char>(cc[i])); ++i)
+    v = v * 10 + (cc[i] - '0');
   return v;
 }
 
@@ -84,10 +87,11 @@ class ScrapeGauges final : public prometheus::Collectable {
       f.metric.push_back(m);
       return f;
     };
-    return {gauge("streamflex_edge_connections_active", "Player connections open now",
-                  double(server_.active_connections())),
-            gauge("streamflex_edge_cache_bytes", "Bytes in the cache", double(cache_.bytes())),
-            gauge("streamflex_edge_cache_evictions", "Objects evicted for space since start", double(cache_.evictions()))};
+    return {
+        gauge("streamflex_edge_connections_active", "Player connections open now",
+              double(server_.active_connections())),
+        gauge("streamflex_edge_cache_bytes", "Bytes in the cache", double(cache_.bytes())),
+        gauge("streamflex_edge_cache_evictions", "Objects evicted for space since start", double(cache_.evictions()))};
   }
 
  private:
@@ -106,12 +110,34 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       : pool(p),
         config(std::move(c)),
         cache(static_cast<std::size_t>(config.cache_bytes)),
-        requests(prometheus::BuildCounter().Name("streamflex_edge_requests_total").Help("Edge requests by cache result").Register(m.registry())),
-        bytes(prometheus::BuildCounter().Name("streamflex_edge_sent_bytes_total").Help("Body bytes sent by cache result").Register(m.registry())),
-        upstream_requests(prometheus::BuildCounter().Name("streamflex_edge_upstream_requests_total").Help("Requests to upstreams by result").Register(m.registry())),
-        upstream_seconds(prometheus::BuildHistogram().Name("streamflex_edge_upstream_seconds").Help("Upstream request time").Register(m.registry()).Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10})),
-        coalesced(prometheus::BuildCounter().Name("streamflex_edge_coalesced_waiters_total").Help("Requests that waited on another request's upstream fetch").Register(m.registry()).Add({})),
-        waiting(prometheus::BuildGauge().Name("streamflex_edge_waiting_requests").Help("Requests waiting for an upstream answer").Register(m.registry()).Add({})) {
+        requests(prometheus::BuildCounter()
+                     .Name("streamflex_edge_requests_total")
+                     .Help("Edge requests by cache result")
+                     .Register(m.registry())),
+        bytes(prometheus::BuildCounter()
+                  .Name("streamflex_edge_sent_bytes_total")
+                  .Help("Body bytes sent by cache result")
+                  .Register(m.registry())),
+        upstream_requests(prometheus::BuildCounter()
+                              .Name("streamflex_edge_upstream_requests_total")
+                              .Help("Requests to upstreams by result")
+                              .Register(m.registry())),
+        upstream_seconds(
+            prometheus::BuildHistogram()
+                .Name("streamflex_edge_upstream_seconds")
+                .Help("Upstream request time")
+                .Register(m.registry())
+                .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10})),
+        coalesced(prometheus::BuildCounter()
+                      .Name("streamflex_edge_coalesced_waiters_total")
+                      .Help("Requests that waited on another request's upstream fetch")
+                      .Register(m.registry())
+                      .Add({})),
+        waiting(prometheus::BuildGauge()
+                    .Name("streamflex_edge_waiting_requests")
+                    .Help("Requests waiting for an upstream answer")
+                    .Register(m.registry())
+                    .Add({})) {
     init_counters();
     if (config.upstreams.empty()) throw std::runtime_error("edge.upstreams: at least one upstream is needed");
     for (auto& u : config.upstreams) {
@@ -169,7 +195,8 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     }
     std::string target = key;  // path + directives, without viewer parameters
     // The fetch runs on this connection's thread, with that thread's upstream connections.
-    asio::co_spawn(req.executor, fetch(shared_from_this(), req.executor, std::move(key), std::move(target), blocking(req)),
+    asio::co_spawn(req.executor,
+                   fetch(shared_from_this(), req.executor, std::move(key), std::move(target), blocking(req)),
                    asio::detached);
   }
 
@@ -200,7 +227,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   // Asks the upstreams in order, healthy ones first, until one answers; a failure, a reset or a
   // stall past the deadline marks that upstream down and moves on, so the viewer sees no error.
   asio::awaitable<std::shared_ptr<const Entry>> fetch_upstream(asio::any_io_executor ex, const std::string& target,
-                                                                bool is_blocking) {
+                                                               bool is_blocking) {
     auto timeout = is_blocking ? config.blocking_timeout : config.upstream_timeout;
     std::vector<std::pair<std::string, std::string>> headers{{"Via", "1.1 " + config.id}};
     std::vector<Upstream*> order;
@@ -215,8 +242,8 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       if (!r || r->status >= 500) {
         upstream_requests.Add({{"upstream", u->name}, {"result", r ? "5xx" : "failed"}}).Increment();
         if (u->up.exchange(false))
-          log::warn("edge", "upstream marked down", {{"upstream", u->name},
-                                                      {"error", r ? std::to_string(r->status) : r.error().message()}});
+          log::warn("edge", "upstream marked down",
+                    {{"upstream", u->name}, {"error", r ? std::to_string(r->status) : r.error().message()}});
         continue;
       }
       upstream_requests.Add({{"upstream", u->name}, {"result", "ok"}}).Increment();
@@ -377,8 +404,12 @@ Edge::Edge(net::IoPool& pool, Config config, Metrics& metrics)
 
 Edge::~Edge() = default;
 
-void Edge::set_viewer_auth(std::shared_ptr<ViewerAuth> auth) { impl_->auth = std::move(auth); }
-void Edge::set_access_log(std::shared_ptr<AccessLog> log) { impl_->access = std::move(log); }
+void Edge::set_viewer_auth(std::shared_ptr<ViewerAuth> auth) {
+  impl_->auth = std::move(auth);
+}
+void Edge::set_access_log(std::shared_ptr<AccessLog> log) {
+  impl_->access = std::move(log);
+}
 
 void Edge::start() {
   impl_->server->start();
@@ -401,6 +432,8 @@ void Edge::stop() {
     });
 }
 
-std::uint16_t Edge::port() const { return impl_->server->port(); }
+std::uint16_t Edge::port() const {
+  return impl_->server->port();
+}
 
 }  // namespace sf::edge

@@ -498,8 +498,8 @@ TEST(Edge, ThousandCoalescedViewersAreAnsweredWithin20msOfTheUpstreamAnswer) {
       kViewers, d.p50, d.p99, d.max, run.handed_off_ms, floor.p50, floor.p99, floor.max);
   EXPECT_LE(run.handed_off_ms, 20.0);
   // Both fan-outs vary run to run with the machine's load: allow half the floor again as noise.
-  EXPECT_LE(d.max, floor.max * 1.5 + 20.0) << "p50 " << d.p50 << " ms, p99 " << d.p99 << " ms; client floor max "
-                                      << floor.max << " ms";
+  EXPECT_LE(d.max, floor.max * 1.5 + 20.0)
+      << "p50 " << d.p50 << " ms, p99 " << d.p99 << " ms; client floor max " << floor.max << " ms";
 }
 
 TEST(Edge, RepeatRequestIsAHitWithoutAnUpstreamRequest) {

@@ -55,7 +55,9 @@ bool stale_connection(const error_code& ec) {
          ec == asio::error::broken_pipe || ec == asio::error::connection_aborted;
 }
 
-bool has_crlf(std::string_view s) { return s.find_first_of("\r\n") != std::string_view::npos; }
+bool has_crlf(std::string_view s) {
+  return s.find_first_of("\r\n") != std::string_view::npos;
+}
 
 }  // namespace
 
@@ -140,7 +142,9 @@ bool token_char(char ch) {
          std::string_view("!#$%&'*+-.^_`|~").find(ch) != std::string_view::npos;
 }
 
-char lower(char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch + 32) : ch; }
+char lower(char ch) {
+  return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch + 32) : ch;
+}
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -213,8 +217,10 @@ Result<ResponseHead> parse_head(std::string_view head, std::vector<std::pair<std
       for_each_token(value, [&](std::string_view t) { h.chunked = iequals(t, "chunked"); });  // the last coding
     } else if (iequals(name, "connection")) {
       for_each_token(value, [&](std::string_view t) {
-        if (iequals(t, "close")) h.keep_alive = false;
-        else if (iequals(t, "keep-alive") && !h.http11) h.keep_alive = true;
+        if (iequals(t, "close"))
+          h.keep_alive = false;
+        else if (iequals(t, "keep-alive") && !h.http11)
+          h.keep_alive = true;
       });
     }
     std::string lowered(name);
@@ -404,7 +410,9 @@ asio::awaitable<Result<ClientResponse>> run_request(std::shared_ptr<Connection::
 Connection::Connection(asio::any_io_executor ex, net::Endpoint upstream, ClientLimits limits)
     : impl_(std::make_shared<Impl>(std::move(ex), std::move(upstream), limits)) {}
 
-Connection::~Connection() { impl_->close(); }
+Connection::~Connection() {
+  impl_->close();
+}
 
 asio::awaitable<Result<ClientResponse>> Connection::request(std::string method, std::string target,
                                                             std::vector<std::pair<std::string, std::string>> headers,
@@ -412,10 +420,18 @@ asio::awaitable<Result<ClientResponse>> Connection::request(std::string method, 
   return run_request(impl_, std::move(method), std::move(target), std::move(headers), timeout);
 }
 
-void Connection::close() { impl_->close(); }
-void Connection::discard_bodies(bool discard) { impl_->discard = discard; }
-bool Connection::busy() const { return impl_->busy; }
-bool Connection::is_open() const { return impl_->open(); }
+void Connection::close() {
+  impl_->close();
+}
+void Connection::discard_bodies(bool discard) {
+  impl_->discard = discard;
+}
+bool Connection::busy() const {
+  return impl_->busy;
+}
+bool Connection::is_open() const {
+  return impl_->open();
+}
 
 struct Pool::State {
   // A request waiting for a connection; lives in its coroutine's frame while queued.
@@ -426,8 +442,11 @@ struct Pool::State {
   };
 
   State(asio::any_io_executor ex, net::Endpoint up, std::size_t max_conn, std::size_t max_wait, ClientLimits l)
-      : executor(std::move(ex)), upstream(std::move(up)), max_connections(std::max<std::size_t>(1, max_conn)),
-        max_waiting(max_wait), limits(l) {}
+      : executor(std::move(ex)),
+        upstream(std::move(up)),
+        max_connections(std::max<std::size_t>(1, max_conn)),
+        max_waiting(max_wait),
+        limits(l) {}
 
   // Hands a finished connection to the oldest waiter, or back to the idle list.
   void release(Connection* c) {
@@ -520,6 +539,8 @@ std::size_t Pool::open_connections() const {
   return n;
 }
 
-std::size_t Pool::waiting() const { return state_->waiters.size(); }
+std::size_t Pool::waiting() const {
+  return state_->waiters.size();
+}
 
 }  // namespace sf::http

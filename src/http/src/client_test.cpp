@@ -8,9 +8,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/redirect_error.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 
 #include <atomic>
 #include <fstream>
@@ -50,9 +50,7 @@ T run_on(asio::io_context& ctx, asio::awaitable<T> a) {
 struct TestServer {
   explicit TestServer(ServerLimits limits = {}) : pool(1), server(pool, net::Endpoint{"127.0.0.1", 0}, limits) {
     server.route("GET", "/hello", [](Request&) { return Response::text(200, "hello world"); });
-    server.route("GET", "/count", [this](Request&) {
-      return Response::text(200, std::to_string(++requests));
-    });
+    server.route("GET", "/count", [this](Request&) { return Response::text(200, std::to_string(++requests)); });
     server.route("GET", "/big", [](Request&) { return Response::text(200, std::string(100 * 1024, 'x')); });
     // Answers after `slow_ms`, counting how many requests the server holds at once.
     server.route_held("GET", "/slow", 5s, Response::text(503, "late\n"), [this](const Request& req, Responder res) {
@@ -377,8 +375,10 @@ TEST(Pool, RefusesWaitersBeyondTheLimit) {
   auto results = run_on(ctx, concurrent(pool, 3, "/slow"));
   int ok = 0, refused = 0;
   for (auto& r : results) {
-    if (r) ++ok;
-    else if (r.error() == errc::limit_exceeded) ++refused;
+    if (r)
+      ++ok;
+    else if (r.error() == errc::limit_exceeded)
+      ++refused;
   }
   EXPECT_EQ(ok, 2);
   EXPECT_EQ(refused, 1);

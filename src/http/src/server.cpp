@@ -33,7 +33,8 @@ std::string Request::param(std::string_view name) const {
     auto amp = q.find('&');
     auto pair = q.substr(0, amp);
     auto eq = pair.find('=');
-    if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? std::string() : std::string(pair.substr(eq + 1));
+    if (pair.substr(0, eq) == name)
+      return eq == std::string_view::npos ? std::string() : std::string(pair.substr(eq + 1));
     if (amp == std::string_view::npos) break;
     q.remove_prefix(amp + 1);
   }
@@ -58,8 +59,7 @@ std::string Request::header(std::string_view name) const {
     auto eol = rest.find("\r\n");
     auto line = rest.substr(0, eol);
     auto colon = line.find(':');
-    if (colon == name.size() &&
-        std::equal(name.begin(), name.end(), line.begin(), [](char a, char b) {
+    if (colon == name.size() && std::equal(name.begin(), name.end(), line.begin(), [](char a, char b) {
           return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
         })) {
       auto v = line.substr(colon + 1);
@@ -119,7 +119,9 @@ void Responder::operator()(Response r) const {
   });
 }
 
-bool Responder::answered() const { return state_->done.load(); }
+bool Responder::answered() const {
+  return state_->done.load();
+}
 
 // Bodies up to this size go out in the same write as their head (one syscall per playlist);
 // larger ones after it.
@@ -211,8 +213,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     }
     head.append("\r\nContent-Length: ");
     head.append(std::to_string(slice ? slice->length : total));
-    if (!keep_alive) head.append("\r\nConnection: close");
-    else if (version == 10) head.append("\r\nConnection: keep-alive");
+    if (!keep_alive)
+      head.append("\r\nConnection: close");
+    else if (version == 10)
+      head.append("\r\nConnection: keep-alive");
     head.append("\r\n\r\n");
     std::size_t body_bytes = slice ? slice->length : total;
     if (req.method == "HEAD" || body_bytes > kSeparateHead) {
@@ -267,8 +271,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   static asio::awaitable<bool> stream_body(std::shared_ptr<Impl> self, beast::tcp_stream& stream,
                                            beast::flat_buffer& buffer, bhttp::request_parser<bhttp::empty_body>& head,
                                            const Route& route, std::optional<std::size_t> body_limit,
-                                           const std::string& remote,
-                                           error_code& ec) {
+                                           const std::string& remote, error_code& ec) {
     Request req = request_of(head.get(), remote);
     req.executor = stream.get_executor();
     unsigned version = head.get().version();
@@ -282,8 +285,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     } else {
       auto sink = std::move(std::get<std::unique_ptr<BodySink>>(decision));
       bhttp::request_parser<bhttp::buffer_body> parser{std::move(head)};
-      if (body_limit) parser.body_limit(*body_limit);
-      else parser.body_limit(boost::none);  // long-running uploads: each read still has the idle timeout
+      if (body_limit)
+        parser.body_limit(*body_limit);
+      else
+        parser.body_limit(boost::none);  // long-running uploads: each read still has the idle timeout
       std::vector<char> piece(64 * 1024);
       while (!parser.is_done()) {
         parser.get().body().data = piece.data();
@@ -356,11 +361,12 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       }
       if (ec) {
         int status = 0;
-        if (ec == bhttp::error::header_limit) status = 431;
-        else if (ec == bhttp::error::body_limit) status = 413;
+        if (ec == bhttp::error::header_limit)
+          status = 431;
+        else if (ec == bhttp::error::body_limit)
+          status = 413;
         else if (ec != bhttp::error::end_of_stream && ec != beast::error::timeout &&
-                 ec != asio::error::operation_aborted && ec != asio::error::connection_reset &&
-                 ec != asio::error::eof)
+                 ec != asio::error::operation_aborted && ec != asio::error::connection_reset && ec != asio::error::eof)
           status = 400;  // malformed, including conflicting Content-Length / Transfer-Encoding
         if (status) {
           Response r = Response::text(status, ec.message() + "\n");
@@ -446,7 +452,8 @@ void Server::route_prefix(std::string method, std::string prefix, Handler h) {
 
 void Server::route_held(std::string method, std::string prefix, std::chrono::milliseconds hold, Response fallback,
                         HeldHandler h) {
-  impl_->routes.push_back({std::move(method), std::move(prefix), true, {}, std::move(h), {}, hold, std::move(fallback)});
+  impl_->routes.push_back(
+      {std::move(method), std::move(prefix), true, {}, std::move(h), {}, hold, std::move(fallback)});
 }
 
 void Server::route_streaming(std::string method, std::string prefix, StreamingHandler h) {
@@ -462,7 +469,9 @@ void Server::body_limit(std::string prefix, std::size_t bytes) {
   impl_->body_limits.emplace_back(std::move(prefix), bytes);
 }
 
-void Server::start() { impl_->listener->start(); }
+void Server::start() {
+  impl_->listener->start();
+}
 
 void Server::stop() {
   impl_->stopping = true;
@@ -475,8 +484,12 @@ void Server::stop() {
     });
 }
 
-std::uint16_t Server::port() const { return impl_->listener->port(); }
+std::uint16_t Server::port() const {
+  return impl_->listener->port();
+}
 
-std::size_t Server::active_connections() const { return impl_->active.load(); }
+std::size_t Server::active_connections() const {
+  return impl_->active.load();
+}
 
 }  // namespace sf::http

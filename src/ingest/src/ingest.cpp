@@ -53,21 +53,24 @@ prometheus::Counter& IngestMetrics::closed(std::string_view reason) {
   // Reasons come from a fixed set in the session code, so the label stays bounded.
   std::lock_guard lock(mu_);
   auto it = closed_.find(reason);
-  if (it == closed_.end()) it = closed_.emplace(std::string(reason), &closed_family_.Add({{"reason", std::string(reason)}})).first;
+  if (it == closed_.end())
+    it = closed_.emplace(std::string(reason), &closed_family_.Add({{"reason", std::string(reason)}})).first;
   return *it->second;
 }
 
 prometheus::Counter& IngestMetrics::publish(std::string_view result) {
   std::lock_guard lock(mu_);
   auto it = publish_.find(result);
-  if (it == publish_.end()) it = publish_.emplace(std::string(result), &publish_family_.Add({{"result", std::string(result)}})).first;
+  if (it == publish_.end())
+    it = publish_.emplace(std::string(result), &publish_family_.Add({{"result", std::string(result)}})).first;
   return *it->second;
 }
 
 struct Ingest::Impl {
   Impl(net::IoPool& p, Config c, auth::KeyStore& k, Metrics& m) : pool(p), shared(std::move(c), k, m) {
     m.add_collectable(shared.registry);
-    if (!shared.config.record_dir.empty()) shared.observers.push_back(std::make_shared<Recorder>(shared.config.record_dir));
+    if (!shared.config.record_dir.empty())
+      shared.observers.push_back(std::make_shared<Recorder>(shared.config.record_dir));
     auto ep = net::parse_endpoint(shared.config.rtmp_listen);
     if (!ep) throw std::runtime_error("ingest.rtmp_listen: expected host:port, got " + shared.config.rtmp_listen);
     listener = std::make_unique<net::Listener>(pool, *ep, [this](asio::ip::tcp::socket s) { accept(std::move(s)); });
@@ -99,9 +102,13 @@ struct Ingest::Impl {
 Ingest::Ingest(net::IoPool& pool, Config config, auth::KeyStore& keys, Metrics& metrics)
     : impl_(std::make_shared<Impl>(pool, std::move(config), keys, metrics)) {}
 
-Ingest::~Ingest() { impl_->shared.workers.join(); }
+Ingest::~Ingest() {
+  impl_->shared.workers.join();
+}
 
-void Ingest::add_observer(std::shared_ptr<Observer> observer) { impl_->shared.observers.push_back(std::move(observer)); }
+void Ingest::add_observer(std::shared_ptr<Observer> observer) {
+  impl_->shared.observers.push_back(std::move(observer));
+}
 
 void Ingest::start() {
   impl_->listener->start();
@@ -120,7 +127,9 @@ void Ingest::stop() {
   for (auto& s : open) s->close("shutdown");
 }
 
-std::uint16_t Ingest::port() const { return impl_->listener->port(); }
+std::uint16_t Ingest::port() const {
+  return impl_->listener->port();
+}
 
 std::vector<StreamSnapshot> Ingest::streams() const {
   std::vector<StreamSnapshot> out;

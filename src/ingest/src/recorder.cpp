@@ -61,7 +61,7 @@ void Recorder::run() {
     std::FILE* f = nullptr;
     std::unique_ptr<media::FlvWriter> writer;
     std::string path;
-    std::int64_t last_ms = 0;          // time of the last frame written, for later sequence headers
+    std::int64_t last_ms = 0;  // time of the last frame written, for later sequence headers
     std::uint32_t audio_timescale = 1000;
   };
   std::map<std::uint64_t, File> files;
@@ -77,10 +77,11 @@ void Recorder::run() {
     if (auto* open = std::get_if<Open>(&item.what)) {
       file.path = open->path;
       file.f = std::fopen(open->path.c_str(), "wb");
-      if (!file.f) log::error("recorder", "cannot open recording", {{"path", open->path}});
+      if (!file.f)
+        log::error("recorder", "cannot open recording", {{"path", open->path}});
       else {
-        file.writer = std::make_unique<media::FlvWriter>(
-            [f = file.f](ByteView b) { std::fwrite(b.data(), 1, b.size(), f); });
+        file.writer =
+            std::make_unique<media::FlvWriter>([f = file.f](ByteView b) { std::fwrite(b.data(), 1, b.size(), f); });
         file.writer->write_header(true, true);
       }
     } else if (auto* track = std::get_if<media::TrackConfig>(&item.what)) {

@@ -24,7 +24,9 @@ class Recorder final : public Observer {
 
  private:
   class Handler;
-  struct Open { std::string path; };
+  struct Open {
+    std::string path;
+  };
   struct Close {};
   struct Item {
     std::uint64_t session;

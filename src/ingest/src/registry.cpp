@@ -74,14 +74,16 @@ std::vector<prometheus::MetricFamily> Registry::Collect() const {
       prometheus::ClientMetric m;
       m.label.push_back({"stream", snap.info.stream});
       double v = d.value(snap.stats);
-      if (d.type == MetricType::Gauge) m.gauge.value = v;
-      else m.counter.value = v;
+      if (d.type == MetricType::Gauge)
+        m.gauge.value = v;
+      else
+        m.counter.value = v;
       fam.metric.push_back(std::move(m));
     }
     out.push_back(std::move(fam));
   }
-  prometheus::MetricFamily live_fam{"streamflex_ingest_streams_live", "Streams being published now",
-                                    MetricType::Gauge, {}};
+  prometheus::MetricFamily live_fam{
+      "streamflex_ingest_streams_live", "Streams being published now", MetricType::Gauge, {}};
   prometheus::ClientMetric m;
   m.gauge.value = double(streams.size());
   live_fam.metric.push_back(m);

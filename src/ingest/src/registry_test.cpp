@@ -37,8 +37,10 @@ TEST(Registry, ExportsAtMostMaxLabelsStreams) {
   Registry reg(2);
   for (auto n : {"a", "b", "c"}) ASSERT_TRUE(reg.claim(stream(n), false));
   for (auto& fam : reg.Collect()) {
-    if (fam.name == "streamflex_ingest_streams_live") EXPECT_EQ(fam.metric.at(0).gauge.value, 3);
-    else EXPECT_LE(fam.metric.size(), 2u) << fam.name;
+    if (fam.name == "streamflex_ingest_streams_live")
+      EXPECT_EQ(fam.metric.at(0).gauge.value, 3);
+    else
+      EXPECT_LE(fam.metric.size(), 2u) << fam.name;
   }
 }
 

@@ -3,13 +3,13 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
-#include <chrono>
 #include <sys/socket.h>
+#include <chrono>
 
 #include "sf/core/byte_reader.h"
 #include "sf/core/log.h"
@@ -41,7 +41,9 @@ std::string reason_of(const std::error_code& ec) {
 }
 
 // "key?token=x" -> "key"; the publish name may carry a query (RTMP URLs of some encoders).
-std::string_view strip_query(std::string_view s) { return s.substr(0, s.find('?')); }
+std::string_view strip_query(std::string_view s) {
+  return s.substr(0, s.find('?'));
+}
 
 std::string query_param(std::string_view query, std::string_view name) {
   while (!query.empty()) {
@@ -82,7 +84,8 @@ Session::~Session() = default;
 void Session::start(std::shared_ptr<Session> self) {
   auto ex = self->socket_.get_executor();
   asio::co_spawn(ex, self->watchdog(), asio::detached);
-  asio::co_spawn(ex, [self]() -> asio::awaitable<void> { co_await self->run(); }, asio::detached);
+  asio::co_spawn(
+      ex, [self]() -> asio::awaitable<void> { co_await self->run(); }, asio::detached);
 }
 
 void Session::close(std::string_view reason) {
@@ -253,8 +256,8 @@ Result<void> Session::on_message(const rtmp::Message& m) {
       if (*event == 6) {  // PingRequest: answer PingResponse with the same timestamp
         auto ts = r.u32();
         if (!ts) return std::unexpected(ts.error());
-        std::array<std::byte, 6> body{std::byte{0}, std::byte{7}, std::byte(*ts >> 24), std::byte(*ts >> 16),
-                                      std::byte(*ts >> 8), std::byte(*ts)};
+        std::array<std::byte, 6> body{std::byte{0},         std::byte{7},        std::byte(*ts >> 24),
+                                      std::byte(*ts >> 16), std::byte(*ts >> 8), std::byte(*ts)};
         writer_.write(kControlCsid, rtmp::kUserControl, 0, 0, body, out_);
       }
       return {};
@@ -313,10 +316,9 @@ Result<void> Session::on_command(const rtmp::Message& m, const std::vector<amf0:
     app_ = app;
     send_control(rtmp::kWindowAckSize, static_cast<std::uint32_t>(shared_.config.window_ack_size));
     {
-      std::array<std::byte, 5> bw{std::byte(shared_.config.window_ack_size >> 24),
-                                  std::byte(shared_.config.window_ack_size >> 16),
-                                  std::byte(shared_.config.window_ack_size >> 8),
-                                  std::byte(shared_.config.window_ack_size), std::byte{2}};
+      std::array<std::byte, 5> bw{
+          std::byte(shared_.config.window_ack_size >> 24), std::byte(shared_.config.window_ack_size >> 16),
+          std::byte(shared_.config.window_ack_size >> 8), std::byte(shared_.config.window_ack_size), std::byte{2}};
       writer_.write(kControlCsid, rtmp::kSetPeerBandwidth, 0, 0, bw, out_);
     }
     writer_.set_chunk_size(static_cast<std::uint32_t>(shared_.config.out_chunk_size), out_);
@@ -381,13 +383,13 @@ Result<void> Session::on_command(const rtmp::Message& m, const std::vector<amf0:
     close_reason_ = "play_refused";  // the status is flushed, then the connection ends
     return fail(errc::unsupported);
   }
-  if (name == "getStreamLength" || name == "_checkbw" || name == "_result" || name == "_error" ||
-      name == "onBWDone")
+  if (name == "getStreamLength" || name == "_checkbw" || name == "_result" || name == "_error" || name == "onBWDone")
     return {};
   if (txn > 0)
     send_command(kCommandCsid, 0,
                  {"_error", txn, amf0::Value::null(),
-                  amf0::Object{{"level", "error"}, {"code", "NetConnection.Call.Failed"},
+                  amf0::Object{{"level", "error"},
+                               {"code", "NetConnection.Call.Failed"},
                                {"description", "Unknown command " + name.substr(0, 64)}}});
   return {};
 }
@@ -430,8 +432,11 @@ asio::awaitable<void> Session::publish(PublishRequest req) {
   shared_.metrics.publish("accepted").Increment();
   shared_.metrics.publishers_active.Increment();
 
-  std::array<std::byte, 6> begin{std::byte{0}, std::byte{0}, std::byte(req.stream_id >> 24),
-                                 std::byte(req.stream_id >> 16), std::byte(req.stream_id >> 8),
+  std::array<std::byte, 6> begin{std::byte{0},
+                                 std::byte{0},
+                                 std::byte(req.stream_id >> 24),
+                                 std::byte(req.stream_id >> 16),
+                                 std::byte(req.stream_id >> 8),
                                  std::byte(req.stream_id)};
   writer_.write(kControlCsid, rtmp::kUserControl, 0, 0, begin, out_);  // StreamBegin
   send_status(req.stream_id, "status", "NetStream.Publish.Start", info.stream + " is now published.");
@@ -500,8 +505,11 @@ Result<void> Session::on_media(std::uint8_t type, std::uint32_t timestamp, const
   }
   if (t.verdict == Timeline::Verdict::jumped) {
     live_->count_jump();
-    log::warn("ingest", "timestamp jump rebased", {{"stream", live_->info().stream}, {"wire_ms", timestamp},
-                                                   {"continues_at_ms", t.ms}, {"track", video ? "video" : "audio"}});
+    log::warn("ingest", "timestamp jump rebased",
+              {{"stream", live_->info().stream},
+               {"wire_ms", timestamp},
+               {"continues_at_ms", t.ms},
+               {"track", video ? "video" : "audio"}});
   }
   auto before = demuxer_->skipped_frames();
   auto r = video ? demuxer_->video(t.ms, body, *this) : demuxer_->audio(t.ms, body, *this);
@@ -546,7 +554,9 @@ Result<void> Session::on_aggregate(const rtmp::Message& m) {
 
 void Session::on_track(const media::TrackConfig& track) {
   live_->set_track(track);
-  nlohmann::json f{{"stream", live_->info().stream}, {"track", track.track_id}, {"codec", media::codec_name(track.codec)},
+  nlohmann::json f{{"stream", live_->info().stream},
+                   {"track", track.track_id},
+                   {"codec", media::codec_name(track.codec)},
                    {"version", track.version}};
   if (track.video) {
     f["codec_string"] = track.video->codec_string;

@@ -81,9 +81,9 @@ class Session : public std::enable_shared_from_this<Session>, private media::Flv
   std::chrono::steady_clock::time_point deadline_;  // handshake, then idle
   asio::steady_timer timer_;
 
-  std::uint32_t received_ = 0;        // bytes, wrapping as RTMP acknowledgements do
+  std::uint32_t received_ = 0;  // bytes, wrapping as RTMP acknowledgements do
   std::uint32_t last_ack_ = 0;
-  std::uint32_t peer_window_ = 0;     // from the peer's Window Acknowledgement Size
+  std::uint32_t peer_window_ = 0;  // from the peer's Window Acknowledgement Size
   std::uint32_t next_stream_id_ = 1;
   std::string app_;
   std::string app_query_;

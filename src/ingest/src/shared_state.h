@@ -3,9 +3,9 @@
 // session touches are either immutable after start or thread-safe themselves.
 #pragma once
 
-#include <boost/asio/thread_pool.hpp>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
+#include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
 #include <map>
@@ -42,8 +42,11 @@ class Session;
 
 struct SharedState {
   SharedState(Config c, auth::KeyStore& k, Metrics& m)
-      : config(std::move(c)), keys(k), registry(std::make_shared<Registry>(config.max_stream_labels)),
-        metrics(m.registry()), workers(2) {}
+      : config(std::move(c)),
+        keys(k),
+        registry(std::make_shared<Registry>(config.max_stream_labels)),
+        metrics(m.registry()),
+        workers(2) {}
 
   const Config config;
   auth::KeyStore& keys;

@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 #include <sys/time.h>
 
+#include <fmt/format.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -10,7 +11,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/format.h>
 
 #include <atomic>
 #include <cmath>
@@ -115,13 +115,20 @@ double wall_now() {
 std::string error_kind(const std::error_code& ec) {
   if (ec.category() != error_category()) return ec.message();
   switch (static_cast<errc>(ec.value())) {
-    case errc::timeout: return "timeout";
-    case errc::closed: return "closed";
-    case errc::io_error: return "io_error";
-    case errc::malformed: return "malformed";
-    case errc::message_too_large: return "too_large";
-    case errc::limit_exceeded: return "limit_exceeded";
-    default: return ec.message();
+    case errc::timeout:
+      return "timeout";
+    case errc::closed:
+      return "closed";
+    case errc::io_error:
+      return "io_error";
+    case errc::malformed:
+      return "malformed";
+    case errc::message_too_large:
+      return "too_large";
+    case errc::limit_exceeded:
+      return "limit_exceeded";
+    default:
+      return ec.message();
   }
 }
 
@@ -136,8 +143,10 @@ struct Viewer {
     if (playback.stalls() > 0) ++st.stalled_viewers;
     st.stalls += static_cast<std::uint64_t>(playback.stalls());
     st.stall_seconds += playback.stall_seconds(end);
-    if (playback.started() && !gave_up) ++st.ok;
-    else st.failed.add();
+    if (playback.started() && !gave_up)
+      ++st.ok;
+    else
+      st.failed.add();
   }
 
   bool over() const { return gave_up || Clock::now() >= plan.deadline; }
@@ -219,7 +228,9 @@ asio::awaitable<bool> pause(Viewer& v, Clock::duration d) {
   co_return !v.over();
 }
 
-asio::awaitable<bool> backoff(Viewer& v) { co_return co_await pause(v, milliseconds(250 * v.consecutive_errors)); }
+asio::awaitable<bool> backoff(Viewer& v) {
+  co_return co_await pause(v, milliseconds(250 * v.consecutive_errors));
+}
 
 asio::awaitable<std::shared_ptr<const MediaPlaylist>> get_playlist(Viewer& v, http::Connection& conn,
                                                                    std::string target, const std::string& key) {
@@ -249,8 +260,8 @@ Result<std::string> target_of(const std::string& playlist, std::string_view uri,
 }
 
 // Fetches the init section `map` (relative to `playlist`) if it is not the one loaded already.
-asio::awaitable<bool> ensure_init(Viewer& v, http::Connection& conn, const std::string& playlist,
-                                  std::string_view map, std::string& loaded) {
+asio::awaitable<bool> ensure_init(Viewer& v, http::Connection& conn, const std::string& playlist, std::string_view map,
+                                  std::string& loaded) {
   if (map.empty() || map == loaded) co_return true;
   auto target = target_of(playlist, map, v.plan.url.endpoint);
   if (!target) {
@@ -267,8 +278,8 @@ asio::awaitable<bool> ensure_init(Viewer& v, http::Connection& conn, const std::
 void spawn_track(std::shared_ptr<Viewer> v, std::string target, std::size_t track);
 
 // Follows an LL-HLS media playlist with blocking reloads, downloading each new part.
-asio::awaitable<void> ll_track(std::shared_ptr<Viewer> v, std::unique_ptr<http::Connection> conn,
-                               std::string playlist, std::size_t track) {
+asio::awaitable<void> ll_track(std::shared_ptr<Viewer> v, std::unique_ptr<http::Connection> conn, std::string playlist,
+                               std::size_t track) {
   std::shared_ptr<const MediaPlaylist> pl;
   std::optional<std::size_t> start;
   while (!start) {
@@ -288,7 +299,8 @@ asio::awaitable<void> ll_track(std::shared_ptr<Viewer> v, std::unique_ptr<http::
     // Downloads begin at the independent part; playback begins PART-HOLD-BACK behind the edge
     // (a player decodes from the independent frame but shows from the hold-back position).
     const Part& newest = pl->parts.back();
-    double edge = std::isnan(newest.pdt) ? pl->parts[*start].pdt + pl->media_after(*start) : newest.pdt + newest.duration;
+    double edge =
+        std::isnan(newest.pdt) ? pl->parts[*start].pdt + pl->media_after(*start) : newest.pdt + newest.duration;
     double from = std::max(pl->parts[*start].pdt, edge - hold);
     v->playback = Playback(v->audio_target ? 2 : 1, part_target);
     v->playback.set_start(from, edge - from);
@@ -331,8 +343,8 @@ asio::awaitable<void> ll_track(std::shared_ptr<Viewer> v, std::unique_ptr<http::
 
     // SPECS §1.2: ask for the part after the last one listed; the server holds the answer until
     // it is published (and rolls an index past the segment's last part to the next segment).
-    auto directive = playlist + (playlist.find('?') == std::string::npos ? "?" : "&") +
-                     blocking_query(last_msn, last_index);
+    auto directive =
+        playlist + (playlist.find('?') == std::string::npos ? "?" : "&") + blocking_query(last_msn, last_index);
     auto answer = co_await get_playlist(*v, *conn, std::move(directive), playlist);
     if (!answer) {
       if (!co_await backoff(*v)) break;
@@ -490,7 +502,9 @@ std::string human_bytes(double b) {
   return fmt::format("{:.1f} {}", b, units[u]);
 }
 
-std::string ms(double v) { return v >= 1000 ? fmt::format("{:.2f} s", v / 1000) : fmt::format("{:.1f} ms", v); }
+std::string ms(double v) {
+  return v >= 1000 ? fmt::format("{:.2f} s", v / 1000) : fmt::format("{:.1f} ms", v);
+}
 
 std::string line(const char* name, const Percentiles& p) {
   if (p.count == 0) return fmt::format("{:<14}(no samples)\n", name);
@@ -631,10 +645,10 @@ Result<Summary> run(const Options& options, std::FILE* progress) {
 
 std::string format_summary(const Summary& s) {
   const auto& o = s.options;
-  std::string out = fmt::format(
-      "streamflex loadgen: {} viewers, {} mode{}, {:.1f} s (ramp {:.1f} s), {} thread(s)\n  {}\n", s.viewers,
-      o.mode == Mode::ll ? "ll" : "poll", o.audio ? " + audio" : "", s.seconds, o.ramp.count() / 1000.0, o.threads,
-      o.url);
+  std::string out =
+      fmt::format("streamflex loadgen: {} viewers, {} mode{}, {:.1f} s (ramp {:.1f} s), {} thread(s)\n  {}\n",
+                  s.viewers, o.mode == Mode::ll ? "ll" : "poll", o.audio ? " + audio" : "", s.seconds,
+                  o.ramp.count() / 1000.0, o.threads, o.url);
   out += fmt::format("{:<14}started {}  ok {}  failed {}\n", "viewers", s.started, s.ok, s.failed);
   double secs = std::max(s.seconds, 1e-9);
   out += fmt::format("{:<14}{} requests ({:.1f}/s), {} ({}/s)\n", "traffic", s.requests, s.requests / secs,
@@ -647,10 +661,10 @@ std::string format_summary(const Summary& s) {
     out += line("part delivery", s.part_delivery);
     out += line("part age", s.part_age);
   }
-  out += fmt::format("{:<14}{} ({} viewers, {:.1f} s stalled)\n", "stalls", s.stalls, s.stalled_viewers,
-                     s.stall_seconds);
-  out += fmt::format("{:<14}{:.1f} s CPU, {:.0f} % of one core\n", "loadgen", s.cpu_seconds,
-                     100 * s.cpu_seconds / secs);
+  out +=
+      fmt::format("{:<14}{} ({} viewers, {:.1f} s stalled)\n", "stalls", s.stalls, s.stalled_viewers, s.stall_seconds);
+  out +=
+      fmt::format("{:<14}{:.1f} s CPU, {:.0f} % of one core\n", "loadgen", s.cpu_seconds, 100 * s.cpu_seconds / secs);
   std::string errors;
   for (auto& [k, v] : s.errors) errors += fmt::format("{}{} {}", errors.empty() ? "" : ", ", k, v);
   out += fmt::format("{:<14}{}\n", "errors", errors.empty() ? "none" : errors);

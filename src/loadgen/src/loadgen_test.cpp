@@ -76,19 +76,19 @@ struct LiveOrigin {
 
   LiveOrigin() : pool(1), server(pool, net::Endpoint{"127.0.0.1", 0}) {
     server.route("GET", "/live/x/master.m3u8", [](http::Request&) {
-      return http::Response::text(200, "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=100000,RESOLUTION=64x64\nvideo/index.m3u8\n");
+      return http::Response::text(200,
+                                  "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=100000,RESOLUTION=64x64\nvideo/index.m3u8\n");
     });
-    server.route_held("GET", "/live/x/video/index.m3u8", 5s, http::Response::text(503, "late\n"),
-                      [this](const http::Request& req, http::Responder res) {
-                        if (!req.has_param("_HLS_msn")) return res(playlist(published()));
-                        long want = std::stol(req.param("_HLS_msn")) * kPerSegment +
-                                    (req.has_param("_HLS_part") ? std::stol(req.param("_HLS_part")) : 0);
-                        if (want < published()) return res(playlist(published()));
-                        auto timer = std::make_shared<boost::asio::steady_timer>(req.executor, time_of(want + 1));
-                        timer->async_wait([this, timer, res, want](const boost::system::error_code&) {
-                          res(playlist(want + 1));
-                        });
-                      });
+    server.route_held(
+        "GET", "/live/x/video/index.m3u8", 5s, http::Response::text(503, "late\n"),
+        [this](const http::Request& req, http::Responder res) {
+          if (!req.has_param("_HLS_msn")) return res(playlist(published()));
+          long want = std::stol(req.param("_HLS_msn")) * kPerSegment +
+                      (req.has_param("_HLS_part") ? std::stol(req.param("_HLS_part")) : 0);
+          if (want < published()) return res(playlist(published()));
+          auto timer = std::make_shared<boost::asio::steady_timer>(req.executor, time_of(want + 1));
+          timer->async_wait([this, timer, res, want](const boost::system::error_code&) { res(playlist(want + 1)); });
+        });
     server.route_prefix("GET", "/live/x/video/", [](http::Request&) {
       return http::Response::text(200, std::string(1000, 'm'));  // init and parts
     });
@@ -109,9 +109,10 @@ struct LiveOrigin {
                     std::chrono::duration<double>((parts - 8) * kPart));
   }
   http::Response playlist(long n) const {
-    std::string p = "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:1\n#EXT-X-PART-INF:PART-TARGET=0.1\n"
-                    "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.3\n#EXT-X-MEDIA-SEQUENCE:0\n"
-                    "#EXT-X-MAP:URI=\"init.mp4\"\n";
+    std::string p =
+        "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:1\n#EXT-X-PART-INF:PART-TARGET=0.1\n"
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.3\n#EXT-X-MEDIA-SEQUENCE:0\n"
+        "#EXT-X-MAP:URI=\"init.mp4\"\n";
     for (long i = 0; i < n; ++i) {
       long msn = i / kPerSegment, idx = i % kPerSegment;
       if (idx == 0) p += "#EXT-X-PROGRAM-DATE-TIME:" + pdt_of(i) + "\n";
@@ -131,8 +132,8 @@ struct LiveOrigin {
     std::tm tm{};
     gmtime_r(&tt, &tm);
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long>(ms));
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                  tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long>(ms));
     return buf;
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(server.port()) + "/live/x/master.m3u8"; }

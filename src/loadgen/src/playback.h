@@ -33,7 +33,7 @@ class Playback {
   bool playing() const { return playing_; }
   double started_at() const { return started_at_; }
   double position() const { return position_; }  // media time, as of the last advance()
-  double buffered() const;                      // seconds ahead of the position
+  double buffered() const;                       // seconds ahead of the position
   int stalls() const { return stalls_; }
   // Time spent stalled, including a stall still going on at `now`.
   double stall_seconds(double now) const { return stall_seconds_ + (stalled() ? now - stall_since_ : 0); }

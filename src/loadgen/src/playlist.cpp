@@ -204,19 +204,28 @@ Result<MultivariantPlaylist> parse_multivariant(Bytes text) {
     if (tag(line, "#EXT-X-STREAM-INF:", v)) {
       pending.emplace();
       for_each_attr(v, [&](std::string_view name, std::string_view value) {
-        if (name == "BANDWIDTH") bad |= !parse_u64(value, pending->bandwidth);
-        else if (name == "CODECS") pending->codecs = value;
-        else if (name == "RESOLUTION") pending->resolution = value;
-        else if (name == "AUDIO") pending->audio_group = value;
+        if (name == "BANDWIDTH")
+          bad |= !parse_u64(value, pending->bandwidth);
+        else if (name == "CODECS")
+          pending->codecs = value;
+        else if (name == "RESOLUTION")
+          pending->resolution = value;
+        else if (name == "AUDIO")
+          pending->audio_group = value;
       });
     } else if (tag(line, "#EXT-X-MEDIA:", v)) {
       MediaRendition r;
       for_each_attr(v, [&](std::string_view name, std::string_view value) {
-        if (name == "TYPE") r.type = value;
-        else if (name == "GROUP-ID") r.group = value;
-        else if (name == "NAME") r.name = value;
-        else if (name == "URI") r.uri = value;
-        else if (name == "DEFAULT") r.is_default = value == "YES";
+        if (name == "TYPE")
+          r.type = value;
+        else if (name == "GROUP-ID")
+          r.group = value;
+        else if (name == "NAME")
+          r.name = value;
+        else if (name == "URI")
+          r.uri = value;
+        else if (name == "DEFAULT")
+          r.is_default = value == "YES";
       });
       out.media.push_back(r);
     } else if (line.front() != '#' && pending) {
@@ -294,10 +303,14 @@ Result<MediaPlaylist> parse_media_playlist(Bytes text) {
       p.index = part_index++;
       bool has_duration = false;
       for_each_attr(v, [&](std::string_view name, std::string_view value) {
-        if (name == "DURATION") has_duration = parse_double(value, p.duration);
-        else if (name == "URI") p.uri = value;
-        else if (name == "INDEPENDENT") p.independent = value == "YES";
-        else if (name == "GAP") p.gap = value == "YES";
+        if (name == "DURATION")
+          has_duration = parse_double(value, p.duration);
+        else if (name == "URI")
+          p.uri = value;
+        else if (name == "INDEPENDENT")
+          p.independent = value == "YES";
+        else if (name == "GAP")
+          p.gap = value == "YES";
       });
       if (!has_duration || p.uri.empty()) {
         bad = true;
@@ -312,8 +325,10 @@ Result<MediaPlaylist> parse_media_playlist(Bytes text) {
       bad = !parse_double(v.substr(0, v.find(',')), pending_extinf);
     } else if (tag(line, "#EXT-X-PROGRAM-DATE-TIME:", v)) {
       auto t = parse_program_date_time(v);
-      if (!t) bad = true;
-      else segment_pdt = *t;
+      if (!t)
+        bad = true;
+      else
+        segment_pdt = *t;
     } else if (tag(line, "#EXT-X-MEDIA-SEQUENCE:", v)) {
       bad = msn_set || !out.segments.empty() || !out.parts.empty() || !parse_u64(v, out.media_sequence);
       msn = out.media_sequence;
@@ -326,9 +341,12 @@ Result<MediaPlaylist> parse_media_playlist(Bytes text) {
       });
     } else if (tag(line, "#EXT-X-SERVER-CONTROL:", v)) {
       for_each_attr(v, [&](std::string_view name, std::string_view value) {
-        if (name == "CAN-BLOCK-RELOAD") out.can_block_reload = value == "YES";
-        else if (name == "PART-HOLD-BACK") bad |= !parse_double(value, out.part_hold_back);
-        else if (name == "HOLD-BACK") bad |= !parse_double(value, out.hold_back);
+        if (name == "CAN-BLOCK-RELOAD")
+          out.can_block_reload = value == "YES";
+        else if (name == "PART-HOLD-BACK")
+          bad |= !parse_double(value, out.part_hold_back);
+        else if (name == "HOLD-BACK")
+          bad |= !parse_double(value, out.hold_back);
       });
     } else if (tag(line, "#EXT-X-MAP:", v)) {
       for_each_attr(v, [&](std::string_view name, std::string_view value) {
@@ -346,8 +364,10 @@ Result<MediaPlaylist> parse_media_playlist(Bytes text) {
     } else if (tag(line, "#EXT-X-PRELOAD-HINT:", v)) {
       std::string_view type, uri;
       for_each_attr(v, [&](std::string_view name, std::string_view value) {
-        if (name == "TYPE") type = value;
-        else if (name == "URI") uri = value;
+        if (name == "TYPE")
+          type = value;
+        else if (name == "URI")
+          uri = value;
       });
       if (type == "PART") out.preload_hint = uri;
     } else if (line == "#EXT-X-ENDLIST") {

@@ -63,7 +63,7 @@ struct Part {
   std::uint64_t msn = 0;
   std::uint32_t index = 0;  // within its parent segment, from 0
   double duration = 0;
-  double pdt = kNoTime;     // start, from the parent's PROGRAM-DATE-TIME plus the parts before it
+  double pdt = kNoTime;  // start, from the parent's PROGRAM-DATE-TIME plus the parts before it
   std::string_view uri;
   std::string_view map_uri;  // the EXT-X-MAP in force
   bool independent = false;

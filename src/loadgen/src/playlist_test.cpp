@@ -5,7 +5,9 @@
 namespace sf::loadgen {
 namespace {
 
-Bytes text(std::string s) { return Bytes::adopt(std::move(s)); }
+Bytes text(std::string s) {
+  return Bytes::adopt(std::move(s));
+}
 
 // SPECS §1.5, with the elided segments left out and MEDIA-SEQUENCE moved to match.
 const char* kLive = R"(#EXTM3U
@@ -70,8 +72,9 @@ TEST(ParseMediaPlaylist, PartTimesComeFromTheParentsProgramDateTime) {
 }
 
 TEST(ParseMediaPlaylist, UntaggedSegmentFollowsThePreviousOne) {
-  auto p = parse_media_playlist(text("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PROGRAM-DATE-TIME:2025-03-01T20:00:08Z\n"
-                                     "#EXTINF:2,\na.m4s\n#EXTINF:1.5,\nb.m4s\n#EXT-X-PART:DURATION=0.5,URI=\"c.p0\"\n"));
+  auto p =
+      parse_media_playlist(text("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PROGRAM-DATE-TIME:2025-03-01T20:00:08Z\n"
+                                "#EXTINF:2,\na.m4s\n#EXTINF:1.5,\nb.m4s\n#EXT-X-PART:DURATION=0.5,URI=\"c.p0\"\n"));
   ASSERT_TRUE(p);
   EXPECT_DOUBLE_EQ(p->segments[1].pdt, kAt8 + 2);
   EXPECT_DOUBLE_EQ(p->parts[0].pdt, kAt8 + 3.5);
@@ -79,21 +82,23 @@ TEST(ParseMediaPlaylist, UntaggedSegmentFollowsThePreviousOne) {
 }
 
 TEST(ParseMediaPlaylist, DeltaUpdateCountsSkippedSegments) {
-  auto p = parse_media_playlist(text("#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:10\n#EXT-X-SKIP:SKIPPED-SEGMENTS=3\n"
-                                     "#EXTINF:2,\ns13.m4s\n"));
+  auto p =
+      parse_media_playlist(text("#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:10\n#EXT-X-SKIP:SKIPPED-SEGMENTS=3\n"
+                                "#EXTINF:2,\ns13.m4s\n"));
   ASSERT_TRUE(p);
   EXPECT_EQ(p->segments[0].msn, 13u);
 }
 
 TEST(ParseMediaPlaylist, RefusesWhatIsNotAPlaylist) {
   EXPECT_FALSE(parse_media_playlist(text("<html>")));
-  EXPECT_FALSE(parse_media_playlist(text("#EXTM3U\ns1.m4s\n")));  // URI without EXTINF
+  EXPECT_FALSE(parse_media_playlist(text("#EXTM3U\ns1.m4s\n")));                 // URI without EXTINF
   EXPECT_FALSE(parse_media_playlist(text("#EXTM3U\n#EXT-X-PART:URI=\"a\"\n")));  // no DURATION
   EXPECT_FALSE(parse_media_playlist(text("#EXTM3U\n#EXT-X-PROGRAM-DATE-TIME:yesterday\n")));
 }
 
 TEST(ParseMediaPlaylist, ToleratesCrLfAndEndList) {
-  auto p = parse_media_playlist(text("#EXTM3U\r\n#EXT-X-TARGETDURATION:6\r\n#EXTINF:6.0,\r\na.ts\r\n#EXT-X-ENDLIST\r\n"));
+  auto p =
+      parse_media_playlist(text("#EXTM3U\r\n#EXT-X-TARGETDURATION:6\r\n#EXTINF:6.0,\r\na.ts\r\n#EXT-X-ENDLIST\r\n"));
   ASSERT_TRUE(p);
   EXPECT_TRUE(p->endlist);
   EXPECT_EQ(p->segments[0].uri, "a.ts");
@@ -132,8 +137,9 @@ TEST(LlStartPart, StartsAtTheNewestIndependentPartAtLeastPartHoldBackFromTheEdge
 }
 
 TEST(LlStartPart, TakesTheHoldBackPartWhenItIsIndependent) {
-  std::string pl = "#EXTM3U\n#EXT-X-PART-INF:PART-TARGET=0.5\n#EXT-X-SERVER-CONTROL:PART-HOLD-BACK=1.0\n"
-                   "#EXT-X-PROGRAM-DATE-TIME:2025-03-01T20:00:08Z\n";
+  std::string pl =
+      "#EXTM3U\n#EXT-X-PART-INF:PART-TARGET=0.5\n#EXT-X-SERVER-CONTROL:PART-HOLD-BACK=1.0\n"
+      "#EXT-X-PROGRAM-DATE-TIME:2025-03-01T20:00:08Z\n";
   for (int i = 0; i < 6; ++i) pl += "#EXT-X-PART:DURATION=0.5,INDEPENDENT=YES,URI=\"p" + std::to_string(i) + "\"\n";
   auto p = parse_media_playlist(text(pl));
   ASSERT_TRUE(p);
@@ -141,8 +147,9 @@ TEST(LlStartPart, TakesTheHoldBackPartWhenItIsIndependent) {
 }
 
 TEST(LlStartPart, FallsBackToTheOldestIndependentPartWhenTheListIsShort) {
-  auto p = parse_media_playlist(text("#EXTM3U\n#EXT-X-PART-INF:PART-TARGET=0.5\n"
-                                     "#EXT-X-PART:DURATION=0.5,URI=\"a\"\n#EXT-X-PART:DURATION=0.5,URI=\"b\",INDEPENDENT=YES\n"));
+  auto p = parse_media_playlist(
+      text("#EXTM3U\n#EXT-X-PART-INF:PART-TARGET=0.5\n"
+           "#EXT-X-PART:DURATION=0.5,URI=\"a\"\n#EXT-X-PART:DURATION=0.5,URI=\"b\",INDEPENDENT=YES\n"));
   ASSERT_TRUE(p);
   EXPECT_EQ(ll_start_part(*p), 1u);
   auto none = parse_media_playlist(text("#EXTM3U\n#EXT-X-TARGETDURATION:2\n"));
@@ -153,9 +160,9 @@ TEST(LlStartPart, FallsBackToTheOldestIndependentPartWhenTheListIsShort) {
 TEST(PartAt, JoinsASecondRenditionAtThePlaybackPosition) {
   auto p = parse_media_playlist(text(kLive));
   ASSERT_TRUE(p);
-  EXPECT_EQ(part_at(*p, kAt8 + 2.0), 4u);   // s1005.p0 starts exactly there
-  EXPECT_EQ(part_at(*p, kAt8 + 1.7), 0u);   // newest independent at or before: s1004.p0
-  EXPECT_EQ(part_at(*p, kAt8 - 30), 0u);    // before everything: the oldest
+  EXPECT_EQ(part_at(*p, kAt8 + 2.0), 4u);  // s1005.p0 starts exactly there
+  EXPECT_EQ(part_at(*p, kAt8 + 1.7), 0u);  // newest independent at or before: s1004.p0
+  EXPECT_EQ(part_at(*p, kAt8 - 30), 0u);   // before everything: the oldest
 }
 
 TEST(PartsAfter, FindsWhatIsNewSinceTheLastDownloadedPart) {
@@ -174,7 +181,7 @@ TEST(Follows, KnowsWhenPartsWereMissed) {
   EXPECT_FALSE(follows(*p, 4, 1004, 2));  // s1004.p3 was skipped
   EXPECT_TRUE(follows(*p, 5, 1005, 0));
   EXPECT_FALSE(follows(*p, 5, 1004, 3));
-  EXPECT_TRUE(follows(*p, 0, 1003, 3));   // s1003's parts left the list: nothing contradicts it
+  EXPECT_TRUE(follows(*p, 0, 1003, 3));  // s1003's parts left the list: nothing contradicts it
 }
 
 TEST(BlockingQuery, AsksForThePartAfterTheLastListedOne) {
@@ -185,8 +192,9 @@ TEST(BlockingQuery, AsksForThePartAfterTheLastListedOne) {
 }
 
 TEST(PollStart, StartsThreeSegmentsFromTheEnd) {
-  auto p = parse_media_playlist(text("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:7\n"
-                                     "#EXTINF:2,\na\n#EXTINF:2,\nb\n#EXTINF:2,\nc\n#EXTINF:2,\nd\n#EXTINF:2,\ne\n"));
+  auto p =
+      parse_media_playlist(text("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:7\n"
+                                "#EXTINF:2,\na\n#EXTINF:2,\nb\n#EXTINF:2,\nc\n#EXTINF:2,\nd\n#EXTINF:2,\ne\n"));
   ASSERT_TRUE(p);
   EXPECT_EQ(poll_start_segment(*p, 3), 2u);
   EXPECT_EQ(segments_after(*p, 9), 3u);

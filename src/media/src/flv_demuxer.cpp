@@ -170,8 +170,8 @@ Result<std::uint8_t> read_one_track(ByteReader& r, const char* media, std::uint3
 // SPECS 4: legacy video tag body, FrameType ub4 | CodecID ub4, AVCPacketType, si24 composition.
 // The FourCC of an Enhanced RTMP packet, through a OneTrack multitrack wrapper if there is one;
 // `packet_type` becomes the wrapped packet's type.
-Result<std::uint32_t> read_four_cc(ByteReader& r, const char* media, std::uint8_t& packet_type,
-                                   std::uint8_t multitrack, std::uint8_t mod_ex, std::string& detail) {
+Result<std::uint32_t> read_four_cc(ByteReader& r, const char* media, std::uint8_t& packet_type, std::uint8_t multitrack,
+                                   std::uint8_t mod_ex, std::string& detail) {
   std::uint32_t four_cc = 0;
   if (packet_type != multitrack) {
     auto fc = r.u32();

@@ -19,8 +19,8 @@ IoPool::~IoPool() {
 
 void IoPool::start() {
   for (auto& ctx : contexts_) {
-    guards_.push_back(std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
-        ctx->get_executor()));
+    guards_.push_back(
+        std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(ctx->get_executor()));
     threads_.emplace_back([c = ctx.get()] { c->run(); });
   }
 }
@@ -36,7 +36,9 @@ void IoPool::stop() {
   for (auto& ctx : contexts_) ctx->stop();
 }
 
-asio::io_context& IoPool::next() { return *contexts_[next_.fetch_add(1, std::memory_order_relaxed) % contexts_.size()]; }
+asio::io_context& IoPool::next() {
+  return *contexts_[next_.fetch_add(1, std::memory_order_relaxed) % contexts_.size()];
+}
 
 std::vector<asio::io_context*> IoPool::contexts() {
   std::vector<asio::io_context*> out;
@@ -49,7 +51,8 @@ Result<Endpoint> parse_endpoint(const std::string& text) {
   if (colon == std::string::npos || colon == 0) return fail(errc::invalid_argument);
   Endpoint ep;
   ep.host = text.substr(0, colon);
-  if (ep.host.size() >= 2 && ep.host.front() == '[' && ep.host.back() == ']') ep.host = ep.host.substr(1, ep.host.size() - 2);
+  if (ep.host.size() >= 2 && ep.host.front() == '[' && ep.host.back() == ']')
+    ep.host = ep.host.substr(1, ep.host.size() - 2);
   unsigned port = 0;
   auto p = text.substr(colon + 1);
   auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);

@@ -1,8 +1,8 @@
 #include "sf/net/listener.h"
 
-#include <boost/asio/post.hpp>
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <boost/asio/post.hpp>
 
 #include <stdexcept>
 

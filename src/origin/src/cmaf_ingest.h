@@ -41,9 +41,7 @@ class CmafIngest {
     std::map<std::uint32_t, std::uint32_t> ids;  // track_ID in the file -> Track::track_id
   };
   void release(bool flush);
-  static double seconds(const media::MediaFrame& f, const media::TrackConfig& c) {
-    return double(f.dts) / c.timescale;
-  }
+  static double seconds(const media::MediaFrame& f, const media::TrackConfig& c) { return double(f.dts) / c.timescale; }
 
   mutable std::mutex mu_;
   std::unique_ptr<StreamSink> sink_;

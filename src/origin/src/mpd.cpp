@@ -12,9 +12,9 @@ namespace sf::origin {
 std::string render_mpd(const StreamView& view, const Config& config, int target_duration) {
   dash::Mpd mpd;
   mpd.availability_start_time_ms = view.availability_start_ms;
-  mpd.publish_time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
+  mpd.publish_time_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
   double part = view.part_target > 0 ? view.part_target : config.part_target.count() / 1000.0;
   mpd.minimum_update_period = config.segment_target.count() / 1000.0;
   mpd.time_shift_buffer_depth = double(config.window_segments) * target_duration;

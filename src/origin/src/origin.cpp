@@ -1,9 +1,9 @@
 #include "sf/origin/origin.h"
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <charconv>
 #include <filesystem>
@@ -11,11 +11,11 @@
 #include <map>
 #include <mutex>
 
-#include "sf/core/log.h"
-#include "sf/http/server.h"
 #include "cmaf_ingest.h"
 #include "cmaf_upload.h"
+#include "sf/core/log.h"
 #include "sf/core/secure.h"
+#include "sf/http/server.h"
 #include "stream.h"
 
 namespace sf::origin {
@@ -120,8 +120,8 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
       // DASH UTCTiming (urn:mpeg:dash:utc:http-iso:2014).
       auto now = std::chrono::system_clock::now();
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-      auto r = http::Response::text(200, fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z",
-                                                     fmt::gmtime(std::chrono::system_clock::to_time_t(now)), ms));
+      auto r = http::Response::text(
+          200, fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", fmt::gmtime(std::chrono::system_clock::to_time_t(now)), ms));
       r.headers.emplace_back("Cache-Control", "no-store");
       return r;
     });
@@ -143,9 +143,9 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
       std::string data((std::istreambuf_iterator<char>(in)), {});
       auto rel = "/" + fs::relative(e.path(), config.web_root).generic_string();
       auto ext = e.path().extension().string();
-      std::string type = ext == ".html" ? "text/html; charset=utf-8"
-                         : ext == ".js" ? "text/javascript; charset=utf-8"
-                         : ext == ".css" ? "text/css; charset=utf-8"
+      std::string type = ext == ".html"                    ? "text/html; charset=utf-8"
+                         : ext == ".js"                    ? "text/javascript; charset=utf-8"
+                         : ext == ".css"                   ? "text/css; charset=utf-8"
                          : ext == ".map" || ext == ".json" ? "application/json"
                                                            : "application/octet-stream";
       web_files[rel] = {type, Bytes::copy_of(as_bytes(data))};
@@ -349,18 +349,20 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
       out.content_type = "application/vnd.apple.mpegurl";
       out.pieces.push_back(skip ? rv.playlist_skip : rv.playlist);
       // Appendix B.1 lifetimes: blocking answers 6 TD; plain reloads half a TD.
-      return with_cache(std::move(out), blocking ? fmt::format("max-age={}", 6 * td)
-                                                 : fmt::format("max-age={}", std::max(1, td / 2)));
+      return with_cache(std::move(out),
+                        blocking ? fmt::format("max-age={}", 6 * td) : fmt::format("max-age={}", std::max(1, td / 2)));
     };
     bool has_msn = req.has_param("_HLS_msn"), has_part = req.has_param("_HLS_part");
     if (has_part && !has_msn)
-      return respond(res, "playlist", with_cache(http::Response::text(400, "_HLS_part needs _HLS_msn\n"),
-                                                 fmt::format("max-age={}", 4 * td)));
+      return respond(
+          res, "playlist",
+          with_cache(http::Response::text(400, "_HLS_part needs _HLS_msn\n"), fmt::format("max-age={}", 4 * td)));
     if (!has_msn || !view.live) return respond(res, "playlist", playlist(r, false));
     std::uint64_t msn = 0, part_n = 0;
     if (!parse_u64(req.param("_HLS_msn"), msn) || (has_part && !parse_u64(req.param("_HLS_part"), part_n)))
-      return respond(res, "playlist", with_cache(http::Response::text(400, "bad _HLS_msn or _HLS_part\n"),
-                                                 fmt::format("max-age={}", 4 * td)));
+      return respond(
+          res, "playlist",
+          with_cache(http::Response::text(400, "bad _HLS_msn or _HLS_part\n"), fmt::format("max-age={}", 4 * td)));
     std::optional<std::uint64_t> part;
     if (has_part) part = part_n;
     auto edge = r.last_part();
@@ -368,7 +370,8 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
     // Too far ahead: more than two segments, or more parts than the Advance Part Limit (3/PT).
     double pt = config.part_target.count() / 1000.0;
     std::uint64_t advance_parts = pt < 1.0 ? static_cast<std::uint64_t>(3.0 / pt) : 3;
-    std::uint64_t parts_per_segment = std::max<std::uint64_t>(1, config.segment_target.count() / config.part_target.count());
+    std::uint64_t parts_per_segment =
+        std::max<std::uint64_t>(1, config.segment_target.count() / config.part_target.count());
     bool too_far = msn > last_msn + 2;
     if (!too_far && part && edge) {
       std::uint64_t want = msn * parts_per_segment + *part;
@@ -376,8 +379,9 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
       too_far = want > have + advance_parts;
     }
     if (too_far)
-      return respond(res, "playlist", with_cache(http::Response::text(400, "request too far ahead of the live edge\n"),
-                                                 fmt::format("max-age={}", 4 * td)));
+      return respond(res, "playlist",
+                     with_cache(http::Response::text(400, "request too far ahead of the live edge\n"),
+                                fmt::format("max-age={}", 4 * td)));
     held.Increment();
     auto answered = std::make_shared<std::atomic<bool>>(false);
     stream.wait({[msn, part, rendition](const StreamView& v) {
@@ -557,7 +561,9 @@ std::unique_ptr<StreamSink> Origin::Impl::open(std::string_view name) {
   return std::make_unique<Sink>(std::move(stream), parts_published);
 }
 
-std::unique_ptr<StreamSink> Origin::open_stream(std::string_view name) { return impl_->open(name); }
+std::unique_ptr<StreamSink> Origin::open_stream(std::string_view name) {
+  return impl_->open(name);
+}
 
 void Origin::start() {
   impl_->server->start();
@@ -570,6 +576,8 @@ void Origin::stop() {
   boost::asio::post(impl_->reaper.get_executor(), [impl = impl_] { impl->reaper.cancel(); });
 }
 
-std::uint16_t Origin::port() const { return impl_->server->port(); }
+std::uint16_t Origin::port() const {
+  return impl_->server->port();
+}
 
 }  // namespace sf::origin

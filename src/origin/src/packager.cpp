@@ -47,8 +47,8 @@ Packager::Rendition* Packager::rendition_for(std::uint32_t track_id) {
 void Packager::on_track(const media::TrackConfig& track) {
   auto init = cmaf::write_init_segment(track);
   if (!init) {
-    log::warn("origin", "track not packaged", {{"stream", stream_}, {"codec", media::codec_name(track.codec)},
-                                                {"error", init.error().message()}});
+    log::warn("origin", "track not packaged",
+              {{"stream", stream_}, {"codec", media::codec_name(track.codec)}, {"error", init.error().message()}});
     return;
   }
   Rendition* r = rendition_for(track.track_id);
@@ -94,7 +94,8 @@ std::shared_ptr<const StreamView> Packager::on_frame(const media::MediaFrame& f)
   bool new_segment = false;
   if (r.leader) {
     bool independent = f.keyframe || f.type == media::MediaType::audio;
-    if (!r.open) new_segment = independent;
+    if (!r.open)
+      new_segment = independent;
     else
       new_segment = independent && (r.discontinuity || seconds(r, f.dts + step - r.open->start_dts) >
                                                            config_.segment_target.count() / 1000.0 + 1e-6);

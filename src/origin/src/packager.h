@@ -42,12 +42,12 @@ class Packager {
     std::vector<media::MediaFrame> pending;           // frames of the part being filled
     std::int64_t part_start = 0;
     std::int64_t last_dts = -1;
-    std::int64_t frame_step = 0;                      // estimate of the next frame's duration
-    std::int64_t last_step = 0;                       // the dts step before the last one
-    std::uint32_t sequence = 1;                       // mfhd
+    std::int64_t frame_step = 0;  // estimate of the next frame's duration
+    std::int64_t last_step = 0;   // the dts step before the last one
+    std::uint32_t sequence = 1;   // mfhd
     bool discontinuity = true;
     bool leader = false;
-    std::uint64_t followed_part = 0;                  // follower: the leader part its part matches
+    std::uint64_t followed_part = 0;  // follower: the leader part its part matches
     std::uint64_t frames_in_window = 0;
   };
 
@@ -62,19 +62,19 @@ class Packager {
   std::string stream_;
   const Config& config_;
   std::vector<Rendition> renditions_;
-  std::uint64_t next_msn_ = 0;          // msn the leader opens next
+  std::uint64_t next_msn_ = 0;  // msn the leader opens next
   std::uint64_t discontinuities_ = 0;
-  double leader_segment_start_ = -1;    // seconds, start of the leader's open segment
+  double leader_segment_start_ = -1;  // seconds, start of the leader's open segment
   std::uint64_t leader_msn_ = 0;
   bool have_leader_segment_ = false;
-  bool leader_discontinuity_ = false;   // the leader's open segment starts a discontinuity
-  double leader_part_start_ = -1;       // seconds, start of the leader's part being filled
-  std::uint64_t leader_part_ = 0;       // counts the leader's parts; followers cut when it moves on
-  double part_target_ = 0;              // seconds, as advertised: see advertised_part_target()
+  bool leader_discontinuity_ = false;  // the leader's open segment starts a discontinuity
+  double leader_part_start_ = -1;      // seconds, start of the leader's part being filled
+  std::uint64_t leader_part_ = 0;      // counts the leader's parts; followers cut when it moves on
+  double part_target_ = 0;             // seconds, as advertised: see advertised_part_target()
   double advertised_part_target() const;
-  std::int64_t period_start_ms_ = 0;    // pdt of the leader's first segment since the last discontinuity
+  std::int64_t period_start_ms_ = 0;  // pdt of the leader's first segment since the last discontinuity
   std::int64_t availability_start_ms_ = -1;
-  std::int64_t wall_base_ms_ = -1;      // wall clock at media time `media_base_` (seconds)
+  std::int64_t wall_base_ms_ = -1;  // wall clock at media time `media_base_` (seconds)
   double media_base_ = 0;
   int target_duration_ = 2;
   std::uint64_t version_ = 0;

@@ -14,8 +14,8 @@ media::TrackConfig video_track(std::uint8_t tag = 0) {
   t.codec = media::Codec::h264;
   t.timescale = media::kVideoTimescale;
   // An avcC as x264 writes it (High 3.1); the packager copies it into the init segment.
-  const unsigned char avcc[] = {0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x04, 0x67, 0x64, 0x00, tag,
-                                0x01, 0x00, 0x02, 0x68, 0xee};
+  const unsigned char avcc[] = {0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x04, 0x67,
+                                0x64, 0x00, tag,  0x01, 0x00, 0x02, 0x68, 0xee};
   t.record = Bytes::copy_of(ByteView(reinterpret_cast<const std::byte*>(avcc), sizeof(avcc)));
   t.video = media::VideoConfig{media::Codec::h264, 100, 0, 31, 1280, 720, 4, "avc1.64001f"};
   return t;

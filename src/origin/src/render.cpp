@@ -15,8 +15,12 @@ std::size_t first_listed(const RenditionView& r, std::int64_t window_segments) {
 
 namespace {
 
-std::string segment_uri(std::uint64_t msn) { return fmt::format("s{}.m4s", msn); }
-std::string part_uri(std::uint64_t msn, std::uint32_t index) { return fmt::format("s{}.p{}.m4s", msn, index); }
+std::string segment_uri(std::uint64_t msn) {
+  return fmt::format("s{}.m4s", msn);
+}
+std::string part_uri(std::uint64_t msn, std::uint32_t index) {
+  return fmt::format("s{}.p{}.m4s", msn, index);
+}
 
 hls::MediaPlaylist media_playlist(const StreamView& view, const RenditionView& r, const Config& config,
                                   int target_duration) {
@@ -49,8 +53,8 @@ hls::MediaPlaylist media_playlist(const StreamView& view, const RenditionView& r
   // The next part: in the open segment, or part 0 of the next one.
   if (view.live && !r.segments.empty()) {
     const Segment& last = *r.segments.back();
-    pl.preload_hint_uri = last.complete ? part_uri(last.msn + 1, 0)
-                                        : part_uri(last.msn, static_cast<std::uint32_t>(last.parts.size()));
+    pl.preload_hint_uri =
+        last.complete ? part_uri(last.msn + 1, 0) : part_uri(last.msn, static_cast<std::uint32_t>(last.parts.size()));
   }
   for (auto& other : view.renditions) {
     if (other.get() == &r) continue;

@@ -27,10 +27,10 @@ struct Segment {
   std::uint64_t msn = 0;
   std::vector<std::shared_ptr<const Part>> parts;
   bool complete = false;
-  double duration = 0;          // sum of parts so far
-  std::int64_t start_dts = 0;   // in the track timescale
-  std::int64_t pdt_ms = 0;      // wall clock of the first sample
-  bool discontinuity = false;   // first segment after a restart or a codec change
+  double duration = 0;         // sum of parts so far
+  std::int64_t start_dts = 0;  // in the track timescale
+  std::int64_t pdt_ms = 0;     // wall clock of the first sample
+  bool discontinuity = false;  // first segment after a restart or a codec change
   std::uint32_t init_version = 1;
   std::uint64_t discontinuity_sequence = 0;  // discontinuities before this segment
   std::int64_t period_start_ms = 0;          // wall clock where this discontinuity group (DASH period) begins
@@ -41,8 +41,8 @@ struct RenditionView {
   std::string name;  // "video", "audio": the path component
   media::TrackConfig track;
   std::shared_ptr<const std::map<std::uint32_t, Bytes>> inits;  // init segment per version
-  std::vector<std::shared_ptr<const Segment>> segments;          // oldest first; last may be open
-  std::uint64_t discontinuity_sequence = 0;                      // of the first listed segment
+  std::vector<std::shared_ptr<const Segment>> segments;         // oldest first; last may be open
+  std::uint64_t discontinuity_sequence = 0;                     // of the first listed segment
   double frame_rate = 0;
   std::uint64_t peak_bps = 0;
   std::uint64_t average_bps = 0;

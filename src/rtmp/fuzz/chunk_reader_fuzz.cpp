@@ -87,8 +87,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const Message& m : whole.messages) {
     ByteView body = m.body.view();
     if (m.type == sf::rtmp::kAmf3Command && !body.empty()) body = body.subspan(1);  // SPECS 3.6
-    if (m.type == sf::rtmp::kAmf0Command || m.type == sf::rtmp::kAmf0Data ||
-        m.type == sf::rtmp::kAmf3Command) {
+    if (m.type == sf::rtmp::kAmf0Command || m.type == sf::rtmp::kAmf0Data || m.type == sf::rtmp::kAmf3Command) {
       (void)sf::rtmp::amf0::decode(body);
     }
   }

@@ -166,7 +166,9 @@ class Decoder {
   std::size_t items_ = 0;
 };
 
-void put_u8(std::uint8_t v, std::vector<std::byte>& out) { out.push_back(std::byte{v}); }
+void put_u8(std::uint8_t v, std::vector<std::byte>& out) {
+  out.push_back(std::byte{v});
+}
 void put_u16(std::uint16_t v, std::vector<std::byte>& out) {
   put_u8(static_cast<std::uint8_t>(v >> 8), out);
   put_u8(static_cast<std::uint8_t>(v), out);
@@ -264,6 +266,8 @@ Result<std::vector<Value>> decode(ByteView in, Limits limits) {
   return values;
 }
 
-void encode(const Value& value, std::vector<std::byte>& out) { std::visit(Encoder{value, out}, value.v); }
+void encode(const Value& value, std::vector<std::byte>& out) {
+  std::visit(Encoder{value, out}, value.v);
+}
 
 }  // namespace sf::rtmp::amf0

@@ -107,8 +107,7 @@ TEST(Amf0, EncodesWireFormat) {
   EXPECT_EQ(encoded(Value(1)), raw({0x00, 0x3F, 0xF0, 0, 0, 0, 0, 0, 0}));
   EXPECT_EQ(encoded(Value(true)), raw({0x01, 0x01}));
   EXPECT_EQ(encoded(Value("ok")), raw({0x02, 0x00, 0x02, 'o', 'k'}));
-  EXPECT_EQ(encoded(Value(Object{{"a", Value::null()}})),
-            raw({0x03, 0x00, 0x01, 'a', 0x05, 0x00, 0x00, 0x09}));
+  EXPECT_EQ(encoded(Value(Object{{"a", Value::null()}})), raw({0x03, 0x00, 0x01, 'a', 0x05, 0x00, 0x00, 0x09}));
   EXPECT_EQ(encoded(ecma(Object{})), raw({0x08, 0, 0, 0, 0, 0x00, 0x00, 0x09}));
   EXPECT_EQ(encoded(Value(Array{Value::null()})), raw({0x0A, 0, 0, 0, 1, 0x05}));
   EXPECT_EQ(encoded(undefined()), raw({0x06}));
@@ -188,8 +187,7 @@ TEST(Amf0, StrictArrayCountAboveItemLimitIsRejectedBeforeReserving) {
 
 TEST(Amf0, StrictArrayCountAboveRemainingBytesIsTruncated) {
   auto in = raw({0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x05});
-  EXPECT_EQ(decode(in, Limits{.max_items = std::numeric_limits<std::size_t>::max()}).error(),
-            errc::truncated);
+  EXPECT_EQ(decode(in, Limits{.max_items = std::numeric_limits<std::size_t>::max()}).error(), errc::truncated);
 }
 
 TEST(Amf0, TooManyValuesIsLimitExceeded) {
@@ -202,13 +200,21 @@ TEST(Amf0, LongStringLengthAboveRemainingIsTruncated) {
   EXPECT_EQ(decode(raw({0x0C, 0xFF, 0xFF, 0xFF, 0xFF, 'a'})).error(), errc::truncated);
 }
 
-TEST(Amf0, Amf3SwitchIsUnsupported) { EXPECT_EQ(decode(raw({0x11, 0x01})).error(), errc::unsupported); }
+TEST(Amf0, Amf3SwitchIsUnsupported) {
+  EXPECT_EQ(decode(raw({0x11, 0x01})).error(), errc::unsupported);
+}
 
-TEST(Amf0, ReferenceIsUnsupported) { EXPECT_EQ(decode(raw({0x07, 0x00, 0x00})).error(), errc::unsupported); }
+TEST(Amf0, ReferenceIsUnsupported) {
+  EXPECT_EQ(decode(raw({0x07, 0x00, 0x00})).error(), errc::unsupported);
+}
 
-TEST(Amf0, ObjectEndOutsideObjectIsMalformed) { EXPECT_EQ(decode(raw({0x09})).error(), errc::malformed); }
+TEST(Amf0, ObjectEndOutsideObjectIsMalformed) {
+  EXPECT_EQ(decode(raw({0x09})).error(), errc::malformed);
+}
 
-TEST(Amf0, UnknownMarkerIsMalformed) { EXPECT_EQ(decode(raw({0x12})).error(), errc::malformed); }
+TEST(Amf0, UnknownMarkerIsMalformed) {
+  EXPECT_EQ(decode(raw({0x12})).error(), errc::malformed);
+}
 
 TEST(Amf0, EveryProperPrefixOfAValueIsTruncated) {
   auto connect = decode(as_bytes(kFfmpegConnect));

@@ -33,7 +33,9 @@ std::uint8_t* store_u32(std::uint8_t* p, std::uint32_t v) {
   return store_u24(p + 1, v);
 }
 
-std::size_t basic_header_size(std::uint32_t csid) { return csid < 64 ? 1 : csid < 320 ? 2 : 3; }
+std::size_t basic_header_size(std::uint32_t csid) {
+  return csid < 64 ? 1 : csid < 320 ? 2 : 3;
+}
 
 // RTMP 5.3.1.1: csid 2-63 inline, 64-319 as one extra byte, up to 65599 as two (little-endian).
 std::uint8_t* store_basic_header(std::uint8_t* p, std::uint8_t fmt, std::uint32_t csid) {
@@ -72,7 +74,9 @@ struct ChunkReader::StreamState {
   MutableBytes body;
 };
 
-void ChunkReader::StreamStateDelete::operator()(StreamState* s) const noexcept { delete s; }
+void ChunkReader::StreamStateDelete::operator()(StreamState* s) const noexcept {
+  delete s;
+}
 
 ChunkReader::~ChunkReader() = default;
 
@@ -263,8 +267,8 @@ Result<void> ChunkReader::apply_control(const Message& m) {
   return {};
 }
 
-void ChunkWriter::write(std::uint32_t csid, std::uint8_t type, std::uint32_t stream_id,
-                        std::uint32_t timestamp, ByteView body, std::vector<std::byte>& out) const {
+void ChunkWriter::write(std::uint32_t csid, std::uint8_t type, std::uint32_t stream_id, std::uint32_t timestamp,
+                        ByteView body, std::vector<std::byte>& out) const {
   SF_CHECK(csid >= 2 && csid <= kMaxCsid);
   SF_CHECK(body.size() <= kMaxLength);
   const bool extended = timestamp >= kMaxTimestampField;

@@ -31,8 +31,12 @@ void* operator new(std::size_t size) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 #endif
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -59,8 +63,7 @@ class Chunks {
     return *this;
   }
   // Type 0 with the extended field when `ts` needs it.
-  Chunks& fmt0(std::uint32_t csid, std::uint32_t ts, std::uint32_t length, std::uint8_t type,
-               std::uint32_t msid) {
+  Chunks& fmt0(std::uint32_t csid, std::uint32_t ts, std::uint32_t length, std::uint8_t type, std::uint32_t msid) {
     basic(0, csid).u24(std::min<std::uint32_t>(ts, 0xFFFFFF)).u24(length).u8(type);
     for (int i = 0; i < 4; ++i) u8(msid >> (8 * i));
     if (ts >= 0xFFFFFF) u32(ts);
@@ -121,7 +124,9 @@ Fed feed_in_pieces(ByteView in, std::vector<std::size_t> cuts, ChunkLimits limit
   return fed;
 }
 
-Fed feed_once(ByteView in, ChunkLimits limits = {}) { return feed_in_pieces(in, {}, limits); }
+Fed feed_once(ByteView in, ChunkLimits limits = {}) {
+  return feed_in_pieces(in, {}, limits);
+}
 
 std::string describe(const Message& m) {
   std::string s = "csid=" + std::to_string(m.csid) + " type=" + std::to_string(m.type) +
@@ -304,8 +309,7 @@ TEST_P(ChunkRoundTrip, InterleavedMessagesSurviveWriterAndReader) {
   EXPECT_EQ(describe(split.messages), expected);
 }
 
-INSTANTIATE_TEST_SUITE_P(ChunkSizes, ChunkRoundTrip,
-                         testing::Values(1u, 2u, 7u, 127u, 128u, 129u, 4096u, 65536u));
+INSTANTIATE_TEST_SUITE_P(ChunkSizes, ChunkRoundTrip, testing::Values(1u, 2u, 7u, 127u, 128u, 129u, 4096u, 65536u));
 
 TEST(ChunkReader, ExtendedTimestampRepeatedOnTypeThree) {
   Chunks c;
@@ -460,9 +464,8 @@ TEST(ChunkReader, SetChunkSizeWithTopBitIsMalformed) {
 
 TEST(ChunkReader, SetChunkSizeAboveLimitIsLimitExceeded) {
   EXPECT_EQ(feed_once(Chunks().control(kSetChunkSize, 0x7FFFFFFF).wire).error, errc::limit_exceeded);
-  EXPECT_EQ(
-      feed_once(Chunks().control(kSetChunkSize, 65537).wire, ChunkLimits{.max_chunk_size = 65536}).error,
-      errc::limit_exceeded);
+  EXPECT_EQ(feed_once(Chunks().control(kSetChunkSize, 65537).wire, ChunkLimits{.max_chunk_size = 65536}).error,
+            errc::limit_exceeded);
 }
 
 TEST(ChunkReader, ShortControlMessageIsMalformed) {

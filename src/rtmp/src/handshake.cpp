@@ -49,8 +49,7 @@ static_assert(kServerKey.size == 68);
 
 using Digest = std::array<std::uint8_t, kDigestSize>;
 
-Digest hmac_sha256(const std::uint8_t* key, std::size_t key_size, const std::uint8_t* data,
-                   std::size_t size) {
+Digest hmac_sha256(const std::uint8_t* key, std::size_t key_size, const std::uint8_t* data, std::size_t size) {
   Digest out{};
   unsigned int len = 0;
   HMAC(EVP_sha256(), key, static_cast<int>(key_size), data, size, out.data(), &len);
@@ -65,8 +64,7 @@ std::size_t digest_offset(const std::uint8_t* block, std::size_t base) {
 }
 
 // HMAC over the 1536-byte block without the 32 digest bytes at `offset`.
-Digest block_digest(const std::uint8_t* block, std::size_t offset, const std::uint8_t* key,
-                    std::size_t key_size) {
+Digest block_digest(const std::uint8_t* block, std::size_t offset, const std::uint8_t* key, std::size_t key_size) {
   std::uint8_t joined[kSignedSize];
   std::memcpy(joined, block, offset);
   std::memcpy(joined + offset, block + offset + kDigestSize, kHandshakeSize - offset - kDigestSize);
@@ -91,7 +89,9 @@ std::optional<ClientDigest> find_client_digest(const std::uint8_t* c1) {
   return std::nullopt;
 }
 
-bool fill_random(std::uint8_t* p, std::size_t n) { return RAND_bytes(p, static_cast<int>(n)) == 1; }
+bool fill_random(std::uint8_t* p, std::size_t n) {
+  return RAND_bytes(p, static_cast<int>(n)) == 1;
+}
 
 }  // namespace
 

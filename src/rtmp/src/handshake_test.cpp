@@ -68,7 +68,9 @@ std::vector<std::byte> ffmpeg_c0c1(std::size_t base, Block* c1_out = nullptr) {
 const std::uint8_t* s1_of(const HandshakeReply& r) {
   return reinterpret_cast<const std::uint8_t*>(r.s0s1s2.data()) + 1;
 }
-const std::uint8_t* s2_of(const HandshakeReply& r) { return s1_of(r) + kHandshakeSize; }
+const std::uint8_t* s2_of(const HandshakeReply& r) {
+  return s1_of(r) + kHandshakeSize;
+}
 
 TEST(Handshake, PlainC1IsEchoedInS2) {
   Block c1 = random_block(7);
@@ -121,8 +123,8 @@ TEST_P(DigestHandshake, S2SignatureIsKeyedByClientDigest) {
 
   const std::size_t client_pos = digest_pos(c1.data(), base);
   const auto key = hmac(kServerKey, c1.data() + client_pos, 32);
-  const auto signature = hmac(std::string_view(reinterpret_cast<const char*>(key.data()), key.size()),
-                              s2_of(*reply), kHandshakeSize - 32);
+  const auto signature =
+      hmac(std::string_view(reinterpret_cast<const char*>(key.data()), key.size()), s2_of(*reply), kHandshakeSize - 32);
   EXPECT_EQ(std::memcmp(s2_of(*reply) + kHandshakeSize - 32, signature.data(), 32), 0);
 }
 

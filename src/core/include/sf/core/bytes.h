@@ -27,8 +27,7 @@ inline std::string_view as_chars(ByteView b) {
 class MutableBytes {
  public:
   MutableBytes() = default;
-  explicit MutableBytes(std::size_t size)
-      : block_(std::make_shared_for_overwrite<std::byte[]>(size)), size_(size) {}
+  explicit MutableBytes(std::size_t size) : block_(std::make_shared_for_overwrite<std::byte[]>(size)), size_(size) {}
   std::byte* data() { return block_.get(); }
   std::size_t size() const { return size_; }
   std::span<std::byte> span() { return {block_.get(), size_}; }

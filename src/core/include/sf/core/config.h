@@ -21,8 +21,8 @@ class ConfigSchema {
   void add(std::string key, std::string help, std::int64_t& field, std::int64_t min, std::int64_t max);
   void add(std::string key, std::string help, double& field, double min, double max);
   // Durations are written as "500ms", "5s", "2m" (a bare number means milliseconds).
-  void add(std::string key, std::string help, std::chrono::milliseconds& field,
-           std::chrono::milliseconds min, std::chrono::milliseconds max);
+  void add(std::string key, std::string help, std::chrono::milliseconds& field, std::chrono::milliseconds min,
+           std::chrono::milliseconds max);
   // Host and port as "host:port"; the port may be 0 (pick a free one).
   void add_endpoint(std::string key, std::string help, std::string& field);
 

@@ -13,8 +13,7 @@ enum class Level { debug, info, warn, error };
 bool parse_level(std::string_view name, Level& out);
 void set_level(Level level);
 bool enabled(Level level);
-void write(Level level, std::string_view component, std::string_view msg,
-           const nlohmann::json& fields = nullptr);
+void write(Level level, std::string_view component, std::string_view msg, const nlohmann::json& fields = nullptr);
 
 inline void debug(std::string_view c, std::string_view m, const nlohmann::json& f = nullptr) {
   if (enabled(Level::debug)) write(Level::debug, c, m, f);

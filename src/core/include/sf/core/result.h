@@ -11,15 +11,15 @@ namespace sf {
 
 enum class errc {
   ok = 0,
-  truncated,           // input ended before a complete element
-  malformed,           // bytes that do not follow the format
-  message_too_large,   // a declared length above the configured limit
-  limit_exceeded,      // a count or size limit (connections, streams, pending messages)
-  unsupported,         // valid but not handled (codec, protocol version, command)
-  unauthorized,        // wrong, revoked or missing credential
-  conflict,            // the resource is in use (stream already publishing)
-  timeout,             // a peer did not answer in time
-  closed,              // the peer went away
+  truncated,          // input ended before a complete element
+  malformed,          // bytes that do not follow the format
+  message_too_large,  // a declared length above the configured limit
+  limit_exceeded,     // a count or size limit (connections, streams, pending messages)
+  unsupported,        // valid but not handled (codec, protocol version, command)
+  unauthorized,       // wrong, revoked or missing credential
+  conflict,           // the resource is in use (stream already publishing)
+  timeout,            // a peer did not answer in time
+  closed,             // the peer went away
   not_found,
   invalid_argument,
   io_error,
@@ -34,7 +34,9 @@ inline std::error_code make_error_code(errc e) noexcept {
 template <class T>
 using Result = std::expected<T, std::error_code>;
 
-inline std::unexpected<std::error_code> fail(errc e) { return std::unexpected(make_error_code(e)); }
+inline std::unexpected<std::error_code> fail(errc e) {
+  return std::unexpected(make_error_code(e));
+}
 
 [[noreturn]] void check_failed(const char* expr, const char* file, int line) noexcept;
 

@@ -42,11 +42,11 @@ class ViewerAuth {
 struct AccessEvent {
   std::string_view stream;
   std::string_view rendition;
-  std::string_view object;      // file name: index.m3u8, s12.p3.m4s, ...
+  std::string_view object;  // file name: index.m3u8, s12.p3.m4s, ...
   std::uint64_t bytes = 0;
   int status = 0;
-  double ttfb_ms = 0;           // request received -> response ready to send
-  std::string_view cache;       // HIT, MISS, COALESCED, ERROR
+  double ttfb_ms = 0;      // request received -> response ready to send
+  std::string_view cache;  // HIT, MISS, COALESCED, ERROR
   std::string_view remote;
 };
 
@@ -63,7 +63,7 @@ class Edge {
   ~Edge();
 
   void set_viewer_auth(std::shared_ptr<ViewerAuth> auth);  // before start()
-  void set_access_log(std::shared_ptr<AccessLog> log);      // before start()
+  void set_access_log(std::shared_ptr<AccessLog> log);     // before start()
   void start();
   void stop();
   std::uint16_t port() const;

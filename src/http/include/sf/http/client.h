@@ -39,9 +39,9 @@ namespace sf::http {
 struct ClientResponse {
   int status = 0;
   std::vector<std::pair<std::string, std::string>> headers;  // as received, names lower-cased
-  Bytes body;                                                 // the whole body, one block
+  Bytes body;                                                // the whole body, one block
   std::size_t body_bytes = 0;  // the body's length as received (body.size(), unless discarded)
-  std::string header(std::string_view lower_name) const;     // "" if absent
+  std::string header(std::string_view lower_name) const;  // "" if absent
 };
 
 struct ClientLimits {

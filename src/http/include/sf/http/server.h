@@ -30,9 +30,9 @@ struct Request {
   std::string path;   // without the query
   std::string query;  // after '?', undecoded
   std::string body;
-  std::string head;    // the header fields as received ("Name: value\r\n"...), read by header()
-  std::string remote;  // peer address
-  boost::asio::any_io_executor executor;       // the connection's I/O context (work started for it)
+  std::string head;                       // the header fields as received ("Name: value\r\n"...), read by header()
+  std::string remote;                     // peer address
+  boost::asio::any_io_executor executor;  // the connection's I/O context (work started for it)
   // The value of a query parameter (undecoded), or "" if absent.
   std::string param(std::string_view name) const;
   bool has_param(std::string_view name) const;
@@ -43,8 +43,8 @@ struct Request {
 struct Response {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
-  std::string body;            // written first
-  std::vector<Bytes> pieces;   // then these, as they are
+  std::string body;           // written first
+  std::vector<Bytes> pieces;  // then these, as they are
   std::vector<std::pair<std::string, std::string>> headers;
 
   std::size_t size() const;

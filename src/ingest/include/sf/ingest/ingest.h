@@ -30,21 +30,21 @@ struct Config {
   std::int64_t max_chunk_size = 1024 * 1024;          // largest Set Chunk Size accepted
   std::int64_t window_ack_size = 2500000;             // announced to publishers
   std::int64_t out_chunk_size = 4096;
-  std::chrono::milliseconds max_timestamp_jump{3000}; // larger gaps rebase the timeline
-  std::string record_dir;                             // non-empty: write each publish as FLV here
+  std::chrono::milliseconds max_timestamp_jump{3000};  // larger gaps rebase the timeline
+  std::string record_dir;                              // non-empty: write each publish as FLV here
   // Wake for a publisher's bytes only once this much media (at its measured bitrate) is buffered
   // in the kernel (SO_RCVLOWAT): fewer wakeups and less CPU per stream, at up to this much added
   // ingest latency. 0: read every byte as it arrives (lowest latency).
   std::chrono::milliseconds read_batch{0};
-  std::int64_t max_stream_labels = 200;               // per-stream metric series at most
+  std::int64_t max_stream_labels = 200;  // per-stream metric series at most
 };
 
 struct PublishInfo {
-  std::string stream;       // from the key store, never the key itself
+  std::string stream;  // from the key store, never the key itself
   std::string key_id;
   std::string app;
-  std::string remote;       // peer address:port
-  std::string encoder;      // onMetaData "encoder", if sent
+  std::string remote;           // peer address:port
+  std::string encoder;          // onMetaData "encoder", if sent
   std::int64_t started_ms = 0;  // wall clock
   std::uint64_t session_id = 0;
 };

@@ -34,8 +34,8 @@ struct Options {
   std::chrono::milliseconds ramp{0};  // viewers start evenly spread over this
   Mode mode = Mode::ll;
   std::size_t threads = 1;
-  bool audio = false;                       // also follow the audio rendition
-  std::chrono::milliseconds timeout{10000};  // per request (blocking reloads hold up to 3 target durations)
+  bool audio = false;                              // also follow the audio rendition
+  std::chrono::milliseconds timeout{10000};        // per request (blocking reloads hold up to 3 target durations)
   std::chrono::milliseconds progress_every{5000};  // progress lines on `progress`; 0: none
 };
 
@@ -53,17 +53,17 @@ struct Summary {
   std::size_t ok = 0;       // started and never gave up
   std::size_t failed = 0;   // gave up after repeated errors, or never started
   std::uint64_t requests = 0;
-  std::uint64_t bytes = 0;  // response bodies
+  std::uint64_t bytes = 0;                                          // response bodies
   std::uint64_t playlists = 0, parts = 0, segments = 0, inits = 0;  // successful downloads
-  Percentiles startup;          // viewer start -> playback start
-  Percentiles live_edge;        // wall clock - PDT of the playback position, sampled per download
-  Percentiles part_delivery;    // blocking reload answered -> new part's last byte (ll mode)
-  Percentiles part_age;         // part's last byte - PDT of its start (how live the part is on arrival)
+  Percentiles startup;                                              // viewer start -> playback start
+  Percentiles live_edge;      // wall clock - PDT of the playback position, sampled per download
+  Percentiles part_delivery;  // blocking reload answered -> new part's last byte (ll mode)
+  Percentiles part_age;       // part's last byte - PDT of its start (how live the part is on arrival)
   std::uint64_t stalls = 0;
   std::size_t stalled_viewers = 0;
   double stall_seconds = 0;
   std::map<std::string, std::uint64_t> errors;  // by kind: timeout, closed, io_error, http_404, gap, ...
-  double cpu_seconds = 0;  // user + system CPU of this process during the run
+  double cpu_seconds = 0;                       // user + system CPU of this process during the run
   std::uint64_t error_count() const;
 };
 

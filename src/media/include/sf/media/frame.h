@@ -23,33 +23,33 @@ constexpr std::uint32_t kVideoTimescale = 90000;
 // (+ its SPS) or AV1CodecConfigurationRecord.
 struct VideoConfig {
   Codec codec = Codec::unknown;
-  std::uint8_t profile = 0;         // profile_idc (H.264/HEVC), seq_profile (AV1)
-  std::uint8_t constraints = 0;     // H.264 constraint_set flags byte
-  std::uint8_t level = 0;           // level_idc (H.264/HEVC), seq_level_idx_0 (AV1)
-  std::uint32_t width = 0;          // luma samples after cropping, from the SPS (0 if unknown)
+  std::uint8_t profile = 0;      // profile_idc (H.264/HEVC), seq_profile (AV1)
+  std::uint8_t constraints = 0;  // H.264 constraint_set flags byte
+  std::uint8_t level = 0;        // level_idc (H.264/HEVC), seq_level_idx_0 (AV1)
+  std::uint32_t width = 0;       // luma samples after cropping, from the SPS (0 if unknown)
   std::uint32_t height = 0;
   std::uint8_t nalu_length_size = 4;  // H.264/HEVC length prefix size in bytes (1, 2 or 4)
-  std::string codec_string;         // RFC 6381: "avc1.64001f", "hvc1.1.6.L93.B0", "av01.0.08M.08"
+  std::string codec_string;           // RFC 6381: "avc1.64001f", "hvc1.1.6.L93.B0", "av01.0.08M.08"
 };
 
 // Parsed from an AudioSpecificConfig (ISO/IEC 14496-3 1.6.2.1).
 struct AudioConfig {
   Codec codec = Codec::unknown;
-  std::uint8_t object_type = 0;     // 2 = AAC-LC, 5 = SBR (HE-AAC), 29 = PS
-  std::uint32_t sample_rate = 0;    // Hz
-  std::uint8_t channels = 0;        // channel configuration (1..7), 0 if defined in-band
+  std::uint8_t object_type = 0;   // 2 = AAC-LC, 5 = SBR (HE-AAC), 29 = PS
+  std::uint32_t sample_rate = 0;  // Hz
+  std::uint8_t channels = 0;      // channel configuration (1..7), 0 if defined in-band
   std::uint16_t samples_per_frame = 1024;
-  std::string codec_string;         // "mp4a.40.2"
+  std::string codec_string;  // "mp4a.40.2"
 };
 
 // A track and its codec configuration. `record` holds the configuration record bytes exactly as
 // received (avcC, hvcC, av1C or AudioSpecificConfig), for packagers to write into init segments.
 struct TrackConfig {
-  std::uint32_t track_id = 0;       // 1 = video, 2 = audio for single-track sources
+  std::uint32_t track_id = 0;  // 1 = video, 2 = audio for single-track sources
   MediaType type = MediaType::video;
   Codec codec = Codec::unknown;
   std::uint32_t timescale = kVideoTimescale;  // 90 kHz video, sample rate audio
-  std::uint32_t version = 0;        // increments each time this track's configuration changes
+  std::uint32_t version = 0;                  // increments each time this track's configuration changes
   Bytes record;
   std::optional<VideoConfig> video;
   std::optional<AudioConfig> audio;
@@ -59,11 +59,11 @@ struct MediaFrame {
   std::uint32_t track_id = 0;
   MediaType type = MediaType::video;
   Codec codec = Codec::unknown;
-  std::int64_t dts = 0;             // in the track's timescale
+  std::int64_t dts = 0;  // in the track's timescale
   std::int64_t pts = 0;
-  bool keyframe = false;            // IDR / random access point (every audio frame is one)
-  std::uint32_t config_version = 0; // TrackConfig::version this frame decodes with
-  Bytes data;                       // H.264/HEVC: length-prefixed NAL units; AAC: raw frame; AV1: OBUs
+  bool keyframe = false;             // IDR / random access point (every audio frame is one)
+  std::uint32_t config_version = 0;  // TrackConfig::version this frame decodes with
+  Bytes data;                        // H.264/HEVC: length-prefixed NAL units; AAC: raw frame; AV1: OBUs
 };
 
 }  // namespace sf::media

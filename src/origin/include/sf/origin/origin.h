@@ -21,16 +21,16 @@ namespace sf::origin {
 
 struct Config {
   std::string listen = "127.0.0.1:8080";
-  std::chrono::milliseconds segment_target{2000};  // a segment starts on a keyframe once this passed
-  std::chrono::milliseconds part_target{500};      // parts never longer than this
-  std::int64_t window_segments = 6;                // complete segments listed
-  std::int64_t part_hold_back_parts = 3;           // PART-HOLD-BACK = this many part targets
+  std::chrono::milliseconds segment_target{2000};    // a segment starts on a keyframe once this passed
+  std::chrono::milliseconds part_target{500};        // parts never longer than this
+  std::int64_t window_segments = 6;                  // complete segments listed
+  std::int64_t part_hold_back_parts = 3;             // PART-HOLD-BACK = this many part targets
   std::chrono::milliseconds unpublish_grace{30000};  // how long a stream stays after its publisher left
   std::int64_t max_streams = 1000;
-  std::string web_root;                            // when set, / serves the player page from here
-  std::string ingest_secret;                       // CMAF ingest at /ingest/<stream>/...; empty: off
+  std::string web_root;                               // when set, / serves the player page from here
+  std::string ingest_secret;                          // CMAF ingest at /ingest/<stream>/...; empty: off
   std::int64_t ingest_max_object = 32 * 1024 * 1024;  // largest pushed unit (init, or moof+mdat), bytes
-  std::chrono::milliseconds ingest_idle{10000};    // a pushed stream with no object for this long ends
+  std::chrono::milliseconds ingest_idle{10000};       // a pushed stream with no object for this long ends
 };
 
 // One stream's input: tracks and frames in decode order per track, from one thread at a time

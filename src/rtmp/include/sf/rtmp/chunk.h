@@ -32,10 +32,10 @@ enum MessageType : std::uint8_t {
 
 struct Message {
   std::uint8_t type = 0;
-  std::uint32_t stream_id = 0;   // message stream id
-  std::uint32_t csid = 0;        // chunk stream it arrived on
-  std::uint32_t timestamp = 0;   // ms, absolute (deltas applied), 32-bit as on the wire (wraps)
-  Bytes body;                    // its own block; slices of it may outlive the reader
+  std::uint32_t stream_id = 0;  // message stream id
+  std::uint32_t csid = 0;       // chunk stream it arrived on
+  std::uint32_t timestamp = 0;  // ms, absolute (deltas applied), 32-bit as on the wire (wraps)
+  Bytes body;                   // its own block; slices of it may outlive the reader
 };
 
 struct ChunkLimits {
@@ -86,8 +86,8 @@ class ChunkReader {
 class ChunkWriter {
  public:
   // Appends `body` as one message in chunks of the current outgoing chunk size (fmt 0, then fmt 3).
-  void write(std::uint32_t csid, std::uint8_t type, std::uint32_t stream_id, std::uint32_t timestamp,
-             ByteView body, std::vector<std::byte>& out) const;
+  void write(std::uint32_t csid, std::uint8_t type, std::uint32_t stream_id, std::uint32_t timestamp, ByteView body,
+             std::vector<std::byte>& out) const;
   // Writes a Set Chunk Size message and switches to the new size for later messages.
   void set_chunk_size(std::uint32_t size, std::vector<std::byte>& out);
   std::uint32_t chunk_size() const { return chunk_size_; }

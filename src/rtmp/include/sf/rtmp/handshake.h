@@ -10,7 +10,7 @@
 
 namespace sf::rtmp {
 
-constexpr std::size_t kHandshakeSize = 1536;          // C1, S1, C2, S2
+constexpr std::size_t kHandshakeSize = 1536;           // C1, S1, C2, S2
 constexpr std::size_t kC0C1Size = 1 + kHandshakeSize;  // what the server waits for first
 constexpr std::size_t kS0S1S2Size = 1 + 2 * kHandshakeSize;
 
