@@ -35,6 +35,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 GOAL_RATIO = 0.5
 
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import Registry, alive, children, free_port, start_time, tail, tcp_open  # noqa: E402
+
+
 class Abort(Exception):
     pass
 
@@ -59,10 +63,6 @@ def proc_stat_fields(pid):
 def cpu_ticks(pid):
     f = proc_stat_fields(pid)
     return int(f[11]) + int(f[12])  # utime (14) + stime (15)
-
-
-def start_time(pid):
-    return int(proc_stat_fields(pid)[19])  # field 22
 
 
 def sched_ns(pid):
@@ -92,17 +92,6 @@ def threads(pid):
         return 0
 
 
-def children(pid):
-    out = []
-    for t in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{t}/children") as f:
-                out += [int(x) for x in f.read().split()]
-        except OSError:
-            pass
-    return out
-
-
 def core_times():
     """{core: (busy_ticks, total_ticks)} from /proc/stat."""
     res = {}
@@ -124,78 +113,6 @@ def core_busy_pct(a, b, core):
     db = b[core][0] - a[core][0]
     dt = b[core][1] - a[core][1]
     return 100.0 * db / dt if dt > 0 else None
-
-
-def alive(pid):
-    try:
-        return proc_stat_fields(pid)[0] not in ("Z", "X")
-    except OSError:
-        return False
-
-
-# ---------------------------------------------------------------- process registry
-
-class Registry:
-    """Every process this helper starts, also listed in <workdir>/pids as "pid starttime" so the
-    shell's EXIT trap can kill leftovers by PID (the start time guards against PID reuse)."""
-
-    def __init__(self, path):
-        self.path = path
-        self.procs = []
-
-    def spawn(self, argv, logfile, **kw):
-        out = open(logfile, "ab")
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                             close_fds=True, **kw)
-        out.close()
-        self.procs.append(p)
-        self.note(p.pid)
-        return p
-
-    def note(self, pid):
-        try:
-            st = start_time(pid)
-        except OSError:
-            return
-        with open(self.path, "a") as f:
-            f.write(f"{pid} {st}\n")
-
-    def stop(self, procs, sig=signal.SIGTERM, wait=8.0):
-        procs = [p for p in procs if p.poll() is None]
-        for p in procs:
-            try:
-                p.send_signal(sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + wait
-        for p in procs:
-            try:
-                p.wait(timeout=max(0.05, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                try:
-                    p.kill()
-                    p.wait(timeout=3)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    pass
-
-    def stop_all(self):
-        self.stop(self.procs, wait=5.0)
-
-
-# ---------------------------------------------------------------- misc helpers
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tcp_open(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def http_get(url, timeout=2.0):
@@ -256,14 +173,6 @@ def file_sha1(path):
     except OSError:
         return None
     return h.hexdigest()[:12]
-
-
-def tail(path, n=6):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-n:]).rstrip()
-    except OSError:
-        return ""
 
 
 # ---------------------------------------------------------------- servers
@@ -609,7 +518,7 @@ def main():
         sys.exit("N_LIST must hold positive integers")
     servers_wanted = args.servers.split()
     args.first_sha1 = None
-    reg = Registry(os.path.join(args.workdir, "pids"))
+    reg = Registry(args.workdir)  # writes <workdir>/pids for the shell's EXIT trap
     reg.note(os.getpid())  # so the shell's EXIT trap can reach this helper if its parent died
 
     def on_signal(sig, frame):

@@ -64,13 +64,13 @@ std::vector<prometheus::MetricFamily> Registry::Collect() const {
        MetricType::Counter, [](const StreamStats& s) { return double(s.timestamp_jumps); }},
   };
   auto streams = live();
+  // One snapshot per exported stream (bounded cardinality; streams_live counts them all).
+  std::vector<StreamSnapshot> snaps;
+  for (std::size_t i = 0; i < streams.size() && i < max_labels_; ++i) snaps.push_back(streams[i]->snapshot());
   std::vector<prometheus::MetricFamily> out;
   for (auto& d : defs) {
     prometheus::MetricFamily fam{d.name, d.help, d.type, {}};
-    std::size_t n = 0;
-    for (auto& s : streams) {
-      if (n++ >= max_labels_) break;  // bounded cardinality; streams_live counts them all
-      auto snap = s->snapshot();
+    for (auto& snap : snaps) {
       prometheus::ClientMetric m;
       m.label.push_back({"stream", snap.info.stream});
       double v = d.value(snap.stats);
