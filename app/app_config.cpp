@@ -8,6 +8,14 @@ void bind(ConfigSchema& s, AppConfig& c) {
   s.add("log.level", "Lowest level logged: debug, info, warn, error", c.log_level);
   s.add_endpoint("admin.listen", "Address of /metrics, /healthz, /readyz and status routes", c.admin_listen);
   s.add("store.path", "SQLite database with streams and hashed stream keys", c.store_path);
+  s.add("auth.token_keys",
+        "Viewer token keys id:secret[,id:secret...]; the first signs, all verify (empty: one random key kept in "
+        "token-keys beside store.path, mode 0600). Edges that run alone need the same value as the origin",
+        c.token_keys);
+  s.add("auth.visibility_refresh",
+        "How often the origin rereads which streams need viewer tokens (a stream made token-only is protected "
+        "within this time)",
+        c.visibility_refresh, milliseconds(100), milliseconds(60000));
   s.add("io.threads", "I/O threads, one io_context each (0: one per core)", c.io_threads, 0, 256);
   s.add("shutdown.timeout", "Longest wait for sessions to end on SIGINT/SIGTERM", c.shutdown_timeout, milliseconds(100),
         milliseconds(60000));

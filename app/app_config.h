@@ -15,7 +15,9 @@ struct AppConfig {
   std::string log_level = "info";
   std::string admin_listen = "127.0.0.1:9100";  // /metrics, /healthz, /readyz, /ingest/streams
   std::string store_path = "streamflex-data/streamflex.db";
-  std::int64_t io_threads = 0;  // 0: one per core
+  std::string token_keys;  // viewer token keys "id:secret,..."; empty: a random key persisted beside the store
+  std::chrono::milliseconds visibility_refresh{1000};  // how often the origin rereads which streams need tokens
+  std::int64_t io_threads = 0;                         // 0: one per core
   std::chrono::milliseconds shutdown_timeout{4500};
   ingest::Config ingest;
   origin::Config origin;

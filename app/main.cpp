@@ -24,6 +24,7 @@
 #include "sf/ingest/ingest.h"
 #include "sf/net/io_pool.h"
 #include "sf/origin/origin.h"
+#include "viewer_auth.h"
 
 #include <unistd.h>
 #include <filesystem>
@@ -66,11 +67,16 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
 
   auto admin_ep = net::parse_endpoint(cfg.admin_listen);
   http::Server admin(pool, *admin_ep);
+  // Viewer tokens: the origin and the edge verify them with the same keys, without the API.
+  std::vector<auth::TokenKey> token_keys;
+  if (roles.origin || roles.edge) token_keys = resolve_token_keys(cfg, roles.origin);
+  auto protected_streams = std::make_shared<auth::ProtectedStreams>();
   std::unique_ptr<origin::Origin> origin;
   if (roles.origin) {
     auto ocfg = cfg.origin;
     ocfg.web_root = find_web_root(ocfg.web_root);
     origin = std::make_unique<origin::Origin>(pool, ocfg, metrics);
+    origin->set_viewer_access({protected_streams, std::make_shared<const auth::TokenChecker>(token_keys)});
   }
   std::unique_ptr<edge::Edge> edge;
   if (roles.edge) {
@@ -83,6 +89,9 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
       if (comma == std::string::npos) break;
       at = comma + 1;
     }
+    ecfg.token_keys = token_keys;
+    if (token_keys.empty())
+      log::warn("edge", "no viewer token keys (auth.token_keys): objects of token-protected streams are refused");
     edge = std::make_unique<edge::Edge>(pool, ecfg, metrics);
   }
   std::unique_ptr<ingest::Ingest> ingest;
@@ -239,6 +248,17 @@ int main(int argc, char** argv) {
     schema.add_flags(*k);
   }
 
+  auto* vt = app.add_subcommand("viewer-token",
+                                "Issue a viewer token for a token-protected stream with the configured keys "
+                                "(auth.token_keys), without the API; prints the token alone");
+  std::string vt_stream, vt_ip;
+  std::int64_t vt_ttl = 3600;
+  vt->add_option("stream", vt_stream, "Stream name")->required();
+  vt->add_option("--ttl", vt_ttl, "Seconds the token stays valid")->check(CLI::Range(1LL, 366LL * 24 * 3600));
+  vt->add_option("--ip", vt_ip, "Bind the token to this client address");
+  vt->add_option("-c,--config", config_path, "TOML configuration file (env STREAMFLEX_CONFIG)");
+  schema.add_flags(*vt);
+
   LoadgenCommand loadgen_cmd;
   add_loadgen_command(app, loadgen_cmd);
 
@@ -272,6 +292,7 @@ int main(int argc, char** argv) {
 
   try {
     if (!keys_action.empty()) return keys_command(cfg, keys_action, keys_arg, takeover);
+    if (vt->parsed()) return issue_token_command(cfg, vt_stream, vt_ttl, vt_ip);
     for (auto& r : role_defs) {
       if (chosen_role != r.name) continue;
       if (!r.implemented) {

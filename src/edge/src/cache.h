@@ -28,6 +28,7 @@ struct Entry {
   Clock::time_point stored;
   Clock::time_point expires;
   std::int64_t upstream_age = 0;  // seconds, from the upstream's Age header
+  bool token_required = false;    // the upstream marked it X-SF-Access: token
   bool fresh(Clock::time_point now) const { return now < expires; }
 };
 

@@ -14,6 +14,7 @@
 #include <mutex>
 
 #include "cache.h"
+#include "sf/auth/token_access.h"
 #include "sf/core/log.h"
 #include "sf/http/client.h"
 
@@ -110,6 +111,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       : pool(p),
         config(std::move(c)),
         cache(static_cast<std::size_t>(config.cache_bytes)),
+        tokens(config.token_keys),
         requests(prometheus::BuildCounter()
                      .Name("streamflex_edge_requests_total")
                      .Help("Edge requests by cache result")
@@ -230,6 +232,10 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
                                                                bool is_blocking) {
     auto timeout = is_blocking ? config.blocking_timeout : config.upstream_timeout;
     std::vector<std::pair<std::string, std::string>> headers{{"Via", "1.1 " + config.id}};
+    // The edge's own credential for protected streams (the viewers' tokens are checked here, and
+    // the cached object is shared by all of them).
+    if (auto stream = auth::live_stream_of(target); !stream.empty() && tokens.has_keys())
+      headers.emplace_back(std::string(auth::kTokenHeader), tokens.upstream_token(stream));
     std::vector<Upstream*> order;
     for (auto& u : upstreams)
       if (u->up) order.push_back(u.get());
@@ -263,6 +269,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     e->status = r.status;
     e->content_type = r.header("content-type");
     e->cache_control = r.header("cache-control");
+    e->token_required = r.header(auth::kAccessHeader) == auth::kAccessToken;
     e->body = r.body;
     e->stored = Clock::now();
     auto age = max_age(e->cache_control);
@@ -279,8 +286,26 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
 
   http::Response respond(const Entry& e, const http::Request& req, Clock::time_point now) const {
     http::Response r;
+    std::string viewer_token;
+    if (e.token_required) {
+      viewer_token = req.param(auth::kTokenParam);
+      auto shield_token = viewer_token.empty() ? req.header(auth::kTokenHeader) : std::string();
+      auto stream = auth::live_stream_of(req.path);
+      auto d = tokens.check(viewer_token.empty() ? shield_token : viewer_token, stream, req.remote);
+      if (d.status) {
+        r = error(d.status, fmt::format("{}\n", d.message));
+        r.headers.emplace_back(std::string(auth::kAccessHeader), std::string(auth::kAccessToken));
+        return r;
+      }
+      r.headers.emplace_back(std::string(auth::kAccessHeader), std::string(auth::kAccessToken));
+    }
     if (e.status == 200 && !e.etag.empty() && req.header("if-none-match") == e.etag) {
       r.status = 304;
+    } else if (!viewer_token.empty() && e.status == 200 && e.content_type.find("mpegurl") != std::string::npos) {
+      // The cached body is token-free; this viewer's copy names every URL with its token.
+      r.body = auth::add_token_to_hls(as_chars(e.body.view()), viewer_token);
+    } else if (!viewer_token.empty() && e.status == 200 && e.content_type.find("dash+xml") != std::string::npos) {
+      r.body = auth::add_token_to_dash(as_chars(e.body.view()), viewer_token);
     } else {
       r.status = e.status;
       r.pieces.push_back(e.body);
@@ -359,6 +384,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   net::IoPool& pool;
   Config config;
   Cache cache;
+  auth::TokenChecker tokens;
   std::vector<std::unique_ptr<Upstream>> upstreams;
   std::unique_ptr<http::Server> server;
   std::shared_ptr<ViewerAuth> auth;

@@ -71,6 +71,26 @@ http::Response not_found(int td) {
 
 const char* kImmutable = "public, max-age=31536000, immutable";
 
+// A request for a token-protected stream: its responses are marked for edges, and the viewer's
+// own token (from the query, not an edge's header) is written into the URLs of playlists.
+struct Viewer {
+  bool protect = false;
+  std::string token;
+};
+
+enum class Manifest { none, hls, dash };
+
+http::Response for_viewer(http::Response r, const Viewer& v, Manifest manifest = Manifest::none) {
+  if (!v.protect) return r;
+  r.headers.emplace_back(std::string(auth::kAccessHeader), std::string(auth::kAccessToken));
+  if (v.token.empty() || manifest == Manifest::none || r.status != 200) return r;
+  std::string text = std::move(r.body);
+  for (auto& p : r.pieces) text.append(as_chars(p.view()));
+  r.pieces.clear();
+  r.body = manifest == Manifest::hls ? auth::add_token_to_hls(text, v.token) : auth::add_token_to_dash(text, v.token);
+  return r;
+}
+
 }  // namespace
 
 struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
@@ -297,6 +317,21 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
     for (auto p : parts)
       if (p.empty() || p == "." || p == "..") return respond(res, "bad", not_found(td));
     if (parts.size() < 2 || parts.size() > 3) return respond(res, "bad", not_found(td));
+    // Checked before the stream is looked up: without a token, a protected name reveals nothing.
+    Viewer viewer;
+    if (access.protected_streams && access.protected_streams->contains(parts[0])) {
+      viewer.protect = true;
+      viewer.token = req.param(auth::kTokenParam);
+      auto edge_token = viewer.token.empty() ? req.header(auth::kTokenHeader) : std::string();
+      auto decision = access.tokens
+                          ? access.tokens->check(viewer.token.empty() ? edge_token : viewer.token, parts[0], req.remote)
+                          : auth::AccessDecision{403, "no token keys"};
+      if (decision.status) {
+        auto refusal = http::Response::text(decision.status, fmt::format("{}\n", decision.message));
+        refusal.headers.emplace_back("Cache-Control", "no-store");
+        return respond(res, "denied", for_viewer(std::move(refusal), viewer));
+      }
+    }
     auto stream = find(parts[0]);
     auto view = stream ? stream->view() : nullptr;
     if (!view) return respond(res, "bad", not_found(td));
@@ -306,13 +341,13 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
         http::Response r;
         r.content_type = "application/vnd.apple.mpegurl";
         r.pieces.push_back(view->multivariant);
-        return respond(res, "multivariant", with_cache(std::move(r), "max-age=1"));
+        return respond(res, "multivariant", for_viewer(with_cache(std::move(r), "max-age=1"), viewer, Manifest::hls));
       }
       if (parts[1] == "manifest.mpd") {
         http::Response r;
         r.content_type = "application/dash+xml";
         r.pieces.push_back(view->mpd);
-        return respond(res, "mpd", with_cache(std::move(r), "max-age=1"));
+        return respond(res, "mpd", for_viewer(with_cache(std::move(r), "max-age=1"), viewer, Manifest::dash));
       }
       return respond(res, "bad", not_found(td));
     }
@@ -328,29 +363,30 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
         http::Response out;
         out.content_type = r->track.type == media::MediaType::video ? "video/mp4" : "audio/mp4";
         out.pieces.push_back(it->second);
-        return respond(res, "init", with_cache(std::move(out), kImmutable));
+        return respond(res, "init", for_viewer(with_cache(std::move(out), kImmutable), viewer));
       }
       case ObjectName::playlist:
-        return serve_playlist(req, std::move(res), *stream, *view, rendition, *r);
+        return serve_playlist(req, std::move(res), *stream, *view, rendition, *r, std::move(viewer));
       case ObjectName::part_object:
       case ObjectName::segment:
-        return serve_media(std::move(res), *stream, *view, rendition, *r, object);
+        return serve_media(std::move(res), *stream, *view, rendition, *r, object, std::move(viewer));
       default:
         return respond(res, "bad", not_found(td));
     }
   }
 
   void serve_playlist(const http::Request& req, http::Responder res, Stream& stream, const StreamView& view,
-                      const std::string& rendition, const RenditionView& r) {
+                      const std::string& rendition, const RenditionView& r, Viewer viewer) {
     int td = target_duration();
     bool skip = req.param("_HLS_skip") == "YES" || req.param("_HLS_skip") == "v2";
-    auto playlist = [skip, td](const RenditionView& rv, bool blocking) {
+    auto playlist = [skip, td, viewer](const RenditionView& rv, bool blocking) {
       http::Response out;
       out.content_type = "application/vnd.apple.mpegurl";
       out.pieces.push_back(skip ? rv.playlist_skip : rv.playlist);
       // Appendix B.1 lifetimes: blocking answers 6 TD; plain reloads half a TD.
-      return with_cache(std::move(out),
-                        blocking ? fmt::format("max-age={}", 6 * td) : fmt::format("max-age={}", std::max(1, td / 2)));
+      return for_viewer(with_cache(std::move(out), blocking ? fmt::format("max-age={}", 6 * td)
+                                                            : fmt::format("max-age={}", std::max(1, td / 2))),
+                        viewer, Manifest::hls);
     };
     bool has_msn = req.has_param("_HLS_msn"), has_part = req.has_param("_HLS_part");
     if (has_part && !has_msn)
@@ -403,18 +439,18 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
   }
 
   void serve_media(http::Responder res, Stream& stream, const StreamView& view, const std::string& rendition,
-                   const RenditionView& r, ObjectName object) {
+                   const RenditionView& r, ObjectName object, Viewer viewer) {
     int td = target_duration();
     const char* kind = object.kind == ObjectName::part_object ? "part" : "segment";
     // Captures by value: a copy of it answers held requests after this function returned.
-    auto found = [object](const RenditionView& rv) -> std::optional<http::Response> {
+    auto found = [object, protect = viewer.protect](const RenditionView& rv) -> std::optional<http::Response> {
       const Segment* s = rv.find(object.msn);
       if (!s) return std::nullopt;
       if (object.kind == ObjectName::segment) {
         if (!s->complete) return std::nullopt;
-        return segment_response(*s);
+        return for_viewer(segment_response(*s), {protect, {}});
       }
-      if (object.part < s->parts.size()) return part_response(*s->parts[object.part]);
+      if (object.part < s->parts.size()) return for_viewer(part_response(*s->parts[object.part]), {protect, {}});
       return std::nullopt;
     };
     if (auto out = found(r)) return respond(res, kind, std::move(*out));
@@ -493,6 +529,7 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
 
   net::IoPool& pool;
   Config config;
+  ViewerAccess access;
   prometheus::Family<prometheus::Counter>& requests;
   prometheus::Counter& parts_published;
   prometheus::Counter& served_bytes;
@@ -563,6 +600,10 @@ std::unique_ptr<StreamSink> Origin::Impl::open(std::string_view name) {
 
 std::unique_ptr<StreamSink> Origin::open_stream(std::string_view name) {
   return impl_->open(name);
+}
+
+void Origin::set_viewer_access(ViewerAccess access) {
+  impl_->access = std::move(access);
 }
 
 void Origin::start() {

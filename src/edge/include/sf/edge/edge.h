@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "sf/auth/token.h"
 #include "sf/core/metrics.h"
 #include "sf/http/server.h"
 #include "sf/net/io_pool.h"
@@ -30,6 +31,9 @@ struct Config {
   std::chrono::milliseconds blocking_timeout{13000};  // an LL-HLS blocking request (origin holds 3 TD)
   std::chrono::milliseconds health_interval{2000};
   std::int64_t max_connections = 20000;
+  // Viewer tokens (auth.token_keys, the origin's keys): objects an upstream marks X-SF-Access: token
+  // are served only to viewers with a valid token, and fetched with a token the edge signs itself.
+  std::vector<auth::TokenKey> token_keys;
 };
 
 // Hook: viewer tokens (filled in by the auth issue). Returns 0 to allow, or an HTTP status.

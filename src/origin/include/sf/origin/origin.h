@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "sf/auth/token_access.h"
 #include "sf/core/metrics.h"
 #include "sf/media/frame.h"
 #include "sf/net/io_pool.h"
@@ -42,6 +43,14 @@ class StreamSink {
   virtual void on_frame(const media::MediaFrame& frame) = 0;
 };
 
+// Viewer tokens (sf/auth/token_access.h): requests for a stream in `protected_streams` need a valid
+// token (query parameter `token`, or an edge's X-SF-Token header), else 403; their responses carry
+// X-SF-Access: token, and playlists and MPDs asked for with ?token= name every URL with it.
+struct ViewerAccess {
+  std::shared_ptr<const auth::ProtectedStreams> protected_streams;  // read per request, never blocks
+  std::shared_ptr<const auth::TokenChecker> tokens;
+};
+
 class Origin {
  public:
   Origin(net::IoPool& pool, Config config, Metrics& metrics);
@@ -49,6 +58,7 @@ class Origin {
 
   // Starts (or restarts, as a discontinuity) a stream; any thread. nullptr past max_streams.
   std::unique_ptr<StreamSink> open_stream(std::string_view name);
+  void set_viewer_access(ViewerAccess access);  // before start()
   void start();
   void stop();
   std::uint16_t port() const;
