@@ -269,7 +269,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     e->status = r.status;
     e->content_type = r.header("content-type");
     e->cache_control = r.header("cache-control");
-    e->token_required = r.header(auth::kAccessHeader) == auth::kAccessToken;
+    e->token_required = r.header("x-sf-access") == auth::kAccessToken;  // the client keeps names in lower case
     e->body = r.body;
     e->stored = Clock::now();
     auto age = max_age(e->cache_control);
