@@ -158,7 +158,7 @@ def main():
     print(f"upstream: bench/edge_upstream.py, static; part = {len(part)} B, playlist = {len(playlist)} B, "
           f"Cache-Control \"{args.cache_control}\"; every request a cache hit")
     print(f"{'object':<8} {'conns':>5} {'server':<10} | {'req/s':>9} | {'MB/s':>8} | {'p50 ms':>7} | "
-          f"{'p99 ms':>7} | errors | srv cpu% | wrk cpu% | upstream reqs")
+          f"{'p99 ms':>7} | errors | srv cpu% | cpu us/req | wrk cpu% | upstream reqs")
     verdicts = []
     for obj in objects:
         for n in conns:
@@ -170,7 +170,8 @@ def main():
                 errs = sum(r["socket_errors"].values()) + r["non_2xx"]
                 print(f"{obj:<8} {n:>5} {sname:<10} | {f(r['rps'], '9.0f')} | {f(r['mb_s'], '8.1f')} | "
                       f"{f(r['p50_ms'], '7.2f')} | {f(r['p99_ms'], '7.2f')} | {errs:>6} | "
-                      f"{f(r['server_cpu_pct'], '8.0f')} | {f(r['wrk_cpu_pct'], '8.0f')} | "
+                      f"{f(r['server_cpu_pct'], '8.0f')} | {f(r.get('cpu_us_per_req'), '10.2f')} | "
+                      f"{f(r['wrk_cpu_pct'], '8.0f')} | "
                       f"{r['upstream_requests_during']:>13}")
             a, b = pair.get("streamflex"), pair.get("nginx")
             if a and b and a["rps"] and b["rps"] and a["p99_ms"] and b["p99_ms"]:
@@ -178,8 +179,10 @@ def main():
                 errs_a = sum(a["socket_errors"].values()) + a["non_2xx"]
                 ok = rr >= 1.2 and pr < 1.0 and errs_a == 0
                 verdicts.append(ok)
-                print(f"{'':<8} {'':>5} {'ratio':<10} | {rr:9.2f} | {mr:8.2f} | {'':>7} | {pr:7.2f} |"
-                      f"   -> {'MET' if ok else 'NOT MET'}")
+                cr = (a["cpu_us_per_req"] / b["cpu_us_per_req"]
+                      if a.get("cpu_us_per_req") and b.get("cpu_us_per_req") else None)
+                print(f"{'':<8} {'':>5} {'ratio':<10} | {rr:9.2f} | {mr:8.2f} | {'':>7} | {pr:7.2f} | {'':>6} | "
+                      f"{'':>8} | {f(cr, '10.2f')} |   -> {'MET' if ok else 'NOT MET'}")
     notes = []
     moved = [r for r in rows if r["upstream_requests_during"] or r.get("x_cache_after") != "HIT"]
     if moved:

@@ -13,9 +13,10 @@
 #include <atomic>
 #include <charconv>
 #include <mutex>
-#include <set>
+#include <span>
 #include <thread>
 
+#include "head.h"
 #include "range.h"
 #include "sf/net/listener.h"
 
@@ -127,6 +128,13 @@ bool Responder::answered() const {
 // larger ones after it.
 constexpr std::size_t kSeparateHead = 64 * 1024;
 
+// How often each I/O thread checks its connections' deadlines. Timeouts are seconds long; a coarse
+// sweep costs nothing per request, where a timer armed per read and write (beast::tcp_stream)
+// costs a timer-queue insert and cancel every time.
+constexpr auto kSweepEvery = std::chrono::milliseconds(250);
+
+using Clock = std::chrono::steady_clock;
+
 struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   struct Route {
     std::string method;
@@ -139,8 +147,83 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     Response fallback;
   };
 
+  struct Sweeper;
+
+  // One client connection. Lives on one I/O thread; its buffers are reused from request to request.
+  struct Conn {
+    explicit Conn(tcp::socket s) : sock(std::move(s)) {}
+    tcp::socket sock;
+    Sweeper* sweeper = nullptr;
+    std::size_t slot = 0;  // index in sweeper->conns
+    Clock::time_point deadline = Clock::time_point::max();
+    bool timed_out = false;
+    std::chrono::milliseconds idle_timeout{30000};  // for writes
+    beast::flat_buffer buffer;
+    Request req;
+    std::string head;                        // the response head being written
+    std::vector<asio::const_buffer> out;     // the gather list being written
+    std::shared_ptr<Responder::State> held;  // reused while nobody else holds it
+
+    void expires_after(std::chrono::milliseconds d) { deadline = Clock::now() + d; }
+    void expires_never() { deadline = Clock::time_point::max(); }
+  };
+
+  // The connections of one I/O thread, and the timer that closes those past their deadline. The
+  // timer runs only while the thread has connections. Touched on its thread only.
+  struct Sweeper {
+    Sweeper(asio::io_context& c) : ctx(&c), timer(c) {}
+    asio::io_context* ctx;
+    asio::steady_timer timer;
+    std::vector<Conn*> conns;
+    bool armed = false;
+  };
+
   Impl(net::IoPool& p, const net::Endpoint& at, ServerLimits l) : limits(l) {
+    for (auto* ctx : p.contexts()) sweepers.push_back(std::make_unique<Sweeper>(*ctx));
     listener = std::make_unique<net::Listener>(p, at, [this](tcp::socket s) { on_accept(std::move(s)); });
+  }
+
+  Sweeper* sweeper_of(const asio::any_io_executor& ex) {
+    auto* ctx = &asio::query(ex, asio::execution::context);
+    for (auto& s : sweepers)
+      if (static_cast<asio::execution_context*>(s->ctx) == ctx) return s.get();
+    return nullptr;
+  }
+
+  void add(Conn& c) {
+    auto* sw = c.sweeper;
+    c.slot = sw->conns.size();
+    sw->conns.push_back(&c);
+    if (!sw->armed) arm(sw);
+  }
+
+  void remove(Conn& c) {
+    auto& v = c.sweeper->conns;
+    v[c.slot] = v.back();
+    v[c.slot]->slot = c.slot;
+    v.pop_back();
+  }
+
+  void arm(Sweeper* sw) {
+    sw->armed = true;
+    sw->timer.expires_after(kSweepEvery);
+    sw->timer.async_wait([weak = weak_from_this(), sw](error_code ec) {
+      auto self = weak.lock();
+      if (!self) return;
+      sw->armed = false;
+      if (ec) return;
+      auto now = Clock::now();
+      for (auto* c : sw->conns) {
+        if (c->deadline > now) continue;
+        // Past its deadline (slow-loris, idle keep-alive, a reader that stopped): the pending
+        // operation fails and the connection's coroutine ends.
+        c->timed_out = true;
+        c->deadline = Clock::time_point::max();
+        error_code ignored;
+        c->sock.close(ignored);
+      }
+      if (!sw->conns.empty() && !self->stopping) self->arm(sw);
+    });
   }
 
   void on_accept(tcp::socket s) {
@@ -149,16 +232,15 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       s.close(ec);
       return;
     }
-    auto stream = std::make_shared<beast::tcp_stream>(std::move(s));
-    {
-      std::lock_guard lock(mu);
-      open.insert(stream);
-    }
+    auto* sw = sweeper_of(s.get_executor());
+    if (!sw) return;  // not one of our contexts: cannot happen
+    auto conn = std::make_shared<Conn>(std::move(s));
+    conn->sweeper = sw;
     ++active;
-    asio::co_spawn(stream->get_executor(), serve(shared_from_this(), stream), asio::detached);
+    asio::co_spawn(*sw->ctx, serve(shared_from_this(), conn), asio::detached);
   }
 
-  const Route* find(const std::string& method, const std::string& path, bool& path_known) const {
+  const Route* find(std::string_view method, std::string_view path, bool& path_known) const {
     for (auto& r : routes) {
       if (!(r.prefix ? path.starts_with(r.path) : path == r.path)) continue;
       path_known = true;
@@ -167,39 +249,40 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     return nullptr;
   }
 
-  void decorate(Response& r, const Request& req) const {
-    if (limits.cors) {
-      r.headers.emplace_back("Access-Control-Allow-Origin", "*");
-      r.headers.emplace_back("Access-Control-Expose-Headers", "Content-Length, Content-Range, Age, Date");
-    }
-  }
-
-  static asio::awaitable<void> write_response(beast::tcp_stream& stream, Response& out, const Request& req,
-                                              unsigned version, bool keep_alive, error_code& ec) {
+  // Writes `out` (head and body) to the connection. Small answers go out in one gather write,
+  // tried at once without the reactor (a playlist costs one sendmsg and no queued operation);
+  // whatever the socket does not take is written asynchronously.
+  static asio::awaitable<void> write_response(Conn& conn, Response& out, const Request& req, unsigned version,
+                                              bool keep_alive, bool cors, error_code& ec) {
     // Range (RFC 9110 14.2): one range of a 200 answer becomes 206 with the slice of the pieces.
     std::size_t total = out.size();
-    std::string range = req.header("range");
     std::optional<ByteRange> slice;
-    if (!range.empty() && out.status == 200) {
-      auto r = parse_range(range, total);
-      if (!r) {
-        out = Response::text(416, "range not satisfiable\n");
-        out.headers.emplace_back("Content-Range", "bytes */" + std::to_string(total));
-        total = out.size();
-      } else {
-        slice = *r;
-        out.status = 206;
-        out.headers.emplace_back("Content-Range", "bytes " + std::to_string(r->first) + "-" +
-                                                      std::to_string(r->first + r->length - 1) + "/" +
-                                                      std::to_string(total));
+    if (out.status == 200) {
+      std::string range = req.header("range");
+      if (!range.empty()) {
+        auto r = parse_range(range, total);
+        if (!r) {
+          out = Response::text(416, "range not satisfiable\n");
+          out.headers.emplace_back("Content-Range", "bytes */" + std::to_string(total));
+          total = out.size();
+        } else {
+          slice = *r;
+          out.status = 206;
+          out.headers.emplace_back("Content-Range", "bytes " + std::to_string(r->first) + "-" +
+                                                        std::to_string(r->first + r->length - 1) + "/" +
+                                                        std::to_string(total));
+        }
       }
     }
-    // The head is written by hand into one string and goes out with the body in a single gather
-    // write: one syscall per response, which is what small responses (playlists) cost.
-    std::string head;
-    head.reserve(256);
+    std::string& head = conn.head;
+    head.clear();
     head.append(version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
-    head.append(std::to_string(out.status));
+    char num[24];
+    auto put_number = [&](std::size_t v) {
+      auto [end, _] = std::to_chars(num, num + sizeof(num), v);
+      head.append(num, end);
+    };
+    put_number(static_cast<std::size_t>(out.status));
     head.push_back(' ');
     head.append(bhttp::obsolete_reason(static_cast<bhttp::status>(out.status)));
     head.append("\r\nServer: streamflex\r\nContent-Type: ");
@@ -211,28 +294,39 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       head.append(": ");
       head.append(v);
     }
+    if (cors)
+      head.append(
+          "\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: Content-Length, Content-Range, Age, "
+          "Date");
     head.append("\r\nContent-Length: ");
-    head.append(std::to_string(slice ? slice->length : total));
+    std::size_t body_bytes = slice ? slice->length : total;
+    put_number(body_bytes);
     if (!keep_alive)
       head.append("\r\nConnection: close");
     else if (version == 10)
       head.append("\r\nConnection: keep-alive");
     head.append("\r\n\r\n");
-    std::size_t body_bytes = slice ? slice->length : total;
-    if (req.method == "HEAD" || body_bytes > kSeparateHead) {
-      // A large body goes after its head in a second write: when many held requests are answered
-      // at once (coalesced waiters), every head leaves before any large body fills the socket.
-      co_await asio::async_write(stream, asio::buffer(head), asio::redirect_error(asio::use_awaitable, ec));
-      if (ec || req.method == "HEAD") co_return;
+
+    conn.expires_after(conn.idle_timeout);
+    bool head_only = req.method == "HEAD";
+    if (head_only || body_bytes > kSeparateHead) {
+      // A large body goes after its head, and after a turn of the event loop: when many held
+      // requests are answered at once (coalesced waiters), every head leaves before any large body
+      // fills the sockets.
+      conn.out.clear();
+      conn.out.emplace_back(head.data(), head.size());
+      co_await write_all(conn, ec);
+      if (ec || head_only) co_return;
+      co_await asio::post(conn.sock.get_executor(), asio::use_awaitable);
       head.clear();
     }
 
     // Gather the body: the owned string, then the shared pieces, sliced to the range if any.
-    std::vector<asio::const_buffer> buffers;
-    buffers.reserve(out.pieces.size() + 2);
+    auto& buffers = conn.out;
+    buffers.clear();
     if (!head.empty()) buffers.emplace_back(head.data(), head.size());
     std::size_t skip = slice ? slice->first : 0;
-    std::size_t left = slice ? slice->length : total;
+    std::size_t left = body_bytes;
     auto add = [&](const void* data, std::size_t size) {
       if (left == 0) return;
       if (skip >= size) {
@@ -246,34 +340,61 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     };
     add(out.body.data(), out.body.size());
     for (auto& p : out.pieces) add(p.data(), p.size());
-    co_await asio::async_write(stream, buffers, asio::redirect_error(asio::use_awaitable, ec));
+    co_await write_all(conn, ec);
   }
 
-  static Request request_of(const bhttp::request_header<>& raw, const std::string& remote) {
-    Request req;
-    req.method = std::string(raw.method_string());
-    req.remote = remote;
-    std::string target(raw.target());
+  // Writes conn.out: first directly (the socket is non-blocking), then the rest asynchronously.
+  static asio::awaitable<void> write_all(Conn& conn, error_code& ec) {
+    auto& bufs = conn.out;
+    std::size_t first = 0;
+    while (first < bufs.size()) {
+      // sendmsg takes at most 64 buffers at a time (asio's limit); loop while it takes them all.
+      std::size_t n = conn.sock.write_some(std::span(bufs).subspan(first), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        ec = {};
+        break;
+      }
+      if (ec) co_return;
+      while (first < bufs.size() && n >= bufs[first].size()) n -= bufs[first++].size();
+      if (n) {
+        bufs[first] += n;
+        break;  // the socket is full: wait for it
+      }
+    }
+    if (first == bufs.size()) co_return;
+    co_await asio::async_write(conn.sock, std::span(bufs).subspan(first),
+                               asio::redirect_error(asio::use_awaitable, ec));
+  }
+
+  static void fill_request(Request& req, std::string_view method, std::string_view target) {
+    req.method.assign(method);
     auto q = target.find('?');
-    req.path = target.substr(0, q);
-    if (q != std::string::npos) req.query = target.substr(q + 1);
+    req.path.assign(target.substr(0, q));
+    if (q != std::string_view::npos)
+      req.query.assign(target.substr(q + 1));
+    else
+      req.query.clear();
+    req.body.clear();
+  }
+
+  static void request_of(Request& req, const bhttp::request_header<>& raw) {
+    fill_request(req, raw.method_string(), raw.target());
+    req.head.clear();
     for (auto& f : raw) {
       req.head.append(f.name_string());
       req.head.append(": ");
       req.head.append(f.value());
       req.head.append("\r\n");
     }
-    return req;
   }
 
   // Streams a request body to the route's sink, 64 KiB at a time. Returns whether the connection
   // may serve another request.
-  static asio::awaitable<bool> stream_body(std::shared_ptr<Impl> self, beast::tcp_stream& stream,
-                                           beast::flat_buffer& buffer, bhttp::request_parser<bhttp::empty_body>& head,
-                                           const Route& route, std::optional<std::size_t> body_limit,
-                                           const std::string& remote, error_code& ec) {
-    Request req = request_of(head.get(), remote);
-    req.executor = stream.get_executor();
+  static asio::awaitable<bool> stream_body(std::shared_ptr<Impl> self, Conn& conn,
+                                           bhttp::request_parser<bhttp::empty_body>& head, const Route& route,
+                                           std::optional<std::size_t> body_limit, error_code& ec) {
+    Request& req = conn.req;
+    request_of(req, head.get());
     unsigned version = head.get().version();
     bool keep_alive = head.get().keep_alive() && !self->stopping;
     auto decision = route.streaming(req);
@@ -293,8 +414,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       while (!parser.is_done()) {
         parser.get().body().data = piece.data();
         parser.get().body().size = piece.size();
-        stream.expires_after(self->limits.idle_timeout);
-        co_await bhttp::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+        conn.expires_after(self->limits.idle_timeout);
+        co_await bhttp::async_read(conn.sock, conn.buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
         if (ec == bhttp::error::need_buffer) ec = {};
         if (ec) break;
         std::size_t n = piece.size() - parser.get().body().size;
@@ -308,133 +429,168 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       if (ec) read_all = false;
       ec = {};
     }
-    self->decorate(out, req);
     bool keep = keep_alive && read_all;
-    stream.expires_after(self->limits.idle_timeout);
-    co_await write_response(stream, out, req, version, keep, ec);
+    co_await write_response(conn, out, req, version, keep, self->limits.cors, ec);
     co_return keep && !ec;
   }
 
-  static asio::awaitable<void> serve(std::shared_ptr<Impl> self, std::shared_ptr<beast::tcp_stream> stream) {
-    beast::flat_buffer buffer;
+  // Answers one request whose head (and body, if any) has been read: CORS preflight, route,
+  // held route or 404/405; then writes the answer.
+  static asio::awaitable<void> answer(std::shared_ptr<Impl> self, Conn& conn, unsigned version, bool keep_alive,
+                                      error_code& ec) {
+    Request& req = conn.req;
+    Response out;
+    bool path_known = false;
+    const Route* route = self->find(req.method, req.path, path_known);
+    if (req.method == "OPTIONS" && self->limits.cors) {
+      out = Response::text(204, "");
+      out.headers.emplace_back("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS, PUT, POST, DELETE");
+      out.headers.emplace_back("Access-Control-Allow-Headers", "*");
+      out.headers.emplace_back("Access-Control-Max-Age", "86400");
+    } else if (!route) {
+      out = path_known ? Response::text(405, "method not allowed\n") : Response::text(404, "not found\n");
+    } else if (route->held) {
+      // The meeting point with whoever answers: reused while no earlier answerer still holds it.
+      if (!conn.held || conn.held.use_count() != 1) {
+        conn.held = std::make_shared<Responder::State>(conn.sock.get_executor());
+      } else {
+        conn.held->done = false;
+        conn.held->response.reset();
+      }
+      auto state = conn.held;
+      state->handler_thread = std::this_thread::get_id();
+      route->held(req, Responder(state));
+      state->handler_thread = std::thread::id{};
+      if (!state->response) {
+        // Wait for the answer or the hold time; a client that leaves meanwhile is noticed at write.
+        state->timer.expires_after(route->hold);
+        conn.expires_never();
+        co_await state->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      }
+      if (state->response) {
+        out = std::move(*state->response);
+        state->response.reset();
+      } else {
+        state->done = true;  // later answers are ignored
+        out = route->fallback;
+      }
+      ec = {};
+    } else {
+      out = route->handler(req);
+    }
+    co_await write_response(conn, out, req, version, keep_alive, self->limits.cors, ec);
+  }
+
+  // The full parser, for every head the fast path does not take (bodies, unusual framing, heads
+  // split over several reads, malformed ones). Returns whether the connection may continue.
+  static asio::awaitable<bool> serve_full(std::shared_ptr<Impl> self, Conn& conn, error_code& ec) {
+    bhttp::request_parser<bhttp::empty_body> head;
+    head.header_limit(static_cast<std::uint32_t>(self->limits.max_header_bytes));
+    head.body_limit(self->limits.max_body_bytes);
+    co_await bhttp::async_read_header(conn.sock, conn.buffer, head, asio::redirect_error(asio::use_awaitable, ec));
+    std::optional<std::size_t> route_limit;  // set by body_limit() for this path, if any
+    if (!ec) {
+      std::string_view target(head.get().target());
+      for (auto& [prefix, bytes] : self->body_limits)
+        if (target.starts_with(prefix)) route_limit = bytes;
+      bool path_known = false;
+      if (const Route* r = self->find(head.get().method_string(), target.substr(0, target.find('?')), path_known);
+          r && r->streaming) {
+        bool keep = co_await stream_body(self, conn, head, *r, route_limit, ec);
+        co_return keep && !ec;
+      }
+    }
+    bhttp::request_parser<bhttp::string_body> parser{std::move(head)};
+    if (!ec && !parser.is_done()) {
+      parser.body_limit(route_limit.value_or(self->limits.max_body_bytes));
+      // A large body may take longer than the header: allow the idle time per read.
+      conn.expires_after(self->limits.idle_timeout);
+      co_await bhttp::async_read(conn.sock, conn.buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    }
+    if (ec) {
+      int status = 0;
+      if (conn.timed_out)
+        status = 0;
+      else if (ec == bhttp::error::header_limit)
+        status = 431;
+      else if (ec == bhttp::error::body_limit)
+        status = 413;
+      else if (ec != bhttp::error::end_of_stream && ec != asio::error::operation_aborted &&
+               ec != asio::error::connection_reset && ec != asio::error::eof && ec != asio::error::bad_descriptor)
+        status = 400;  // malformed, including conflicting Content-Length / Transfer-Encoding
+      if (status) {
+        Response r = Response::text(status, ec.message() + "\n");
+        Request none;
+        conn.idle_timeout = std::chrono::seconds(2);
+        co_await write_response(conn, r, none, 11, false, false, ec);
+      }
+      co_return false;
+    }
+    auto& raw = parser.get();
+    request_of(conn.req, raw.base());
+    conn.req.body = std::move(raw.body());
+    bool keep_alive = raw.keep_alive() && !self->stopping;
+    co_await answer(self, conn, raw.version(), keep_alive, ec);
+    co_return !ec && keep_alive;
+  }
+
+  static asio::awaitable<void> serve(std::shared_ptr<Impl> self, std::shared_ptr<Conn> c) {
+    Conn& conn = *c;
     error_code ec;
+    self->add(conn);
+    conn.idle_timeout = self->limits.idle_timeout;
+    conn.sock.non_blocking(true, ec);
+    if (auto ep = conn.sock.remote_endpoint(ec); !ec) conn.req.remote = ep.address().to_string();
+    conn.req.executor = conn.sock.get_executor();
     bool first = true;
-    std::string remote;
-    if (auto ep = stream->socket().remote_endpoint(ec); !ec) remote = ep.address().to_string();
     for (;;) {
-      // The head first; then the body, buffered (string) or streamed to a sink, by route.
-      bhttp::request_parser<bhttp::empty_body> head;
-      head.header_limit(static_cast<std::uint32_t>(self->limits.max_header_bytes));
-      head.body_limit(self->limits.max_body_bytes);
-      if (!first && buffer.size() == 0) {
-        // A kept-alive connection may idle until the next request begins...
-        stream->expires_after(self->limits.idle_timeout);
-        auto n = co_await stream->async_read_some(buffer.prepare(4096), asio::redirect_error(asio::use_awaitable, ec));
-        buffer.commit(n);
+      if (conn.buffer.size() == 0) {
+        // A kept-alive connection may idle until the next request begins; a new one must send its
+        // head within the header timeout.
+        conn.expires_after(first ? self->limits.header_timeout : self->limits.idle_timeout);
+        auto n = co_await conn.sock.async_read_some(conn.buffer.prepare(4096),
+                                                    asio::redirect_error(asio::use_awaitable, ec));
+        conn.buffer.commit(n);
         if (ec) break;
       }
-      // ...but every request head, first or not, must then arrive within the header timeout
-      // (slow-loris).
       first = false;
-      stream->expires_after(self->limits.header_timeout);
-      co_await bhttp::async_read_header(*stream, buffer, head, asio::redirect_error(asio::use_awaitable, ec));
-      std::optional<std::size_t> route_limit;  // set by body_limit() for this path, if any
-      if (!ec) {
-        std::string_view target(head.get().target());
-        for (auto& [prefix, bytes] : self->body_limits)
-          if (target.starts_with(prefix)) route_limit = bytes;
+      // ...and every request head, first or not, must then arrive within the header timeout
+      // (slow-loris).
+      conn.expires_after(self->limits.header_timeout);
+      SimpleHead sh;
+      std::string_view in(static_cast<const char*>(conn.buffer.data().data()), conn.buffer.size());
+      bool fast = parse_simple_head(in, sh) == HeadParse::simple && sh.size <= self->limits.max_header_bytes;
+      if (fast) {
+        std::string_view target = sh.target;
         bool path_known = false;
-        std::string method(head.get().method_string());
-        std::string path(target.substr(0, target.find('?')));
-        if (const Route* r = self->find(method, path, path_known); r && r->streaming) {
-          bool keep = co_await stream_body(self, *stream, buffer, head, *r, route_limit, remote, ec);
-          if (!keep || ec) break;
-          continue;
-        }
+        const Route* r = self->find(sh.method, target.substr(0, target.find('?')), path_known);
+        fast = !(r && r->streaming);  // a streaming route reads its head with the full parser
       }
-      bhttp::request_parser<bhttp::string_body> parser{std::move(head)};
-      if (!ec && !parser.is_done()) {
-        parser.body_limit(route_limit.value_or(self->limits.max_body_bytes));
-        // A large body may take longer than the header: allow the idle time per read.
-        stream->expires_after(self->limits.idle_timeout);
-        co_await bhttp::async_read(*stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      if (!fast) {
+        if (!co_await serve_full(self, conn, ec)) break;
+        continue;
       }
-      if (ec) {
-        int status = 0;
-        if (ec == bhttp::error::header_limit)
-          status = 431;
-        else if (ec == bhttp::error::body_limit)
-          status = 413;
-        else if (ec != bhttp::error::end_of_stream && ec != beast::error::timeout &&
-                 ec != asio::error::operation_aborted && ec != asio::error::connection_reset && ec != asio::error::eof)
-          status = 400;  // malformed, including conflicting Content-Length / Transfer-Encoding
-        if (status) {
-          Response r = Response::text(status, ec.message() + "\n");
-          Request none;
-          stream->expires_after(std::chrono::seconds(2));
-          co_await write_response(*stream, r, none, 11, false, ec);
-        }
-        break;
-      }
-      auto& raw = parser.get();
-      Request req = request_of(raw.base(), remote);
-      req.body = std::move(raw.body());
-      req.executor = stream->get_executor();
-      bool keep_alive = raw.keep_alive() && !self->stopping;
-
-      Response out;
-      bool path_known = false;
-      const Route* route = self->find(req.method, req.path, path_known);
-      if (req.method == "OPTIONS" && self->limits.cors) {
-        out = Response::text(204, "");
-        out.headers.emplace_back("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS, PUT, POST, DELETE");
-        out.headers.emplace_back("Access-Control-Allow-Headers", "*");
-        out.headers.emplace_back("Access-Control-Max-Age", "86400");
-      } else if (!route) {
-        out = path_known ? Response::text(405, "method not allowed\n") : Response::text(404, "not found\n");
-      } else if (route->held) {
-        auto state = std::make_shared<Responder::State>(stream->get_executor());
-        state->handler_thread = std::this_thread::get_id();
-        route->held(req, Responder(state));
-        state->handler_thread = std::thread::id{};
-        if (!state->response) {
-          // Wait for the answer or the hold time; a client that leaves meanwhile is noticed at write.
-          state->timer.expires_after(route->hold);
-          stream->expires_never();
-          co_await state->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        }
-        if (state->response) {
-          out = std::move(*state->response);
-        } else {
-          state->done = true;  // later answers are ignored
-          out = route->fallback;
-        }
-        ec = {};
-      } else {
-        out = route->handler(req);
-      }
-      self->decorate(out, req);
-      stream->expires_after(self->limits.idle_timeout);
-      co_await write_response(*stream, out, req, raw.version(), keep_alive, ec);
+      fill_request(conn.req, sh.method, sh.target);
+      conn.req.head.assign(sh.fields);
+      unsigned version = sh.version;
+      bool keep_alive = sh.keep_alive && !self->stopping;
+      conn.buffer.consume(sh.size);
+      co_await answer(self, conn, version, keep_alive, ec);
       if (ec || !keep_alive) break;
     }
-    stream->socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream->close();
-    {
-      std::lock_guard lock(self->mu);
-      self->open.erase(stream);
-    }
+    conn.sock.shutdown(tcp::socket::shutdown_send, ec);
+    conn.sock.close(ec);
+    self->remove(conn);
     --self->active;
   }
 
   ServerLimits limits;
   std::vector<Route> routes;
   std::vector<std::pair<std::string, std::size_t>> body_limits;
+  std::vector<std::unique_ptr<Sweeper>> sweepers;
   std::unique_ptr<net::Listener> listener;
   std::atomic<std::size_t> active{0};
   std::atomic<bool> stopping{false};
-  std::mutex mu;  // guards `open`; touched on accept, close and stop only
-  std::set<std::shared_ptr<beast::tcp_stream>> open;
 };
 
 Server::Server(net::IoPool& pool, const net::Endpoint& at, ServerLimits limits)
@@ -476,11 +632,13 @@ void Server::start() {
 void Server::stop() {
   impl_->stopping = true;
   impl_->listener->close();
-  std::lock_guard lock(impl_->mu);
-  for (auto& s : impl_->open)
-    asio::post(s->get_executor(), [s] {
-      error_code ec;
-      s->socket().close(ec);
+  for (auto& sw : impl_->sweepers)
+    asio::post(*sw->ctx, [impl = impl_, sw = sw.get()] {
+      for (auto* c : sw->conns) {
+        error_code ec;
+        c->sock.close(ec);
+      }
+      sw->timer.cancel();
     });
 }
 

@@ -1,0 +1,184 @@
+#include "sf/http/server.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+namespace sf::http {
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+
+struct Fixture {
+  explicit Fixture(ServerLimits limits = {}) : pool(1), server(pool, net::Endpoint{"127.0.0.1", 0}, limits) {
+    server.route("GET", "/a", [](Request&) { return Response::text(200, "A"); });
+    server.route("GET", "/b", [](Request&) { return Response::text(200, "BB"); });
+    server.route("GET", "/echo",
+                 [](Request& r) { return Response::text(200, r.path + "?" + r.query + "|" + r.header("x-k")); });
+    // Held: the first request is never answered in time; later ones are answered from another thread.
+    server.route_held("GET", "/held", 200ms, Response::text(503, "late\n"), [this](const Request& req, Responder res) {
+      std::lock_guard lock(mu);
+      if (req.query == "keep") {
+        kept = res;  // answered (too late) by the test
+        return;
+      }
+      std::thread([res, q = req.query] {
+        std::this_thread::sleep_for(20ms);
+        res(Response::text(200, "answer " + q));
+      }).detach();
+    });
+    pool.start();
+    server.start();
+  }
+  ~Fixture() {
+    server.stop();
+    pool.stop();
+    pool.join();
+  }
+
+  net::IoPool pool;
+  Server server;
+  std::mutex mu;
+  std::optional<Responder> kept;
+};
+
+struct Client {
+  explicit Client(std::uint16_t port) : sock(ctx) { sock.connect({asio::ip::make_address("127.0.0.1"), port}); }
+  void send(std::string_view s) { asio::write(sock, asio::buffer(s)); }
+  // Reads one response with a Content-Length body; "" if the connection closed first.
+  std::string response() {
+    for (;;) {
+      auto end = buf.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        auto cl = buf.find("Content-Length: ");
+        std::size_t len = cl < end ? std::stoul(buf.substr(cl + 16)) : 0;
+        if (buf.size() >= end + 4 + len) {
+          auto out = buf.substr(0, end + 4 + len);
+          buf.erase(0, end + 4 + len);
+          return out;
+        }
+      }
+      char tmp[4096];
+      boost::system::error_code ec;
+      auto n = sock.read_some(asio::buffer(tmp), ec);
+      if (ec) return "";
+      buf.append(tmp, n);
+    }
+  }
+  static std::string body(const std::string& r) { return r.substr(r.find("\r\n\r\n") + 4); }
+  // Whether the server closed the connection within `d`.
+  bool closed_within(std::chrono::milliseconds d) {
+    sock.non_blocking(true);
+    auto until = std::chrono::steady_clock::now() + d;
+    while (std::chrono::steady_clock::now() < until) {
+      char tmp[64];
+      boost::system::error_code ec;
+      sock.read_some(asio::buffer(tmp), ec);
+      if (ec && ec != asio::error::would_block) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+  asio::io_context ctx;
+  tcp::socket sock;
+  std::string buf;
+};
+
+TEST(Server, PipelinedRequestsAreAnsweredInOrder) {
+  Fixture f;
+  Client c(f.server.port());
+  c.send(
+      "GET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /echo?q=1 HTTP/1.1\r\nX-K: v\r\n\r\n");
+  EXPECT_EQ(Client::body(c.response()), "BB");
+  EXPECT_EQ(Client::body(c.response()), "A");
+  EXPECT_EQ(Client::body(c.response()), "/echo?q=1|v");
+}
+
+TEST(Server, HeadSplitOverSeveralWritesIsServed) {
+  Fixture f;
+  Client c(f.server.port());
+  c.send("GET /echo?z HT");
+  std::this_thread::sleep_for(50ms);
+  c.send("TP/1.1\r\nX-K: ");
+  std::this_thread::sleep_for(50ms);
+  c.send("w\r\n\r\n");
+  auto r = c.response();
+  EXPECT_TRUE(r.starts_with("HTTP/1.1 200")) << r;
+  EXPECT_EQ(Client::body(r), "/echo?z|w");
+  // The connection stays usable for the fast path afterwards.
+  c.send("GET /a HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(Client::body(c.response()), "A");
+}
+
+TEST(Server, AmbiguousFramingIsRefusedByTheFullParser) {
+  Fixture f;
+  Client c(f.server.port());
+  c.send("GET /a HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /b HTTP/1.1\r\n\r\n");
+  auto r = c.response();
+  EXPECT_TRUE(r.starts_with("HTTP/1.1 400")) << r;
+  EXPECT_EQ(c.response(), "");  // closed: the smuggled request is never answered
+}
+
+TEST(Server, Http10WithoutKeepAliveIsClosedAfterTheAnswer) {
+  Fixture f;
+  Client c(f.server.port());
+  c.send("GET /a HTTP/1.0\r\n\r\n");
+  auto r = c.response();
+  EXPECT_TRUE(r.starts_with("HTTP/1.0 200")) << r;
+  EXPECT_NE(r.find("Connection: close"), std::string::npos) << r;
+  EXPECT_EQ(c.response(), "");
+}
+
+TEST(Server, IdleKeepAliveConnectionIsClosedAfterTheIdleTimeout) {
+  ServerLimits limits;
+  limits.idle_timeout = 400ms;
+  Fixture f(limits);
+  Client c(f.server.port());
+  c.send("GET /a HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(Client::body(c.response()), "A");
+  EXPECT_FALSE(c.closed_within(200ms));
+  EXPECT_TRUE(c.closed_within(1500ms));
+}
+
+TEST(Server, IncompleteHeadIsClosedAfterTheHeaderTimeout) {
+  ServerLimits limits;
+  limits.header_timeout = 400ms;
+  Fixture f(limits);
+  Client c(f.server.port());
+  c.send("GET /a HTTP/1.1\r\nX-Slow: a");
+  EXPECT_FALSE(c.closed_within(200ms));
+  EXPECT_TRUE(c.closed_within(1500ms));
+}
+
+TEST(Server, HeldAnswersGoToTheirOwnRequestsOnAReusedConnection) {
+  Fixture f;
+  Client c(f.server.port());
+  // The first request's hold expires; its answer then comes too late and must go nowhere.
+  c.send("GET /held?keep HTTP/1.1\r\n\r\n");
+  auto first = c.response();
+  EXPECT_TRUE(first.starts_with("HTTP/1.1 503")) << first;
+  {
+    std::lock_guard lock(f.mu);
+    ASSERT_TRUE(f.kept);
+    (*f.kept)(Response::text(200, "stale"));
+  }
+  for (int i = 0; i < 3; ++i) {
+    c.send("GET /held?" + std::to_string(i) + " HTTP/1.1\r\n\r\n");
+    EXPECT_EQ(Client::body(c.response()), "answer " + std::to_string(i));
+  }
+}
+
+}  // namespace
+}  // namespace sf::http
