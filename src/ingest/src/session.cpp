@@ -59,8 +59,8 @@ std::string query_param(std::string_view query, std::string_view name) {
 
 // A named coroutine taking its inputs by value: a capturing lambda coroutine would refer to
 // captures of a temporary that is gone when the body runs on the worker pool.
-asio::awaitable<Result<auth::PublishGrant>> check_key(auth::KeyStore* keys, std::string key) {
-  co_return keys->check_publish_key(key);
+asio::awaitable<Result<auth::PublishGrant>> check_key(auth::KeyStore* keys, auth::PublishRequest req) {
+  co_return keys->check_publish(req);
 }
 
 }  // namespace
@@ -399,7 +399,9 @@ asio::awaitable<void> Session::publish(PublishRequest req) {
   std::string key(strip_query(req.name));
   if (key.empty()) key = query_param(app_query_, "key");
   // The key store may block (SQLite): ask it on the worker pool, then come back here.
-  auto grant = co_await asio::co_spawn(shared_.workers, check_key(&shared_.keys, key), asio::use_awaitable);
+  auth::PublishRequest check{std::move(key), app_, remote_};
+  auto grant =
+      co_await asio::co_spawn(shared_.workers, check_key(&shared_.keys, std::move(check)), asio::use_awaitable);
   if (!socket_.is_open()) co_return;
   if (!grant) {
     shared_.metrics.publish("rejected_key").Increment();

@@ -21,11 +21,18 @@ struct PublishGrant {
   bool takeover = false;  // a new publisher replaces a live one instead of being refused
 };
 
+// What ingest knows when a publisher asks to publish (for checks beyond the key, e.g. webhooks).
+struct PublishRequest {
+  std::string key;     // secret: never log it
+  std::string app;     // RTMP application ("live")
+  std::string remote;  // peer address:port
+};
+
 struct KeyInfo {
   std::string id;
   std::string stream;
   std::int64_t created_ms = 0;
-  std::optional<std::int64_t> revoked_ms;
+  std::optional<std::int64_t> revoked_ms;  // revoked, or the end of its grace after a rotation
 };
 
 class KeyStore {
@@ -36,6 +43,9 @@ class KeyStore {
   virtual Result<std::string> create_key(std::string_view stream) = 0;
   // errc::unauthorized for an unknown or revoked key.
   virtual Result<PublishGrant> check_publish_key(std::string_view key) = 0;
+  // The check ingest makes: the key, then whatever a decorator adds (an on_publish webhook).
+  // errc::unauthorized for a bad key or a publish a hook refused; by default the key check alone.
+  virtual Result<PublishGrant> check_publish(const PublishRequest& req) { return check_publish_key(req.key); }
   virtual Result<std::vector<KeyInfo>> list_keys() = 0;
   // Revokes one key by id, or every key of a stream by stream name. Returns how many were revoked;
   // errc::not_found when nothing matched.
