@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "sf/auth/token.h"
 #include "sf/http/client.h"
 #include "sf/http/server.h"
 
@@ -598,6 +599,99 @@ TEST(Edge, IfNoneMatchWithTheCurrentETagGets304WithoutABody) {
   EXPECT_EQ(r.status, 304);
   EXPECT_TRUE(r.body.empty());
   EXPECT_EQ(r.header("etag"), etag);
+}
+
+// ---- viewer tokens ---------------------------------------------------------------------------
+
+// An origin stand-in whose /live/ objects are all marked X-SF-Access: token; it records the
+// X-SF-Token the edge sent.
+struct ProtectedUpstream {
+  ProtectedUpstream() : pool(1), server(pool, net::Endpoint{"127.0.0.1", 0}) {
+    server.route_prefix("GET", "/live/", [this](http::Request& req) {
+      ++fetches;
+      {
+        std::lock_guard lock(mu);
+        edge_token = req.header("x-sf-token");
+      }
+      http::Response r;
+      if (req.path.ends_with(".m3u8")) {
+        r.content_type = "application/vnd.apple.mpegurl";
+        r.body = "#EXTM3U\n#EXT-X-MAP:URI=\"init1.mp4\"\n#EXTINF:2.0,\ns1.m4s\n";
+        r.headers.emplace_back("Cache-Control", "max-age=1");
+      } else {
+        r.content_type = "video/iso.segment";
+        r.body = "segment bytes";
+        r.headers.emplace_back("Cache-Control", kImmutable);
+      }
+      r.headers.emplace_back("X-SF-Access", "token");
+      return r;
+    });
+    pool.start();
+    server.start();
+  }
+  ~ProtectedUpstream() {
+    server.stop();
+    drain(pool, [&] { return server.active_connections(); });
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(server.port()); }
+
+  net::IoPool pool;
+  http::Server server;
+  std::atomic<int> fetches{0};
+  std::mutex mu;
+  std::string edge_token;
+};
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+TEST(EdgeViewerTokens, MarkedObjectsNeedAValidTokenAndAreCachedOnceForEveryToken) {
+  ProtectedUpstream up;
+  const auth::TokenKey key{"k1", "edge-test-secret-0123456789"};
+  Config config;
+  config.token_keys = {key};
+  EdgeUnderTest edge({up.address()}, config);
+  const std::string part = "/live/s/video/s1.m4s";
+  auto a = auth::issue_token(key, "s", unix_now() + 60);
+  auto b = auth::issue_token(key, "s", unix_now() + 61);
+
+  EXPECT_EQ(get(edge.endpoint(), part).status, 403);
+  auto first = get(edge.endpoint(), part + "?token=" + a);
+  EXPECT_EQ(first.status, 200);
+  EXPECT_EQ(as_chars(first.body.view()), "segment bytes");
+  auto second = get(edge.endpoint(), part + "?token=" + b);
+  EXPECT_EQ(second.status, 200);
+  EXPECT_EQ(second.header("x-cache"), "HIT");
+  EXPECT_EQ(get(edge.endpoint(), part + "?token=" + auth::issue_token(key, "other", unix_now() + 60)).status, 403);
+  EXPECT_EQ(get(edge.endpoint(), part + "?token=" + auth::issue_token(key, "s", unix_now() - 1)).status, 403);
+  EXPECT_EQ(get(edge.endpoint(), part).status, 403);  // cached, still refused
+  EXPECT_EQ(up.fetches.load(), 1);
+  std::lock_guard lock(up.mu);
+  EXPECT_TRUE(auth::verify_token({key}, up.edge_token, "s", unix_now(), "")) << up.edge_token;
+}
+
+TEST(EdgeViewerTokens, PlaylistNamesEveryUrlWithTheViewersToken) {
+  ProtectedUpstream up;
+  const auth::TokenKey key{"k1", "edge-test-secret-0123456789"};
+  Config config;
+  config.token_keys = {key};
+  EdgeUnderTest edge({up.address()}, config);
+  auto a = auth::issue_token(key, "s", unix_now() + 60);
+  auto r = get(edge.endpoint(), "/live/s/video/index.m3u8?token=" + a);
+  ASSERT_EQ(r.status, 200);
+  auto body = std::string(as_chars(r.body.view()));
+  EXPECT_NE(body.find("URI=\"init1.mp4?token=" + a + "\""), std::string::npos) << body;
+  EXPECT_NE(body.find("\ns1.m4s?token=" + a + "\n"), std::string::npos) << body;
+  EXPECT_EQ(r.header("x-sf-access"), "token");
+}
+
+TEST(EdgeViewerTokens, WithoutKeysMarkedObjectsAreRefused) {
+  ProtectedUpstream up;
+  EdgeUnderTest edge({up.address()});
+  const auth::TokenKey key{"k1", "edge-test-secret-0123456789"};
+  EXPECT_EQ(get(edge.endpoint(), "/live/s/video/s1.m4s?token=" + auth::issue_token(key, "s", unix_now() + 60)).status,
+            403);
 }
 
 }  // namespace
