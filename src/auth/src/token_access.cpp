@@ -66,15 +66,26 @@ void rewrite_uri_attributes(std::string& out, std::string_view line, std::string
 
 }  // namespace
 
-ProtectedStreams::ProtectedStreams() : names_(std::make_shared<const Set>()) {}
+// Versions are drawn from one counter, so no two instances (or two states of one) share a version
+// and a thread's cached snapshot can never be mistaken for another instance's.
+std::atomic<std::uint64_t> next_version{1};
+
+ProtectedStreams::ProtectedStreams() : names_(std::make_shared<const Set>()), version_(next_version++) {}
 
 bool ProtectedStreams::contains(std::string_view stream) const {
-  auto names = names_.load(std::memory_order_acquire);
-  return names->find(stream) != names->end();
+  thread_local std::uint64_t seen = 0;
+  thread_local std::shared_ptr<const Set> snapshot;
+  auto v = version_.load(std::memory_order_acquire);
+  if (v != seen) {
+    snapshot = names_.load(std::memory_order_acquire);
+    seen = v;
+  }
+  return !snapshot->empty() && snapshot->find(stream) != snapshot->end();
 }
 
 void ProtectedStreams::replace(std::set<std::string, std::less<>> names) {
   names_.store(std::make_shared<const Set>(std::move(names)), std::memory_order_release);
+  version_.store(next_version++, std::memory_order_release);
 }
 
 TokenChecker::TokenChecker(std::vector<TokenKey> keys) : keys_(std::move(keys)), instance_(next_instance++) {}

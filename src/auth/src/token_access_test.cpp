@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -57,6 +58,33 @@ TEST(ProtectedStreams, ReplaceIsSeenByReaders) {
   EXPECT_FALSE(p.contains("c"));
   p.replace({});
   EXPECT_FALSE(p.contains("a"));
+}
+
+TEST(ProtectedStreams, InstancesOnOneThreadDoNotShareSnapshots) {
+  ProtectedStreams a, b;
+  a.replace({"x"});
+  EXPECT_TRUE(a.contains("x"));
+  EXPECT_FALSE(b.contains("x"));
+  b.replace({"y"});
+  EXPECT_TRUE(b.contains("y"));
+  EXPECT_FALSE(a.contains("y"));
+  EXPECT_TRUE(a.contains("x"));
+}
+
+TEST(ProtectedStreams, OtherThreadsSeeReplacements) {
+  ProtectedStreams p;
+  std::atomic<bool> stop{false}, seen{false};
+  std::thread reader([&] {
+    while (!stop) {
+      if (p.contains("late")) seen = true;
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  p.replace({"late"});
+  for (int i = 0; i < 200 && !seen; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  stop = true;
+  reader.join();
+  EXPECT_TRUE(seen);
 }
 
 TEST(LiveStreamOf, FindsTheStreamSegment) {

@@ -36,7 +36,8 @@ inline constexpr std::string_view kAccessToken = "token";
 class ProtectedStreams {
  public:
   ProtectedStreams();
-  // Any thread; never blocks on a refresh.
+  // Any thread; never blocks on a refresh. Each thread keeps the snapshot it last saw and only
+  // reloads it when the version moved, so a request costs one relaxed-contention atomic load.
   bool contains(std::string_view stream) const;
   // Replaces the whole set; any thread.
   void replace(std::set<std::string, std::less<>> names);
@@ -44,6 +45,7 @@ class ProtectedStreams {
  private:
   using Set = std::set<std::string, std::less<>>;
   std::atomic<std::shared_ptr<const Set>> names_;
+  std::atomic<std::uint64_t> version_;  // unique across instances; bumped by replace()
 };
 
 // The outcome of checking a request for a protected object.
