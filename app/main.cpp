@@ -71,6 +71,15 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
   std::vector<auth::TokenKey> token_keys;
   if (roles.origin || roles.edge) token_keys = resolve_token_keys(cfg, roles.origin);
   auto protected_streams = std::make_shared<auth::ProtectedStreams>();
+  // Which streams need tokens: read from the store now (before the origin serves anything) and
+  // then every auth.visibility_refresh, off the I/O threads.
+  std::unique_ptr<auth::Store> visibility_store;
+  std::unique_ptr<VisibilityRefresher> visibility;
+  if (roles.origin) {
+    visibility_store = auth::open_sqlite_store(cfg.store_path);
+    visibility = std::make_unique<VisibilityRefresher>(protected_streams, protected_streams_source(*visibility_store),
+                                                       cfg.visibility_refresh);
+  }
   std::unique_ptr<origin::Origin> origin;
   if (roles.origin) {
     auto ocfg = cfg.origin;

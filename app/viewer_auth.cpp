@@ -83,4 +83,15 @@ void VisibilityRefresher::run() {
   }
 }
 
+VisibilityRefresher::Source protected_streams_source(auth::Store& store) {
+  return [&store]() -> Result<std::set<std::string, std::less<>>> {
+    auto streams = store.list_streams();
+    if (!streams) return std::unexpected(streams.error());
+    std::set<std::string, std::less<>> names;
+    for (auto& s : *streams)
+      if (s.visibility != "public") names.insert(s.name);
+    return names;
+  };
+}
+
 }  // namespace sf::app

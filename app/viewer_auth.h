@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "app_config.h"
+#include "sf/auth/store.h"
 #include "sf/auth/token.h"
 #include "sf/auth/token_access.h"
 #include "sf/core/result.h"
@@ -62,5 +63,9 @@ class VisibilityRefresher {
   bool failing_ = false;
   std::thread thread_;
 };
+
+// The source the origin's refresher reads: names of streams whose visibility is not "public"
+// (unknown values count as protected).
+VisibilityRefresher::Source protected_streams_source(auth::Store& store);
 
 }  // namespace sf::app
