@@ -370,18 +370,21 @@ asio::awaitable<Result<ClientResponse>> exchange(Connection::Impl& c, bool head_
 }
 
 void request_head(Connection::Impl& c, const std::string& method, const std::string& target,
-                  const std::vector<std::pair<std::string, std::string>>& headers) {
+                  const std::vector<std::pair<std::string, std::string>>& headers, const std::string* body) {
   auto& out = c.wire;  // reused: no allocation once it grew to the usual request size
   out.clear();
   out.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: ").append(c.host_header).append("\r\n");
   for (auto& [k, v] : headers) out.append(k).append(": ").append(v).append("\r\n");
+  if (body) out.append("Content-Length: ").append(std::to_string(body->size())).append("\r\n");
   out.append("\r\n");
+  if (body) out.append(*body);
 }
 
 asio::awaitable<Result<ClientResponse>> run_request(std::shared_ptr<Connection::Impl> self, std::string method,
                                                     std::string target,
                                                     std::vector<std::pair<std::string, std::string>> headers,
-                                                    std::chrono::milliseconds timeout) {
+                                                    std::chrono::milliseconds timeout,
+                                                    std::optional<std::string> body = std::nullopt) {
   if (self->busy) co_return fail(errc::conflict);
   if (method.empty() || has_crlf(method) || has_crlf(target) || target.find(' ') != std::string::npos)
     co_return fail(errc::invalid_argument);
@@ -389,7 +392,7 @@ asio::awaitable<Result<ClientResponse>> run_request(std::shared_ptr<Connection::
     if (k.empty() || has_crlf(k) || has_crlf(v)) co_return fail(errc::invalid_argument);
   BusyGuard guard(self->busy);
   auto budget = timeout.count() > 0 ? timeout : self->limits.timeout;
-  request_head(*self, method, target, headers);
+  request_head(*self, method, target, headers, body ? &*body : nullptr);
   bool head_request = method == "HEAD";
   std::optional<Clock::time_point> deadline;
   for (int attempt = 0;; ++attempt) {
@@ -418,6 +421,12 @@ asio::awaitable<Result<ClientResponse>> Connection::request(std::string method, 
                                                             std::vector<std::pair<std::string, std::string>> headers,
                                                             std::chrono::milliseconds timeout) {
   return run_request(impl_, std::move(method), std::move(target), std::move(headers), timeout);
+}
+
+asio::awaitable<Result<ClientResponse>> Connection::request_with_body(
+    std::string method, std::string target, std::vector<std::pair<std::string, std::string>> headers, std::string body,
+    std::chrono::milliseconds timeout) {
+  return run_request(impl_, std::move(method), std::move(target), std::move(headers), timeout, std::move(body));
 }
 
 void Connection::close() {

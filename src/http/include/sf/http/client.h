@@ -66,6 +66,11 @@ class Connection {
   boost::asio::awaitable<Result<ClientResponse>> request(std::string method, std::string target,
                                                          std::vector<std::pair<std::string, std::string>> headers = {},
                                                          std::chrono::milliseconds timeout = {});
+  // Like request(), sending `body` with a Content-Length (POST, PUT, PATCH); the Content-Type goes
+  // in `headers`. A request on a stale keep-alive connection is sent again once, body included.
+  boost::asio::awaitable<Result<ClientResponse>> request_with_body(
+      std::string method, std::string target, std::vector<std::pair<std::string, std::string>> headers,
+      std::string body, std::chrono::milliseconds timeout = {});
   // For load generation: bodies of the following requests are read and counted (body_bytes) but
   // not kept, so `body` stays empty and no memory is held for them. Off by default.
   void discard_bodies(bool discard);
