@@ -74,6 +74,46 @@ void bind(ConfigSchema& s, AppConfig& c) {
   s.add("edge.health_interval", "How often each upstream's /healthz is probed", e.health_interval, milliseconds(100),
         milliseconds(60000));
   s.add("edge.max_connections", "Most player connections open at once", e.max_connections, 1, 1000000);
+  auto& a = c.api;
+  s.add_endpoint("api.listen", "HTTP address of the REST API and the dashboard", a.listen);
+  s.add("api.web_root", "Directory of the dashboard served at / (default: web/dashboard/dist beside the build)",
+        a.web_root);
+  s.add("api.rtmp_url", "RTMP URL publishers are told, before the key (default: from ingest.rtmp_listen)", a.rtmp_url);
+  s.add("api.playback_url", "Base URL of players' playlists (default: the edge, else the origin, of this process)",
+        a.playback_url);
+  s.add("api.ingest_admin_url",
+        "Admin address of a separate ingest (http://host:port) for the streams' live state; in all, in-process",
+        a.ingest_admin_url);
+  s.add("api.max_body_bytes", "Largest API request body; larger ones get 413", a.max_body_bytes, 256, 16 * kMiB);
+  s.add("api.workers", "Threads answering API requests (they may wait on the store)", a.workers, 1, 64);
+  s.add("api.token_ttl", "Default lifetime of a viewer token", a.token_ttl, milliseconds(1000),
+        milliseconds(30LL * 24 * 3600 * 1000));
+  s.add("api.max_token_ttl", "Longest lifetime of a viewer token a client may ask for", a.max_token_ttl,
+        milliseconds(1000), milliseconds(365LL * 24 * 3600 * 1000));
+  s.add("api.rotate_grace", "How long a rotated stream key keeps working unless the call says otherwise",
+        a.rotate_grace, milliseconds(0), milliseconds(30LL * 24 * 3600 * 1000));
+  auto& w = c.webhooks;
+  s.add("webhooks.on_publish", "URL asked before each publish; a 2xx answer allows it, others deny (empty: none)",
+        w.on_publish);
+  s.add("webhooks.on_publish_done", "URL told when a publish ends, retried with backoff (empty: none)",
+        w.on_publish_done);
+  s.add("webhooks.secret",
+        "HMAC-SHA256 key of X-StreamFlex-Signature (empty: a random one kept in webhook-secret beside the store)",
+        w.secret);
+  s.add("webhooks.format", "Body of webhook calls: json, or form (as nginx-rtmp's on_publish)", w.format);
+  s.add("webhooks.timeout", "Longest wait for a webhook's answer", w.timeout, milliseconds(100), milliseconds(60000));
+  s.add("webhooks.on_publish_default", "Decision when on_publish does not answer in time: allow or deny",
+        c.webhooks_on_publish_default);
+  s.add("webhooks.max_attempts", "Attempts per notification before it is marked failed", w.max_attempts, 1, 100);
+  s.add("webhooks.retry_base", "Wait before the first retry of a notification; doubled each time", w.retry_base,
+        milliseconds(10), milliseconds(3600000));
+  s.add("ingest.api_url",
+        "Ingest without a store of its own: check publish keys with this API (http://host:port) instead",
+        c.ingest_api_url);
+  s.add("ingest.api_key", "API key (scope ingest) for ingest.api_url; also env STREAMFLEX_INGEST_API_KEY",
+        c.ingest_api_key);
+  s.add("ingest.api_cache", "How long ingest keeps an answer of ingest.api_url", c.ingest_api_cache, milliseconds(0),
+        milliseconds(60000));
   s.add("demo.enabled", "In `all`, publish an ffmpeg test pattern with a clock as stream \"demo\"", c.demo_enabled);
   s.add("demo.ffmpeg", "The ffmpeg program the demo stream runs", c.demo_ffmpeg);
 }

@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "sf/api/api.h"
+#include "sf/api/webhooks.h"
 #include "sf/core/config.h"
 #include "sf/edge/edge.h"
 #include "sf/ingest/ingest.h"
@@ -23,7 +25,13 @@ struct AppConfig {
   origin::Config origin;
   edge::Config edge;
   std::string edge_upstreams;  // comma-separated; in `all`, the in-process origin
-  bool demo_enabled = true;    // `all` only: publish a test pattern as stream "demo"
+  api::Config api;
+  api::WebhookConfig webhooks;
+  std::string webhooks_on_publish_default = "deny";  // "allow" | "deny"
+  std::string ingest_api_url;                        // ingest alone: ask this API for publish checks
+  std::string ingest_api_key;                        // secret, scope "ingest"
+  std::chrono::milliseconds ingest_api_cache{2000};
+  bool demo_enabled = true;  // `all` only: publish a test pattern as stream "demo"
   std::string demo_ffmpeg = "ffmpeg";
 };
 

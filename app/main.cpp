@@ -13,11 +13,17 @@
 #include <thread>
 
 #include "admin.h"
+#include "api_cli.h"
+#include "api_role.h"
 #include "app_config.h"
 #include "demo.h"
 #include "feeders.h"
 #include "loadgen_command.h"
+#include "sf/api/api.h"
+#include "sf/api/remote_key_store.h"
+#include "sf/api/webhooks.h"
 #include "sf/auth/key_store.h"
+#include "sf/auth/store.h"
 #include "sf/core/log.h"
 #include "sf/edge/edge.h"
 #include "sf/http/server.h"
@@ -41,6 +47,7 @@ struct Roles {
   bool ingest = false;
   bool origin = false;
   bool edge = false;
+  bool api = false;
   bool demo = false;
 };
 
@@ -56,9 +63,37 @@ std::string find_web_root(const std::string& configured) {
   return {};
 }
 
+// "0.0.0.0:1935" -> "127.0.0.1:1935": a listen address as a URL host others can reach here.
+std::string reachable(const std::string& listen, std::uint16_t port) {
+  auto ep = net::parse_endpoint(listen);
+  std::string host = ep ? ep->host : "127.0.0.1";
+  if (host == "0.0.0.0" || host == "::" || host.empty()) host = "127.0.0.1";
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return fmt::format("{}:{}", host, port);
+}
+
 int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
-  std::unique_ptr<auth::KeyStore> keys;
-  if (roles.ingest) keys = auth::open_sqlite_key_store(cfg.store_path);
+  // The store, in-process for the api role and for an ingest not told to ask a remote API.
+  std::unique_ptr<auth::Store> store;
+  std::unique_ptr<auth::KeyStore> remote_keys;
+  bool remote_ingest = roles.ingest && !roles.api && !cfg.ingest_api_url.empty();
+  if (roles.api || (roles.ingest && !remote_ingest)) store = auth::open_sqlite_store(cfg.store_path);
+  auto hook_cfg = cfg.webhooks;
+  hook_cfg.on_publish_default_allow = cfg.webhooks_on_publish_default == "allow";
+  if (hook_cfg.secret.empty() && (!hook_cfg.on_publish.empty() || !hook_cfg.on_publish_done.empty())) {
+    auto path = (std::filesystem::path(cfg.store_path).parent_path() / "webhook-secret").string();
+    hook_cfg.secret = load_or_create_secret(path);
+    log::info("webhooks", "signing with the secret kept in a file", {{"path", path}});
+  }
+  auto hooks = std::make_unique<api::Webhooks>(hook_cfg, store.get());
+  std::unique_ptr<auth::KeyStore> hooked;
+  if (store) hooked = std::make_unique<api::HookedKeyStore>(*store, *hooks);
+  if (remote_ingest) {
+    api::RemoteKeyStoreConfig rc{cfg.ingest_api_url, cfg.ingest_api_key, cfg.ingest_api_cache, cfg.webhooks.timeout};
+    if (const char* env = std::getenv("STREAMFLEX_INGEST_API_KEY"); env && rc.api_key.empty()) rc.api_key = env;
+    remote_keys = api::make_remote_key_store(rc);
+  }
+  auth::KeyStore* keys = remote_keys ? remote_keys.get() : hooked.get();
   Metrics metrics;
   std::size_t threads =
       cfg.io_threads > 0 ? std::size_t(cfg.io_threads) : std::max(1u, std::thread::hardware_concurrency());
@@ -69,7 +104,7 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
   http::Server admin(pool, *admin_ep);
   // Viewer tokens: the origin and the edge verify them with the same keys, without the API.
   std::vector<auth::TokenKey> token_keys;
-  if (roles.origin || roles.edge) token_keys = resolve_token_keys(cfg, roles.origin);
+  if (roles.origin || roles.edge || roles.api) token_keys = resolve_token_keys(cfg, roles.origin || roles.api);
   auto protected_streams = std::make_shared<auth::ProtectedStreams>();
   // Which streams need tokens: read from the store now (before the origin serves anything) and
   // then every auth.visibility_refresh, off the I/O threads.
@@ -106,6 +141,7 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
   std::unique_ptr<ingest::Ingest> ingest;
   if (roles.ingest) ingest = std::make_unique<ingest::Ingest>(pool, cfg.ingest, *keys, metrics);
   if (ingest && origin) ingest->add_observer(make_origin_feeder(*origin));
+  if (ingest && !cfg.webhooks.on_publish_done.empty()) ingest->add_observer(make_webhook_observer(*hooks));
   add_admin_routes(admin, metrics, ready, ingest.get());
 
   pool.start();
@@ -113,6 +149,36 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
   if (origin) origin->start();
   if (edge) edge->start();
   if (ingest) ingest->start();
+  // The API last: it tells clients the addresses the other roles actually listen on.
+  std::unique_ptr<api::Api> api_server;
+  if (roles.api) {
+    auto acfg = cfg.api;
+    acfg.web_root = find_dashboard_root(acfg.web_root);
+    if (acfg.rtmp_url.empty())
+      acfg.rtmp_url = fmt::format("rtmp://{}/live", reachable(cfg.ingest.rtmp_listen, ingest ? ingest->port() : 1935));
+    if (acfg.playback_url.empty()) {
+      if (edge)
+        acfg.playback_url = "http://" + reachable(cfg.edge.listen, edge->port());
+      else if (origin)
+        acfg.playback_url = "http://" + reachable(cfg.origin.listen, origin->port());
+      else
+        acfg.playback_url = "http://" + reachable(cfg.edge.listen, net::parse_endpoint(cfg.edge.listen)->port);
+    }
+    api::LiveSource live;
+    if (ingest)
+      live = ingest_live_source(*ingest);
+    else if (!acfg.ingest_admin_url.empty())
+      live = api::remote_live_source(acfg.ingest_admin_url);
+    ensure_admin_api_key(*store, cfg.store_path);
+    api::TokenIssuer issuer;
+    if (!token_keys.empty())
+      issuer = [key = token_keys.front()](std::string_view stream, std::int64_t expires_s, std::string_view ip) {
+        return auth::issue_token(key, stream, expires_s, ip);
+      };
+    api_server = std::make_unique<api::Api>(pool, acfg, *store, *hooked, std::move(live), std::move(issuer));
+    api_server->start();
+    log::info("api", "API listening", {{"listen", acfg.listen}, {"port", api_server->port()}});
+  }
   ready = true;
   log::info("app", "streamflex started",
             {{"role", role_name},
@@ -150,6 +216,7 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
     if (ingest) ingest->stop();
     if (origin) origin->stop();
     if (edge) edge->stop();
+    if (api_server) api_server->stop();
     admin.stop();
     pool.join();
   });
@@ -159,9 +226,11 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
     std::fflush(nullptr);
     std::_Exit(1);
   }
+  api_server.reset();
   ingest.reset();
   edge.reset();
   origin.reset();
+  hooks.reset();
   log::info("app", "stopped");
   return 0;
 }
@@ -190,8 +259,9 @@ int keys_command(const AppConfig& cfg, const std::string& action, const std::str
     }
     std::printf("%-14s %-24s %-14s %s\n", "ID", "STREAM", "CREATED_MS", "STATE");
     for (auto& k : *list)
-      std::printf("%-14s %-24s %-14lld %s\n", k.id.c_str(), k.stream.c_str(), static_cast<long long>(k.created_ms),
-                  k.revoked_ms ? "revoked" : "active");
+      if (arg.empty() || k.stream == arg)
+        std::printf("%-14s %-24s %-14lld %s\n", k.id.c_str(), k.stream.c_str(), static_cast<long long>(k.created_ms),
+                    k.revoked_ms ? "revoked" : "active");
     return 0;
   }
   auto n = store->revoke(arg);
@@ -222,12 +292,12 @@ int main(int argc, char** argv) {
     bool implemented;
   };
   const RoleDef role_defs[] = {
-      {"all", "Ingest, origin (LL-HLS, DASH, player page) in one process, with a demo stream", true},
+      {"all", "Ingest, origin (LL-HLS, DASH, player page), edge and API in one process, with a demo stream", true},
       {"ingest", "RTMP ingest: accepts publishers and checks stream keys", true},
       {"transcode", "Transcoder: ABR ladder from a source stream", false},
       {"origin", "Origin: LL-HLS and DASH from CMAF pushed over HTTP (origin.ingest_secret)", true},
       {"edge", "Edge: caching reverse proxy for players (edge.upstreams)", true},
-      {"api", "Control plane: streams, keys, tokens, dashboard", false},
+      {"api", "Control plane: REST API (streams, keys, tokens, webhooks) and the dashboard", true},
       {"analytics", "Viewer and QoE analytics", false},
       {"director", "Playback entry point: routes viewers to edges", false},
   };
@@ -248,14 +318,18 @@ int main(int argc, char** argv) {
   kc->add_flag("--takeover", takeover, "A new publisher replaces a live one instead of being refused");
   kc->callback([&] { keys_action = "create"; });
   auto* kl = keys->add_subcommand("list", "List keys (ids, streams, state; never the keys)");
+  kl->add_option("stream", keys_arg, "Only this stream's keys (required with --api)");
   kl->callback([&] { keys_action = "list"; });
+  ApiCli api_cli;
   auto* kr = keys->add_subcommand("revoke", "Revoke a key by id, or all keys of a stream");
-  kr->add_option("id_or_stream", keys_arg, "Key id or stream name")->required();
+  kr->add_option("id_or_stream", keys_arg, "Key id or stream name (with --api: the stream)")->required();
+  kr->add_option("id", api_cli.id, "With --api: the key id");
   kr->callback([&] { keys_action = "revoke"; });
   for (auto* k : {kc, kl, kr}) {
     k->add_option("-c,--config", config_path, "TOML configuration file (env STREAMFLEX_CONFIG)");
     schema.add_flags(*k);
   }
+  add_api_cli(app, *keys, api_cli);
 
   auto* vt = app.add_subcommand("viewer-token",
                                 "Issue a viewer token for a token-protected stream with the configured keys "
@@ -282,6 +356,15 @@ int main(int argc, char** argv) {
   }
 
   if (loadgen_cmd.sub->parsed()) return run_loadgen_command(loadgen_cmd);
+  if (api_cli_parsed(api_cli)) {
+    if (keys_are_remote(api_cli) && api_cli.command != "keys rotate") api_cli.name = keys_arg;
+    if (api_cli.command == "keys create" && takeover) {
+      std::fprintf(stderr,
+                   "streamflex keys create --api: set takeover with `streams update <stream> --takeover true`\n");
+      return kExitUsage;
+    }
+    return run_api_cli(api_cli);
+  }
   if (show->parsed()) {
     std::printf("| key | type | default | environment | meaning |\n|---|---|---|---|---|\n%s",
                 schema.describe().c_str());
@@ -312,6 +395,7 @@ int main(int argc, char** argv) {
       Roles roles{.ingest = all || chosen_role == "ingest",
                   .origin = all || chosen_role == "origin",
                   .edge = all || chosen_role == "edge",
+                  .api = all || chosen_role == "api",
                   .demo = all && cfg.demo_enabled};
       return run_roles(cfg, roles, chosen_role);
     }

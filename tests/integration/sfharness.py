@@ -171,6 +171,11 @@ class Server:
                     "--log.level=info"]
             if self.record_dir:
                 cmd.append(f"--ingest.record_dir={self.record_dir}")
+        self.api_port = None
+        if role in ("all", "api") and not any(str(a).startswith("--api.listen") for a in args):
+            # `all` and `api` run the control-plane API: a free port, never the default
+            self.api_port = free_port()
+            cmd.append(f"--api.listen={HOST}:{self.api_port}")
         if role == "all":
             # `all` also runs an edge and an origin: free ports, never the defaults
             self.edge_port = free_port()
@@ -232,6 +237,13 @@ class Server:
     # -- URLs and admin --
     def admin_url(self, path):
         return f"http://{HOST}:{self.admin_port}{path}"
+
+    def api_url(self, path=""):
+        return f"http://{HOST}:{self.api_port}{path}"
+
+    def admin_api_key(self):
+        """The admin API key `all`/`api` writes beside the store on first start."""
+        return (self.store.parent / "admin-api-key").read_text().strip()
 
     def url(self, key, app="live"):
         return f"rtmp://{HOST}:{self.rtmp_port}/{app}/{key}"
