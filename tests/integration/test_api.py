@@ -51,7 +51,7 @@ def test_stream_lifecycle(srv, api):
     assert (s["name"], s["visibility"], s["latency"], s["part_target_ms"], s["segment_target_ms"], s["takeover"],
             s["profile"]) == ("life", "token", "hls", 400, 4000, True, "passthrough")
     assert s["rtmp_url"] == f"rtmp://127.0.0.1:{srv.rtmp_port}/live"
-    assert s["playback_url"] == f"http://127.0.0.1:{srv.edge_port}/live/life/index.m3u8"
+    assert s["playback_url"] == f"http://127.0.0.1:{srv.edge_port}/live/life/master.m3u8"
     assert s["live"]["publishing"] is False and s["live"]["viewers"] is None
     assert key["key"].startswith("sfk_") and key["id"]
     assert api.ok("GET", "/api/streams/life") == s
@@ -222,7 +222,7 @@ def test_token_issuance(srv, api):
     t0 = time.time()
     tok = api.ok("POST", "/api/streams/paid/tokens", {"ttl_s": 120}, expect=201)
     assert abs(tok["expires_ms"] - (t0 + 120) * 1000) < 3000
-    assert tok["playback_url"] == f"http://127.0.0.1:{srv.edge_port}/live/paid/index.m3u8?token={tok['token']}"
+    assert tok["playback_url"] == f"http://127.0.0.1:{srv.edge_port}/live/paid/master.m3u8?token={tok['token']}"
     assert all(c.isalnum() or c in "-_.~" for c in tok["token"])
     bound = api.ok("POST", "/api/streams/paid/tokens", {"client_ip": "203.0.113.7"}, expect=201)
     assert bound["token"] != tok["token"]

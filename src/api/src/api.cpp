@@ -162,7 +162,7 @@ struct Api::Impl {
   }
 
   std::string playback_url(std::string_view name) const {
-    return fmt::format("{}/live/{}/index.m3u8", config.playback_url, name);
+    return fmt::format("{}/live/{}/master.m3u8", config.playback_url, name);
   }
 
   json stream_json(const auth::StreamRecord& s, const std::map<std::string, LiveState>& live_map) const {
@@ -205,6 +205,8 @@ struct Api::Impl {
 
   // Runs on a worker thread.
   http::Response handle(Call& call) {
+    // GET of the document is an exact route of its own; other methods reach here.
+    if (call.path == "/api/openapi.json") return error(405, "method not allowed");
     auto segments = split_path(call.path);
     bool path_known = false;
     const RouteDef* match = nullptr;
