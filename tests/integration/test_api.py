@@ -109,9 +109,21 @@ def test_malformed_json_is_400(api, raw):
 
 
 def test_oversized_body_is_413(api):
-    status, j, _ = api("POST", "/api/streams", raw=b'{"name":"big","x":"' + b"a" * 200_000 + b'"}')
+    status, j, _ = api("POST", "/api/streams", raw=b'{"name":"big","x":"' + b"a" * 100_000 + b'"}')
     assert status == 413 and "error" in j
+    # Far larger: refused from the Content-Length alone, by the HTTP server, before the body.
+    import socket
+    with socket.create_connection((h.HOST, int(api.base.rsplit(":", 1)[1])), timeout=5) as s:
+        s.sendall(b"POST /api/streams HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + api.key.encode() +
+                  b"\r\nContent-Type: application/json\r\nContent-Length: 8000000\r\n\r\n{")
+        assert s.recv(100).startswith(b"HTTP/1.1 413")
     assert api("GET", "/api/streams/big")[0] == 404
+
+
+def test_deeply_nested_json_is_refused_without_harm(api):
+    assert api("POST", "/api/streams", raw=b"[" * 30000 + b"]" * 30000)[0] == 400
+    assert api("POST", "/api/streams", raw=b'{"a":' * 10000 + b"1" + b"}" * 10000)[0] == 400
+    assert api("GET", "/api/whoami")[0] == 200
 
 
 HOSTILE = ["x'; DROP TABLE streams;--", "a' OR '1'='1", "\"; DELETE FROM stream_keys; --", "../../etc/passwd",

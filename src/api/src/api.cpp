@@ -23,8 +23,10 @@ namespace {
 using nlohmann::json;
 namespace asio = boost::asio;
 
-constexpr std::size_t kMaxQueued = 256;                    // requests waiting for a worker
-constexpr std::size_t kServerBodyLimit = 4 * 1024 * 1024;  // beyond this the server itself says 413
+constexpr std::size_t kMaxQueued = 256;  // requests waiting for a worker
+// Bodies up to api.max_body_bytes + this much are read and refused by the API (JSON 413); larger
+// ones are refused by the HTTP server from their Content-Length, before any byte is buffered.
+constexpr std::size_t kServerBodySlack = 64 * 1024;
 constexpr std::int64_t kMaxGraceS = 30 * 24 * 3600;
 
 std::int64_t now_ms() {
@@ -137,7 +139,7 @@ struct Api::Impl {
     auto ep = net::parse_endpoint(config.listen);
     if (!ep) throw std::runtime_error("api.listen: expected host:port, got '" + config.listen + "'");
     http::ServerLimits limits;
-    limits.max_body_bytes = kServerBodyLimit;
+    limits.max_body_bytes = server_body_limit();
     server = std::make_unique<http::Server>(pool, *ep, limits);
   }
 
@@ -150,6 +152,8 @@ struct Api::Impl {
   std::unique_ptr<http::Server> server;
   std::atomic<std::size_t> queued{0};
   std::map<std::string, std::pair<std::string, Bytes>> web_files;
+
+  std::size_t server_body_limit() const { return static_cast<std::size_t>(config.max_body_bytes) + kServerBodySlack; }
 
   std::map<std::string, LiveState> live_now() {
     if (!live) return {};
@@ -675,7 +679,7 @@ Api::Api(net::IoPool& pool, Config config, auth::Store& store, auth::KeyStore& p
     r.headers.emplace_back("Cache-Control", "no-cache");
     return r;
   });
-  server.body_limit("/api/", kServerBodyLimit);
+  server.body_limit("/api/", impl_->server_body_limit());
   std::weak_ptr<Impl> weak = impl_;
   for (const char* method : {"GET", "POST", "PATCH", "DELETE", "PUT"}) {
     server.route_held(method, "/api/", std::chrono::seconds(30), error(503, "the API did not answer in time"),
