@@ -24,7 +24,13 @@ WEB_SOURCES := web/package-lock.json web/build.mjs $(wildcard web/src/*)
 web/dist/index.html: $(WEB_SOURCES)
 	cd web && npm ci --no-audit --no-fund && node build.mjs
 
-web: setup web/dist/index.html
+# The dashboard (served by the api role at /): Vite + TypeScript, pinned in web/dashboard/package-lock.json.
+DASHBOARD_SOURCES := web/dashboard/package-lock.json web/dashboard/index.html web/dashboard/vite.config.ts \
+                     web/dashboard/tsconfig.json $(wildcard web/dashboard/src/*)
+web/dashboard/dist/index.html: $(DASHBOARD_SOURCES)
+	cd web/dashboard && npm ci --no-audit --no-fund && npm run build
+
+web: setup web/dist/index.html web/dashboard/dist/index.html
 
 run: build
 	$(BUILD)/app/streamflex all
