@@ -39,7 +39,8 @@ def api_get(base, key, path):
 @pytest.fixture(scope="module")
 def run(module_servers, module_procs, clip30, browser_deps, tmp_path_factory):
     api_port = h.free_port()
-    srv = h.start_all(module_servers, args=[f"--api.listen={h.HOST}:{api_port}"])
+    srv = h.start_all(module_servers, args=[f"--api.listen={h.HOST}:{api_port}",
+                                            f"--api.web_root={h.SOURCE_DIR / 'web' / 'dashboard' / 'dist'}"])
     api = f"http://{h.HOST}:{api_port}"
     key_file = srv.workdir / "admin-api-key"
     h.wait_until(lambda: key_file.exists() and key_file.read_text().strip(), 10, "admin-api-key")

@@ -36,8 +36,8 @@ function el<K extends keyof SVGElementTagNameMap>(name: K, attrs: Record<string,
   return e;
 }
 
-// Draws `history` into `svg`: a polyline per run of non-null values, a y axis from 0 to a rounded
-// maximum, and the time axis ending now.
+// Draws `history` into `svg`: a polyline per run of non-null values (a dot for a lone value), a y
+// axis from 0 to a rounded maximum, and the time axis ending now.
 export function drawChart(svg: SVGSVGElement, history: History, now: number, format: (v: number) => string) {
   const width = 320;
   const height = 110;
@@ -49,7 +49,10 @@ export function drawChart(svg: SVGSVGElement, history: History, now: number, for
   let max = Math.max(1e-9, ...values);
   const magnitude = Math.pow(10, Math.floor(Math.log10(max)));
   max = Math.ceil((max * 1.1) / magnitude) * magnitude;
-  const x = (t: number) => left + ((t - (now - history.windowMs)) / history.windowMs) * (width - left - 4);
+  // The time axis spans the history kept so far (at least 30 s), up to the whole window.
+  const first = history.points.length ? history.points[0].t : now;
+  const span = Math.min(history.windowMs, Math.max(30_000, now - first));
+  const x = (t: number) => left + ((t - (now - span)) / span) * (width - left - 4);
   const y = (v: number) => 4 + (1 - v / max) * (height - bottom - 8);
 
   for (const v of [0, max / 2, max]) {
@@ -58,9 +61,8 @@ export function drawChart(svg: SVGSVGElement, history: History, now: number, for
     label.textContent = format(v);
     svg.append(label);
   }
-  const minutes = Math.round(history.windowMs / 60000);
   const axis = el('text', { x: left, y: height - 3, class: 'label' });
-  axis.textContent = `−${minutes} min`;
+  axis.textContent = span >= 120_000 ? `−${Math.round(span / 60000)} min` : `−${Math.round(span / 1000)} s`;
   svg.append(axis);
   const nowLabel = el('text', { x: width - 4, y: height - 3, 'text-anchor': 'end', class: 'label' });
   nowLabel.textContent = 'now';
@@ -68,7 +70,11 @@ export function drawChart(svg: SVGSVGElement, history: History, now: number, for
 
   let run: string[] = [];
   const flush = () => {
-    if (run.length > 0) svg.append(el('polyline', { points: run.join(' '), class: 'line' }));
+    if (run.length > 1) svg.append(el('polyline', { points: run.join(' '), class: 'line' }));
+    if (run.length === 1) {
+      const [cx, cy] = run[0].split(',');
+      svg.append(el('circle', { cx, cy, r: 1.5, class: 'dot' }));
+    }
     run = [];
   };
   for (const p of history.points) {

@@ -119,7 +119,7 @@ async function refreshStreams() {
       badge.textContent = live ? 'LIVE' : 'offline';
       const vis = document.createElement('span');
       vis.className = 'hint';
-      vis.textContent = s.visibility === 'token' ? '🔒 token' : 'public';
+      vis.textContent = s.visibility === 'token' ? 'token' : 'public';
       li.append(name, ' ', badge, ' ', vis);
       li.addEventListener('click', () => select(s.name));
       return li;
