@@ -695,6 +695,7 @@ Api::Api(net::IoPool& pool, Config config, auth::Store& store, auth::KeyStore& p
     server.route_prefix("GET", "/", [weak](const http::Request& req) {
       auto impl = weak.lock();
       if (!impl) return http::Response::text(503, "shutting down\n");
+      if (req.path == "/api") return error(404, "no such route");
       auto it = impl->web_files.find(req.path == "/" ? "/index.html" : req.path);
       // Client-side routes (no file extension) get the application page.
       if (it == impl->web_files.end() && req.path.find('.', req.path.rfind('/')) == std::string::npos)
