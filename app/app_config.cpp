@@ -114,6 +114,23 @@ void bind(ConfigSchema& s, AppConfig& c) {
         c.ingest_api_key);
   s.add("ingest.api_cache", "How long ingest keeps an answer of ingest.api_url", c.ingest_api_cache, milliseconds(0),
         milliseconds(60000));
+  auto& t = c.transcode;
+  s.add("transcode.profile",
+        "Ladder for each stream: default (1080p..160p), passthrough (no transcoding), or one of transcode.profiles",
+        t.profile);
+  s.add("transcode.profiles",
+        "More ladders: name=rung,rung;... with rung NAME:WxH@FPS:BITRATE[:MAXRATE[:PRESET[:PROFILE[:LEVEL]]]]",
+        t.profiles);
+  s.add("transcode.encoder", "libavcodec H.264 encoder for the rungs (libx264; h264_nvenc, h264_vaapi where present)",
+        t.encoder);
+  s.add("transcode.threads", "Encoding worker threads (0: one per core)", t.threads, 0, 1024);
+  s.add("transcode.max_lag", "A stream this far behind real time drops its top rung", t.max_lag, milliseconds(200),
+        milliseconds(60000));
+  s.add("transcode.max_queue_frames",
+        "Source frames queued per stream at most; beyond, frames are skipped to a keyframe", t.max_queue_frames, 2,
+        10000);
+  s.add("transcode.cascade", "Scale each rung from the next larger rung's picture instead of the source", t.cascade);
+  s.add("transcode.max_stream_labels", "Most streams exported by name on /metrics", t.max_stream_labels, 1, 100000);
   s.add("demo.enabled", "In `all`, publish an ffmpeg test pattern with a clock as stream \"demo\"", c.demo_enabled);
   s.add("demo.ffmpeg", "The ffmpeg program the demo stream runs", c.demo_ffmpeg);
 }

@@ -10,6 +10,7 @@
 #include "sf/edge/edge.h"
 #include "sf/ingest/ingest.h"
 #include "sf/origin/origin.h"
+#include "sf/transcode/transcoder.h"
 
 namespace sf::app {
 
@@ -24,6 +25,7 @@ struct AppConfig {
   ingest::Config ingest;
   origin::Config origin;
   edge::Config edge;
+  transcode::Config transcode;  // keyframe_interval follows origin.segment_target
   std::string edge_upstreams;  // comma-separated; in `all`, the in-process origin
   api::Config api;
   api::WebhookConfig webhooks;

@@ -5,6 +5,18 @@
 namespace sf::app {
 namespace {
 
+class OriginSink final : public transcode::Sink {
+ public:
+  explicit OriginSink(std::unique_ptr<origin::StreamSink> sink) : sink_(std::move(sink)) {}
+  void on_track(const media::TrackConfig& track) override { sink_->on_track(track); }
+  void on_frame(const media::MediaFrame& frame) override { sink_->on_frame(frame); }
+  // A withdrawn rung simply stops: the packager sees it fall behind its leader and takes it out of
+  // the multivariant playlist and the MPD.
+
+ private:
+  std::unique_ptr<origin::StreamSink> sink_;
+};
+
 class OriginHandler final : public ingest::PublishHandler {
  public:
   explicit OriginHandler(std::unique_ptr<origin::StreamSink> sink) : sink_(std::move(sink)) {}
@@ -16,26 +28,52 @@ class OriginHandler final : public ingest::PublishHandler {
   std::unique_ptr<origin::StreamSink> sink_;
 };
 
+class TranscodeHandler final : public ingest::PublishHandler {
+ public:
+  explicit TranscodeHandler(std::unique_ptr<transcode::StreamInput> in) : in_(std::move(in)) {}
+  void on_track(const media::TrackConfig& track) override {
+    if (in_) in_->on_track(track);
+  }
+  void on_frame(const media::MediaFrame& frame) override {
+    if (in_) in_->on_frame(frame);
+  }
+  void on_stop(std::string_view) override { in_.reset(); }
+
+ private:
+  std::unique_ptr<transcode::StreamInput> in_;
+};
+
 class OriginFeeder final : public ingest::Observer {
  public:
-  explicit OriginFeeder(origin::Origin& o) : origin_(o) {}
+  OriginFeeder(origin::Origin& o, transcode::Transcoder* t, ProfileFor profile_for)
+      : origin_(o), transcoder_(t), profile_for_(std::move(profile_for)) {}
   std::unique_ptr<ingest::PublishHandler> on_publish_start(const ingest::PublishInfo& info) override {
     auto sink = origin_.open_stream(info.stream);
     if (!sink) {
       log::warn("app", "origin is full: stream not packaged", {{"stream", info.stream}});
       return nullptr;
     }
-    return std::make_unique<OriginHandler>(std::move(sink));
+    if (!transcoder_) return std::make_unique<OriginHandler>(std::move(sink));
+    std::string profile = profile_for_ ? profile_for_(info) : std::string();
+    return std::make_unique<TranscodeHandler>(
+        transcoder_->open_stream(info.stream, profile, make_origin_sink(std::move(sink))));
   }
 
  private:
   origin::Origin& origin_;
+  transcode::Transcoder* transcoder_;
+  ProfileFor profile_for_;
 };
 
 }  // namespace
 
-std::shared_ptr<ingest::Observer> make_origin_feeder(origin::Origin& origin) {
-  return std::make_shared<OriginFeeder>(origin);
+std::shared_ptr<transcode::Sink> make_origin_sink(std::unique_ptr<origin::StreamSink> sink) {
+  return std::make_shared<OriginSink>(std::move(sink));
+}
+
+std::shared_ptr<ingest::Observer> make_origin_feeder(origin::Origin& origin, transcode::Transcoder* transcoder,
+                                                     ProfileFor profile_for) {
+  return std::make_shared<OriginFeeder>(origin, transcoder, std::move(profile_for));
 }
 
 }  // namespace sf::app

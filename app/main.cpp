@@ -48,6 +48,7 @@ struct Roles {
   bool origin = false;
   bool edge = false;
   bool api = false;
+  bool transcode = false;
   bool demo = false;
 };
 
@@ -138,9 +139,15 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
       log::warn("edge", "no viewer token keys (auth.token_keys): objects of token-protected streams are refused");
     edge = std::make_unique<edge::Edge>(pool, ecfg, metrics);
   }
+  std::unique_ptr<transcode::Transcoder> transcoder;
+  if (roles.transcode) {
+    auto tcfg = cfg.transcode;
+    tcfg.keyframe_interval = cfg.origin.segment_target;  // keyframes on the origin's segment grid
+    transcoder = std::make_unique<transcode::Transcoder>(tcfg, metrics);
+  }
   std::unique_ptr<ingest::Ingest> ingest;
   if (roles.ingest) ingest = std::make_unique<ingest::Ingest>(pool, cfg.ingest, *keys, metrics);
-  if (ingest && origin) ingest->add_observer(make_origin_feeder(*origin));
+  if (ingest && origin) ingest->add_observer(make_origin_feeder(*origin, transcoder.get()));
   if (ingest && !cfg.webhooks.on_publish_done.empty()) ingest->add_observer(make_webhook_observer(*hooks));
   add_admin_routes(admin, metrics, ready, ingest.get());
 
@@ -219,6 +226,7 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
     if (api_server) api_server->stop();
     admin.stop();
     pool.join();
+    transcoder.reset();  // after the I/O threads: every publish has handed its stream over
   });
   if (done.wait_for(cfg.shutdown_timeout) != std::future_status::ready) {
     log::error("app", "shutdown deadline passed with work still running; exiting",
@@ -396,6 +404,7 @@ int main(int argc, char** argv) {
                   .origin = all || chosen_role == "origin",
                   .edge = all || chosen_role == "edge",
                   .api = all || chosen_role == "api",
+                  .transcode = all,
                   .demo = all && cfg.demo_enabled};
       return run_roles(cfg, roles, chosen_role);
     }

@@ -182,6 +182,11 @@ class Server:
             cmd += ["--demo.enabled=false", f"--edge.listen={HOST}:{self.edge_port}"]
             if not any(str(a).startswith("--origin.listen") for a in args):
                 cmd.append(f"--origin.listen={HOST}:{free_port()}")
+            # Tests of packaging and delivery take the source untouched; transcoding tests choose
+            # a ladder themselves.
+            if not any(str(a).startswith("--transcode.profile=") for a in args) and not (
+                    env and "STREAMFLEX_TRANSCODE_PROFILE" in env):
+                cmd.append("--transcode.profile=passthrough")
         cmd += list(args)
         self.cmd = cmd
         self.proc = None

@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -25,11 +26,15 @@ std::string render_mpd(const StreamView& view, const Config& config, int target_
   mpd.utc_timing_uri = "/time";
 
   // One Period per discontinuity group, in order; a Representation's presentationTimeOffset maps
-  // its tfdt onto the period's timeline, so MPD times and media times agree for every track.
+  // its tfdt onto the period's timeline, so MPD times and media times agree for every track. The
+  // video renditions (a transcoder's rungs) are Representations of one AdaptationSet, as are the
+  // audio ones: they share segment numbers and times, so a player switches between them.
   std::map<std::uint64_t, dash::Period> periods;
-  std::uint32_t set_id = 0;
+  std::map<std::uint64_t, std::map<std::uint32_t, dash::AdaptationSet>> sets;  // period -> set id -> set
   for (auto& r : view.renditions) {
     if (!r->track.video && !r->track.audio) continue;
+    if (!r->active) continue;
+    std::uint32_t set_id = r->track.video ? 0 : 1;
     std::size_t from = first_listed(*r, config.window_segments);
     std::map<std::uint64_t, dash::Representation> reps;
     for (std::size_t i = from; i < r->segments.size(); ++i) {
@@ -45,7 +50,7 @@ std::string render_mpd(const StreamView& view, const Config& config, int target_
       auto& rep = it->second;
       if (fresh) {
         rep.id = r->name;
-        rep.bandwidth = r->peak_bps;
+        rep.bandwidth = r->bandwidth();
         auto& st = rep.segment_template;
         st.timescale = ts;
         st.initialization = fmt::format("$RepresentationID$/init{}.mp4", s.init_version);
@@ -71,16 +76,23 @@ std::string render_mpd(const StreamView& view, const Config& config, int target_
       rep.segment_template.timeline.push_back({std::max<std::int64_t>(0, t), d, 0});
     }
     for (auto& [seq, rep] : reps) {
-      auto& period = periods[seq];
-      dash::AdaptationSet set;
-      set.id = set_id;
-      set.content_type = r->track.video ? dash::ContentType::video : dash::ContentType::audio;
-      set.mime_type = r->track.video ? "video/mp4" : "audio/mp4";
+      auto& set = sets[seq][set_id];
+      if (set.representations.empty()) {
+        set.id = set_id;
+        set.content_type = r->track.video ? dash::ContentType::video : dash::ContentType::audio;
+        set.mime_type = r->track.video ? "video/mp4" : "audio/mp4";
+      }
       set.representations.push_back(std::move(rep));
-      period.adaptation_sets.push_back(std::move(set));
     }
-    ++set_id;
   }
+  for (auto& [seq, by_id] : sets)
+    for (auto& [_, set] : by_id) {
+      // Highest rung first, as in the multivariant playlist.
+      std::stable_sort(
+          set.representations.begin(), set.representations.end(),
+          [](const dash::Representation& a, const dash::Representation& b) { return a.height > b.height; });
+      periods[seq].adaptation_sets.push_back(std::move(set));
+    }
   for (auto& [_, p] : periods) mpd.periods.push_back(std::move(p));
   return dash::render_mpd(mpd);
 }

@@ -54,7 +54,7 @@ void Packager::on_track(const media::TrackConfig& track) {
   Rendition* r = rendition_for(track.track_id);
   if (!r) {
     Rendition fresh;
-    fresh.name = track.type == media::MediaType::video ? "video" : "audio";
+    fresh.name = !track.name.empty() ? track.name : track.type == media::MediaType::video ? "video" : "audio";
     for (auto& other : renditions_)
       if (other.name == fresh.name) fresh.name += std::to_string(track.track_id);
     fresh.leader = track.type == media::MediaType::video &&
@@ -233,6 +233,9 @@ std::shared_ptr<const StreamView> Packager::publish() {
   view->availability_start_ms = availability_start_ms_;
   view->part_target = advertised_part_target();
   view->live = live_;
+  double leader_t = -1;
+  for (auto& r : renditions_)
+    if (r.leader && r.last_dts >= 0) leader_t = seconds(r, r.last_dts);
   for (auto& r : renditions_) {
     auto rv = std::make_shared<RenditionView>();
     rv->name = r.name;
@@ -255,6 +258,12 @@ std::shared_ptr<const StreamView> Packager::publish() {
     }
     rv->peak_bps = std::max<std::uint64_t>(peak, 1);
     rv->average_bps = seconds_total > 0 ? static_cast<std::uint64_t>(bytes_total * 8 / seconds_total) : 1;
+    rv->declared_bps = r.track.bandwidth;
+    // A follower video rendition more than one and a half segment targets behind the leader has
+    // stopped (its rung was dropped or no longer fits the source).
+    if (!r.leader && r.track.type == media::MediaType::video && leader_t >= 0)
+      rv->active =
+          r.last_dts >= 0 && leader_t - seconds(r, r.last_dts) <= 1.5 * config_.segment_target.count() / 1000.0;
     if (r.track.type == media::MediaType::video && seconds_total > 0) {
       std::uint64_t frames = 0;
       for (auto& s : r.done)

@@ -156,5 +156,95 @@ TEST(Packager, PublishedSegmentsAreNeverModified) {
   EXPECT_EQ(open->parts.size(), parts);  // copy-on-write: readers of the old view see it unchanged
 }
 
+// A transcoder's ladder: two named video rungs with declared rates, the smaller leading.
+struct Ladder {
+  Config config;
+  Packager packager{"s", config};
+  std::shared_ptr<const StreamView> last;
+  media::TrackConfig low = video_track(1), high = video_track(2), a = audio_track();
+
+  Ladder() {
+    low.track_id = 14;
+    low.name = "160p";
+    low.bandwidth = 220000;
+    low.video->width = 284;
+    low.video->height = 160;
+    high.track_id = 10;
+    high.name = "1080p";
+    high.bandwidth = 6600000;
+    high.video->width = 1920;
+    high.video->height = 1080;
+    packager.on_track(low);
+    packager.on_track(high);
+    packager.on_track(a);
+  }
+  // 30 fps, keyframes every second in both rungs; the high rung stops after `high_until` seconds.
+  void run(double from, double to, double high_until = 1e9) {
+    int vf = int(from * 30), af = int(from * 48000 / 1024);
+    for (;;) {
+      double vt = vf / 30.0, at = af * 1024 / 48000.0;
+      if (vt > to && at > to) break;
+      if (vt <= at) {
+        if (auto view = packager.on_frame(frame(low, vf * 3000, vf % 30 == 0))) last = view;
+        if (vt < high_until)
+          if (auto view = packager.on_frame(frame(high, vf * 3000, vf % 30 == 0))) last = view;
+        ++vf;
+      } else {
+        if (auto view = packager.on_frame(frame(a, af * 1024, true))) last = view;
+        ++af;
+      }
+    }
+  }
+  std::string multivariant() const { return std::string(as_chars(last->multivariant.view())); }
+  std::string mpd() const { return std::string(as_chars(last->mpd.view())); }
+};
+
+TEST(Packager, LadderRenditionsAreNamedByRungWithDeclaredBandwidthHighestFirst) {
+  Ladder l;
+  l.run(0, 7);
+  auto mv = l.multivariant();
+  auto hi = mv.find("1080p/index.m3u8"), lo = mv.find("160p/index.m3u8");
+  ASSERT_NE(hi, std::string::npos) << mv;
+  ASSERT_NE(lo, std::string::npos) << mv;
+  EXPECT_LT(hi, lo);  // highest rung listed first
+  // BANDWIDTH is the declared peak (measured rates here are tiny) plus the audio's.
+  auto audio_peak = l.last->rendition("audio")->bandwidth();
+  EXPECT_NE(mv.find("BANDWIDTH=" + std::to_string(6600000 + audio_peak) + ","), std::string::npos) << mv;
+  EXPECT_NE(mv.find("RESOLUTION=1920x1080"), std::string::npos);
+  // Same segment numbers in both rungs.
+  auto& a = *l.last->rendition("1080p");
+  auto& b = *l.last->rendition("160p");
+  ASSERT_EQ(a.segments.size(), b.segments.size());
+  for (std::size_t i = 0; i < a.segments.size(); ++i) {
+    EXPECT_EQ(a.segments[i]->msn, b.segments[i]->msn);
+    EXPECT_EQ(a.segments[i]->start_dts, b.segments[i]->start_dts);
+    EXPECT_EQ(a.segments[i]->parts.size(), b.segments[i]->parts.size());
+  }
+}
+
+TEST(Packager, LadderIsOneVideoAdaptationSetInTheMpd) {
+  Ladder l;
+  l.run(0, 7);
+  auto mpd = l.mpd();
+  std::size_t sets = 0;
+  for (auto at = mpd.find("contentType=\"video\""); at != std::string::npos;
+       at = mpd.find("contentType=\"video\"", at + 1))
+    ++sets;
+  EXPECT_EQ(sets, 1u) << mpd;
+  EXPECT_NE(mpd.find("Representation id=\"1080p\""), std::string::npos) << mpd;
+  EXPECT_NE(mpd.find("Representation id=\"160p\""), std::string::npos) << mpd;
+  EXPECT_NE(mpd.find("bandwidth=\"6600000\""), std::string::npos) << mpd;
+}
+
+TEST(Packager, RungThatStopsLeavesTheMultivariantAndMpd) {
+  Ladder l;
+  l.run(0, 9, /*high_until=*/4);
+  auto mv = l.multivariant();
+  EXPECT_EQ(mv.find("1080p/index.m3u8"), std::string::npos) << mv;
+  EXPECT_NE(mv.find("160p/index.m3u8"), std::string::npos) << mv;
+  EXPECT_EQ(l.mpd().find("1080p"), std::string::npos);
+  EXPECT_EQ(as_chars(l.last->rendition("160p")->playlist.view()).find("1080p"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace sf::origin

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "sf/hls/playlist.h"
 
 namespace sf::origin {
@@ -57,7 +59,7 @@ hls::MediaPlaylist media_playlist(const StreamView& view, const RenditionView& r
         last.complete ? part_uri(last.msn + 1, 0) : part_uri(last.msn, static_cast<std::uint32_t>(last.parts.size()));
   }
   for (auto& other : view.renditions) {
-    if (other.get() == &r) continue;
+    if (other.get() == &r || !other->active) continue;
     auto edge = other->last_part();
     if (!edge) continue;
     pl.reports.push_back({fmt::format("../{}/index.m3u8", other->name), edge->first, edge->second});
@@ -87,11 +89,13 @@ void render_view(StreamView& view, const Config& config, int target_duration) {
     if (r->track.type == media::MediaType::audio && !audio) audio = r.get();
   std::vector<hls::Variant> variants;
   std::vector<hls::AudioRendition> audios;
+  bool ladder = true;  // every video rendition declares its rate: a transcoder's ladder
   if (audio) audios.push_back({"audio", "Main", "und", "audio/index.m3u8", true});
   for (auto& r : view.renditions) {
-    if (r->track.type != media::MediaType::video || !r->track.video) continue;
+    if (r->track.type != media::MediaType::video || !r->track.video || !r->active) continue;
     hls::Variant v;
-    v.bandwidth = r->peak_bps + (audio ? audio->peak_bps : 0);
+    ladder = ladder && r->declared_bps > 0;
+    v.bandwidth = r->bandwidth() + (audio ? audio->bandwidth() : 0);
     v.average_bandwidth = r->average_bps + (audio ? audio->average_bps : 0);
     v.codecs = r->track.video->codec_string;
     if (audio && audio->track.audio) v.codecs += "," + audio->track.audio->codec_string;
@@ -102,6 +106,11 @@ void render_view(StreamView& view, const Config& config, int target_duration) {
     v.audio_group = audio ? "audio" : "";
     variants.push_back(std::move(v));
   }
+  // A ladder is listed from the highest rung down (renditions arrive smallest first, since the
+  // smallest rung leads the packager); renditions without a declared rate keep their order.
+  if (ladder)
+    std::stable_sort(variants.begin(), variants.end(),
+                     [](const hls::Variant& a, const hls::Variant& b) { return a.bandwidth > b.bandwidth; });
   if (variants.empty() && audio && audio->track.audio) {
     hls::Variant v;  // audio-only: the audio playlist is the variant
     v.bandwidth = audio->peak_bps;

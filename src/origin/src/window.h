@@ -4,6 +4,7 @@
 // shared_ptr and never lock. Everything here is immutable once published.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -38,7 +39,7 @@ struct Segment {
 };
 
 struct RenditionView {
-  std::string name;  // "video", "audio": the path component
+  std::string name;  // "video", "audio", or a transcoder's rung name ("720p"): the path component
   media::TrackConfig track;
   std::shared_ptr<const std::map<std::uint32_t, Bytes>> inits;  // init segment per version
   std::vector<std::shared_ptr<const Segment>> segments;         // oldest first; last may be open
@@ -46,6 +47,11 @@ struct RenditionView {
   double frame_rate = 0;
   std::uint64_t peak_bps = 0;
   std::uint64_t average_bps = 0;
+  std::uint64_t declared_bps = 0;  // from the track (a transcoder's VBV peak); 0: not declared
+  // False once a video rendition stopped getting frames while the leader goes on (a transcoder
+  // dropped the rung, or a source shrank below it): it leaves the multivariant playlist and MPD.
+  bool active = true;
+  std::uint64_t bandwidth() const { return std::max(peak_bps, declared_bps); }
 
   Bytes playlist;       // full media playlist, rendered once per view and shared by every response
   Bytes playlist_skip;  // delta update (_HLS_skip=YES)

@@ -51,6 +51,10 @@ struct TrackConfig {
   std::uint32_t timescale = kVideoTimescale;  // 90 kHz video, sample rate audio
   std::uint32_t version = 0;                  // increments each time this track's configuration changes
   Bytes record;
+  // Set by a transcoder: the rendition's name ("720p"; empty: the packager names it after the
+  // track type) and its declared peak bit rate in bits/s (0: only what the packager measures).
+  std::string name;
+  std::uint64_t bandwidth = 0;
   std::optional<VideoConfig> video;
   std::optional<AudioConfig> audio;
 };

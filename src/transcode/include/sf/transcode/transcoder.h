@@ -1,0 +1,102 @@
+// The transcode service: turns one source stream (tracks and frames, as ingest delivers them) into
+// an ABR ladder: the video decoded once, scaled once per rung (cascading from the next larger rung
+// where that reads fewer pixels), each rung encoded (libx264 by default, behind VideoEncoder), and
+// the audio passed through when it is AAC, else encoded once to AAC-LC 48 kHz stereo.
+// Keyframes are forced on the segment grid in source media time, so every rung's keyframes sit at
+// the same presentation times.
+//
+// Threads: a StreamInput is fed by one thread at a time (the publisher's I/O thread) and never
+// blocks it: frames go into bounded per-stream queues and the work runs on the service's worker
+// pool (sized to the machine). The Sink of a stream is called by one thread at a time, in order
+// (every rung's frame for a source frame, smallest rung first, then the next source frame), from
+// the worker pool. When a stream falls behind real time the largest active rung is dropped
+// (logged, counted, its track withdrawn). Construct and destroy on the main thread; open_stream
+// from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sf/core/metrics.h"
+#include "sf/media/frame.h"
+#include "sf/transcode/ladder.h"
+
+namespace sf::transcode {
+
+struct Config {
+  std::string profile = "default";                    // a built-in profile, or one of `profiles`
+  std::string profiles;                               // more profiles, see parse_profiles()
+  std::string encoder = "libx264";                    // libavcodec H.264 encoder (h264_nvenc, h264_vaapi, ...)
+  std::int64_t threads = 0;                           // worker threads; 0: one per core
+  std::chrono::milliseconds keyframe_interval{2000};  // the segment grid
+  std::chrono::milliseconds max_lag{2000};            // queued media beyond this drops the top rung
+  std::int64_t max_queue_frames = 120;                // per stream and per rung; beyond it frames are skipped
+  bool cascade = true;                                // scale from the next larger rung when cheaper
+  std::int64_t max_stream_labels = 200;               // per-stream metric series at most
+  bool backpressure = false;  // file input (bench): on_frame blocks when the queue is full, no drops
+};
+
+// Where a transcoded stream goes (the packager, in-process or over CMAF ingest). Called in order
+// from one thread at a time. A track is announced before its first frame and again when its
+// configuration changes; after on_withdraw(track_id) that track sends no more frames.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual void on_track(const media::TrackConfig& track) = 0;
+  virtual void on_frame(const media::MediaFrame& frame) = 0;
+  virtual void on_withdraw(std::uint32_t track_id) {}
+};
+
+// One stream's input. Destroying it flushes what is queued to the sink (asynchronously: the sink
+// is released by the pool once the last queued frame is out).
+class StreamInput {
+ public:
+  virtual ~StreamInput() = default;
+  virtual void on_track(const media::TrackConfig& track) = 0;
+  virtual void on_frame(const media::MediaFrame& frame) = 0;
+};
+
+struct StreamStats {
+  std::string stream;
+  std::string profile;
+  double speed = 0;               // media seconds out per wall second over the last 3 s (1: keeping up)
+  double cpu_seconds = 0;         // worker CPU time spent decoding, scaling and encoding
+  std::int64_t queue_frames = 0;  // source frames waiting to be decoded
+  std::int64_t dropped_rungs = 0;
+  std::int64_t skipped_frames = 0;  // dropped because a queue was full
+  struct RungStats {
+    std::string name;
+    bool active = true;
+    std::uint32_t width = 0, height = 0;
+    std::int64_t declared_bps = 0;
+    double bitrate_bps = 0;  // measured over the last seconds
+    std::int64_t frames = 0;
+  };
+  std::vector<RungStats> rungs;
+};
+
+class Transcoder {
+ public:
+  // Throws std::invalid_argument if the profiles do not parse or the encoder is unknown.
+  Transcoder(Config config, Metrics& metrics);
+  ~Transcoder();  // waits for the worker pool to finish what is queued
+
+  // The profile names known: "default", "passthrough" and the configured ones.
+  std::vector<std::string> profiles() const;
+  bool has_profile(std::string_view name) const;
+  // A stream with the given profile (empty: the configured default). A passthrough profile returns
+  // an input that forwards every call to the sink untouched, on the caller's thread.
+  std::unique_ptr<StreamInput> open_stream(std::string_view stream, std::string_view profile,
+                                           std::shared_ptr<Sink> sink);
+  std::vector<StreamStats> stats() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace sf::transcode

@@ -1,0 +1,522 @@
+#include "pipeline.h"
+
+#include <fmt/format.h>
+#include <boost/asio/post.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <ctime>
+
+#include "sf/core/log.h"
+
+namespace sf::transcode {
+namespace asio = boost::asio;
+namespace {
+
+AVCodecID codec_id(media::Codec c) {
+  switch (c) {
+    case media::Codec::h264:
+      return AV_CODEC_ID_H264;
+    case media::Codec::hevc:
+      return AV_CODEC_ID_HEVC;
+    case media::Codec::av1:
+      return AV_CODEC_ID_AV1;
+    case media::Codec::vp9:
+      return AV_CODEC_ID_VP9;
+    default:
+      return AV_CODEC_ID_NONE;
+  }
+}
+
+constexpr std::uint32_t kRungTrackBase = 10;
+
+std::int64_t thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// Adds the CPU time of the enclosing scope (on this worker thread) to a stream's counter.
+class CpuScope {
+ public:
+  explicit CpuScope(std::atomic<std::int64_t>& sum) : sum_(sum), start_(thread_cpu_ns()) {}
+  ~CpuScope() { sum_.fetch_add(thread_cpu_ns() - start_, std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::int64_t>& sum_;
+  std::int64_t start_;
+};  // rung i is track 10 + i: clear of the source's ids
+
+}  // namespace
+
+Pipeline::Pipeline(asio::thread_pool& pool, PipelineOptions opt, std::shared_ptr<Sink> sink,
+                   std::shared_ptr<std::atomic<bool>> stopping)
+    : pool_(pool),
+      opt_(std::move(opt)),
+      sink_(std::move(sink)),
+      stopping_(std::move(stopping)),
+      decode_strand_(asio::make_strand(pool.get_executor())),
+      seq_([this](SeqItem& item) { emit(item); }) {
+  packet_.reset(av_packet_alloc());
+  decoded_ = make_frame();
+}
+
+Pipeline::~Pipeline() = default;
+
+void Pipeline::on_track(const media::TrackConfig& track) {
+  if (track.type == media::MediaType::audio) {
+    // AAC goes through untouched, shared by every rung.
+    audio_passthrough_ = track.codec == media::Codec::aac;
+    audio_track_id_ = track.track_id;
+    if (!audio_passthrough_) {
+      log::warn("transcode", "audio is not AAC: not carried",
+                {{"stream", opt_.stream}, {"codec", media::codec_name(track.codec)}});
+      return;
+    }
+    auto slot = seq_.open(1, -1);
+    SeqItem item;
+    item.kind = SeqItem::track;
+    item.track_config = track;
+    seq_.add(slot, std::move(item));
+    seq_.done(slot);
+    return;
+  }
+  have_video_track_ = true;
+  auto self = shared_from_this();
+  auto slot = seq_.open(1, -1);
+  asio::post(decode_strand_, [self, slot, track] {
+    self->drain_decoder(slot);
+    self->set_decoder(track);
+    self->seq_.done(slot);
+  });
+}
+
+void Pipeline::on_frame(const media::MediaFrame& f) {
+  double t = double(f.dts) / (f.type == media::MediaType::video ? media::kVideoTimescale : 48000);
+  if (opt_.backpressure) seq_.wait_below(opt_.max_queue);
+  if (f.type == media::MediaType::audio) {
+    // Before the first rung frame the packager would take audio for its leader: wait for video.
+    if (!audio_passthrough_ || f.track_id != audio_track_id_ || (have_video_track_ && !video_out_)) return;
+    if (seq_.depth() >= 4 * opt_.max_queue) {  // audio frames wait behind video ones, bounded too
+      ++skipped_frames_;
+      return;
+    }
+    auto slot = seq_.open(1, -1);
+    SeqItem item;
+    item.media = f;
+    seq_.add(slot, std::move(item));
+    seq_.done(slot);
+    return;
+  }
+  newest_t_ = t;
+  if (seq_.timed_depth() >= opt_.max_queue) {
+    // Far behind: shed source frames until the next keyframe, so the decoder restarts cleanly.
+    if (!skip_to_key_) log::warn("transcode", "queue full: skipping to the next keyframe", {{"stream", opt_.stream}});
+    skip_to_key_ = true;
+  }
+  if (skip_to_key_) {
+    if (!f.keyframe || seq_.timed_depth() >= opt_.max_queue) {
+      ++skipped_frames_;
+      return;
+    }
+    skip_to_key_ = false;
+  }
+  auto slot = seq_.open(1, t);
+  asio::post(decode_strand_, [self = shared_from_this(), slot, f] { self->decode(slot, f); });
+}
+
+void Pipeline::finish() {
+  auto self = shared_from_this();
+  auto slot = seq_.open(1, -1);
+  asio::post(decode_strand_, [self, slot] {
+    self->drain_decoder(slot);
+    for (auto& r : self->rungs_) {
+      self->seq_.add_pending(slot, 1);
+      asio::post(r->strand, [self, r, slot] { self->withdraw(r, slot); });
+    }
+    self->seq_.done(slot);
+  });
+}
+
+void Pipeline::set_decoder(media::TrackConfig track) {
+  decoder_.reset();
+  AVCodecID id = codec_id(track.codec);
+  const AVCodec* codec = id == AV_CODEC_ID_NONE ? nullptr : avcodec_find_decoder(id);
+  if (!codec) {
+    log::warn("transcode", "no decoder for the source's video",
+              {{"stream", opt_.stream}, {"codec", media::codec_name(track.codec)}});
+    return;
+  }
+  CodecContextPtr ctx(avcodec_alloc_context3(codec));
+  auto rec = track.record.view();
+  if (!rec.empty()) {
+    ctx->extradata = static_cast<std::uint8_t*>(av_mallocz(rec.size() + AV_INPUT_BUFFER_PADDING_SIZE));
+    std::memcpy(ctx->extradata, rec.data(), rec.size());
+    ctx->extradata_size = static_cast<int>(rec.size());
+  }
+  ctx->pkt_timebase = AVRational{1, static_cast<int>(media::kVideoTimescale)};
+  ctx->thread_count = 1;  // parallelism comes from the rungs; a decoder thread pool per stream costs more
+  if (int rc = avcodec_open2(ctx.get(), codec, nullptr); rc < 0) {
+    log::warn("transcode", "decoder does not open", {{"stream", opt_.stream}, {"error", av_error(rc)}});
+    return;
+  }
+  decoder_ = std::move(ctx);
+  log::info("transcode", "source video", {{"stream", opt_.stream}, {"codec", media::codec_name(track.codec)}});
+}
+
+void Pipeline::decode(std::uint64_t slot, media::MediaFrame f) {
+  CpuScope cpu(cpu_ns_);
+  if (decoder_ && !*stopping_) {
+    av_packet_unref(packet_.get());
+    if (av_new_packet(packet_.get(), static_cast<int>(f.data.size())) == 0) {
+      std::memcpy(packet_->data, f.data.data(), f.data.size());
+      packet_->pts = f.pts;
+      packet_->dts = f.dts;
+      if (f.keyframe) packet_->flags |= AV_PKT_FLAG_KEY;
+      int rc = avcodec_send_packet(decoder_.get(), packet_.get());
+      if (rc < 0 && rc != AVERROR(EAGAIN)) {
+        // A corrupt frame: the decoder conceals what it can; counted, not fatal.
+        ++skipped_frames_;
+      }
+      std::uint32_t index = 0;
+      while (avcodec_receive_frame(decoder_.get(), decoded_.get()) == 0) {
+        picture(slot, index++, decoded_.get());
+        av_frame_unref(decoded_.get());
+      }
+    }
+  }
+  seq_.done(slot);
+}
+
+void Pipeline::drain_decoder(std::uint64_t slot) {
+  if (!decoder_) return;
+  avcodec_send_packet(decoder_.get(), nullptr);
+  std::uint32_t index = 0;
+  while (avcodec_receive_frame(decoder_.get(), decoded_.get()) == 0) {
+    picture(slot, index++, decoded_.get());
+    av_frame_unref(decoded_.get());
+  }
+  avcodec_flush_buffers(decoder_.get());
+}
+
+void Pipeline::replan(int width, int height) {
+  double fps = min_step_ > 0 ? double(media::kVideoTimescale) / double(min_step_) : 0;
+  auto plan = plan_ladder(opt_.profile, static_cast<std::uint32_t>(width), static_cast<std::uint32_t>(height), fps);
+  std::vector<std::shared_ptr<RungState>> next;
+  for (auto& p : plan) {
+    std::shared_ptr<RungState> keep;
+    for (auto& r : rungs_)
+      if (r->plan.index == p.index && r->in_plan && r->active) keep = r;
+    if (!keep) {
+      bool was_dropped = false;
+      for (auto& r : rungs_)
+        if (r->plan.index == p.index && !r->active) was_dropped = true;
+      if (was_dropped) continue;  // a dropped rung stays dropped for this publish
+      keep = std::make_shared<RungState>(asio::make_strand(pool_.get_executor()));
+      keep->track_id = kRungTrackBase + static_cast<std::uint32_t>(p.index);
+    }
+    keep->plan = p;
+    next.push_back(keep);
+  }
+  // Rungs that no longer fit the source are withdrawn.
+  for (auto& r : rungs_) {
+    bool kept = std::any_of(next.begin(), next.end(), [&](auto& n) { return n == r; });
+    if (!kept && r->in_plan) {
+      r->in_plan = false;
+      if (r->active) {
+        r->active = false;
+        auto self = shared_from_this();
+        auto slot = seq_.open(1, -1);
+        asio::post(r->strand, [self, r, slot] { self->withdraw(r, slot); });
+      }
+      next.push_back(r);  // kept for its statistics
+    }
+  }
+  rungs_ = std::move(next);
+  {
+    std::lock_guard lk(stats_mu_);
+    rungs_snapshot_ = rungs_;
+  }
+  plan_w_ = width;
+  plan_h_ = height;
+  std::string names;
+  for (auto& r : rungs_)
+    if (r->in_plan)
+      names += fmt::format("{}{}={}x{}", names.empty() ? "" : ",", r->plan.rung.name, r->plan.width, r->plan.height);
+  log::info("transcode", "ladder",
+            {{"stream", opt_.stream}, {"source", fmt::format("{}x{}", width, height)}, {"rungs", names}});
+}
+
+void Pipeline::picture(std::uint64_t slot, std::uint32_t index, AVFrame* pic) {
+  if (*stopping_) return;
+  std::int64_t pts = pic->best_effort_timestamp != AV_NOPTS_VALUE ? pic->best_effort_timestamp : pic->pts;
+  if (pts == AV_NOPTS_VALUE || pts <= last_pts_) {
+    ++skipped_frames_;  // reordering gone wrong or a repeated time: never emit time going backwards
+    return;
+  }
+  if (last_pts_ != INT64_MIN) {
+    std::int64_t step = pts - last_pts_;
+    if (step > 0 && step < media::kVideoTimescale && (min_step_ == 0 || step < min_step_)) min_step_ = step;
+  }
+  last_pts_ = pts;
+  if (pic->width != plan_w_ || pic->height != plan_h_ || rungs_.empty()) replan(pic->width, pic->height);
+  maybe_drop_rung();
+
+  // Keyframes on the segment grid of source media time: every rung forces the same pictures.
+  // The grid starts at the stream's first picture, so the first segment is a whole one.
+  if (grid_origin_ == INT64_MIN) grid_origin_ = pts;
+  std::int64_t since = pts - grid_origin_;
+  std::int64_t grid =
+      since >= 0 ? since / opt_.keyframe_ticks : -((-since + opt_.keyframe_ticks - 1) / opt_.keyframe_ticks);
+  bool key = grid != last_grid_;
+  last_grid_ = grid;
+
+  // x264's rate control spends the bit rate per frame at the nominal rate: the source's, as
+  // measured, else as its SPS declares it, else 30.
+  double source_fps = 30;
+  if (min_step_ > 0)
+    source_fps = double(media::kVideoTimescale) / double(min_step_);
+  else if (decoder_ && decoder_->framerate.num > 0 && decoder_->framerate.den > 0)
+    source_fps = av_q2d(decoder_->framerate);
+  source_fps = std::clamp(source_fps, 1.0, 240.0);
+  struct Made {
+    int w, h;
+    AVFrame* frame;
+  };
+  std::vector<Made> made;  // pictures available as scaling sources, the source first
+  made.push_back({pic->width, pic->height, pic});
+  std::vector<FramePtr> keep_alive;
+  bool yuv420 = pic->format == AV_PIX_FMT_YUV420P;
+  for (auto& r : rungs_) {
+    if (!r->active || !r->in_plan) continue;
+    const auto& p = r->plan;
+    // Frame-rate cap: keep a picture once a rung's frame interval has passed (a little early is
+    // fine, for millisecond jitter); pictures on the grid are always kept so keyframes align.
+    std::int64_t interval = static_cast<std::int64_t>(media::kVideoTimescale / std::max(1.0, p.rung.max_fps));
+    bool first = r->next_keep == INT64_MIN;
+    if (!key && !first && pts < r->next_keep - interval / 4) continue;
+    // Keep the phase across millisecond jitter; restart it on the grid and after gaps.
+    r->next_keep = key || first || pts - r->next_keep > interval ? pts + interval : r->next_keep + interval;
+    FramePtr out;
+    if (int(p.width) == pic->width && int(p.height) == pic->height && yuv420) {
+      out = make_frame();
+      av_frame_ref(out.get(), pic);
+    } else {
+      // Scale from the smallest picture made so far that is at least as large (cascade), or from
+      // the source.
+      const Made* src = &made.front();
+      if (opt_.cascade)
+        for (auto& m : made)
+          if (m.w >= int(p.width) && m.h >= int(p.height) && m.w * m.h < src->w * src->h &&
+              m.frame->format == AV_PIX_FMT_YUV420P)
+            src = &m;
+      if (!r->sws || r->sws_src_w != src->w || r->sws_src_h != src->h || r->sws_src_fmt != src->frame->format) {
+        r->sws.reset(sws_getContext(src->w, src->h, static_cast<AVPixelFormat>(src->frame->format), int(p.width),
+                                    int(p.height), AV_PIX_FMT_YUV420P, SWS_BICUBIC, nullptr, nullptr, nullptr));
+        r->sws_src_w = src->w;
+        r->sws_src_h = src->h;
+        r->sws_src_fmt = src->frame->format;
+      }
+      if (!r->sws) continue;
+      out = make_frame();
+      out->width = int(p.width);
+      out->height = int(p.height);
+      out->format = AV_PIX_FMT_YUV420P;
+      if (av_frame_get_buffer(out.get(), 0) < 0) continue;
+      sws_scale(r->sws.get(), src->frame->data, src->frame->linesize, 0, src->h, out->data, out->linesize);
+      made.push_back({out->width, out->height, out.get()});
+    }
+    keep_alive.push_back(out);
+    double fps = std::min(p.rung.max_fps, source_fps);
+    seq_.add_pending(slot, 1);
+    asio::post(r->strand, [self = shared_from_this(), r, slot, index, out, pts, key, w = p.width, h = p.height, fps] {
+      self->encode(r, slot, index, out, pts, key, w, h, fps);
+    });
+  }
+}
+
+void Pipeline::maybe_drop_rung() {
+  if (opt_.backpressure) return;
+  double front = seq_.front_time(), newest = newest_t_;
+  if (front < 0 || newest - front <= opt_.max_lag) return;
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_drop_ < std::chrono::duration<double>(opt_.max_lag)) return;  // let the last drop take effect
+  int active = 0;
+  for (auto& r : rungs_) active += r->active && r->in_plan ? 1 : 0;
+  if (active <= 1) return;  // the last rung always stays
+  for (auto& r : rungs_)
+    if (r->active && r->in_plan) {
+      last_drop_ = now;
+      drop_rung(*r, "behind real time");
+      log::warn("transcode", "behind real time: top rung dropped",
+                {{"stream", opt_.stream}, {"rung", r->plan.rung.name}, {"lag_s", newest - front}});
+      auto self = shared_from_this();
+      auto slot = seq_.open(1, -1);
+      asio::post(r->strand, [self, r, slot] { self->withdraw(r, slot); });
+      return;
+    }
+}
+
+void Pipeline::drop_rung(RungState& r, const char*) {
+  r.active = false;
+  ++dropped_rungs_;
+}
+
+void Pipeline::encode(std::shared_ptr<RungState> r, std::uint64_t slot, std::uint32_t index, FramePtr pic,
+                      std::int64_t pts, bool key, std::uint32_t w, std::uint32_t h, double fps) {
+  CpuScope cpu(cpu_ns_);
+  if (r->active && !*stopping_) {
+    std::uint64_t area = std::uint64_t(w) * h;
+    std::vector<EncodedFrame> out;
+    if (r->encoder && (r->enc_w != w || r->enc_h != h)) {
+      (void)r->encoder->encode(nullptr, 0, false, out);  // the old size's last frames
+      r->encoder.reset();
+    }
+    for (auto& e : out) {
+      SeqItem item;
+      item.picture = index;
+      item.area = area;
+      item.media = {r->track_id, media::MediaType::video, media::Codec::h264, e.dts, e.pts, e.keyframe, r->version,
+                    e.data};
+      seq_.add(slot, std::move(item));
+    }
+    out.clear();
+    if (!r->encoder) {
+      EncoderParams params;
+      params.encoder = opt_.encoder;
+      params.width = w;
+      params.height = h;
+      params.fps = fps;
+      params.rung = r->plan.rung;
+      std::string error;
+      r->encoder = make_video_encoder(params, &error);
+      if (!r->encoder) {
+        log::error("transcode", "encoder failed: rung dropped",
+                   {{"stream", opt_.stream}, {"rung", r->plan.rung.name}, {"error", error}});
+        drop_rung(*r, "encoder failed");
+        withdraw(r, slot);
+        return;
+      }
+      r->enc_w = w;
+      r->enc_h = h;
+      SeqItem item;
+      item.picture = index;
+      item.area = area;
+      item.kind = SeqItem::track;
+      item.track_config = r->encoder->track();
+      item.track_config.track_id = r->track_id;
+      item.track_config.version = ++r->version;
+      item.track_config.name = r->plan.rung.name;
+      seq_.add(slot, std::move(item));
+    }
+    // A new encoder starts with an IDR anyway; force it so the flag is explicit.
+    if (auto rc = r->encoder->encode(pic.get(), pts, key, out); !rc) {
+      log::warn("transcode", "encode failed", {{"stream", opt_.stream}, {"rung", r->plan.rung.name}});
+    }
+    for (auto& e : out) {
+      r->frames.fetch_add(1, std::memory_order_relaxed);
+      r->bytes.fetch_add(static_cast<std::int64_t>(e.data.size()), std::memory_order_relaxed);
+      SeqItem item;
+      item.picture = index;
+      item.area = area;
+      item.media = {r->track_id, media::MediaType::video, media::Codec::h264, e.dts, e.pts, e.keyframe, r->version,
+                    e.data};
+      seq_.add(slot, std::move(item));
+    }
+  }
+  seq_.done(slot);
+}
+
+void Pipeline::withdraw(std::shared_ptr<RungState> r, std::uint64_t slot) {
+  if (!r->withdrawn) {
+    r->withdrawn = true;
+    if (r->encoder) {
+      std::vector<EncodedFrame> out;
+      if (r->active && !*stopping_) (void)r->encoder->encode(nullptr, 0, false, out);
+      std::uint64_t area = std::uint64_t(r->enc_w) * r->enc_h;
+      for (auto& e : out) {
+        SeqItem item;
+        item.picture = UINT32_MAX - 1;
+        item.area = area;
+        item.media = {r->track_id, media::MediaType::video, media::Codec::h264, e.dts, e.pts, e.keyframe, r->version,
+                      e.data};
+        seq_.add(slot, std::move(item));
+      }
+      r->encoder.reset();
+      SeqItem item;
+      item.picture = UINT32_MAX;
+      item.kind = SeqItem::withdraw;
+      item.track_id = r->track_id;
+      seq_.add(slot, std::move(item));
+    }
+  }
+  seq_.done(slot);
+}
+
+void Pipeline::emit(SeqItem& item) {
+  switch (item.kind) {
+    case SeqItem::track:
+      if (item.track_config.type == media::MediaType::video) video_out_ = true;
+      sink_->on_track(item.track_config);
+      break;
+    case SeqItem::frame: {
+      sink_->on_frame(item.media);
+      if (item.media.type != media::MediaType::video) break;
+      double t = double(item.media.dts) / media::kVideoTimescale;
+      std::lock_guard lk(speed_mu_);
+      if (t > emitted_t_) emitted_t_ = t;
+      auto now = std::chrono::steady_clock::now();
+      if (speed_media_ < 0) {
+        speed_media_ = t;
+        speed_since_ = now;
+      }
+      double wall = std::chrono::duration<double>(now - speed_since_).count();
+      if (wall >= 3.0) {
+        speed_ = (emitted_t_ - speed_media_) / wall;
+        speed_media_ = emitted_t_;
+        speed_since_ = now;
+      }
+      break;
+    }
+    case SeqItem::withdraw:
+      sink_->on_withdraw(item.track_id);
+      break;
+  }
+}
+
+StreamStats Pipeline::stats() const {
+  StreamStats s;
+  s.stream = opt_.stream;
+  s.profile = opt_.profile.name;
+  {
+    std::lock_guard lk(speed_mu_);
+    s.speed = speed_;
+  }
+  s.queue_frames = static_cast<std::int64_t>(seq_.timed_depth());
+  s.dropped_rungs = dropped_rungs_;
+  s.cpu_seconds = double(cpu_ns_.load()) / 1e9;
+  s.skipped_frames = skipped_frames_;
+  std::lock_guard lk(stats_mu_);
+  auto now = std::chrono::steady_clock::now();
+  for (auto& r : rungs_snapshot_) {
+    StreamStats::RungStats rs;
+    rs.name = r->plan.rung.name;
+    rs.active = r->active && r->in_plan;
+    rs.width = r->plan.width;
+    rs.height = r->plan.height;
+    rs.declared_bps = r->plan.rung.maxrate;
+    rs.frames = r->frames;
+    std::int64_t bytes = r->bytes;
+    double dt = std::chrono::duration<double>(now - r->rate_since).count();
+    if (dt >= 1.0) {
+      r->rate_bps = double(bytes - r->rate_bytes) * 8 / dt;
+      r->rate_bytes = bytes;
+      r->rate_since = now;
+    }
+    rs.bitrate_bps = rs.active ? r->rate_bps : 0;
+    s.rungs.push_back(std::move(rs));
+  }
+  return s;
+}
+
+}  // namespace sf::transcode

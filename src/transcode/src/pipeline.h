@@ -1,0 +1,124 @@
+// One stream's transcoding: a decode stage on its own strand of the worker pool (decode, scale
+// once per rung, force keyframes on the grid, decide drops), one strand per rung (encode), and the
+// Sequencer that hands everything to the sink in input order. Fed by one input thread at a time.
+#pragma once
+
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "av.h"
+#include "encoder.h"
+#include "sequencer.h"
+#include "sf/transcode/transcoder.h"
+
+namespace sf::transcode {
+
+struct PipelineOptions {
+  std::string stream;
+  Profile profile;
+  std::string encoder = "libx264";
+  std::int64_t keyframe_ticks = 180000;  // the segment grid in 1/90000
+  double max_lag = 2.0;                  // seconds of media queued before the top rung goes
+  std::size_t max_queue = 120;           // source frames waiting at most
+  bool cascade = true;
+  bool backpressure = false;  // file input: block the caller instead of dropping
+};
+
+class Pipeline : public std::enable_shared_from_this<Pipeline> {
+ public:
+  using Strand = boost::asio::strand<boost::asio::thread_pool::executor_type>;
+  Pipeline(boost::asio::thread_pool& pool, PipelineOptions opt, std::shared_ptr<Sink> sink,
+           std::shared_ptr<std::atomic<bool>> stopping);
+  ~Pipeline();
+
+  // Input thread.
+  void on_track(const media::TrackConfig& track);
+  void on_frame(const media::MediaFrame& frame);
+  void finish();  // the input ended: flush everything queued, then let go of the sink
+
+  StreamStats stats() const;
+
+ private:
+  struct RungState {
+    PlannedRung plan;
+    std::uint32_t track_id = 0;
+    Strand strand;
+    // Decode strand only.
+    SwsPtr sws;
+    int sws_src_w = 0, sws_src_h = 0, sws_src_fmt = -1;
+    std::int64_t next_keep = INT64_MIN;
+    bool in_plan = true;
+    // Rung strand only.
+    std::unique_ptr<VideoEncoder> encoder;
+    std::uint32_t enc_w = 0, enc_h = 0;
+    std::uint32_t version = 0;
+    bool withdrawn = false;
+    // Any thread.
+    std::atomic<bool> active{true};
+    std::atomic<std::int64_t> frames{0};
+    std::atomic<std::int64_t> bytes{0};
+    double rate_bps = 0;  // under the pipeline's stats_mu_
+    std::int64_t rate_bytes = 0;
+    std::chrono::steady_clock::time_point rate_since = std::chrono::steady_clock::now();
+    explicit RungState(Strand s) : strand(std::move(s)) {}
+  };
+
+  // Decode strand.
+  void decode(std::uint64_t slot, media::MediaFrame frame);
+  void set_decoder(media::TrackConfig track);
+  void drain_decoder(std::uint64_t slot);
+  void picture(std::uint64_t slot, std::uint32_t index, AVFrame* pic);
+  void replan(int width, int height);
+  void maybe_drop_rung();
+  void drop_rung(RungState& r, const char* why);
+  // Rung strand.
+  void encode(std::shared_ptr<RungState> r, std::uint64_t slot, std::uint32_t index, FramePtr pic, std::int64_t pts,
+              bool key, std::uint32_t w, std::uint32_t h, double fps);
+  void withdraw(std::shared_ptr<RungState> r, std::uint64_t slot);
+  void emit(SeqItem& item);
+
+  boost::asio::thread_pool& pool_;
+  PipelineOptions opt_;
+  std::shared_ptr<Sink> sink_;
+  std::shared_ptr<std::atomic<bool>> stopping_;
+  Strand decode_strand_;
+  Sequencer seq_;
+
+  // Input thread.
+  bool have_video_track_ = false;
+  bool skip_to_key_ = false;
+  std::uint32_t audio_track_id_ = 0;
+  bool audio_passthrough_ = false;
+  // Decode strand.
+  CodecContextPtr decoder_;
+  PacketPtr packet_;
+  FramePtr decoded_;
+  std::vector<std::shared_ptr<RungState>> rungs_;  // largest first
+  int plan_w_ = 0, plan_h_ = 0;
+  std::int64_t last_pts_ = INT64_MIN;
+  std::int64_t last_grid_ = INT64_MIN;
+  std::int64_t grid_origin_ = INT64_MIN;  // pts of the first picture
+  std::int64_t min_step_ = 0;             // smallest pts step seen: the source frame rate
+  std::chrono::steady_clock::time_point last_drop_{};
+  // Any thread.
+  std::atomic<bool> video_out_{false};  // a rung track went out: audio may follow it
+  std::atomic<double> newest_t_{-1};
+  std::atomic<std::int64_t> dropped_rungs_{0};
+  std::atomic<std::int64_t> skipped_frames_{0};
+  std::atomic<std::int64_t> cpu_ns_{0};  // worker CPU time spent on this stream
+  mutable std::mutex stats_mu_;
+  std::vector<std::shared_ptr<RungState>> rungs_snapshot_;  // for stats(), under stats_mu_
+  mutable std::mutex speed_mu_;
+  double speed_ = 0, speed_media_ = -1;
+  std::chrono::steady_clock::time_point speed_since_ = std::chrono::steady_clock::now();
+  double emitted_t_ = -1;
+};
+
+}  // namespace sf::transcode
