@@ -156,3 +156,18 @@ def test_on_publish_done_gives_up_after_max_attempts(make_server):
         assert oct(secret_file.stat().st_mode & 0o777) == "0o600"
         assert secret_file.read_text().strip() not in srv.log_text()
         assert sfapi.signature_ok(secret_file.read_text().strip(), rx.got("/done")[0])
+
+
+def test_publish_ended_by_shutdown_is_still_reported(make_server):
+    with sfapi.Receiver(status=200) as rx:
+        srv = make_server(role="all", args=[f"--webhooks.on_publish_done={rx.url('/done')}"])
+        key = sfapi.Api(srv).create_stream("stopcam")["key"]["key"]
+        c = rtmp_client.RtmpClient(srv.rtmp_port)
+        with c:
+            assert c.publish(key).get("code") == "NetStream.Publish.Start"
+            srv.wait_live("stopcam", tracks=False)
+            assert srv.stop() == 0
+        calls = rx.got("/done")
+        assert len(calls) == 1
+        body = json.loads(calls[0]["body"])
+        assert body["name"] == "stopcam" and body["reason"] == "shutdown"

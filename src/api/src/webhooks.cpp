@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -51,6 +52,8 @@ std::string address_only(std::string_view remote) {
   return std::string(remote);
 }
 
+constexpr std::chrono::milliseconds kDrainTime{2000};
+
 struct Job {
   std::int64_t delivery_id = 0;
   std::string event{}, stream{}, url{};
@@ -83,6 +86,7 @@ struct Webhooks::Impl {
   std::condition_variable cv;
   std::deque<Job> jobs;
   bool stopping = false;
+  Clock::time_point drain_until{};  // when stopping: last moment to start a first attempt
   std::thread thread;
 
   // The body and its content type for an event, in the configured format.
@@ -118,7 +122,19 @@ struct Webhooks::Impl {
 
   void run() {
     std::unique_lock lock(mu);
-    while (!stopping) {
+    for (;;) {
+      if (stopping) {
+        // Notifications never sent yet (publishes the shutdown itself ended) get one attempt
+        // while the drain time lasts; retries are abandoned.
+        auto first = std::find_if(jobs.begin(), jobs.end(), [](auto& j) { return j.attempts == 0; });
+        if (first == jobs.end() || Clock::now() >= drain_until) return;
+        Job job = std::move(*first);
+        jobs.erase(first);
+        lock.unlock();
+        attempt(job);
+        lock.lock();
+        continue;
+      }
       if (jobs.empty()) {
         cv.wait(lock);
         continue;
@@ -185,6 +201,7 @@ Webhooks::~Webhooks() {
   {
     std::lock_guard lock(impl_->mu);
     impl_->stopping = true;
+    impl_->drain_until = Clock::now() + std::min<std::chrono::milliseconds>(impl_->config.timeout, kDrainTime);
   }
   impl_->cv.notify_all();
   impl_->thread.join();

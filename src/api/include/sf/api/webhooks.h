@@ -7,8 +7,9 @@
 // - on_publish_done (and later on_record_done) are notifications: queued, sent from a background
 //   thread, retried with exponential backoff until a 2xx answer or the attempts run out.
 // Threads: allow_publish() blocks (call it off I/O threads); notify() never blocks and may be
-// called from any thread. Destroying Webhooks abandons queued retries (their deliveries stay
-// "pending").
+// called from any thread. Destroying Webhooks gives notifications not yet sent one attempt for up
+// to 2 s (publishes ended by a shutdown are still reported) and abandons retries (their deliveries
+// stay "pending").
 #pragma once
 
 #include <chrono>
