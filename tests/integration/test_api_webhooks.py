@@ -108,7 +108,8 @@ def test_on_publish_done_is_retried_until_delivered(make_server):
 
     with sfapi.Receiver(decide=decide) as rx:
         srv = make_server(role="all", args=[f"--webhooks.on_publish_done={rx.url('/done')}",
-                                            f"--webhooks.secret={SECRET}", "--webhooks.retry_base=200ms"])
+                                            f"--webhooks.secret={SECRET}", "--webhooks.retry_base=200ms",
+                                            "--webhooks.timeout=10s"])
         api = sfapi.Api(srv)
         key = api.create_stream("donecam")["key"]
         c = rtmp_client.RtmpClient(srv.rtmp_port)
@@ -130,14 +131,15 @@ def test_on_publish_done_is_retried_until_delivered(make_server):
             d = [x for x in deliveries(api) if x["event"] == "on_publish_done"]
             return d if d and d[0]["state"] == "delivered" else None
         d = h.wait_until(delivered, 5, "delivery recorded")[0]
-        assert d["attempts"] == 3 and d["last_status"] == 200 and d["stream"] == "donecam"
+        assert d["attempts"] == 3 and d["last_status"] == 200 and d["stream"] == "donecam", d
         assert str(d["id"]) == calls[0]["headers"]["x-streamflex-delivery"]
 
 
 def test_on_publish_done_gives_up_after_max_attempts(make_server):
     with sfapi.Receiver(status=503) as rx:
         srv = make_server(role="all", args=[f"--webhooks.on_publish_done={rx.url('/done')}",
-                                            "--webhooks.retry_base=50ms", "--webhooks.max_attempts=2"])
+                                            "--webhooks.retry_base=50ms", "--webhooks.max_attempts=2",
+                                            "--webhooks.timeout=10s"])
         api = sfapi.Api(srv)
         key = api.create_stream("failcam")["key"]["key"]
         c = rtmp_client.RtmpClient(srv.rtmp_port)
@@ -149,8 +151,8 @@ def test_on_publish_done_gives_up_after_max_attempts(make_server):
             d = [x for x in deliveries(api) if x["event"] == "on_publish_done"]
             return d if d and d[0]["state"] == "failed" else None
         d = h.wait_until(failed, 10, "delivery failed")[0]
-        assert d["attempts"] == 2 and d["last_status"] == 503 and d["last_error"] == "HTTP 503"
-        assert len(rx.got("/done")) == 2
+        assert d["attempts"] == 2 and d["last_status"] == 503 and d["last_error"] == "HTTP 503", d
+        assert len(rx.got("/done")) == 2, (d, rx.requests)
         # The secret was generated and kept beside the store, mode 0600, only its path logged.
         secret_file = srv.store.parent / "webhook-secret"
         assert oct(secret_file.stat().st_mode & 0o777) == "0o600"
