@@ -1,5 +1,7 @@
 #include "sf/http/client.h"
 
+#include "sf/net/deadlines.h"
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -61,9 +63,10 @@ bool has_crlf(std::string_view s) {
 
 }  // namespace
 
-struct Connection::Impl {
+struct Connection::Impl final : net::Watched {
   Impl(asio::any_io_executor ex, net::Endpoint up, ClientLimits l)
       : executor(std::move(ex)),
+        deadlines(net::Deadlines::of(executor)),
         upstream(std::move(up)),
         limits(l),
         // The staging buffer holds the response head and whatever body bytes came with it; the
@@ -73,24 +76,45 @@ struct Connection::Impl {
     host_header = (v6 ? "[" + upstream.host + "]" : upstream.host) + ":" + std::to_string(upstream.port);
   }
 
-  bool open() const { return stream && stream->socket().is_open(); }
+  bool open() const { return stream && stream->is_open(); }
 
   void close() {
     if (!stream) return;
     error_code ec;
-    stream->socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream->socket().close(ec);
+    stream->shutdown(tcp::socket::shutdown_both, ec);
+    stream->close(ec);
+  }
+
+  // The deadline of the request in flight, checked by the context's coarse sweep (net::Deadlines)
+  // rather than by a timer armed and cancelled per read and write (what beast::tcp_stream costs):
+  // a request only registers and unregisters the connection.
+  void watch(Clock::time_point d) {
+    timed_out = false;
+    deadlines.watch(*this, d);
+  }
+  void unwatch() { deadlines.unwatch(*this); }
+  void expired() override {
+    timed_out = true;
+    close();  // the pending operation fails; the request reports errc::timeout
+  }
+
+  // A failed operation's meaning: a timeout if the watchdog closed the socket.
+  std::error_code error(const error_code& ec) const {
+    return timed_out ? make_error_code(errc::timeout) : map_error(ec);
   }
 
   asio::any_io_executor executor;
+  net::Deadlines& deadlines;
   net::Endpoint upstream;
   ClientLimits limits;
   std::string host_header;
-  std::optional<beast::tcp_stream> stream;
+  std::optional<tcp::socket> stream;
+  bool timed_out = false;
   beast::flat_buffer buffer;
   std::string wire;  // the request being sent
   bool busy = false;
   bool discard = false;
+  bool keep_headers = true;
 };
 
 namespace {
@@ -116,14 +140,16 @@ asio::awaitable<std::error_code> connect(Connection::Impl& c) {
   }
   c.stream.emplace(c.executor);
   c.buffer.clear();
-  c.stream->expires_after(c.limits.connect_timeout);
-  co_await c.stream->async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
-  c.stream->expires_never();
+  c.watch(Clock::now() + c.limits.connect_timeout);
+  co_await asio::async_connect(*c.stream, endpoints, asio::redirect_error(asio::use_awaitable, ec));
+  c.unwatch();
   if (ec) {
+    bool timeout = c.timed_out;
     c.close();
-    co_return ec == beast::error::timeout ? make_error_code(errc::timeout) : make_error_code(errc::io_error);
+    co_return timeout ? make_error_code(errc::timeout) : make_error_code(errc::io_error);
   }
-  c.stream->socket().set_option(tcp::no_delay(true), ec);
+  c.stream->set_option(tcp::no_delay(true), ec);
+  c.stream->non_blocking(true, ec);  // requests are first written directly (see exchange)
   co_return std::error_code{};
 }
 
@@ -170,7 +196,7 @@ void for_each_token(std::string_view v, F&& f) {
 // Parses a complete response head (status line, fields, blank line); header names are stored
 // lower-cased in `out`. Strict where framing depends on it: CRLF line ends, no obsolete line
 // folding, one Content-Length value, digits only.
-Result<ResponseHead> parse_head(std::string_view head, std::vector<std::pair<std::string, std::string>>& out) {
+Result<ResponseHead> parse_head(std::string_view head, std::vector<std::pair<std::string, std::string>>* out) {
   ResponseHead h;
   auto eol = head.find("\r\n");
   if (eol == std::string_view::npos) return fail(errc::malformed);
@@ -187,9 +213,11 @@ Result<ResponseHead> parse_head(std::string_view head, std::vector<std::pair<std
   }
   if (h.status < 100) return fail(errc::malformed);
   head.remove_prefix(eol + 2);
-  std::size_t count = 0;
-  for (auto rest = head; rest.size() > 2; rest.remove_prefix(rest.find("\r\n") + 2)) ++count;
-  out.reserve(count);
+  if (out) {
+    std::size_t count = 0;
+    for (auto rest = head; rest.size() > 2; rest.remove_prefix(rest.find("\r\n") + 2)) ++count;
+    out->reserve(count);
+  }
   while (!head.starts_with("\r\n")) {
     eol = head.find("\r\n");
     if (eol == std::string_view::npos) return fail(errc::malformed);
@@ -223,9 +251,10 @@ Result<ResponseHead> parse_head(std::string_view head, std::vector<std::pair<std
           h.keep_alive = true;
       });
     }
+    if (!out) continue;
     std::string lowered(name);
     for (auto& ch : lowered) ch = lower(ch);
-    out.emplace_back(std::move(lowered), std::string(value));
+    out->emplace_back(std::move(lowered), std::string(value));
   }
   return h;
 }
@@ -244,13 +273,12 @@ asio::awaitable<Result<std::size_t>> read_head(Connection::Impl& c, Clock::time_
     if (data.size() >= c.limits.max_header_bytes) co_return fail(errc::message_too_large);
     scanned = data.size();
     error_code ec;
-    c.stream->expires_at(deadline);
     std::size_t n = co_await c.stream->async_read_some(c.buffer.prepare(beast::read_size(c.buffer, 65536)),
                                                        asio::redirect_error(asio::use_awaitable, ec));
     c.buffer.commit(n);
     if (ec) {
-      stale = stale_connection(ec) && c.buffer.size() == 0;
-      co_return std::unexpected(map_error(ec));
+      stale = !c.timed_out && stale_connection(ec) && c.buffer.size() == 0;
+      co_return std::unexpected(c.error(ec));
     }
   }
 }
@@ -261,12 +289,18 @@ asio::awaitable<Result<ClientResponse>> exchange(Connection::Impl& c, bool head_
                                                  bool& stale) {
   error_code ec;
   auto& stream = *c.stream;
-  stream.expires_at(deadline);
-  co_await asio::async_write(stream, asio::buffer(c.wire), asio::redirect_error(asio::use_awaitable, ec));
+  c.watch(deadline);
+  // The request is small: written directly, the reactor only if the socket does not take it all.
+  std::size_t sent = stream.write_some(asio::buffer(c.wire), ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
+  if (!ec && sent < c.wire.size())
+    co_await asio::async_write(stream, asio::buffer(c.wire.data() + sent, c.wire.size() - sent),
+                               asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
-    stale = stale_connection(ec);
+    stale = !c.timed_out && stale_connection(ec);
+    auto e = c.error(ec);
     c.close();
-    co_return std::unexpected(map_error(ec));
+    co_return std::unexpected(e);
   }
 
   ClientResponse out;
@@ -281,7 +315,8 @@ asio::awaitable<Result<ClientResponse>> exchange(Connection::Impl& c, bool head_
     }
     head_size = *size;
     out.headers.clear();
-    head = parse_head(std::string_view(static_cast<const char*>(c.buffer.data().data()), head_size), out.headers);
+    head = parse_head(std::string_view(static_cast<const char*>(c.buffer.data().data()), head_size),
+                      c.keep_headers ? &out.headers : nullptr);
     if (!head || interim > 4) {
       c.close();
       co_return fail(errc::malformed);
@@ -307,12 +342,12 @@ asio::awaitable<Result<ClientResponse>> exchange(Connection::Impl& c, bool head_
       std::size_t left = len - std::min(c.buffer.size(), len);
       c.buffer.consume(len - left);
       while (left > 0) {
-        stream.expires_at(deadline);
         std::size_t n = co_await stream.async_read_some(asio::buffer(scratch.data(), std::min(left, scratch.size())),
                                                         asio::redirect_error(asio::use_awaitable, ec));
         if (ec) {
+          auto e = c.error(ec);
           c.close();
-          co_return std::unexpected(map_error(ec));
+          co_return std::unexpected(e);
         }
         left -= n;
       }
@@ -325,12 +360,12 @@ asio::awaitable<Result<ClientResponse>> exchange(Connection::Impl& c, bool head_
     if (have) std::memcpy(body.data(), c.buffer.data().data(), have);
     c.buffer.consume(have);
     if (have < len) {
-      stream.expires_at(deadline);
       co_await asio::async_read(stream, asio::buffer(body.data() + have, len - have),
                                 asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
+        auto e = c.error(ec);
         c.close();
-        co_return std::unexpected(map_error(ec));
+        co_return std::unexpected(e);
       }
     }
   } else {
@@ -347,11 +382,11 @@ asio::awaitable<Result<ClientResponse>> exchange(Connection::Impl& c, bool head_
     }
     c.buffer.consume(used);
     if (!full.is_done()) {
-      stream.expires_at(deadline);
       co_await bhttp::async_read(stream, c.buffer, full, asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
+        auto e = c.error(ec);
         c.close();
-        co_return std::unexpected(map_error(ec));
+        co_return std::unexpected(e);
       }
     }
     keep_alive = keep_alive && head->chunked;
@@ -359,7 +394,7 @@ asio::awaitable<Result<ClientResponse>> exchange(Connection::Impl& c, bool head_
     out.body_bytes = body.size();
     if (c.discard) body = {};
   }
-  stream.expires_never();
+  c.unwatch();
   // Bytes beyond the answer mean the server does not frame as we think (we never pipeline).
   if (!keep_alive || c.buffer.size() != 0) {
     c.close();
@@ -404,6 +439,7 @@ asio::awaitable<Result<ClientResponse>> run_request(std::shared_ptr<Connection::
     if (!deadline) deadline = Clock::now() + budget;  // the budget starts once connected
     bool stale = false;
     auto r = co_await exchange(*self, head_request, *deadline, stale);
+    self->unwatch();
     if (r || fresh || !stale || attempt > 0 || Clock::now() >= *deadline) co_return r;
   }
 }
@@ -434,6 +470,9 @@ void Connection::close() {
 }
 void Connection::discard_bodies(bool discard) {
   impl_->discard = discard;
+}
+void Connection::keep_headers(bool keep) {
+  impl_->keep_headers = keep;
 }
 bool Connection::busy() const {
   return impl_->busy;

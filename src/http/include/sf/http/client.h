@@ -1,5 +1,6 @@
-// An HTTP/1.1 client (Boost.Beast's tcp_stream underneath) for upstream fetches: the edge's origin
-// requests and the load generator's viewers.
+// An HTTP/1.1 client (a plain socket; Beast's parser only for chunked or close-delimited bodies)
+// for upstream fetches: the edge's origin requests and the load generator's viewers. A request's
+// timeout is enforced by one lazily re-armed timer per connection, not a timer per operation.
 // - Connection: one keep-alive connection to one upstream; requests run one after another (no
 //   pipelining). A connection that failed, or that the server closed, is reopened by the next
 //   request; a request on a reused connection that the server had closed meanwhile (stale
@@ -74,6 +75,9 @@ class Connection {
   // For load generation: bodies of the following requests are read and counted (body_bytes) but
   // not kept, so `body` stays empty and no memory is held for them. Off by default.
   void discard_bodies(bool discard);
+  // For load generation: response headers are checked for framing but not stored
+  // (ClientResponse::headers stays empty), which saves two strings per header. On by default.
+  void keep_headers(bool keep);
   // Closes the socket now; a request in flight ends with errc::closed. The next request reconnects.
   void close();
   bool busy() const;
