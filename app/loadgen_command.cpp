@@ -22,6 +22,7 @@ void add_loadgen_command(CLI::App& app, LoadgenCommand& cmd) {
   cmd.sub->add_option("--timeout", cmd.timeout, "Per request")->capture_default_str();
   cmd.sub->add_option("--json", cmd.json_path, "Also write the summary as JSON to this file");
   cmd.sub->add_flag("--audio", o.audio, "Also follow the audio rendition");
+  cmd.sub->add_flag("--skip", o.skip, "ll mode: ask blocking reloads for delta updates (_HLS_skip=YES) when offered");
 }
 
 int run_loadgen_command(LoadgenCommand& cmd) {

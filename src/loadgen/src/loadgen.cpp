@@ -50,7 +50,7 @@ class Counter {
 struct WorkerStats {
   Histogram startup, live_edge, part_delivery, part_age;
   Counter requests, bytes, started, failed, errors;
-  std::uint64_t playlists = 0, parts = 0, segments = 0, inits = 0;
+  std::uint64_t playlists = 0, parts = 0, segments = 0, inits = 0, delta_playlists = 0;
   std::uint64_t ok = 0, stalls = 0, stalled_viewers = 0;
   double stall_seconds = 0;
   std::map<std::string, std::uint64_t> errors_by_kind;
@@ -198,6 +198,7 @@ asio::awaitable<Fetched> fetch(Viewer& v, http::Connection& conn, std::string ta
   auto left = std::chrono::ceil<milliseconds>(v.plan.deadline - Clock::now());
   if (left.count() <= 0 || v.gave_up) co_return out;
   conn.discard_bodies(!keep_body);
+  conn.keep_headers(false);  // a simulated player reads no response header
   std::vector<std::pair<std::string, std::string>> no_headers;
   auto op = conn.request("GET", std::move(target), std::move(no_headers), std::min(v.plan.opt.timeout, left));
   auto r = co_await std::move(op);
@@ -242,6 +243,7 @@ asio::awaitable<std::shared_ptr<const MediaPlaylist>> get_playlist(Viewer& v, ht
     co_return nullptr;
   }
   ++v.worker.stats.playlists;
+  if (pl->skipped_segments > 0) ++v.worker.stats.delta_playlists;
   co_return pl;
 }
 
@@ -345,6 +347,9 @@ asio::awaitable<void> ll_track(std::shared_ptr<Viewer> v, std::unique_ptr<http::
     // it is published (and rolls an index past the segment's last part to the next segment).
     auto directive =
         playlist + (playlist.find('?') == std::string::npos ? "?" : "&") + blocking_query(last_msn, last_index);
+    // Delta updates (§4.4.5.2): the server leaves out segments older than CAN-SKIP-UNTIL; the
+    // parts a player follows are always within that, so the answer lists everything it needs.
+    if (v->plan.opt.skip && pl->can_skip_until > 0) directive += "&_HLS_skip=YES";
     auto answer = co_await get_playlist(*v, *conn, std::move(directive), playlist);
     if (!answer) {
       if (!co_await backoff(*v)) break;
@@ -630,6 +635,7 @@ Result<Summary> run(const Options& options, std::FILE* progress) {
     s.parts += st.parts;
     s.segments += st.segments;
     s.inits += st.inits;
+    s.delta_playlists += st.delta_playlists;
     s.stalls += st.stalls;
     s.stalled_viewers += st.stalled_viewers;
     s.stall_seconds += st.stall_seconds;
@@ -645,16 +651,16 @@ Result<Summary> run(const Options& options, std::FILE* progress) {
 
 std::string format_summary(const Summary& s) {
   const auto& o = s.options;
-  std::string out =
-      fmt::format("streamflex loadgen: {} viewers, {} mode{}, {:.1f} s (ramp {:.1f} s), {} thread(s)\n  {}\n",
-                  s.viewers, o.mode == Mode::ll ? "ll" : "poll", o.audio ? " + audio" : "", s.seconds,
-                  o.ramp.count() / 1000.0, o.threads, o.url);
+  std::string out = fmt::format(
+      "streamflex loadgen: {} viewers, {} mode{}{}, {:.1f} s (ramp {:.1f} s), {} thread(s)\n  {}\n", s.viewers,
+      o.mode == Mode::ll ? "ll" : "poll", o.audio ? " + audio" : "",
+      o.skip && o.mode == Mode::ll ? " + delta updates" : "", s.seconds, o.ramp.count() / 1000.0, o.threads, o.url);
   out += fmt::format("{:<14}started {}  ok {}  failed {}\n", "viewers", s.started, s.ok, s.failed);
   double secs = std::max(s.seconds, 1e-9);
   out += fmt::format("{:<14}{} requests ({:.1f}/s), {} ({}/s)\n", "traffic", s.requests, s.requests / secs,
                      human_bytes(static_cast<double>(s.bytes)), human_bytes(static_cast<double>(s.bytes) / secs));
-  out += fmt::format("{:<14}{} playlists, {} parts, {} segments, {} init\n", "downloads", s.playlists, s.parts,
-                     s.segments, s.inits);
+  out += fmt::format("{:<14}{} playlists ({} delta updates), {} parts, {} segments, {} init\n", "downloads",
+                     s.playlists, s.delta_playlists, s.parts, s.segments, s.inits);
   out += line("startup", s.startup);
   out += line("live edge", s.live_edge);
   if (o.mode == Mode::ll) {
@@ -683,14 +689,20 @@ nlohmann::json to_json(const Summary& s) {
         {"ramp_s", o.ramp.count() / 1000.0},
         {"mode", o.mode == Mode::ll ? "ll" : "poll"},
         {"threads", o.threads},
-        {"audio", o.audio}}},
+        {"audio", o.audio},
+        {"skip", o.skip}}},
       {"seconds", s.seconds},
       {"viewers", {{"total", s.viewers}, {"started", s.started}, {"ok", s.ok}, {"failed", s.failed}}},
       {"requests", s.requests},
       {"requests_per_s", s.requests / std::max(s.seconds, 1e-9)},
       {"bytes", s.bytes},
       {"bytes_per_s", static_cast<double>(s.bytes) / std::max(s.seconds, 1e-9)},
-      {"downloads", {{"playlists", s.playlists}, {"parts", s.parts}, {"segments", s.segments}, {"inits", s.inits}}},
+      {"downloads",
+       {{"playlists", s.playlists},
+        {"delta_playlists", s.delta_playlists},
+        {"parts", s.parts},
+        {"segments", s.segments},
+        {"inits", s.inits}}},
       {"startup", json_of(s.startup)},
       {"live_edge", json_of(s.live_edge)},
       {"part_delivery", json_of(s.part_delivery)},

@@ -347,6 +347,8 @@ Result<MediaPlaylist> parse_media_playlist(Bytes text) {
           bad |= !parse_double(value, out.part_hold_back);
         else if (name == "HOLD-BACK")
           bad |= !parse_double(value, out.hold_back);
+        else if (name == "CAN-SKIP-UNTIL")
+          bad |= !parse_double(value, out.can_skip_until);
       });
     } else if (tag(line, "#EXT-X-MAP:", v)) {
       for_each_attr(v, [&](std::string_view name, std::string_view value) {
@@ -359,6 +361,7 @@ Result<MediaPlaylist> parse_media_playlist(Bytes text) {
         if (name == "SKIPPED-SEGMENTS") {
           bad |= !parse_u64(value, n);
           msn += n;
+          out.skipped_segments += n;
         }
       });
     } else if (tag(line, "#EXT-X-PRELOAD-HINT:", v)) {

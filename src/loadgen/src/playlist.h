@@ -84,6 +84,8 @@ struct MediaPlaylist {
   double part_hold_back = 0;
   double hold_back = 0;
   bool can_block_reload = false;
+  double can_skip_until = 0;           // EXT-X-SERVER-CONTROL CAN-SKIP-UNTIL: delta updates offered (seconds)
+  std::uint64_t skipped_segments = 0;  // EXT-X-SKIP in a delta update: segments left out
   bool endlist = false;
   std::uint64_t media_sequence = 0;
   std::vector<Segment> segments;  // complete segments, oldest first

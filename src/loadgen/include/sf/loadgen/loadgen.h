@@ -34,7 +34,8 @@ struct Options {
   std::chrono::milliseconds ramp{0};  // viewers start evenly spread over this
   Mode mode = Mode::ll;
   std::size_t threads = 1;
-  bool audio = false;                              // also follow the audio rendition
+  bool audio = false;  // also follow the audio rendition
+  bool skip = false;   // ll mode: ask blocking reloads for delta updates (_HLS_skip=YES) when offered
   std::chrono::milliseconds timeout{10000};        // per request (blocking reloads hold up to 3 target durations)
   std::chrono::milliseconds progress_every{5000};  // progress lines on `progress`; 0: none
 };
@@ -55,6 +56,7 @@ struct Summary {
   std::uint64_t requests = 0;
   std::uint64_t bytes = 0;                                          // response bodies
   std::uint64_t playlists = 0, parts = 0, segments = 0, inits = 0;  // successful downloads
+  std::uint64_t delta_playlists = 0;                                // of `playlists`: delta updates (EXT-X-SKIP)
   Percentiles startup;                                              // viewer start -> playback start
   Percentiles live_edge;      // wall clock - PDT of the playback position, sampled per download
   Percentiles part_delivery;  // blocking reload answered -> new part's last byte (ll mode)
