@@ -5,6 +5,7 @@
 // Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -19,6 +20,13 @@ namespace sf::edge {
 
 using Clock = std::chrono::steady_clock;
 
+// Whether a stream's objects need a viewer token, shared by every cached object of the stream and
+// updated from each upstream answer that says (X-SF-Access), so a visibility change reaches objects
+// cached before it (immutable segments live for a year).
+struct StreamAccessState {
+  std::atomic<bool> token_required{false};
+};
+
 struct Entry {
   int status = 200;
   std::string content_type;
@@ -27,8 +35,8 @@ struct Entry {
   Bytes body;
   Clock::time_point stored;
   Clock::time_point expires;
-  std::int64_t upstream_age = 0;  // seconds, from the upstream's Age header
-  bool token_required = false;    // the upstream marked it X-SF-Access: token
+  std::int64_t upstream_age = 0;              // seconds, from the upstream's Age header
+  std::shared_ptr<StreamAccessState> access;  // /live/<stream>/ objects; null elsewhere
   bool fresh(Clock::time_point now) const { return now < expires; }
 };
 

@@ -253,7 +253,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
         continue;
       }
       upstream_requests.Add({{"upstream", u->name}, {"result", "ok"}}).Increment();
-      co_return make_entry(*r);
+      co_return make_entry(*r, target);
     }
     auto e = std::make_shared<Entry>();
     e->status = 502;
@@ -264,12 +264,28 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     co_return e;
   }
 
-  std::shared_ptr<const Entry> make_entry(const http::ClientResponse& r) {
+  // The stream's access state: created for a real object (200) or a marked answer, looked up for
+  // anything else, so requests for made-up streams leave nothing behind.
+  std::shared_ptr<StreamAccessState> access_state(std::string_view stream, bool create) {
+    if (stream.empty()) return nullptr;
+    std::lock_guard lock(access_mu);
+    auto it = access_states.find(stream);
+    if (it != access_states.end()) return it->second;
+    if (!create) return nullptr;
+    return access_states.emplace(std::string(stream), std::make_shared<StreamAccessState>()).first->second;
+  }
+
+  std::shared_ptr<const Entry> make_entry(const http::ClientResponse& r, std::string_view target) {
     auto e = std::make_shared<Entry>();
     e->status = r.status;
     e->content_type = r.header("content-type");
     e->cache_control = r.header("cache-control");
-    e->token_required = r.header("x-sf-access") == auth::kAccessToken;  // the client keeps names in lower case
+    // The upstream says whether the stream needs tokens on every object it served for it (the client
+    // keeps header names in lower case); answers without the marker (404s) change nothing.
+    auto marker = r.header("x-sf-access");
+    bool marked = marker == auth::kAccessToken || marker == auth::kAccessPublic;
+    e->access = access_state(auth::live_stream_of(target), marked || r.status == 200);
+    if (e->access && marked) e->access->token_required.store(marker == auth::kAccessToken, std::memory_order_relaxed);
     e->body = r.body;
     e->stored = Clock::now();
     auto age = max_age(e->cache_control);
@@ -287,7 +303,11 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   http::Response respond(const Entry& e, const http::Request& req, Clock::time_point now) const {
     http::Response r;
     std::string viewer_token;
-    if (e.token_required) {
+    bool token_required = e.access && e.access->token_required.load(std::memory_order_relaxed);
+    if (e.access)
+      r.headers.emplace_back(std::string(auth::kAccessHeader),
+                             std::string(token_required ? auth::kAccessToken : auth::kAccessPublic));
+    if (token_required) {
       viewer_token = req.param(auth::kTokenParam);
       auto shield_token = viewer_token.empty() ? req.header(auth::kTokenHeader) : std::string();
       auto stream = auth::live_stream_of(req.path);
@@ -297,7 +317,6 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
         r.headers.emplace_back(std::string(auth::kAccessHeader), std::string(auth::kAccessToken));
         return r;
       }
-      r.headers.emplace_back(std::string(auth::kAccessHeader), std::string(auth::kAccessToken));
     }
     if (e.status == 200 && !e.etag.empty() && req.header("if-none-match") == e.etag) {
       r.status = 304;
@@ -389,6 +408,8 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   std::unique_ptr<http::Server> server;
   std::shared_ptr<ViewerAuth> auth;
   std::shared_ptr<AccessLog> access;
+  std::mutex access_mu;  // guards `access_states`: taken when an upstream answer is stored, never on a hit
+  std::map<std::string, std::shared_ptr<StreamAccessState>, std::less<>> access_states;
   std::mutex flights_mu;  // guards `flights`: taken on a miss, never on a hit
   std::map<std::string, Flight, std::less<>> flights;
   std::atomic<bool> stopping{false};

@@ -25,6 +25,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "sf/auth/token.h"
@@ -613,6 +614,7 @@ struct ProtectedUpstream {
         std::lock_guard lock(mu);
         edge_token = req.header("x-sf-token");
       }
+      if (req.path.find("/nothing/") != std::string::npos) return http::Response::text(404, "not found\n");
       http::Response r;
       if (req.path.ends_with(".m3u8")) {
         r.content_type = "application/vnd.apple.mpegurl";
@@ -623,7 +625,7 @@ struct ProtectedUpstream {
         r.body = "segment bytes";
         r.headers.emplace_back("Cache-Control", kImmutable);
       }
-      r.headers.emplace_back("X-SF-Access", "token");
+      r.headers.emplace_back("X-SF-Access", protect ? "token" : "public");
       return r;
     });
     pool.start();
@@ -638,6 +640,7 @@ struct ProtectedUpstream {
   net::IoPool pool;
   http::Server server;
   std::atomic<int> fetches{0};
+  std::atomic<bool> protect{true};
   std::mutex mu;
   std::string edge_token;
 };
@@ -684,6 +687,48 @@ TEST(EdgeViewerTokens, PlaylistNamesEveryUrlWithTheViewersToken) {
   EXPECT_NE(body.find("URI=\"init1.mp4?token=" + a + "\""), std::string::npos) << body;
   EXPECT_NE(body.find("\ns1.m4s?token=" + a + "\n"), std::string::npos) << body;
   EXPECT_EQ(r.header("x-sf-access"), "token");
+}
+
+TEST(EdgeViewerTokens, VisibilityChangeReachesObjectsCachedBeforeIt) {
+  ProtectedUpstream up;
+  const auth::TokenKey key{"k1", "edge-test-secret-0123456789"};
+  Config config;
+  config.token_keys = {key};
+  EdgeUnderTest edge({up.address()}, config);
+  auto a = auth::issue_token(key, "s", unix_now() + 60);
+  const std::string part = "/live/s/video/s1.m4s", playlist = "/live/s/video/index.m3u8";
+  ASSERT_EQ(get(edge.endpoint(), part + "?token=" + a).status, 200);  // cached for a year
+  EXPECT_EQ(get(edge.endpoint(), part).status, 403);
+  // The stream is made public: the next playlist fetch (max-age 1) says so, and the cached part
+  // follows without being fetched again.
+  up.protect = false;
+  std::this_thread::sleep_for(1100ms);
+  auto pl = get(edge.endpoint(), playlist);
+  EXPECT_EQ(pl.status, 200);
+  EXPECT_EQ(pl.header("x-sf-access"), "public");
+  auto r = get(edge.endpoint(), part);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("x-cache"), "HIT");
+  // And back.
+  up.protect = true;
+  std::this_thread::sleep_for(1100ms);
+  EXPECT_EQ(get(edge.endpoint(), playlist).status, 403);
+  EXPECT_EQ(get(edge.endpoint(), part).status, 403);
+  EXPECT_EQ(get(edge.endpoint(), part + "?token=" + a).status, 200);
+}
+
+TEST(EdgeViewerTokens, UnmarkedAnswersLeaveTheStreamProtected) {
+  ProtectedUpstream up;
+  const auth::TokenKey key{"k1", "edge-test-secret-0123456789"};
+  Config config;
+  config.token_keys = {key};
+  EdgeUnderTest edge({up.address()}, config);
+  auto a = auth::issue_token(key, "s", unix_now() + 60);
+  ASSERT_EQ(get(edge.endpoint(), "/live/s/video/s1.m4s?token=" + a).status, 200);
+  // A 404 without a marker (an object the origin does not have) must not make the stream public.
+  EXPECT_EQ(get(edge.endpoint(), "/live/s/nothing/here?token=" + a).status, 404);
+  EXPECT_EQ(get(edge.endpoint(), "/live/s/nothing/else").status, 403);  // a protected stream's 404 too
+  EXPECT_EQ(get(edge.endpoint(), "/live/s/video/s1.m4s").status, 403);
 }
 
 TEST(EdgeViewerTokens, WithoutKeysMarkedObjectsAreRefused) {

@@ -81,8 +81,11 @@ struct Viewer {
 enum class Manifest { none, hls, dash };
 
 http::Response for_viewer(http::Response r, const Viewer& v, Manifest manifest = Manifest::none) {
+  // Public streams say so too: an edge applies the latest answer to every object it cached for the
+  // stream, so a visibility change reaches its cached segments.
+  r.headers.emplace_back(std::string(auth::kAccessHeader),
+                         std::string(v.protect ? auth::kAccessToken : auth::kAccessPublic));
   if (!v.protect) return r;
-  r.headers.emplace_back(std::string(auth::kAccessHeader), std::string(auth::kAccessToken));
   if (v.token.empty() || manifest == Manifest::none || r.status != 200) return r;
   std::string text = std::move(r.body);
   for (auto& p : r.pieces) text.append(as_chars(p.view()));

@@ -11,8 +11,9 @@
 //   need nothing special.
 //
 // Wire conventions: the viewer's token is the query parameter `token`; an edge's upstream fetch
-// carries its own token in the X-SF-Token header (never in the cached URL); responses of protected
-// streams carry X-SF-Access: token, which tells an edge (that has no store) to check its viewers.
+// carries its own token in the X-SF-Token header (never in the cached URL); the objects a server
+// serves for a stream carry X-SF-Access: token or public, which tells an edge (that has no store)
+// whether to check its viewers, for that object and for every object of the stream it cached.
 // A missing token and a bad one are both answered 403 (the body says which).
 #pragma once
 
@@ -32,6 +33,7 @@ inline constexpr std::string_view kTokenParam = "token";
 inline constexpr std::string_view kTokenHeader = "X-SF-Token";
 inline constexpr std::string_view kAccessHeader = "X-SF-Access";
 inline constexpr std::string_view kAccessToken = "token";
+inline constexpr std::string_view kAccessPublic = "public";
 
 class ProtectedStreams {
  public:
