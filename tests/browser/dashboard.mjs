@@ -6,7 +6,8 @@
 // Signs in with the API key, creates a token-protected stream, reads the RTMP URL and the key the
 // page shows and publishes the clip there with ffmpeg (looped), waits for the page to show the
 // stream live, the charts to fill and the preview to play (with its latency), issues a viewer
-// token, rotates the stream key, and saves a screenshot in <out dir>. ffmpeg is stopped at the end.
+// token, rotates the stream key, makes the stream public (the preview plays again without a
+// token), and saves screenshots in <out dir>. ffmpeg is stopped at the end.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -115,6 +116,10 @@ try {
   await page.click('[data-testid=issue-token]');
   await page.waitForSelector('[data-testid=token-url]:not(:empty)', { timeout: 10000 });
   result.tokenUrl = await page.textContent('[data-testid=token-url]');
+  // While the stream is token-only, its playlist without the token is refused.
+  const bare = result.tokenUrl.split('?')[0];
+  result.barePlaybackStatus = (await fetch(bare)).status;
+  result.tokenPlaybackStatus = (await fetch(result.tokenUrl)).status;
   step('token issued');
 
   const shotBefore = join(resolve(outDir), 'dashboard-live.png');
@@ -132,6 +137,16 @@ try {
   result.keyStates = await page.$$eval('[data-testid=keys] tbody tr', (rows) => rows.map((r) => r.dataset.state));
   step('rotated');
   result.stillLive = (await page.textContent('[data-testid=d-live]')) === 'LIVE';
+
+  // Made public: the preview starts again, now without a token.
+  await page.click('[data-testid=toggle-visibility]');
+  await waitFor('the stream to be public', async () => (await page.textContent('#d-visibility')) === 'public', 10000);
+  await waitFor('the preview to play without a token', async () => {
+    const d = await dashboard();
+    return d.preview.playing && d.preview.url && !d.preview.url.includes('token=');
+  }, 30000);
+  result.publicPreviewUrl = (await dashboard()).preview.url;
+  step('made public');
 
   const shot = join(resolve(outDir), 'dashboard.png');
   await page.screenshot({ path: shot, fullPage: true });

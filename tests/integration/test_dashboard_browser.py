@@ -5,7 +5,7 @@
 <store dir>/admin-api-key, creates a token-protected stream, publishes to it with ffmpeg using the
 RTMP URL and key shown in the page, waits for it to go live, for the charts to fill and for the
 preview (hls.js, low latency, with a token the dashboard issued itself) to play, issues a viewer
-token, rotates the key, and saves screenshots. This file then checks the server's side: the key
+token, rotates the key, makes the stream public, and saves screenshots. This file then checks the server's side: the key
 the page showed after rotation publishes, the old one is in its grace period, the token URL plays.
 Screenshots are kept under the build tree (build/test-artifacts/dashboard-browser-*).
 """
@@ -112,9 +112,7 @@ def test_issued_token_url_plays(run):
     probe = h.run(["ffprobe", "-v", "error", "-of", "json", "-show_streams", url], timeout=60)
     # The publisher stopped with the browser; the stream stays served for origin.unpublish_grace.
     assert probe.returncode == 0, probe.stderr
-    bare = url.split("?")[0]
-    status, _, _ = h.http_get(bare)
-    assert status == 403
+    assert r["barePlaybackStatus"] == 403 and r["tokenPlaybackStatus"] == 200, r
 
 
 def test_rotation_keeps_old_key_in_grace_and_new_key_publishes(run, module_procs):
@@ -129,6 +127,13 @@ def test_rotation_keeps_old_key_in_grace_and_new_key_publishes(run, module_procs
     pub = module_procs.add(h.ffmpeg_publish(h.encode_clip(8), srv.url(r["rotatedKey"]), run["work"] / "ffmpeg.log"))
     srv.wait_live(STREAM, 15)
     pub.stop()
+
+
+def test_made_public_the_preview_plays_without_a_token(run):
+    r = run["result"]
+    check_ok(r)
+    assert "token=" not in r["publicPreviewUrl"] and f"/live/{STREAM}/" in r["publicPreviewUrl"]
+    assert r["steps"][-1]["name"] == "made public"
 
 
 def test_screenshots_are_saved(run):

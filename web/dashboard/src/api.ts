@@ -105,6 +105,9 @@ export class Api {
   createStream(settings: Partial<Stream> & { name: string }) {
     return this.call<{ stream: Stream; key: NewKey }>('POST', '/api/streams', settings);
   }
+  updateStream(name: string, settings: Partial<Stream>) {
+    return this.call<Stream>('PATCH', `/api/streams/${encodeURIComponent(name)}`, settings);
+  }
   deleteStream(name: string) {
     return this.call<void>('DELETE', `/api/streams/${encodeURIComponent(name)}`);
   }

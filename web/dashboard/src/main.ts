@@ -222,6 +222,9 @@ async function pollSelected() {
   $('d-playback').textContent = s.playback_url;
   $('d-visibility').textContent =
     s.visibility === 'token' ? 'token: viewers need a token (issue one below)' : 'public';
+  const toggle = $<HTMLButtonElement>('toggle-visibility');
+  toggle.textContent = s.visibility === 'token' ? 'Make public' : 'Require tokens';
+  toggle.dataset.to = s.visibility === 'token' ? 'public' : 'token';
   $('d-video').textContent =
     publishing && live
       ? `${live.width ?? '?'}×${live.height ?? '?'} ${live.video_codec ?? ''} ${live.audio_codec ?? ''} · live since ${time(live.since_ms)}`
@@ -321,6 +324,22 @@ $('token-form').addEventListener('submit', (ev) => {
       $('token-out').hidden = false;
     })
     .catch((e) => ($('token-error').textContent = errorText(e)));
+});
+
+$('toggle-visibility').addEventListener('click', (ev) => {
+  if (!api || !selected) return;
+  const to = (ev.target as HTMLButtonElement).dataset.to as Stream['visibility'];
+  const name = selected.name;
+  $('keys-error').textContent = '';
+  api
+    .updateStream(name, { visibility: to })
+    .then(async () => {
+      // The preview restarts with (or without) a token of its own.
+      stopPreview();
+      await refreshStreams();
+      await pollSelected();
+    })
+    .catch((e) => ($('keys-error').textContent = errorText(e)));
 });
 
 $('delete').addEventListener('click', () => {
