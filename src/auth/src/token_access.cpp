@@ -11,14 +11,11 @@ std::int64_t now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// Successful verdicts per thread: key token\0stream\0ip -> the token's expiry. Bounded by clearing
-// (a full cache means many distinct viewers per thread; the next requests re-verify once each).
+// Successful verdicts per thread: key checker\0token\0stream\0ip -> the token's expiry. Several
+// checkers share a thread (the origin's and the edge's in `all`) without evicting each other.
+// Bounded by clearing (a full cache means many distinct viewers per thread; the next requests
+// re-verify once each).
 constexpr std::size_t kMaxCachedVerdicts = 16384;
-
-struct VerdictCache {
-  std::uint64_t instance = 0;
-  std::unordered_map<std::string, std::int64_t> expires;
-};
 
 std::atomic<std::uint64_t> next_instance{1};
 
@@ -94,22 +91,19 @@ AccessDecision TokenChecker::check(std::string_view token, std::string_view stre
   if (token.empty()) return {403, "viewer token required"};
   if (token.size() > kMaxTokenLength) return {403, "token too long"};
   auto now = now_s();
-  thread_local VerdictCache cache;
-  if (cache.instance != instance_) {
-    cache.expires.clear();
-    cache.instance = instance_;
-  }
+  thread_local std::unordered_map<std::string, std::int64_t> cache;
   std::string key;
-  key.reserve(token.size() + stream.size() + client_ip.size() + 2);
+  key.reserve(sizeof instance_ + token.size() + stream.size() + client_ip.size() + 3);
+  key.append(reinterpret_cast<const char*>(&instance_), sizeof instance_).append(1, '\0');
   key.append(token).append(1, '\0').append(stream).append(1, '\0').append(client_ip);
-  if (auto it = cache.expires.find(key); it != cache.expires.end()) {
+  if (auto it = cache.find(key); it != cache.end()) {
     if (now < it->second) return {};
-    cache.expires.erase(it);
+    cache.erase(it);
   }
   std::string_view reason;
   if (auto ok = verify_token(keys_, token, stream, now, client_ip, &reason); !ok) return {403, reason};
-  if (cache.expires.size() >= kMaxCachedVerdicts) cache.expires.clear();
-  cache.expires.emplace(std::move(key), token_expiry(token));
+  if (cache.size() >= kMaxCachedVerdicts) cache.clear();
+  cache.emplace(std::move(key), token_expiry(token));
   return {};
 }
 
