@@ -231,6 +231,10 @@ class StreamFlex:
                 f"--admin.listen=127.0.0.1:{self.admin}", f"--ingest.rtmp_listen=127.0.0.1:{self.rtmp}",
                 f"--origin.listen=127.0.0.1:{self.http}", "--log.level=warn",
                 f"--origin.web_root={os.path.join(ROOT, 'web', 'dist')}"] + self.extra
+        # The origin benchmarks measure packaging and serving of the published stream itself
+        # (`all` transcodes a ladder by default since the transcoding issue).
+        if not any(a.startswith("--transcode.profile=") for a in self.extra):
+            argv.append("--transcode.profile=passthrough")
         self.argv = argv
         self.proc = self.reg.spawn(argv, self.log)
         deadline = time.monotonic() + 20

@@ -219,11 +219,13 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     }
     self->waiting.Decrement(static_cast<double>(waiters.size()));
     bool first = true;
+    http::ResponderBatch batch;  // one hand-over per I/O thread: all heads go out before any body
     for (auto& w : waiters) {
       const char* result = entry->status >= 500 ? "ERROR" : first ? "MISS" : "COALESCED";
       first = false;
-      self->finish(w.responder, w.request, self->respond(*entry, w.request, w.start), result, w.start);
+      self->finish(w.responder, w.request, self->respond(*entry, w.request, w.start), result, w.start, &batch);
     }
+    batch.send();
   }
 
   // Asks the upstreams in order, healthy ones first, until one answers; a failure, a reset or a
@@ -344,7 +346,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   }
 
   void finish(const http::Responder& res, const http::Request& req, http::Response r, const char* result,
-              Clock::time_point start) {
+              Clock::time_point start, http::ResponderBatch* batch = nullptr) {
     r.headers.emplace_back("X-Cache", result);
     auto size = r.size();
     auto& counters = by_result(result);
@@ -364,7 +366,10 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       access->on_access({stream, rendition, object, size, r.status,
                          std::chrono::duration<double, std::milli>(Clock::now() - start).count(), result, req.remote});
     }
-    res(std::move(r));
+    if (batch)
+      batch->add(res, std::move(r));
+    else
+      res(std::move(r));
   }
 
   // -- upstream connections: a pool per upstream per I/O thread --

@@ -10,6 +10,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <mutex>
@@ -122,6 +123,34 @@ void Responder::operator()(Response r) const {
 
 bool Responder::answered() const {
   return state_->done.load();
+}
+
+void ResponderBatch::add(const Responder& r, Response response) {
+  if (r.state_->done.exchange(true)) return;
+  if (r.state_->handler_thread.load() == std::this_thread::get_id()) {
+    r.state_->response = std::move(response);
+    return;
+  }
+  items_.emplace_back(r.state_, std::move(response));
+}
+
+void ResponderBatch::send() {
+  using Item = std::pair<std::shared_ptr<Responder::State>, Response>;
+  std::vector<std::pair<asio::any_io_executor, std::vector<Item>>> by_thread;  // a few I/O threads
+  for (auto& item : items_) {
+    auto it =
+        std::find_if(by_thread.begin(), by_thread.end(), [&](auto& g) { return g.first == item.first->executor; });
+    if (it == by_thread.end()) it = by_thread.insert(by_thread.end(), {item.first->executor, {}});
+    it->second.push_back(std::move(item));
+  }
+  items_.clear();
+  for (auto& [ex, items] : by_thread)
+    asio::post(ex, [items = std::move(items)]() mutable {
+      for (auto& [s, r] : items) {
+        s->response = std::move(r);
+        s->timer.cancel();
+      }
+    });
 }
 
 // Bodies up to this size go out in the same write as their head (one syscall per playlist);

@@ -65,7 +65,21 @@ class Responder {
   bool answered() const;
 
  private:
+  friend class ResponderBatch;
   std::shared_ptr<State> state_;
+};
+
+// Answers many held requests at once (coalesced waiters) with one post per I/O thread instead of
+// one per request: each thread then finds all its answers queued together, so every response head
+// goes out before any large body starts filling sockets. First answer wins, as with Responder.
+class ResponderBatch {
+ public:
+  void add(const Responder& r, Response response);
+  // Hands the answers to their connections' threads; the batch is empty afterwards.
+  void send();
+
+ private:
+  std::vector<std::pair<std::shared_ptr<Responder::State>, Response>> items_;
 };
 using HeldHandler = std::function<void(const Request&, Responder)>;
 
