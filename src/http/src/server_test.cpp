@@ -9,6 +9,7 @@
 #include <boost/asio/write.hpp>
 
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -178,6 +179,53 @@ TEST(Server, HeldAnswersGoToTheirOwnRequestsOnAReusedConnection) {
     c.send("GET /held?" + std::to_string(i) + " HTTP/1.1\r\n\r\n");
     EXPECT_EQ(Client::body(c.response()), "answer " + std::to_string(i));
   }
+}
+
+TEST(Server, BatchAnswersEveryHeldRequestOnceAndFirstAnswerWins) {
+  net::IoPool pool(2);
+  Server server(pool, net::Endpoint{"127.0.0.1", 0});
+  std::mutex mu;
+  std::vector<Responder> held;
+  server.route_held("GET", "/w", 5s, Response::text(503, "late\n"), [&](const Request&, Responder res) {
+    std::lock_guard lock(mu);
+    held.push_back(res);
+  });
+  pool.start();
+  server.start();
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 6; ++i) {
+    clients.push_back(std::make_unique<Client>(server.port()));
+    clients.back()->send("GET /w HTTP/1.1\r\n\r\n");
+  }
+  for (int i = 0; i < 200; ++i) {
+    {
+      std::lock_guard lock(mu);
+      if (held.size() == 6) break;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  std::vector<Responder> now;
+  {
+    std::lock_guard lock(mu);
+    now = held;
+  }
+  ASSERT_EQ(now.size(), 6u);
+  now[0](Response::text(200, "single"));  // answered before the batch: the batch's answer is dropped
+  ResponderBatch batch;
+  for (auto& r : now) batch.add(r, Response::text(200, "batch"));
+  batch.send();
+  // Each client gets exactly one answer: one of them the single answer, every other the batch's.
+  std::map<std::string, int> bodies;
+  for (auto& c : clients) ++bodies[Client::body(c->response())];
+  EXPECT_EQ(bodies["single"], 1);
+  EXPECT_EQ(bodies["batch"], 5);
+  // Let both threads close their acceptors and connections before they stop: a listening socket
+  // left open would keep its port in the SO_REUSEPORT group for the next test.
+  server.stop();
+  for (int i = 0; i < 200 && server.active_connections() > 0; ++i) std::this_thread::sleep_for(10ms);
+  std::this_thread::sleep_for(50ms);
+  pool.stop();
+  pool.join();
 }
 
 }  // namespace
