@@ -147,7 +147,10 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
   }
   std::unique_ptr<ingest::Ingest> ingest;
   if (roles.ingest) ingest = std::make_unique<ingest::Ingest>(pool, cfg.ingest, *keys, metrics);
-  if (ingest && origin) ingest->add_observer(make_origin_feeder(*origin, transcoder.get()));
+  // Each publish gets its stream's ladder (the store's setting, read with the key check).
+  if (ingest && origin)
+    ingest->add_observer(
+        make_origin_feeder(*origin, transcoder.get(), [](const ingest::PublishInfo& info) { return info.profile; }));
   if (ingest && !cfg.webhooks.on_publish_done.empty()) ingest->add_observer(make_webhook_observer(*hooks));
   add_admin_routes(admin, metrics, ready, ingest.get());
 
@@ -161,6 +164,7 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
   if (roles.api) {
     auto acfg = cfg.api;
     acfg.web_root = find_dashboard_root(acfg.web_root);
+    if (transcoder) acfg.profiles = transcoder->profiles();
     if (acfg.rtmp_url.empty())
       acfg.rtmp_url = fmt::format("rtmp://{}/live", reachable(cfg.ingest.rtmp_listen, ingest ? ingest->port() : 1935));
     if (acfg.playback_url.empty()) {

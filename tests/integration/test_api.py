@@ -310,7 +310,8 @@ def test_ingest_check_route(srv, api):
     key = api.create_stream("checked")["key"]
     ingest_key = api.api_key("ingest-1", "ingest")
     ok = sfapi.call(api.base, "POST", "/api/ingest/check", ingest_key, {"key": key["key"], "app": "live"})
-    assert ok[0] == 200 and ok[1] == {"allow": True, "stream": "checked", "key_id": key["id"], "takeover": False}
+    assert ok[0] == 200 and ok[1] == {"allow": True, "stream": "checked", "key_id": key["id"], "takeover": False,
+                                      "profile": ""}
     no = sfapi.call(api.base, "POST", "/api/ingest/check", ingest_key, {"key": "sfk_wrong"})
     assert no[0] == 200 and no[1] == {"allow": False}
     assert sfapi.call(api.base, "POST", "/api/ingest/check", ingest_key, {})[0] == 400
@@ -364,3 +365,30 @@ def test_restart_keeps_every_stream_and_key(make_server):
         assert len(third.logs("admin API key created; read it from the file")) == 0
     finally:
         assert third.stop() == 0
+
+
+def test_unknown_profile_is_400_naming_the_known_ones(api):
+    status, j, _ = api("POST", "/api/streams", {"name": "prof", "profile": "nosuch"})
+    assert status == 400 and "passthrough" in j["error"], j
+    api.create_stream("prof", profile="passthrough")
+    assert api("PATCH", "/api/streams/prof", {"profile": "nosuch"})[0] == 400
+    assert api.ok("PATCH", "/api/streams/prof", {"profile": "default"})["profile"] == "default"
+
+
+def test_each_stream_gets_its_own_ladder(make_server, procs, clip8, tmp_path):
+    """A stream set to a configured ladder is transcoded with it; one left at "default" follows
+    transcode.profile (passthrough in these tests)."""
+    srv = make_server(role="all", args=["--transcode.profiles=tiny=low:320x180@15:200k"])
+    api = sfapi.Api(srv)
+    tiny = api.create_stream("tinycam", profile="tiny")["key"]["key"]
+    plain = api.create_stream("plaincam")["key"]["key"]
+    procs.add(h.ffmpeg_publish(clip8, srv.url(tiny), tmp_path / "tiny.log"))
+    procs.add(h.ffmpeg_publish(clip8, srv.url(plain), tmp_path / "plain.log"))
+    srv.wait_log("stream opened", timeout=10, stream="tinycam", profile="tiny")
+
+    def master(name):
+        status, body, _ = h.http_get(f"http://127.0.0.1:{srv.edge_port}/live/{name}/master.m3u8")
+        return body if status == 200 and "RESOLUTION" in body else None
+    assert "RESOLUTION=320x180" in h.wait_until(lambda: master("tinycam"), 20, "tinycam playlist")
+    assert "RESOLUTION=1280x720" in h.wait_until(lambda: master("plaincam"), 20, "plaincam playlist")
+    assert not srv.logs("stream opened", stream="plaincam")

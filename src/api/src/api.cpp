@@ -4,6 +4,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -306,7 +307,8 @@ struct Api::Impl {
 namespace {
 
 // Setting fields shared by POST and PATCH; returns "" or what is wrong.
-std::string apply_settings(const json& in, auth::StreamRecord& s, bool allow_name) {
+std::string apply_settings(const json& in, auth::StreamRecord& s, bool allow_name,
+                           const std::vector<std::string>& profiles) {
   for (auto& [field, value] : in.items()) {
     if (field == "name") {
       if (!allow_name && !(value.is_string() && value.get<std::string>() == s.name)) return "name cannot change";
@@ -331,6 +333,11 @@ std::string apply_settings(const json& in, auth::StreamRecord& s, bool allow_nam
   }
   std::string why;
   if (!auth::validate_stream(s, why)) return why;
+  if (!profiles.empty() && s.profile != "default" && std::ranges::find(profiles, s.profile) == profiles.end()) {
+    std::string known;
+    for (auto& p : profiles) known += (known.empty() ? "" : ", ") + p;
+    return "profile: one of " + known;
+  }
   return {};
 }
 
@@ -378,7 +385,7 @@ http::Response list_streams(Api::Impl& api, Call&) {
 http::Response create_stream(Api::Impl& api, Call& c) {
   auth::StreamRecord s;
   if (!c.in.contains("name")) return error(400, "name is required");
-  if (auto why = apply_settings(c.in, s, true); !why.empty()) return error(400, why);
+  if (auto why = apply_settings(c.in, s, true, api.config.profiles); !why.empty()) return error(400, why);
   auto key = api.store.create_stream(s);
   if (!key) {
     if (key.error() == errc::conflict) return error(409, "a stream with this name exists");
@@ -401,7 +408,7 @@ http::Response patch_stream(Api::Impl& api, Call& c) {
   if (!valid_name_param(c.params[0])) return error(400, "invalid stream name");
   auto rec = api.store.get_stream(c.params[0]);
   if (!rec) return store_error(rec.error(), "stream");
-  if (auto why = apply_settings(c.in, *rec, false); !why.empty()) return error(400, why);
+  if (auto why = apply_settings(c.in, *rec, false, api.config.profiles); !why.empty()) return error(400, why);
   auto updated = api.store.update_stream(*rec);
   if (!updated) return store_error(updated.error(), "stream");
   log::info("api", "stream updated", {{"stream", rec->name}, {"by", c.key.id}});
@@ -602,8 +609,11 @@ http::Response ingest_check(Api::Impl& api, Call& c) {
     if (grant.error() == errc::unauthorized) return ok(200, {{"allow", false}});
     return error(503, "store unavailable");
   }
-  return ok(200,
-            {{"allow", true}, {"stream", grant->stream}, {"key_id", grant->key_id}, {"takeover", grant->takeover}});
+  return ok(200, {{"allow", true},
+                  {"stream", grant->stream},
+                  {"key_id", grant->key_id},
+                  {"takeover", grant->takeover},
+                  {"profile", grant->profile}});
 }
 
 const std::vector<RouteDef>& route_defs() {

@@ -119,7 +119,7 @@ const std::string& openapi_document() {
     "/api/ingest/check": {
       "post": {"summary": "Publish check for an ingest running alone: the stream key, then the on_publish webhook", "operationId": "ingestCheck", "x-scopes": ["ingest"],
                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["key"], "additionalProperties": false, "properties": {"key": {"type": "string"}, "app": {"type": "string"}, "addr": {"type": "string"}}}}}},
-               "responses": {"200": {"description": "Allowed (with the stream) or not", "content": {"application/json": {"schema": {"type": "object", "required": ["allow"], "properties": {"allow": {"type": "boolean"}, "stream": {"type": "string"}, "key_id": {"type": "string"}, "takeover": {"type": "boolean"}}}}}},
+               "responses": {"200": {"description": "Allowed (with the stream) or not", "content": {"application/json": {"schema": {"type": "object", "required": ["allow"], "properties": {"allow": {"type": "boolean"}, "stream": {"type": "string"}, "key_id": {"type": "string"}, "takeover": {"type": "boolean"}, "profile": {"type": "string", "description": "Transcoding ladder; empty: the ingest's default"}}}}}},
                              "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"},
                              "403": {"$ref": "#/components/responses/Forbidden"}, "413": {"$ref": "#/components/responses/TooLarge"}}}
     }
@@ -145,7 +145,7 @@ const std::string& openapi_document() {
       "WhoAmI": {"type": "object", "required": ["id", "name", "scopes"], "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "scopes": {"type": "array", "items": {"$ref": "#/components/schemas/Scope"}}}},
       "StreamSettings": {"type": "object", "additionalProperties": false, "properties": {
         "visibility": {"type": "string", "enum": ["public", "token"]},
-        "profile": {"type": "string", "description": "Ladder profile name, or passthrough"},
+        "profile": {"type": "string", "description": "Transcoding ladder: default (transcode.profile), passthrough, or a configured profile"},
         "latency": {"type": "string", "enum": ["ll-hls", "hls"]},
         "part_target_ms": {"type": "integer", "minimum": 100, "maximum": 5000},
         "segment_target_ms": {"type": "integer", "minimum": 500, "maximum": 30000},

@@ -64,7 +64,8 @@ class RemoteKeyStore final : public auth::KeyStore {
     Result<auth::PublishGrant> answer = fail(errc::unauthorized);
     if (j["allow"].get<bool>()) {
       if (!j.contains("stream") || !j["stream"].is_string()) return fail(errc::io_error);
-      answer = auth::PublishGrant{j["stream"].get<std::string>(), j.value("key_id", ""), j.value("takeover", false)};
+      answer = auth::PublishGrant{j["stream"].get<std::string>(), j.value("key_id", ""), j.value("takeover", false),
+                                  j.value("profile", "")};
     }
     std::lock_guard lock(mu_);
     if (cache_.size() < 10000) cache_[id] = {answer, now + config_.cache};

@@ -199,16 +199,19 @@ class SqliteStore final : public Store {
     if (key.empty() || key.size() > 256) return fail(errc::unauthorized);
     auto want = sha256_hex(key);
     std::lock_guard lock(mu_);
-    Statement s(db_,
-                "SELECT k.id, k.stream, s.takeover, k.key_hash FROM stream_keys k JOIN streams s ON s.name = k.stream "
-                "WHERE k.key_hash = ?1 AND k.revoked_ms IS NULL AND (k.expires_ms IS NULL OR k.expires_ms > ?2)");
+    Statement s(
+        db_,
+        "SELECT k.id, k.stream, s.takeover, k.key_hash, s.profile FROM stream_keys k JOIN streams s ON s.name = "
+        "k.stream "
+        "WHERE k.key_hash = ?1 AND k.revoked_ms IS NULL AND (k.expires_ms IS NULL OR k.expires_ms > ?2)");
     s.bind(1, want).bind(2, now_ms());
     int rc = s.step();
     if (rc == SQLITE_DONE) return fail(errc::unauthorized);
     if (rc != SQLITE_ROW) return fail(errc::io_error);
     // The lookup is by hash; compare the full hashes in constant time all the same.
     if (!constant_time_equal(s.text(3), want)) return fail(errc::unauthorized);
-    return PublishGrant{s.text(1), s.text(0), s.integer(2) != 0};
+    auto profile = s.text(4);
+    return PublishGrant{s.text(1), s.text(0), s.integer(2) != 0, profile == "default" ? std::string() : profile};
   }
 
   Result<std::vector<KeyInfo>> list_keys() override {

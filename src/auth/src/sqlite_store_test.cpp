@@ -42,6 +42,14 @@ TEST(SqliteStore, CreatedStreamHasItsSettingsAndAWorkingKey) {
   EXPECT_EQ(grant->key_id, key->id);
 }
 
+TEST(SqliteStore, GrantCarriesTheStreamsLadderProfile) {
+  auto store = open_sqlite_store(temp_db());
+  auto plain = store->create_stream({.name = "plain"}).value();
+  auto tiny = store->create_stream({.name = "tiny", .profile = "tiny"}).value();
+  EXPECT_EQ(store->check_publish_key(plain.secret)->profile, "");  // "default": the configured one
+  EXPECT_EQ(store->check_publish_key(tiny.secret)->profile, "tiny");
+}
+
 TEST(SqliteStore, SecondCreateOfAStreamIsAConflict) {
   auto store = open_sqlite_store(temp_db());
   ASSERT_TRUE(store->create_stream({.name = "a"}));

@@ -412,7 +412,7 @@ asio::awaitable<void> Session::publish(PublishRequest req) {
     fail_with("unauthorized");
     co_return;
   }
-  PublishInfo info{grant->stream, grant->key_id, app_, remote_, {}, wall_ms(), id_};
+  PublishInfo info{grant->stream, grant->key_id, app_, remote_, {}, wall_ms(), id_, grant->profile};
   auto live = std::make_shared<LiveStream>(info);
   live->stop = [weak = weak_from_this()](std::string_view reason) {
     if (auto s = weak.lock()) s->close(reason);

@@ -30,6 +30,7 @@ struct Config {
   std::string rtmp_url;                     // what publishers are told (+ "/" + key); "": rtmp://127.0.0.1:1935/live
   std::string playback_url;                 // players: + "/live/<name>/master.m3u8"; "": http://127.0.0.1:8081
   std::string ingest_admin_url;             // live state from a remote ingest's admin
+  std::vector<std::string> profiles;        // known ladder profiles; empty: any valid name
   std::int64_t max_body_bytes = 64 * 1024;  // larger request bodies: 413
   std::int64_t workers = 2;                 // threads for handlers
   std::chrono::milliseconds token_ttl{3600 * 1000};  // default viewer token lifetime

@@ -19,6 +19,7 @@ struct PublishGrant {
   std::string stream;     // the stream the key publishes to
   std::string key_id;     // non-secret id of the key, safe for logs
   bool takeover = false;  // a new publisher replaces a live one instead of being refused
+  std::string profile{};  // the stream's transcoding ladder ("": the configured default)
 };
 
 // What ingest knows when a publisher asks to publish (for checks beyond the key, e.g. webhooks).

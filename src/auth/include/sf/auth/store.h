@@ -22,7 +22,7 @@ namespace sf::auth {
 struct StreamRecord {
   std::string name;
   std::string visibility = "public";  // "public" | "token"
-  std::string profile = "default";    // ladder profile name or "passthrough"
+  std::string profile = "default";    // ladder profile name, "passthrough", or "default" (transcode.profile)
   std::string latency = "ll-hls";     // "ll-hls" | "hls"
   std::int64_t part_target_ms = 500, segment_target_ms = 2000;
   bool takeover = false;

@@ -47,6 +47,7 @@ struct PublishInfo {
   std::string encoder;          // onMetaData "encoder", if sent
   std::int64_t started_ms = 0;  // wall clock
   std::uint64_t session_id = 0;
+  std::string profile{};  // transcoding ladder from the stream's settings ("": the configured default)
 };
 
 // What a consumer of one publish gets: tracks, frames and the end, on the publisher's I/O thread.
