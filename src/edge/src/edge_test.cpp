@@ -487,7 +487,10 @@ TEST(Edge, ThousandRequestsForAMissingPartMakeOneUpstreamRequestAndAllGetTheWhol
 // fan-out itself is a few ms; on this shared 2-core machine it measured 60-500 ms, which an
 // absolute 20 ms bound on the client side would only measure, not test. A coalescing cache that
 // re-checked a lock on a timer (nginx: 500 ms) fails both bounds.
+// Timed: CTest runs it alone as unit.edge.coalescing (RUN_SERIAL), since on 2 cores a neighbouring
+// test binary shifts its fan-out by tens of milliseconds; inside unit.edge it is skipped.
 TEST(Edge, ThousandCoalescedViewersAreAnsweredWithin20msOfTheUpstreamAnswer) {
+  if (!std::getenv("SF_SERIAL_TIMING")) GTEST_SKIP() << "timed test: runs alone as unit.edge.coalescing";
   raise_open_files();
   const std::string body = part_body();
   Delays floor = fan_out_floor(body);
