@@ -1,9 +1,7 @@
-"""Browser players on a token-protected stream, with nothing special.
+"""Browser players on a token-protected stream, through the edge, with nothing special.
 
-hls.js (the player page, through the edge, given the token once as ?token=) and dash.js (the MPD
-URL with ?token=, from the origin) play a stream whose visibility is "token" in headless Chromium
-(tests/browser/play.mjs). dash.js asks the origin because its clock sync (UTCTiming /time) through
-the edge currently gets a body with trailing NUL bytes from the edge's HTTP client.
+hls.js (the player page, given the token once as ?token=) and dash.js (given the MPD URL with
+?token=) play a stream whose visibility is "token" in headless Chromium (tests/browser/play.mjs).
 Every playlist, init segment, part and segment they fetch must be answered 200: the token reached
 them only through the URLs the server wrote.
 """
@@ -73,7 +71,7 @@ def test_hls_js_plays_a_protected_stream_from_the_token_in_the_page_url(env, bro
 
 def test_dash_js_plays_a_protected_stream_from_the_token_in_the_mpd_url(env, browser_deps, capsys):
     srv = env["srv"]
-    mpd = f"{srv.origin}/live/{STREAM}/manifest.mpd?token={env['token']}"
+    mpd = f"{srv.edge}/live/{STREAM}/manifest.mpd?token={env['token']}"
     result = h.run_node_json("play.mjs", ["dash", mpd, PLAY_SECONDS, env["artifacts"]], timeout=PLAY_SECONDS + 60,
                              artifacts=env["artifacts"])
     check(result, "dash.js")

@@ -355,7 +355,9 @@ asio::awaitable<Result<ClientResponse>> exchange(Connection::Impl& c, bool head_
     }
     // The body goes straight from the socket into its string: no staging copy beyond the bytes
     // that arrived with the head. Every byte is written below before anyone reads it.
-    body.resize_and_overwrite(len, [](char*, std::size_t n) { return n; });
+    // The operation returns `len` itself: libstdc++ 12 passes the grown capacity as the count when a
+    // short string leaves its inline buffer (16..29 bytes came back padded with NULs).
+    body.resize_and_overwrite(len, [len](char*, std::size_t) { return len; });
     std::size_t have = std::min(c.buffer.size(), len);
     if (have) std::memcpy(body.data(), c.buffer.data().data(), have);
     c.buffer.consume(have);

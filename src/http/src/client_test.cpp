@@ -52,6 +52,10 @@ struct TestServer {
     server.route("GET", "/hello", [](Request&) { return Response::text(200, "hello world"); });
     server.route("GET", "/count", [this](Request&) { return Response::text(200, std::to_string(++requests)); });
     server.route("GET", "/big", [](Request&) { return Response::text(200, std::string(100 * 1024, 'x')); });
+    // /len/<n>: n bytes of 'a'.
+    server.route_prefix("GET", "/len/", [](Request& req) {
+      return Response::text(200, std::string(std::stoul(req.path.substr(5)), 'a'));
+    });
     // Answers after `slow_ms`, counting how many requests the server holds at once.
     server.route_held("GET", "/slow", 5s, Response::text(503, "late\n"), [this](const Request& req, Responder res) {
       int now = ++in_flight;
@@ -95,6 +99,19 @@ TEST(Connection, GetReturnsStatusHeadersAndBody) {
   EXPECT_EQ(r->header("content-length"), "11");
   EXPECT_EQ(r->header("server"), "streamflex");
   EXPECT_EQ(r->header("x-absent"), "");
+}
+
+TEST(Connection, BodiesOfEveryShortLengthComeBackExact) {
+  // 16..29 bytes: just past std::string's inline buffer, where libstdc++ 12's resize_and_overwrite
+  // reports the grown capacity.
+  TestServer srv;
+  asio::io_context ctx;
+  Connection c(ctx.get_executor(), srv.endpoint());
+  for (std::size_t n : {0, 1, 15, 16, 24, 29, 30, 31, 100}) {
+    auto r = run_on(ctx, c.request("GET", "/len/" + std::to_string(n)));
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(as_chars(r->body.view()), std::string(n, 'a')) << n;
+  }
 }
 
 TEST(Connection, KeepAliveServesSeveralRequestsOnOneServerConnection) {
