@@ -284,3 +284,24 @@ def test_video_only_source_plays_through(make_server, procs, clip12, tmp_path):
     p = read_through(base + "master.m3u8", 4, timeout=40)
     assert p.returncode == 0, p.stderr[-2000:]
     assert frames_out(p) >= 100, p.stdout[-500:]
+
+
+def test_stream_record_profile_chooses_the_ladder(make_server, procs, clip8, tmp_path):
+    import sfapi
+    # The server's default is passthrough (the harness's); one stream's record asks for a ladder.
+    srv = h.start_origin(make_server, args=["--transcode.profiles=small=180p:320x180@30:300k:330k:ultrafast"])
+    api = sfapi.Api(srv)
+    keys = {"custom": api.ok("POST", "/api/streams", {"name": "custom", "profile": "small"}, expect=201)["key"]["key"],
+            "plain": api.ok("POST", "/api/streams", {"name": "plain"}, expect=201)["key"]["key"]}
+    time.sleep(1.5)  # the profiles are reread every auth.visibility_refresh (1 s)
+    for n, k in keys.items():
+        procs.add(h.ffmpeg_publish(clip8, srv.url(k), tmp_path / f"{n}.log"))
+
+    def master(stream, needle):
+        body = h.http_get(f"{srv.origin}/live/{stream}/master.m3u8")[1]
+        return body if needle in body else None
+
+    custom = h.wait_until(lambda: master("custom", "180p/index.m3u8"), 20, "the small ladder")
+    assert "RESOLUTION=320x180" in custom and "video/index.m3u8" not in custom, custom
+    plain = h.wait_until(lambda: master("plain", "video/index.m3u8"), 20, "the source passed through")
+    assert "RESOLUTION=1280x720" in plain and "180p" not in plain, plain
