@@ -1,0 +1,61 @@
+"""hls.js plays the default ladder in headless Chromium and is forced through every level while it
+plays (hls.nextLevel, as its ABR controller switches), with no stall and no error.
+
+The 720p30 clip is published in a loop (ffmpeg -stream_loop -1 -re -c copy), so the ladder is
+720p, 480p, 360p, 160p; tests/browser/play_levels.mjs drives the origin's player page.
+"""
+import json
+
+import pytest
+
+import sfharness as h
+
+SECONDS_PER_LEVEL = 3
+
+
+@pytest.fixture(scope="module")
+def artifacts():
+    d = h.artifact_dir("transcode-browser")
+    print(f"\nbrowser artifacts (screenshot, browser log): {d}")
+    return d
+
+
+def test_hls_js_switches_through_every_level_without_stall(make_server, procs, clip30, browser_deps, artifacts,
+                                                          tmp_path, capsys):
+    # A shared machine may starve the transcoder for a moment: more lag is tolerated before the top
+    # rung is dropped (a dropped rung stalls a player on it, which is what this test looks for).
+    srv = h.start_origin(make_server, args=["--transcode.profile=default", "--transcode.max_lag=6s",
+                                            "--transcode.max_queue_frames=300"])
+    key = srv.create_key("abr")
+    procs.add(h.ffmpeg_publish_looped(clip30, srv.url(key), tmp_path / "pub.log"))
+
+    def ladder_listed():
+        status, body, _ = h.http_get(f"{srv.origin}/live/abr/160p/index.m3u8")
+        return status == 200 and body.count("#EXTINF") >= 2
+
+    h.wait_until(ladder_listed, 30, "two segments of the lowest rung")
+    master = h.http_get(f"{srv.origin}/live/abr/master.m3u8")[1]
+    result = h.run_node_json("play_levels.mjs", [f"{srv.origin}/?stream=abr", SECONDS_PER_LEVEL, artifacts],
+                             timeout=150, artifacts=artifacts)
+    (artifacts / "levels.json").write_text(json.dumps(result, indent=1))
+    with capsys.disabled():
+        print("\n[transcode-browser] " + "; ".join(
+            f"{v['height']}p shown after {v['shownAfterMs']} ms, {v['framesOnLevel']} frames"
+            for v in result.get("visits", [])) + f"; final {result.get('final')}")
+    assert not result.get("error"), f"{result['error']}\n{result.get('_stderr', '')}\nfailed: {result['failed'][:10]}"
+    heights = sorted(l["height"] for l in result["levels"])
+    assert heights == [160, 360, 480, 720], (result["levels"], master)
+    assert len(result["visits"]) == 4
+    for v in result["visits"]:
+        assert v["shownAfterMs"] is not None, f"hls.js never showed level {v} (master:\n{master})"
+        assert v["videoHeight"] == v["height"], v
+        # Playing on the level: about 30 fps for SECONDS_PER_LEVEL seconds.
+        assert v["framesOnLevel"] >= 20 * SECONDS_PER_LEVEL, v
+    final = result["final"]
+    assert final["playing"] and not final["fatalErrors"], final
+    assert final["stalls"] == 0, final
+    assert not final["hlsErrors"], final["hlsErrors"]
+    assert not result["pageErrors"], result["pageErrors"]
+    # hls.js cancels the blocking reload of the level it leaves: aborted, not failed.
+    failed = [f for f in result["failed"] if not (f.startswith("failed net::ERR_ABORTED") and ".m3u8?" in f)]
+    assert not failed, failed
