@@ -26,7 +26,7 @@ struct AppConfig {
   origin::Config origin;
   edge::Config edge;
   transcode::Config transcode;  // keyframe_interval follows origin.segment_target
-  std::string edge_upstreams;  // comma-separated; in `all`, the in-process origin
+  std::string edge_upstreams;   // comma-separated; in `all`, the in-process origin
   api::Config api;
   api::WebhookConfig webhooks;
   std::string webhooks_on_publish_default = "deny";  // "allow" | "deny"

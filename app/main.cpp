@@ -30,6 +30,7 @@
 #include "sf/ingest/ingest.h"
 #include "sf/net/io_pool.h"
 #include "sf/origin/origin.h"
+#include "transcode_file.h"
 #include "viewer_auth.h"
 
 #include <unistd.h>
@@ -314,11 +315,18 @@ int main(int argc, char** argv) {
       {"director", "Playback entry point: routes viewers to edges", false},
   };
   std::string chosen_role;
+  std::string transcode_input, transcode_output = "transcode-out";
+  bool transcode_realtime = false;
   for (auto& r : role_defs) {
     auto* sub = app.add_subcommand(r.name, r.help);
     sub->add_option("-c,--config", config_path, "TOML configuration file (env STREAMFLEX_CONFIG)");
     schema.add_flags(*sub);
     sub->callback([&chosen_role, name = r.name] { chosen_role = name; });
+    if (std::string_view(r.name) == "transcode") {
+      sub->add_option("--input", transcode_input, "Transcode this FLV file instead (benchmarks, checks)");
+      sub->add_option("--output-dir", transcode_output, "With --input: write each rung as <dir>/<rung>.mp4");
+      sub->add_flag("--re", transcode_realtime, "With --input: feed frames at their timestamps, as a live source");
+    }
   }
 
   auto* keys = app.add_subcommand("keys", "Manage stream keys in the store the server uses");
@@ -399,6 +407,8 @@ int main(int argc, char** argv) {
     if (vt->parsed()) return issue_token_command(cfg, vt_stream, vt_ttl, vt_ip);
     for (auto& r : role_defs) {
       if (chosen_role != r.name) continue;
+      if (chosen_role == "transcode" && !transcode_input.empty())
+        return run_transcode_file(cfg, transcode_input, transcode_output, transcode_realtime);
       if (!r.implemented) {
         std::fprintf(stderr, "streamflex %s: this role is not implemented yet\n", r.name);
         return kExitNotImplemented;

@@ -318,11 +318,22 @@ void Pipeline::picture(std::uint64_t slot, std::uint32_t index, AVFrame* pic) {
         r->sws_src_fmt = src->frame->format;
       }
       if (!r->sws) continue;
-      out = make_frame();
-      out->width = int(p.width);
-      out->height = int(p.height);
-      out->format = AV_PIX_FMT_YUV420P;
-      if (av_frame_get_buffer(out.get(), 0) < 0) continue;
+      // A picture from the rung's pool that no encoder task holds any more (x264 copies its
+      // input), else a new one: no allocation per frame in the steady state.
+      for (auto& f : r->pool)
+        if (f.use_count() == 1 && f->width == int(p.width) && f->height == int(p.height)) {
+          std::atomic_thread_fence(std::memory_order_acquire);  // the encoder task is done with it
+          out = f;
+          break;
+        }
+      if (!out) {
+        out = make_frame();
+        out->width = int(p.width);
+        out->height = int(p.height);
+        out->format = AV_PIX_FMT_YUV420P;
+        if (av_frame_get_buffer(out.get(), 0) < 0) continue;
+        if (r->pool.size() < 8) r->pool.push_back(out);
+      }
       sws_scale(r->sws.get(), src->frame->data, src->frame->linesize, 0, src->h, out->data, out->linesize);
       made.push_back({out->width, out->height, out.get()});
     }

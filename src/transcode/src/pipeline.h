@@ -54,6 +54,7 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
     SwsPtr sws;
     int sws_src_w = 0, sws_src_h = 0, sws_src_fmt = -1;
     std::int64_t next_keep = INT64_MIN;
+    std::vector<FramePtr> pool;  // scaled pictures, reused once no encoder task holds them
     bool in_plan = true;
     // Rung strand only.
     std::unique_ptr<VideoEncoder> encoder;
