@@ -1,7 +1,7 @@
 // Plays a StreamFlex ladder with hls.js on the origin's player page in headless Chromium (Debian's
 // /usr/bin/chromium driven by playwright-core) and forces the player through every level while it
-// plays, highest first, as an ABR switch does (hls.nextLevel: at the next fragment boundary, no
-// buffer flush). Reports, as one JSON line on stdout, for each level: when hls.js said it switched,
+// plays, highest first, as its ABR controller switches (hls.loadLevel: the next fragments come from
+// that level, what is buffered plays out, nothing is flushed). Reports, as one JSON line on stdout, for each level: when hls.js said it switched,
 // the picture size the <video> element then decoded, and the frames decoded on that level; plus
 // the player's stalls and errors.
 //
@@ -65,7 +65,7 @@ try {
   for (const index of order) {
     const before = await state(page);
     const asked = Date.now();
-    await page.evaluate((i) => { window.sfHls.nextLevel = i; }, index);
+    await page.evaluate((i) => { window.sfHls.loadLevel = i; }, index);
     const want = result.levels[index].height;
     let shown = null;
     const deadline = asked + 20000;
