@@ -427,6 +427,9 @@ void Pipeline::encode(std::shared_ptr<RungState> r, std::uint64_t slot, std::uin
     for (auto& e : out) {
       r->frames.fetch_add(1, std::memory_order_relaxed);
       r->bytes.fetch_add(static_cast<std::int64_t>(e.data.size()), std::memory_order_relaxed);
+      r->last_pts.store(e.pts, std::memory_order_relaxed);
+      std::int64_t unset = INT64_MIN;
+      r->first_pts.compare_exchange_strong(unset, e.pts, std::memory_order_relaxed);
       SeqItem item;
       item.picture = index;
       item.area = area;
@@ -518,11 +521,17 @@ StreamStats Pipeline::stats() const {
     rs.declared_bps = r->plan.rung.maxrate;
     rs.frames = r->frames;
     std::int64_t bytes = r->bytes;
-    double dt = std::chrono::duration<double>(now - r->rate_since).count();
-    if (dt >= 1.0) {
-      r->rate_bps = double(bytes - r->rate_bytes) * 8 / dt;
+    // Bits per second of media encoded since the last figure (at least a second of media), so
+    // a transcoder running behind real time still reports the rung's true bit rate.
+    std::int64_t pts = r->last_pts;
+    if (r->rate_pts == INT64_MIN) r->rate_pts = r->first_pts;  // the first figure: since the start
+    if (pts < r->rate_pts) {
+      r->rate_pts = pts;
       r->rate_bytes = bytes;
-      r->rate_since = now;
+    } else if (pts - r->rate_pts >= std::int64_t(media::kVideoTimescale)) {
+      r->rate_bps = double(bytes - r->rate_bytes) * 8 * media::kVideoTimescale / double(pts - r->rate_pts);
+      r->rate_bytes = bytes;
+      r->rate_pts = pts;
     }
     rs.bitrate_bps = rs.active ? r->rate_bps : 0;
     s.rungs.push_back(std::move(rs));

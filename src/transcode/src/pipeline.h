@@ -65,9 +65,11 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
     std::atomic<bool> active{true};
     std::atomic<std::int64_t> frames{0};
     std::atomic<std::int64_t> bytes{0};
-    double rate_bps = 0;  // under the pipeline's stats_mu_
+    std::atomic<std::int64_t> first_pts{INT64_MIN};  // of the first encoded frame
+    std::atomic<std::int64_t> last_pts{INT64_MIN};   // of the last encoded frame
+    double rate_bps = 0;                             // bits per second of media; under the pipeline's stats_mu_
     std::int64_t rate_bytes = 0;
-    std::chrono::steady_clock::time_point rate_since = std::chrono::steady_clock::now();
+    std::int64_t rate_pts = INT64_MIN;
     explicit RungState(Strand s) : strand(std::move(s)) {}
   };
 

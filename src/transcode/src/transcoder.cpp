@@ -96,7 +96,8 @@ struct Transcoder::Impl : prometheus::Collectable {
     auto skipped =
         family("streamflex_transcode_skipped_frames_total",
                "Source frames skipped (queue full, undecodable, or time going backwards)", MetricType::Counter);
-    auto rate = family("streamflex_transcode_rung_bitrate_bps", "A rung's encoded bit rate over the last second",
+    auto rate = family("streamflex_transcode_rung_bitrate_bps",
+                       "A rung's encoded bit rate, bits per second of media, over the last second or more of media",
                        MetricType::Gauge);
     auto declared = family("streamflex_transcode_rung_declared_bps", "A rung's declared peak bit rate (BANDWIDTH)",
                            MetricType::Gauge);
