@@ -267,6 +267,19 @@ class SqliteStore final : public Store {
     return get_stream_locked(name);
   }
 
+  // ?1 name, ?2..?7 settings, ?8 time: the numbering create_stream's INSERT and update_stream's
+  // UPDATE share.
+  static void bind_settings(Statement& s, const StreamRecord& in, std::int64_t t) {
+    s.bind(1, in.name)
+        .bind(2, in.visibility)
+        .bind(3, in.profile)
+        .bind(4, in.latency)
+        .bind(5, in.part_target_ms)
+        .bind(6, in.segment_target_ms)
+        .bind(7, std::int64_t{in.takeover})
+        .bind(8, t);
+  }
+
   Result<NewSecret> create_stream(const StreamRecord& in) override {
     std::string why;
     if (!validate_stream(in, why)) return fail(errc::invalid_argument);
@@ -277,14 +290,7 @@ class SqliteStore final : public Store {
     Statement s(db_,
                 "INSERT OR IGNORE INTO streams(name, visibility, profile, latency, part_target_ms, segment_target_ms, "
                 "takeover, created_ms, updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)");
-    s.bind(1, in.name)
-        .bind(2, in.visibility)
-        .bind(3, in.profile)
-        .bind(4, in.latency)
-        .bind(5, in.part_target_ms)
-        .bind(6, in.segment_target_ms)
-        .bind(7, std::int64_t{in.takeover})
-        .bind(8, t);
+    bind_settings(s, in, t);
     if (s.step() != SQLITE_DONE) return fail(errc::io_error);
     if (sqlite3_changes(db_) == 0) return fail(errc::conflict);
     auto key = insert_key(in.name, t);
@@ -299,14 +305,7 @@ class SqliteStore final : public Store {
     Statement s(db_,
                 "UPDATE streams SET visibility = ?2, profile = ?3, latency = ?4, part_target_ms = ?5, "
                 "segment_target_ms = ?6, takeover = ?7, updated_ms = ?8 WHERE name = ?1");
-    s.bind(1, in.name)
-        .bind(2, in.visibility)
-        .bind(3, in.profile)
-        .bind(4, in.latency)
-        .bind(5, in.part_target_ms)
-        .bind(6, in.segment_target_ms)
-        .bind(7, std::int64_t{in.takeover})
-        .bind(8, now_ms());
+    bind_settings(s, in, now_ms());
     if (s.step() != SQLITE_DONE) return fail(errc::io_error);
     if (sqlite3_changes(db_) == 0) return fail(errc::not_found);
     return get_stream_locked(in.name);
