@@ -41,8 +41,14 @@ void Cache::store(const std::string& key, std::shared_ptr<const Entry> entry) {
   std::lock_guard lock(mu_);
   auto [it, inserted] = map_.try_emplace(key, entry);
   if (!inserted) {
+    // The same object completed (a streamed entry replaced by its final one): it keeps its place.
+    bool same_size = it->second->body.size() == size;
     bytes_ -= it->second->body.size();
     it->second = entry;
+    if (same_size) {
+      bytes_ += size;
+      return;
+    }
   }
   bytes_ += size;
   order_.emplace_back(key, size);

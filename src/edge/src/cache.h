@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "sf/core/bytes.h"
+#include "sf/http/shared_body.h"
 
 namespace sf::edge {
 
@@ -37,7 +38,10 @@ struct Entry {
   Clock::time_point expires;
   std::int64_t upstream_age = 0;              // seconds, from the upstream's Age header
   std::shared_ptr<StreamAccessState> access;  // /live/<stream>/ objects; null elsewhere
-  bool fresh(Clock::time_point now) const { return now < expires; }
+  // Set while the body is still arriving from the upstream (`body` is then its whole block, to be
+  // read only once the stream completes). An entry whose stream failed is never served.
+  std::shared_ptr<const http::SharedBody> stream;
+  bool fresh(Clock::time_point now) const { return now < expires && !(stream && stream->failed()); }
 };
 
 class Cache {

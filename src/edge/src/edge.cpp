@@ -202,36 +202,74 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
                    asio::detached);
   }
 
+  // Objects at least this large are handed to their waiters as the upstream's bytes arrive;
+  // smaller ones (playlists, blocking answers) once complete.
+  static constexpr std::size_t kStreamFrom = 16 * 1024;
+
   static asio::awaitable<void> fetch(std::shared_ptr<Impl> self, asio::any_io_executor ex, std::string key,
                                      std::string target, bool is_blocking) {
-    auto entry = co_await self->fetch_upstream(ex, target, is_blocking);
+    auto streamed = std::make_shared<bool>(false);
+    http::OnHead on_head = [self, key, target, streamed](const http::ClientResponse& head,
+                                                         const std::shared_ptr<http::SharedBody>& body) {
+      *streamed = self->on_upstream_head(key, target, head, body);
+    };
+    auto entry = co_await self->fetch_upstream(ex, target, is_blocking, std::move(on_head), *streamed);
+    if (*streamed) {
+      // The waiters have had the head and the bytes as they came; the complete object (with its
+      // ETag) takes the streamed entry's place. A failed stream's entry is never served again.
+      if (entry->status == 200 && entry->expires > entry->stored) self->cache.store(key, entry);
+      co_return;
+    }
     if (entry->status == 200 || entry->status == 404) {
       if (entry->expires > entry->stored) self->cache.store(key, entry);
     }
+    self->answer_waiters(key, *entry);
+  }
+
+  // The upstream's head arrived with a body still to come: a large object is cached and handed to
+  // every waiter now, its body following as it arrives (shared, not copied per waiter). Playlists
+  // and MPDs wait for their whole body (a viewer's token may rewrite them). Returns whether the
+  // waiters were answered.
+  bool on_upstream_head(const std::string& key, std::string_view target, const http::ClientResponse& head,
+                        const std::shared_ptr<http::SharedBody>& body) {
+    if (head.status != 200 || body->size() < kStreamFrom) return false;
+    auto type = head.header("content-type");
+    if (type.find("mpegurl") != std::string::npos || type.find("dash+xml") != std::string::npos) return false;
+    auto entry = make_entry(head, target, body);
+    if (entry->expires > entry->stored) cache.store(key, entry);
+    answer_waiters(key, *entry);
+    return true;
+  }
+
+  // Answers every request waiting for `key` with `entry` and ends the flight.
+  void answer_waiters(const std::string& key, const Entry& entry) {
     std::vector<Waiter> waiters;
     {
-      std::lock_guard lock(self->flights_mu);
-      auto it = self->flights.find(key);
-      if (it != self->flights.end()) {
+      std::lock_guard lock(flights_mu);
+      auto it = flights.find(key);
+      if (it != flights.end()) {
         waiters = std::move(it->second.waiters);
-        self->flights.erase(it);
+        flights.erase(it);
       }
     }
-    self->waiting.Decrement(static_cast<double>(waiters.size()));
+    waiting.Decrement(static_cast<double>(waiters.size()));
     bool first = true;
     http::ResponderBatch batch;  // one hand-over per I/O thread: all heads go out before any body
     for (auto& w : waiters) {
-      const char* result = entry->status >= 500 ? "ERROR" : first ? "MISS" : "COALESCED";
+      const char* result = entry.status >= 500 ? "ERROR" : first ? "MISS" : "COALESCED";
       first = false;
-      self->finish(w.responder, w.request, self->respond(*entry, w.request, w.start), result, w.start, &batch);
+      finish(w.responder, w.request, respond(entry, w.request, w.start), result, w.start, &batch);
     }
     batch.send();
   }
 
   // Asks the upstreams in order, healthy ones first, until one answers; a failure, a reset or a
   // stall past the deadline marks that upstream down and moves on, so the viewer sees no error.
+  // Once `streamed` (set by `on_head`) the waiters have their answer: a failure then ends the
+  // fetch (the viewers' connections close), since another upstream cannot continue the body.
   asio::awaitable<std::shared_ptr<const Entry>> fetch_upstream(asio::any_io_executor ex, const std::string& target,
-                                                               bool is_blocking) {
+                                                               bool is_blocking, http::OnHead on_head,
+                                                               const bool& streamed) {
     auto timeout = is_blocking ? config.blocking_timeout : config.upstream_timeout;
     std::vector<std::pair<std::string, std::string>> headers{{"Via", "1.1 " + config.id}};
     // The edge's own credential for protected streams (the viewers' tokens are checked here, and
@@ -245,13 +283,14 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       if (!u->up) order.push_back(u.get());
     for (auto* u : order) {
       auto t0 = Clock::now();
-      auto r = co_await pool_for(ex, *u).request("GET", target, headers, timeout);
+      auto r = co_await pool_for(ex, *u).request("GET", target, headers, timeout, on_head);
       upstream_seconds.Observe(std::chrono::duration<double>(Clock::now() - t0).count());
       if (!r || r->status >= 500) {
         upstream_requests.Add({{"upstream", u->name}, {"result", r ? "5xx" : "failed"}}).Increment();
         if (u->up.exchange(false))
           log::warn("edge", "upstream marked down",
                     {{"upstream", u->name}, {"error", r ? std::to_string(r->status) : r.error().message()}});
+        if (streamed) break;
         continue;
       }
       upstream_requests.Add({{"upstream", u->name}, {"result", "ok"}}).Increment();
@@ -277,7 +316,9 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     return access_states.emplace(std::string(stream), std::make_shared<StreamAccessState>()).first->second;
   }
 
-  std::shared_ptr<const Entry> make_entry(const http::ClientResponse& r, std::string_view target) {
+  // `stream`: the body is still arriving there (no ETag until it is complete).
+  std::shared_ptr<const Entry> make_entry(const http::ClientResponse& r, std::string_view target,
+                                          std::shared_ptr<const http::SharedBody> stream = nullptr) {
     auto e = std::make_shared<Entry>();
     e->status = r.status;
     e->content_type = r.header("content-type");
@@ -288,7 +329,8 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     bool marked = marker == auth::kAccessToken || marker == auth::kAccessPublic;
     e->access = access_state(auth::live_stream_of(target), marked || r.status == 200);
     if (e->access && marked) e->access->token_required.store(marker == auth::kAccessToken, std::memory_order_relaxed);
-    e->body = r.body;
+    e->body = stream ? stream->bytes() : r.body;
+    e->stream = std::move(stream);
     e->stored = Clock::now();
     auto age = max_age(e->cache_control);
     std::int64_t upstream_age = 0;
@@ -298,7 +340,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     e->expires = e->stored + std::chrono::seconds(std::max<std::int64_t>(0, age - upstream_age));
     // A strong validator from the bytes themselves: the same object has the same ETag on every
     // edge and after every refetch (hashed once per fetch, never per request).
-    e->etag = fmt::format("\"{:x}-{:x}\"", fnv1a(as_chars(e->body.view())), e->body.size());
+    if (!e->stream) e->etag = fmt::format("\"{:x}-{:x}\"", fnv1a(as_chars(e->body.view())), e->body.size());
     return e;
   }
 
@@ -329,7 +371,10 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       r.body = auth::add_token_to_dash(as_chars(e.body.view()), viewer_token);
     } else {
       r.status = e.status;
-      r.pieces.push_back(e.body);
+      if (e.stream && !e.stream->complete())
+        r.stream = e.stream;
+      else
+        r.pieces.push_back(e.body);
     }
     r.content_type = e.content_type.empty() ? "application/octet-stream" : e.content_type;
     if (!e.cache_control.empty()) r.headers.emplace_back("Cache-Control", e.cache_control);

@@ -115,6 +115,7 @@ struct Connection::Impl final : net::Watched {
   bool busy = false;
   bool discard = false;
   bool keep_headers = true;
+  OnHead on_head;  // of the request in flight
 };
 
 namespace {
@@ -353,6 +354,34 @@ asio::awaitable<Result<ClientResponse>> exchange(Connection::Impl& c, bool head_
       }
       len = 0;
     }
+    if (c.on_head && len > 0) {
+      // Streamed: the body goes into one shared block of its final size, published as it
+      // arrives, so the caller can hand it on before the upstream finishes.
+      auto shared = std::make_shared<SharedBody>(len);
+      std::size_t have = std::min(c.buffer.size(), len);
+      if (have) std::memcpy(shared->write_position(), c.buffer.data().data(), have);
+      c.buffer.consume(have);
+      shared->advance(have);
+      c.on_head(out, shared);
+      while (shared->left() > 0) {
+        std::size_t n = co_await stream.async_read_some(asio::buffer(shared->write_position(), shared->left()),
+                                                        asio::redirect_error(asio::use_awaitable, ec));
+        shared->advance(n);
+        if (ec) {
+          shared->fail();
+          auto e = c.error(ec);
+          c.close();
+          co_return std::unexpected(e);
+        }
+      }
+      c.unwatch();
+      if (!keep_alive || c.buffer.size() != 0) {
+        c.close();
+        c.buffer.clear();
+      }
+      out.body = shared->bytes();
+      co_return out;
+    }
     // The body goes straight from the socket into its string: no staging copy beyond the bytes
     // that arrived with the head. Every byte is written below before anyone reads it.
     // The operation returns `len` itself: libstdc++ 12 passes the grown capacity as the count when a
@@ -421,13 +450,19 @@ asio::awaitable<Result<ClientResponse>> run_request(std::shared_ptr<Connection::
                                                     std::string target,
                                                     std::vector<std::pair<std::string, std::string>> headers,
                                                     std::chrono::milliseconds timeout,
-                                                    std::optional<std::string> body = std::nullopt) {
+                                                    std::optional<std::string> body = std::nullopt,
+                                                    OnHead on_head = {}) {
   if (self->busy) co_return fail(errc::conflict);
   if (method.empty() || has_crlf(method) || has_crlf(target) || target.find(' ') != std::string::npos)
     co_return fail(errc::invalid_argument);
   for (auto& [k, v] : headers)
     if (k.empty() || has_crlf(k) || has_crlf(v)) co_return fail(errc::invalid_argument);
   BusyGuard guard(self->busy);
+  self->on_head = std::move(on_head);
+  struct ClearOnHead {
+    ~ClearOnHead() { c.on_head = nullptr; }
+    Connection::Impl& c;
+  } clear_on_head{*self};
   auto budget = timeout.count() > 0 ? timeout : self->limits.timeout;
   request_head(*self, method, target, headers, body ? &*body : nullptr);
   bool head_request = method == "HEAD";
@@ -457,8 +492,9 @@ Connection::~Connection() {
 
 asio::awaitable<Result<ClientResponse>> Connection::request(std::string method, std::string target,
                                                             std::vector<std::pair<std::string, std::string>> headers,
-                                                            std::chrono::milliseconds timeout) {
-  return run_request(impl_, std::move(method), std::move(target), std::move(headers), timeout);
+                                                            std::chrono::milliseconds timeout, OnHead on_head) {
+  return run_request(impl_, std::move(method), std::move(target), std::move(headers), timeout, std::nullopt,
+                     std::move(on_head));
 }
 
 asio::awaitable<Result<ClientResponse>> Connection::request_with_body(
@@ -535,7 +571,7 @@ struct ReleaseGuard {
 asio::awaitable<Result<ClientResponse>> pool_request(std::shared_ptr<Pool::State> s, std::string method,
                                                      std::string target,
                                                      std::vector<std::pair<std::string, std::string>> headers,
-                                                     std::chrono::milliseconds timeout) {
+                                                     std::chrono::milliseconds timeout, OnHead on_head) {
   if (s->closed) co_return fail(errc::closed);
   auto budget = timeout.count() > 0 ? timeout : s->limits.timeout;
   auto start = Clock::now();
@@ -562,7 +598,7 @@ asio::awaitable<Result<ClientResponse>> pool_request(std::shared_ptr<Pool::State
   ReleaseGuard guard{s.get(), c};
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(budget - (Clock::now() - start));
   if (left.count() <= 0) co_return fail(errc::timeout);
-  co_return co_await c->request(std::move(method), std::move(target), std::move(headers), left);
+  co_return co_await c->request(std::move(method), std::move(target), std::move(headers), left, std::move(on_head));
 }
 
 }  // namespace
@@ -579,8 +615,8 @@ Pool::~Pool() {
 
 asio::awaitable<Result<ClientResponse>> Pool::request(std::string method, std::string target,
                                                       std::vector<std::pair<std::string, std::string>> headers,
-                                                      std::chrono::milliseconds timeout) {
-  return pool_request(state_, std::move(method), std::move(target), std::move(headers), timeout);
+                                                      std::chrono::milliseconds timeout, OnHead on_head) {
+  return pool_request(state_, std::move(method), std::move(target), std::move(headers), timeout, std::move(on_head));
 }
 
 std::size_t Pool::open_connections() const {

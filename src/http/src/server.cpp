@@ -76,6 +76,7 @@ std::string Request::header(std::string_view name) const {
 }
 
 std::size_t Response::size() const {
+  if (stream) return stream->size();
   std::size_t n = body.size();
   for (auto& p : pieces) n += p.size();
   return n;
@@ -338,7 +339,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
     conn.expires_after(conn.idle_timeout);
     bool head_only = req.method == "HEAD";
-    if (head_only || body_bytes > kSeparateHead) {
+    if (head_only || body_bytes > kSeparateHead || out.stream) {
       // A large body goes after its head, and after a turn of the event loop: when many held
       // requests are answered at once (coalesced waiters), every head leaves before any large body
       // fills the sockets.
@@ -350,6 +351,11 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       head.clear();
     }
 
+    if (out.stream) {
+      std::size_t from = slice ? slice->first : 0;
+      co_await write_stream(conn, *out.stream, from, from + body_bytes, ec);
+      co_return;
+    }
     // Gather the body: the owned string, then the shared pieces, sliced to the range if any.
     auto& buffers = conn.out;
     buffers.clear();
@@ -370,6 +376,46 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     add(out.body.data(), out.body.size());
     for (auto& p : out.pieces) add(p.data(), p.size());
     co_await write_all(conn, ec);
+  }
+
+  // Writes [from, to) of a body still arriving, each time as much as has arrived. While caught up
+  // the connection waits for the producer's wake-up (no polling); the write deadline applies to
+  // each write, so a viewer that stops reading is cut off, and one that reads slowly holds nothing
+  // but its position in the shared block.
+  static asio::awaitable<void> write_stream(Conn& conn, const SharedBody& body, std::size_t from, std::size_t to,
+                                            error_code& ec) {
+    std::shared_ptr<asio::steady_timer> wait;
+    std::size_t pos = from;
+    while (pos < to) {
+      std::size_t ready = std::min(body.available(), to);
+      if (ready > pos) {
+        conn.out.clear();
+        conn.out.emplace_back(body.data() + pos, ready - pos);
+        conn.expires_after(conn.idle_timeout);
+        co_await write_all(conn, ec);
+        if (ec) co_return;
+        pos = ready;
+        continue;
+      }
+      if (body.failed()) {
+        // The response cannot be completed: closing is the only honest end (RFC 9112 §6.3).
+        ec = asio::error::connection_aborted;
+        co_return;
+      }
+      if (!wait) wait = std::make_shared<asio::steady_timer>(conn.sock.get_executor());
+      // The producer has its own deadline and fails the body when it passes; this is a backstop.
+      wait->expires_after(conn.idle_timeout);
+      conn.expires_never();
+      body.when_beyond(pos, conn.sock.get_executor(), [w = std::weak_ptr(wait)] {
+        if (auto t = w.lock()) t->cancel();
+      });
+      error_code wait_ec;
+      co_await wait->async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
+      if (!wait_ec && body.available() <= pos && !body.failed()) {
+        ec = asio::error::timed_out;
+        co_return;
+      }
+    }
   }
 
   // Writes conn.out: first directly (the socket is non-blocking), then the rest asynchronously.

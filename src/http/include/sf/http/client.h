@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -33,6 +34,7 @@
 
 #include "sf/core/bytes.h"
 #include "sf/core/result.h"
+#include "sf/http/shared_body.h"
 #include "sf/net/io_pool.h"
 
 namespace sf::http {
@@ -44,6 +46,13 @@ struct ClientResponse {
   std::size_t body_bytes = 0;  // the body's length as received (body.size(), unless discarded)
   std::string header(std::string_view lower_name) const;  // "" if absent
 };
+
+// Called, on the connection's executor, when a final response head arrives whose body is framed
+// by Content-Length, before any body byte is awaited: `head` has the status and headers (body
+// empty) and `body` receives the bytes as they arrive (the same block becomes the ClientResponse's
+// body once complete; it fails if the request does). Not called for chunked or close-delimited
+// bodies, HEAD, or discarded bodies: those callers get the whole response only.
+using OnHead = std::function<void(const ClientResponse& head, const std::shared_ptr<SharedBody>& body)>;
 
 struct ClientLimits {
   std::size_t max_body_bytes = 64 * 1024 * 1024;
@@ -64,9 +73,10 @@ class Connection {
 
   // GET (or HEAD) `target` ("/path?query"); extra request headers; timeout 0 = limits.timeout.
   // The Host header is the upstream's host:port. Any status is a response (404 is not an error).
+  // `on_head`, if set, sees the head and the body while it arrives (see OnHead).
   boost::asio::awaitable<Result<ClientResponse>> request(std::string method, std::string target,
                                                          std::vector<std::pair<std::string, std::string>> headers = {},
-                                                         std::chrono::milliseconds timeout = {});
+                                                         std::chrono::milliseconds timeout = {}, OnHead on_head = {});
   // Like request(), sending `body` with a Content-Length (POST, PUT, PATCH); the Content-Type goes
   // in `headers`. A request on a stale keep-alive connection is sent again once, body included.
   boost::asio::awaitable<Result<ClientResponse>> request_with_body(
@@ -102,7 +112,7 @@ class Pool {
 
   boost::asio::awaitable<Result<ClientResponse>> request(std::string method, std::string target,
                                                          std::vector<std::pair<std::string, std::string>> headers = {},
-                                                         std::chrono::milliseconds timeout = {});
+                                                         std::chrono::milliseconds timeout = {}, OnHead on_head = {});
   // Connections whose socket is open now (at most max_connections).
   std::size_t open_connections() const;
   std::size_t waiting() const;

@@ -1,7 +1,8 @@
 // An HTTP/1.1 server (Boost.Beast) for media, control and admin routes.
 // - Handlers run on the I/O thread that owns the connection and must not block.
 // - Bodies are a small owned string plus shared immutable pieces (`Bytes`), written with one
-//   gather write: media bytes are never concatenated or copied on the way out.
+//   gather write: media bytes are never concatenated or copied on the way out. A body still
+//   arriving (`SharedBody`) is written as it arrives, from the one shared block.
 // - A held route answers later, from any thread, through its Responder (blocking playlist
 //   reloads); if nothing answers within the route's hold time, the fallback is sent instead.
 // - Range (a single range), HEAD, CORS and keep-alive are handled here for every route.
@@ -21,6 +22,7 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include "sf/core/bytes.h"
+#include "sf/http/shared_body.h"
 #include "sf/net/io_pool.h"
 
 namespace sf::http {
@@ -45,6 +47,10 @@ struct Response {
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;           // written first
   std::vector<Bytes> pieces;  // then these, as they are
+  // Or instead of `body` and `pieces`: a body still arriving, written as its bytes come (its
+  // size is known, so the head goes out at once with its Content-Length). If it fails, the
+  // connection is closed after the bytes sent so far.
+  std::shared_ptr<const SharedBody> stream;
   std::vector<std::pair<std::string, std::string>> headers;
 
   std::size_t size() const;
