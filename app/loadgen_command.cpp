@@ -22,6 +22,11 @@ void add_loadgen_command(CLI::App& app, LoadgenCommand& cmd) {
   cmd.sub->add_option("--timeout", cmd.timeout, "Per request")->capture_default_str();
   cmd.sub->add_option("--json", cmd.json_path, "Also write the summary as JSON to this file");
   cmd.sub->add_flag("--audio", o.audio, "Also follow the audio rendition");
+  cmd.sub->add_flag("--abr", o.abr,
+                    "Start on the lowest variant and switch by the measured download rate (with hysteresis)");
+  cmd.sub->add_option("--bandwidth", o.bandwidth,
+                      "With --abr: each viewer's simulated link, 3M, 1M-8M (spread over viewers) or 500k,2M,6M "
+                      "(round robin); default: the real network");
   cmd.sub->add_flag("--skip", o.skip, "ll mode: ask blocking reloads for delta updates (_HLS_skip=YES) when offered");
 }
 

@@ -20,6 +20,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "abr.h"
 #include "histogram.h"
 #include "playback.h"
 #include "playlist.h"
@@ -54,6 +55,8 @@ struct WorkerStats {
   std::uint64_t ok = 0, stalls = 0, stalled_viewers = 0;
   double stall_seconds = 0;
   std::map<std::string, std::uint64_t> errors_by_kind;
+  std::uint64_t abr_up = 0, abr_down = 0;
+  std::map<std::uint64_t, std::uint64_t> media_by_bandwidth;
 };
 
 // The last few versions of each media playlist this worker fetched, parsed. Viewers of one stream
@@ -97,6 +100,7 @@ struct Plan {
   http::ClientLimits limits;
   Clock::time_point t0;
   Clock::time_point deadline;
+  std::optional<BandwidthPlan> bandwidth;  // abr: the simulated links
   double seconds(Clock::time_point t) const { return std::chrono::duration<double>(t - t0).count(); }
   double now() const { return seconds(Clock::now()); }
 };
@@ -147,6 +151,10 @@ struct Viewer {
       ++st.ok;
     else
       st.failed.add();
+    if (abr) {
+      st.abr_up += abr->ups();
+      st.abr_down += abr->downs();
+    }
   }
 
   bool over() const { return gave_up || Clock::now() >= plan.deadline; }
@@ -178,6 +186,9 @@ struct Viewer {
   double start;  // when this viewer began (seconds since t0)
   Playback playback;
   std::optional<std::string> audio_target;
+  std::optional<Abr> abr;                    // with --abr
+  std::vector<std::string> variant_targets;  // abr: media playlist of each variant, as listed
+  std::vector<std::uint64_t> variant_bandwidths;
   int consecutive_errors = 0;
   bool gave_up = false;
   bool counted_start = false;
@@ -187,6 +198,8 @@ struct Fetched {
   bool ok = false;
   int status = 0;
   Bytes body;
+  std::uint64_t bytes = 0;  // body bytes received
+  double seconds = 0;       // request sent -> last byte
 };
 
 // GET `target`, booked in the stats; non-2xx answers and transport failures are errors of the
@@ -200,8 +213,10 @@ asio::awaitable<Fetched> fetch(Viewer& v, http::Connection& conn, std::string ta
   conn.discard_bodies(!keep_body);
   conn.keep_headers(false);  // a simulated player reads no response header
   std::vector<std::pair<std::string, std::string>> no_headers;
+  auto sent = Clock::now();
   auto op = conn.request("GET", std::move(target), std::move(no_headers), std::min(v.plan.opt.timeout, left));
   auto r = co_await std::move(op);
+  out.seconds = std::chrono::duration<double>(Clock::now() - sent).count();
   auto& st = v.worker.stats;
   st.requests.add();
   if (!r) {
@@ -209,6 +224,7 @@ asio::awaitable<Fetched> fetch(Viewer& v, http::Connection& conn, std::string ta
     co_return out;
   }
   st.bytes.add(r->body_bytes);
+  out.bytes = r->body_bytes;
   out.status = r->status;
   if (r->status < 200 || r->status > 299) {
     v.error("http_" + std::to_string(r->status));
@@ -231,6 +247,24 @@ asio::awaitable<bool> pause(Viewer& v, Clock::duration d) {
 
 asio::awaitable<bool> backoff(Viewer& v) {
   co_return co_await pause(v, milliseconds(250 * v.consecutive_errors));
+}
+
+// abr: a media download `f` of the video track arrived. It is made to last as long as the viewer's
+// simulated link needs (the player waits out the difference), measured, and the rendition
+// decided; returns the media playlist to move to, or "" to stay.
+asio::awaitable<std::string> abr_after_download(Viewer& v, const Fetched& f) {
+  if (!v.abr) co_return std::string();
+  auto& abr = *v.abr;
+  ++v.worker.stats.media_by_bandwidth[v.variant_bandwidths[abr.current()]];
+  double link = abr.link_seconds(f.bytes, f.seconds);
+  if (link > f.seconds &&
+      !co_await pause(v, std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(link - f.seconds))))
+    co_return std::string();
+  abr.on_download(f.bytes, link);
+  auto next = abr.decide();
+  if (!next) co_return std::string();
+  abr.switched();
+  co_return v.variant_targets[*next];
 }
 
 asio::awaitable<std::shared_ptr<const MediaPlaylist>> get_playlist(Viewer& v, http::Connection& conn,
@@ -315,6 +349,7 @@ asio::awaitable<void> ll_track(std::shared_ptr<Viewer> v, std::unique_ptr<http::
   std::uint32_t last_index = 0;
   bool have_last = false;
   double answered_at = NAN;  // when the blocking reload that listed the new parts was answered
+  std::string switch_to;     // abr: the media playlist to move to
   std::size_t next = *start;
   while (!v->over()) {
     if (have_last && next < pl->parts.size() && !follows(*pl, next, last_msn, last_index)) v->error("gap");
@@ -331,6 +366,7 @@ asio::awaitable<void> ll_track(std::shared_ptr<Viewer> v, std::unique_ptr<http::
       }
       auto f = co_await fetch(*v, *conn, std::move(*target), false);
       if (!f.ok) continue;
+      if (track == 0 && v->abr) switch_to = co_await abr_after_download(*v, f);
       ++st.parts;
       if (track == 0) {
         if (!std::isnan(answered_at)) {  // parts announced by a blocking reload, not the catch-up at start
@@ -339,6 +375,24 @@ asio::awaitable<void> ll_track(std::shared_ptr<Viewer> v, std::unique_ptr<http::
         }
       }
       v->on_media(track, p.pdt + p.duration);
+      if (!switch_to.empty()) break;
+    }
+    if (!switch_to.empty()) {
+      // Another rendition from the next part on: its playlist now (not a blocking reload), its
+      // init section, the part after the last one played (renditions share part numbers).
+      playlist = std::move(switch_to);
+      switch_to.clear();
+      init.clear();
+      answered_at = NAN;
+      auto other = co_await get_playlist(*v, *conn, playlist, playlist);
+      if (!other) {
+        if (!co_await backoff(*v)) break;
+        next = pl->parts.size();  // the blocking reload below asks the new playlist
+        continue;
+      }
+      pl = std::move(other);
+      next = parts_after(*pl, last_msn, last_index);
+      continue;
     }
     next = pl->parts.size();
     if (pl->endlist || v->over()) break;
@@ -397,6 +451,7 @@ asio::awaitable<void> poll_track(std::shared_ptr<Viewer> v, std::unique_ptr<http
       std::chrono::duration<double>(std::max(0.1, pl->target_duration / 2)));
   auto reloaded = Clock::now();
   std::string init;
+  std::string switch_to;  // abr: the media playlist to move to
   std::uint64_t last_msn = 0;
   std::size_t next = *start;
   while (!v->over()) {
@@ -411,8 +466,24 @@ asio::awaitable<void> poll_track(std::shared_ptr<Viewer> v, std::unique_ptr<http
       }
       auto f = co_await fetch(*v, *conn, std::move(*target), false);
       if (!f.ok) continue;
+      if (track == 0 && v->abr) switch_to = co_await abr_after_download(*v, f);
       ++st.segments;
       v->on_media(track, s.pdt + s.duration);
+      if (!switch_to.empty()) break;
+    }
+    if (!switch_to.empty()) {
+      playlist = std::move(switch_to);
+      switch_to.clear();
+      init.clear();
+      auto other = co_await get_playlist(*v, *conn, playlist, playlist);
+      if (!other) {
+        if (!co_await backoff(*v)) break;
+        next = pl->segments.size();
+        continue;
+      }
+      pl = std::move(other);
+      next = segments_after(*pl, last_msn);
+      continue;
     }
     next = pl->segments.size();
     if (pl->endlist || v->over()) break;
@@ -448,7 +519,7 @@ void spawn_track(std::shared_ptr<Viewer> v, std::string target, std::size_t trac
 
 // A viewer's life: wait for its turn in the ramp, read the multivariant playlist, follow the
 // renditions it picked.
-asio::awaitable<void> viewer(Worker& w, const Plan& plan, Clock::time_point start_at) {
+asio::awaitable<void> viewer(Worker& w, const Plan& plan, Clock::time_point start_at, std::size_t index) {
   asio::steady_timer timer(w.ctx, start_at);
   boost::system::error_code ec;
   co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -463,12 +534,25 @@ asio::awaitable<void> viewer(Worker& w, const Plan& plan, Clock::time_point star
       std::string_view text = as_chars(f.body.view());
       auto m = parse_multivariant(f.body);
       const Variant* variant = m ? first_video_variant(*m) : nullptr;
+      if (variant && plan.opt.abr && !v->abr) {
+        // Every variant is a candidate; the player starts on the lowest (audio: the first video variant's group).
+        for (auto& candidate : m->variants) {
+          auto t = resolve_uri(plan.url.target, candidate.uri, plan.url.endpoint);
+          if (!t) continue;
+          v->variant_targets.push_back(std::move(*t));
+          v->variant_bandwidths.push_back(candidate.bandwidth);
+        }
+        if (!v->variant_targets.empty()) {
+          double link = plan.bandwidth ? plan.bandwidth->of(index, plan.opt.viewers) : 0;
+          v->abr.emplace(v->variant_bandwidths, link);
+        }
+      }
       if (variant) {
         auto target = resolve_uri(plan.url.target, variant->uri, plan.url.endpoint);
         const MediaRendition* audio = plan.opt.audio ? audio_rendition(*m, *variant) : nullptr;
         auto audio_target = audio ? resolve_uri(plan.url.target, audio->uri, plan.url.endpoint) : Result<std::string>();
         if (target && audio_target) {
-          video = std::move(*target);
+          video = v->abr ? v->variant_targets[v->abr->current()] : std::move(*target);
           if (audio) v->audio_target = std::move(*audio_target);
         } else {
           v->error("bad_uri");
@@ -558,6 +642,14 @@ Result<Summary> run(const Options& options, std::FILE* progress) {
 
   Plan plan;
   plan.opt = options;
+  if (options.abr && !options.bandwidth.empty()) {
+    auto b = BandwidthPlan::parse(options.bandwidth);
+    if (!b) {
+      log::error("loadgen", "bad --bandwidth (expected 3M, 1M-8M or 500k,2M,6M)", {{"bandwidth", options.bandwidth}});
+      return std::unexpected(b.error());
+    }
+    plan.bandwidth = *b;
+  }
   plan.url = std::move(*url);
   // With an address in the URL nothing but the worker's own thread touches its context; a host
   // name is resolved by Asio's resolver thread, which posts back: then the contexts keep their locks.
@@ -575,7 +667,7 @@ Result<Summary> run(const Options& options, std::FILE* progress) {
   for (std::size_t i = 0; i < options.viewers; ++i) {
     auto& w = *workers[i % workers.size()];
     auto at = plan.t0 + ramp * static_cast<std::int64_t>(i) / static_cast<std::int64_t>(options.viewers);
-    asio::co_spawn(w.ctx, viewer(w, plan, at), log_exception);
+    asio::co_spawn(w.ctx, viewer(w, plan, at, i), log_exception);
   }
   std::atomic<std::size_t> running{workers.size()};
   std::vector<std::thread> threads;
@@ -640,6 +732,9 @@ Result<Summary> run(const Options& options, std::FILE* progress) {
     s.stalled_viewers += st.stalled_viewers;
     s.stall_seconds += st.stall_seconds;
     for (auto& [k, v] : st.errors_by_kind) s.errors[k] += v;
+    s.abr_up += st.abr_up;
+    s.abr_down += st.abr_down;
+    for (auto& [k, v] : st.media_by_bandwidth) s.media_by_bandwidth[k] += v;
   }
   s.failed = s.viewers - s.ok;  // gave up, never started, or never got to begin before the end
   s.startup = percentiles_ms(startup);
@@ -669,6 +764,14 @@ std::string format_summary(const Summary& s) {
   }
   out +=
       fmt::format("{:<14}{} ({} viewers, {:.1f} s stalled)\n", "stalls", s.stalls, s.stalled_viewers, s.stall_seconds);
+  if (o.abr) {
+    std::string by;
+    for (auto& [bw, n] : s.media_by_bandwidth)
+      by += fmt::format("{}{} kbit/s {}", by.empty() ? "" : ", ", bw / 1000, n);
+    out += fmt::format("{:<14}link {}; switches {} up, {} down; {} by variant: {}\n", "abr",
+                       o.bandwidth.empty() ? "unlimited" : o.bandwidth, s.abr_up, s.abr_down,
+                       o.mode == Mode::ll ? "parts" : "segments", by.empty() ? "none" : by);
+  }
   out +=
       fmt::format("{:<14}{:.1f} s CPU, {:.0f} % of one core\n", "loadgen", s.cpu_seconds, 100 * s.cpu_seconds / secs);
   std::string errors;
@@ -681,6 +784,8 @@ nlohmann::json to_json(const Summary& s) {
   const auto& o = s.options;
   nlohmann::json errors = nlohmann::json::object();
   for (auto& [k, v] : s.errors) errors[k] = v;
+  nlohmann::json by_bandwidth = nlohmann::json::object();
+  for (auto& [k, v] : s.media_by_bandwidth) by_bandwidth[std::to_string(k)] = v;
   return {
       {"options",
        {{"url", o.url},
@@ -690,7 +795,9 @@ nlohmann::json to_json(const Summary& s) {
         {"mode", o.mode == Mode::ll ? "ll" : "poll"},
         {"threads", o.threads},
         {"audio", o.audio},
-        {"skip", o.skip}}},
+        {"skip", o.skip},
+        {"abr", o.abr},
+        {"bandwidth", o.bandwidth}}},
       {"seconds", s.seconds},
       {"viewers", {{"total", s.viewers}, {"started", s.started}, {"ok", s.ok}, {"failed", s.failed}}},
       {"requests", s.requests},
@@ -711,6 +818,7 @@ nlohmann::json to_json(const Summary& s) {
       {"errors", errors},
       {"error_count", s.error_count()},
       {"cpu_seconds", s.cpu_seconds},
+      {"abr", {{"switches_up", s.abr_up}, {"switches_down", s.abr_down}, {"media_by_bandwidth", by_bandwidth}}},
   };
 }
 

@@ -8,6 +8,9 @@
 //   downloading each new part as it is listed;
 // - poll mode: starts three segments from the end, reloads every target duration / 2 and
 //   downloads each new complete segment.
+// With `abr` a viewer starts on the lowest variant and switches by its measured download rate
+// over a simulated link of its own (abr.h), moving to the new variant's playlist at the next part
+// or segment.
 // A simulated playback buffer (playback.h) gives startup time, stalls and latency behind live.
 // run() blocks the calling thread for about `duration` and returns the summary. Everything is
 // bounded by the duration: at the deadline requests are cut and every coroutine ends.
@@ -38,6 +41,11 @@ struct Options {
   bool skip = false;   // ll mode: ask blocking reloads for delta updates (_HLS_skip=YES) when offered
   std::chrono::milliseconds timeout{10000};        // per request (blocking reloads hold up to 3 target durations)
   std::chrono::milliseconds progress_every{5000};  // progress lines on `progress`; 0: none
+  // Adaptive bitrate: start on the lowest variant and switch by the measured download rate (abr.h).
+  bool abr = false;
+  // Simulated per-viewer link for `abr`: "3M", "1M-8M" (spread over the viewers), "500k,2M,6M"
+  // (round robin); empty: the real network's rate only.
+  std::string bandwidth;
 };
 
 // Latency percentiles in milliseconds.
@@ -64,8 +72,10 @@ struct Summary {
   std::uint64_t stalls = 0;
   std::size_t stalled_viewers = 0;
   double stall_seconds = 0;
-  std::map<std::string, std::uint64_t> errors;  // by kind: timeout, closed, io_error, http_404, gap, ...
-  double cpu_seconds = 0;                       // user + system CPU of this process during the run
+  std::map<std::string, std::uint64_t> errors;                // by kind: timeout, closed, io_error, http_404, gap, ...
+  double cpu_seconds = 0;                                     // user + system CPU of this process during the run
+  std::uint64_t abr_up = 0, abr_down = 0;                     // rendition switches (abr)
+  std::map<std::uint64_t, std::uint64_t> media_by_bandwidth;  // abr: media downloads per variant BANDWIDTH
   std::uint64_t error_count() const;
 };
 
