@@ -14,6 +14,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -336,6 +337,83 @@ def http_temp_paths(prefix):
     return "".join(f"{k} {t}/{k.split('_temp')[0]};\n    " for k in (
         "client_body_temp_path", "proxy_temp_path", "fastcgi_temp_path", "uwsgi_temp_path",
         "scgi_temp_path"))
+
+
+def nginx_rtmp_hls_conf(prefix, rtmp_port, http_port, hls_dir, extra_locations=""):
+    """nginx.conf body for nginx-rtmp's HLS (1 s fragments, 6 s playlist) written to `hls_dir` and
+    served over HTTP at /hls/ (no-cache, CORS), the peer of glass_to_glass and part_latency;
+    `extra_locations` is added to the http server block."""
+    return f"""rtmp {{
+    server {{
+        listen 127.0.0.1:{rtmp_port};
+        chunk_size 4096;
+        application live {{
+            live on;
+            hls on;
+            hls_path {hls_dir};
+            hls_fragment 1s;
+            hls_playlist_length 6s;
+        }}
+    }}
+}}
+http {{
+    access_log off;
+    {http_temp_paths(prefix)}
+    server {{
+        listen 127.0.0.1:{http_port};
+        location /hls/ {{
+            alias {hls_dir}/;
+            types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
+            add_header Cache-Control no-cache;
+            add_header Access-Control-Allow-Origin *;
+        }}{extra_locations}
+    }}
+}}"""
+
+
+def wait_live_parts(master_url, publisher, min_parts, timeout=30.0, publisher_log=None, server_log=None):
+    """Polls the multivariant playlist at `master_url` until its first media playlist lists at least
+    `min_parts` EXT-X-PART lines; returns that count. Raises Abort if `publisher` (a Popen) exits or
+    the deadline passes (with the tail of the logs given)."""
+    deadline = time.monotonic() + timeout
+    parts = 0
+    while time.monotonic() < deadline:
+        if publisher.poll() is not None:
+            raise Abort(f"publisher exited with {publisher.returncode}" +
+                        (f":\n{tail(publisher_log)}" if publisher_log else ""))
+        code, body = http_get(master_url, 2.0)
+        if code == 200:
+            m = re.search(rb"^([^#\s][^\s]*\.m3u8)", body, re.M) or re.search(rb'URI="([^"]+\.m3u8)"', body)
+            if m:
+                c2, pl = http_get(master_url.rsplit("/", 1)[0] + "/" + m.group(1).decode(), 2.0)
+                parts = pl.count(b"#EXT-X-PART:") if c2 == 200 else 0
+                if parts >= min_parts:
+                    return parts
+        time.sleep(0.5)  # a live stream's pace: nothing to wait on but the next poll
+    raise Abort(f"stream not live with {min_parts} parts within {timeout:g} s ({parts} parts)" +
+                (f":\n{tail(server_log)}" if server_log else ""))
+
+
+def viewer_bench_args(ap, n_list, duration, ramp):
+    """The arguments the viewer-stepping helpers (edge_viewers_per_core, loadgen_capacity) share."""
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--streamflex-bin", required=True)
+    ap.add_argument("--source", required=True)
+    ap.add_argument("--n-list", default=n_list)
+    ap.add_argument("--duration", type=int, default=duration)
+    ap.add_argument("--ramp", type=int, default=ramp)
+    ap.add_argument("--server-core", default="0")
+    ap.add_argument("--client-core", default="1")
+
+
+def read_json(path):
+    """The JSON document at `path`, or {} if it is missing or not JSON (a run that died)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
 
 
 def make_world_readable(path, writable=False):

@@ -25,7 +25,6 @@ on exit). Standard library only.
 """
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -76,17 +75,9 @@ def start_proxy(args, reg, name, origin_port, step):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--workdir", required=True)
-    ap.add_argument("--results", required=True)
-    ap.add_argument("--streamflex-bin", required=True)
-    ap.add_argument("--source", required=True)
-    ap.add_argument("--n-list", default="100 250 500 1000 2000 4000 8000")
-    ap.add_argument("--duration", type=int, default=20)
-    ap.add_argument("--ramp", type=int, default=5)
+    bl.viewer_bench_args(ap, "100 250 500 1000 2000 4000 8000", 20, 5)
     ap.add_argument("--p99-limit-ms", type=float, default=100)
     ap.add_argument("--servers", default="streamflex nginx")
-    ap.add_argument("--server-core", default="0")
-    ap.add_argument("--client-core", default="1")
     args = ap.parse_args()
     n_list = [int(n) for n in args.n_list.split()]
     servers = args.servers.split()
@@ -106,22 +97,7 @@ def main():
                          "-re", "-stream_loop", "-1", "-i", args.source, "-c", "copy", "-f", "flv", origin.publish_url],
                         os.path.join(args.workdir, "publisher.log"))
         master = f"http://127.0.0.1:{origin.http}/live/{origin.stream}/master.m3u8"
-        deadline = time.monotonic() + 30
-        parts = 0
-        while time.monotonic() < deadline:
-            if pub.poll() is not None:
-                raise bl.Abort(f"publisher exited with {pub.returncode}:\n{bl.tail(os.path.join(args.workdir, 'publisher.log'))}")
-            code, body = bl.http_get(master, 2.0)
-            if code == 200:
-                m = re.search(rb"^([^#\s][^\s]*\.m3u8)", body, re.M) or re.search(rb'URI="([^"]+\.m3u8)"', body)
-                if m:
-                    c2, pl = bl.http_get(master.rsplit("/", 1)[0] + "/" + m.group(1).decode(), 2.0)
-                    parts = pl.count(b"#EXT-X-PART:") if c2 == 200 else 0
-                    if parts >= 8:
-                        break
-            time.sleep(0.5)
-        else:
-            raise bl.Abort(f"origin playlist not live with parts within 30 s ({parts} parts):\n{bl.tail(origin.log)}")
+        parts = bl.wait_live_parts(master, pub, 8, 30, os.path.join(args.workdir, "publisher.log"), origin.log)
         log(f"origin live ({parts} parts listed); stepping N over {n_list}")
 
         for sname in servers:
@@ -163,12 +139,7 @@ def main():
                 m_end = srv.metrics() if sname == "streamflex" else {}
                 cache_end = m_end.get("streamflex_edge_cache_bytes")
                 alive = srv.alive()
-                lg = {}
-                try:
-                    with open(out_json) as f:
-                        lg = json.load(f)
-                except (OSError, ValueError):
-                    pass
+                lg = bl.read_json(out_json)
                 srv.stop()
                 peak = max((s for _, s in sampler.samples), default=rss_idle)
                 pd = lg.get("part_delivery", {})

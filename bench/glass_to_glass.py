@@ -157,37 +157,14 @@ def main():
         bl.make_world_readable(hls, writable=True)
         nrtmp, nhttp = bl.free_port(), bl.free_port()
         prefix = os.path.join(args.workdir, "nginx")
-        ng = bl.Nginx(reg, args.workdir, args.server_core, f"""rtmp {{
-    server {{
-        listen 127.0.0.1:{nrtmp};
-        chunk_size 4096;
-        application live {{
-            live on;
-            hls on;
-            hls_path {hls};
-            hls_fragment 1s;
-            hls_playlist_length 6s;
-        }}
-    }}
-}}
-http {{
-    access_log off;
-    {bl.http_temp_paths(prefix)}
-    server {{
-        listen 127.0.0.1:{nhttp};
-        location /hls/ {{
-            alias {hls}/;
-            types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
-            add_header Cache-Control no-cache;
-            add_header Access-Control-Allow-Origin *;
-        }}
+        page_location = f"""
         location /page/ {{
             alias {page}/;
             types {{ text/html html; text/javascript js; }}
             add_header Cache-Control no-cache;
-        }}
-    }}
-}}""").start(nhttp)
+        }}"""
+        ng = bl.Nginx(reg, args.workdir, args.server_core,
+                      bl.nginx_rtmp_hls_conf(prefix, nrtmp, nhttp, hls, page_location)).start(nhttp)
         log(f"servers ready: streamflex origin :{sf.http}, nginx http :{nhttp}")
 
         # ---- the source

@@ -87,3 +87,20 @@ bench_run_helper() {
   [ "$rc" = 124 ] && echo "${NAME}: helper exceeded its ${budget} s budget" >&2
   return "$rc"
 }
+
+# For the viewer-stepping benchmarks: raises the soft open-file limit (one descriptor per viewer on
+# each side; the hard limit here is 20000), checks every N of $N_LIST against it and sets `steps`
+# to their count.
+bench_viewer_steps() {
+  local hard want n
+  hard="$(ulimit -Hn)"
+  want=20000
+  [ "$hard" != unlimited ] && [ "$hard" -lt "$want" ] && want=$hard
+  ulimit -Sn "$want" || bench_die "cannot raise the open-file limit to $want"
+  steps=0
+  for n in $N_LIST; do
+    [[ "$n" =~ ^[0-9]+$ && "$n" -ge 1 ]] || bench_die "N_LIST must hold positive integers"
+    [ "$n" -le $((want - 512)) ] || bench_die "N=$n is above what the open-file limit ($want) allows"
+    steps=$((steps + 1))
+  done
+}

@@ -17,9 +17,7 @@ exit). Standard library only.
 """
 
 import argparse
-import json
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -38,16 +36,8 @@ def log(msg):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--workdir", required=True)
-    ap.add_argument("--results", required=True)
-    ap.add_argument("--streamflex-bin", required=True)
-    ap.add_argument("--source", required=True)
-    ap.add_argument("--n-list", default="10000")
-    ap.add_argument("--duration", type=int, default=30)
-    ap.add_argument("--ramp", type=int, default=10)
+    bl.viewer_bench_args(ap, "10000", 30, 10)
     ap.add_argument("--loadgen-args", default="")
-    ap.add_argument("--server-core", default="0")
-    ap.add_argument("--client-core", default="1")
     args = ap.parse_args()
     n_list = [int(n) for n in args.n_list.split()]
     extra = shlex.split(args.loadgen_args)
@@ -67,22 +57,7 @@ def main():
                          "error", "-re", "-stream_loop", "-1", "-i", args.source, "-c", "copy", "-f", "flv",
                          srv.publish_url], os.path.join(args.workdir, "publisher.log"))
         url = f"http://127.0.0.1:{edge_port}/live/{srv.stream}/master.m3u8"
-        deadline = time.monotonic() + 30
-        parts = 0
-        while time.monotonic() < deadline:
-            if pub.poll() is not None:
-                raise bl.Abort(f"publisher exited with {pub.returncode}")
-            code, body = bl.http_get(url, 2.0)
-            if code == 200:
-                m = re.search(rb"^([^#\s][^\s]*\.m3u8)", body, re.M)
-                if m:
-                    c2, pl = bl.http_get(url.rsplit("/", 1)[0] + "/" + m.group(1).decode(), 2.0)
-                    parts = pl.count(b"#EXT-X-PART:") if c2 == 200 else 0
-                    if parts >= 6:
-                        break
-            time.sleep(0.5)
-        else:
-            raise bl.Abort(f"stream not live with parts within 30 s ({parts} parts):\n{bl.tail(srv.log)}")
+        parts = bl.wait_live_parts(url, pub, 6, 30, os.path.join(args.workdir, "publisher.log"), srv.log)
         log(f"stream live through the edge ({parts} parts listed)")
 
         for n in n_list:
@@ -104,12 +79,7 @@ def main():
             wall = time.monotonic() - t0
             srv_cpu = el.cpu_total(srv.pids()) - cpu0
             busy = el.busy_pct(busy0, el.core_busy())
-            lg = {}
-            try:
-                with open(out_json) as f:
-                    lg = json.load(f)
-            except (OSError, ValueError):
-                pass
+            lg = bl.read_json(out_json)
             v = lg.get("viewers") or {}
             secs = lg.get("seconds") or args.duration
             lg_pct = 100 * lg["cpu_seconds"] / secs if lg.get("cpu_seconds") is not None else None

@@ -35,16 +35,7 @@ for tool in ffmpeg taskset timeout "$PY"; do command -v "$tool" >/dev/null || be
 bench_check_binary
 
 # One descriptor per viewer on each side (load generator and edge), in separate processes.
-hard="$(ulimit -Hn)"
-want=20000
-[ "$hard" != unlimited ] && [ "$hard" -lt "$want" ] && want=$hard
-ulimit -Sn "$want" || bench_die "cannot raise the open-file limit to $want"
-steps=0
-for n in $N_LIST; do
-  [[ "$n" =~ ^[0-9]+$ && "$n" -ge 1 ]] || bench_die "N_LIST must hold positive integers"
-  [ "$n" -le $((want - 512)) ] || bench_die "N=$n is above what the open-file limit ($want) allows"
-  steps=$((steps + 1))
-done
+bench_viewer_steps  # sets steps
 
 bench_init
 bench_copy_binary

@@ -325,32 +325,7 @@ async def nginx_phase(args, reg, schedule, total_s):
     bl.make_world_readable(hls, writable=True)
     rtmp_port, http_port = bl.free_port(), bl.free_port()
     prefix = os.path.join(args.workdir, "nginx")
-    body = f"""rtmp {{
-    server {{
-        listen 127.0.0.1:{rtmp_port};
-        chunk_size 4096;
-        application live {{
-            live on;
-            hls on;
-            hls_path {hls};
-            hls_fragment 1s;
-            hls_playlist_length 6s;
-        }}
-    }}
-}}
-http {{
-    access_log off;
-    {bl.http_temp_paths(prefix)}
-    server {{
-        listen 127.0.0.1:{http_port};
-        location /hls/ {{
-            alias {hls}/;
-            types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
-            add_header Cache-Control no-cache;
-            add_header Access-Control-Allow-Origin *;
-        }}
-    }}
-}}"""
+    body = bl.nginx_rtmp_hls_conf(prefix, rtmp_port, http_port, hls)
     ng = bl.Nginx(reg, args.workdir, args.server_core, body)
     ng.start(http_port)
     log(f"nginx ready (http :{http_port}, rtmp :{rtmp_port})")
