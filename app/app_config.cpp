@@ -123,6 +123,10 @@ void bind(ConfigSchema& s, AppConfig& c) {
         t.profiles);
   s.add("transcode.encoder", "libavcodec H.264 encoder for the rungs (libx264; h264_nvenc, h264_vaapi where present)",
         t.encoder);
+  s.add("transcode.audio",
+        "Audio of transcoded streams: auto (AAC passes through, other codecs become AAC-LC 48 kHz stereo) or aac "
+        "(always re-encoded to AAC-LC 48 kHz stereo)",
+        t.audio);
   s.add("transcode.threads", "Encoding worker threads (0: one per core)", t.threads, 0, 1024);
   s.add("transcode.max_lag", "A stream this far behind real time drops its top rung", t.max_lag, milliseconds(200),
         milliseconds(60000));

@@ -305,3 +305,61 @@ def test_stream_record_profile_chooses_the_ladder(make_server, procs, clip8, tmp
     assert "RESOLUTION=320x180" in custom and "video/index.m3u8" not in custom, custom
     plain = h.wait_until(lambda: master("plain", "video/index.m3u8"), 20, "the source passed through")
     assert "RESOLUTION=1280x720" in plain and "180p" not in plain, plain
+
+
+# ---- audio that is not AAC, or AAC re-encoded on request -----------------------------------------
+
+SMALL = ["--transcode.profiles=small=180p:320x180@30:300k:330k:ultrafast", "--transcode.profile=small",
+         "--transcode.max_lag=10s", "--origin.window_segments=20"]
+
+
+def first_last_pts(packets):
+    times = [p["pts"] for p in packets if p["pts"] is not None]
+    return min(times), max(times)
+
+
+@pytest.mark.parametrize("case,server_args,audio_args", [
+    ("mp3", [], ["-c:a", "libmp3lame", "-ar", "44100", "-b:a", "128k"]),
+    ("aac-mono-44k", ["--transcode.audio=aac"], ["-c:a", "aac", "-ar", "44100", "-ac", "1", "-b:a", "64k"]),
+], ids=["mp3-source", "aac-44k-mono-forced"])
+def test_audio_reencoded_to_aac_48k_stereo(make_server, procs, clip12, tmp_path, case, server_args, audio_args):
+    srv = h.start_origin(make_server, args=[*SMALL, *server_args])
+    key = srv.create_key("au")
+    base = f"{srv.origin}/live/au/"
+    pub = procs.add(h.Proc(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "info", "-re", "-i", str(clip12),
+                            "-c:v", "copy", *audio_args, "-f", "flv", srv.url(key)], tmp_path / "pub.log"))
+    body = h.wait_until(lambda: (lambda b: b if "#EXT-X-MEDIA:TYPE=AUDIO" in b else None)(
+        h.http_get(base + "master.m3u8")[1]), 20, "an audio rendition in the master playlist")
+    variants = master_variants(body)
+    assert [v["CODECS"].split(",")[1] for v in variants] == ["mp4a.40.2"], body
+    wait_segments(base, "audio", count=3)
+    # A real player reads video and audio through the multivariant playlist with no error.
+    p = h.run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i", base + "master.m3u8",
+               "-map", "0:v", "-map", "0:a", "-t", "4", "-f", "null", "-progress", "pipe:1", "-"], timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert frames_out(p) >= 100, p.stdout[-500:]
+    pub.wait(40)
+    lists = {n: h.MediaPlaylist(h.http_get(f"{base}{n}/index.m3u8")[1]) for n in ("180p", "audio")}
+    common = set.intersection(*[{s["msn"] for s in pl.segments if s.get("uri")} for pl in lists.values()])
+    common.discard(min(common))
+    assert len(common) >= 3, lists
+    files = {}
+    for n in ("180p", "audio"):
+        data, _ = fetch_rendition(base, n, common)
+        files[n] = tmp_path / f"{n}.mp4"
+        files[n].write_bytes(data)
+    a = h.probe_streams(files["audio"])["audio"]
+    assert (a["codec_name"], a["profile"], int(a["sample_rate"]), a["channels"]) == ("aac", "LC", 48000, 2), a
+    rc, problems = h.decode_problems(files["audio"])
+    assert rc == 0 and not problems, problems
+    # Audio and video cover the same media time: same start (within 100 ms) and, after several
+    # segments, the same end (no drift).
+    v0, v1 = first_last_pts(h.video_packets(files["180p"]))
+    apk = h.audio_packets(files["audio"])
+    a0, a1 = first_last_pts(apk)
+    assert abs(a0 - v0) <= 100, (a0, v0)
+    assert abs(a1 - v1) <= 100, (a1, v1)
+    steps = {b["pts"] - a["pts"] for a, b in zip(apk, apk[1:])}
+    assert steps <= {21, 22}, steps  # 1024 samples at 48 kHz, in whole ms: no gaps, no overlaps
+    assert srv.logs("audio re-encoded to AAC-LC 48 kHz stereo", component="transcode")
+

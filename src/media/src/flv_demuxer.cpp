@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <string_view>
 
 #include "sf/core/byte_reader.h"
@@ -39,8 +40,10 @@ constexpr std::uint8_t kVideoFrameKey = 1;
 constexpr std::uint8_t kVideoFrameCommand = 5;
 constexpr std::uint8_t kLegacyCodecAvc = 7;
 constexpr std::uint8_t kLegacyCodecHevc = 12;  // non-standard, sent by some encoders
+constexpr std::uint8_t kSoundFormatMp3 = 2;
 constexpr std::uint8_t kSoundFormatExHeader = 9;
 constexpr std::uint8_t kSoundFormatAac = 10;
+constexpr std::uint8_t kSoundFormatMp3At8kHz = 14;
 constexpr std::uint32_t kVideoTrackId = 1;
 constexpr std::uint32_t kAudioTrackId = 2;
 
@@ -312,6 +315,14 @@ Result<Packet> read_audio(ByteView body, std::string& detail) {
     }
     return p;
   }
+  if (format == kSoundFormatMp3 || format == kSoundFormatMp3At8kHz) {
+    // Legacy MP3: no sequence header; each tag carries whole MPEG audio frames whose headers say
+    // the real sample rate (FLV's rate bits cannot say 48 kHz).
+    p.codec = Codec::mp3;
+    p.kind = Packet::Kind::coded_frame;
+    p.payload_offset = r.position();
+    return p;
+  }
   if (format != kSoundFormatExHeader) {
     detail = "audio format " + std::to_string(format) + " (" + sound_format_name(format) + ")";
     return fail(errc::unsupported);
@@ -323,7 +334,9 @@ Result<Packet> read_audio(ByteView body, std::string& detail) {
   if (!fc) return std::unexpected(fc.error());
   packet_type = type;
   std::uint32_t four_cc = *fc;
-  if (four_cc != fourcc("mp4a")) {
+  if (four_cc == fourcc(".mp3")) {
+    p.codec = Codec::mp3;
+  } else if (four_cc != fourcc("mp4a")) {
     detail = "audio FourCC " + fourcc_text(four_cc);
     return fail(errc::unsupported);
   }
@@ -357,6 +370,26 @@ Result<VideoConfig> parse_video_record(Codec codec, ByteView record) {
     default:
       return fail(errc::unsupported);
   }
+}
+
+// An MPEG-1/2/2.5 audio frame header (ISO/IEC 11172-3 2.4.1.3): sample rate, channels and
+// samples per frame. nullopt if `payload` does not start with one.
+std::optional<AudioConfig> parse_mpeg_audio_header(ByteView payload) {
+  if (payload.size() < 4) return std::nullopt;
+  auto b = [&](std::size_t i) { return std::to_integer<std::uint8_t>(payload[i]); };
+  if (b(0) != 0xff || (b(1) & 0xe0) != 0xe0) return std::nullopt;
+  const int version = (b(1) >> 3) & 3;  // 3: MPEG-1, 2: MPEG-2, 0: MPEG-2.5
+  const int layer = (b(1) >> 1) & 3;    // 1: Layer III, 2: II, 3: I
+  const int rate_index = (b(2) >> 2) & 3;
+  if (version == 1 || layer == 0 || rate_index == 3 || (b(2) >> 4) == 15) return std::nullopt;
+  constexpr std::uint32_t kRates[3] = {44100, 48000, 32000};
+  AudioConfig cfg;
+  cfg.codec = Codec::mp3;
+  cfg.sample_rate = kRates[rate_index] >> (version == 3 ? 0 : version == 2 ? 1 : 2);
+  cfg.channels = (b(3) >> 6) == 3 ? 1 : 2;
+  cfg.samples_per_frame = layer == 3 ? 384 : layer == 2 || version == 3 ? 1152 : 576;
+  cfg.codec_string = "mp4a.40.34";
+  return cfg;
 }
 
 bool same_record(const TrackConfig& track, Codec codec, const Bytes& record) {
@@ -425,6 +458,7 @@ Result<void> FlvDemuxer::audio(std::int64_t timestamp_ms, const Bytes& body, Out
       ++skipped_;
       return {};
     case Packet::Kind::sequence_start: {
+      if (packet->codec == Codec::mp3) return {};  // MP3 has no configuration record: frames say it
       Bytes record = body.share_from(packet->payload_offset);
       auto cfg = parse_audio_specific_config(record.view());
       if (!cfg) {
@@ -444,6 +478,26 @@ Result<void> FlvDemuxer::audio(std::int64_t timestamp_ms, const Bytes& body, Out
       return {};
     }
     case Packet::Kind::coded_frame: {
+      if (packet->codec == Codec::mp3 && packet->payload_offset < body.size()) {
+        // The track is announced by its first frame, and again when the rate or channels change.
+        auto cfg = parse_mpeg_audio_header(body.view().subspan(packet->payload_offset));
+        if (!cfg) {
+          ++skipped_;
+          return {};
+        }
+        if (audio_.codec != Codec::mp3 || !audio_.audio || audio_.audio->sample_rate != cfg->sample_rate ||
+            audio_.audio->channels != cfg->channels) {
+          audio_.track_id = kAudioTrackId;
+          audio_.type = MediaType::audio;
+          audio_.codec = Codec::mp3;
+          audio_.timescale = cfg->sample_rate;
+          ++audio_.version;
+          audio_.record = Bytes();
+          audio_.audio = std::move(*cfg);
+          audio_.video.reset();
+          out.on_track(audio_);
+        }
+      }
       if (audio_.codec != packet->codec || packet->payload_offset >= body.size()) {
         ++skipped_;
         return {};

@@ -289,9 +289,37 @@ TEST_F(FlvDemuxerTest, ExHeaderMp4aIsAac) {
   EXPECT_EQ(out.frames[0].dts, 960);
 }
 
+TEST_F(FlvDemuxerTest, Mp3FramesAnnounceTheirTrackFromTheFrameHeader) {
+  // Legacy MP3 (format 2, "44 kHz" in the tag though the frame says 48 kHz): MPEG-1 Layer III,
+  // 128 kbit/s, 48 kHz, joint stereo.
+  ASSERT_TRUE(audio(0, "2f fffb9464 0000"));
+  ASSERT_EQ(out.tracks.size(), 1u);
+  EXPECT_EQ(out.tracks[0].codec, Codec::mp3);
+  EXPECT_EQ(out.tracks[0].type, MediaType::audio);
+  EXPECT_EQ(out.tracks[0].timescale, 48000u);
+  ASSERT_TRUE(out.tracks[0].audio);
+  EXPECT_EQ(out.tracks[0].audio->channels, 2u);
+  EXPECT_EQ(out.tracks[0].audio->samples_per_frame, 1152u);
+  ASSERT_TRUE(audio(24, "2f fffb9464 0000"));
+  EXPECT_EQ(out.tracks.size(), 1u);  // the same configuration: no new track
+  ASSERT_EQ(out.frames.size(), 2u);
+  EXPECT_EQ(out.frames[1].codec, Codec::mp3);
+  EXPECT_EQ(out.frames[1].dts, 24 * 48);
+  EXPECT_EQ(out.frames[1].data.size(), 6u);
+  // MPEG-2 Layer III at 22.05 kHz, mono: a new configuration.
+  ASSERT_TRUE(audio(48, "2e fff390c4 0000"));
+  ASSERT_EQ(out.tracks.size(), 2u);
+  EXPECT_EQ(out.tracks[1].timescale, 22050u);
+  EXPECT_EQ(out.tracks[1].audio->channels, 1u);
+  EXPECT_EQ(out.tracks[1].audio->samples_per_frame, 576u);
+  // Not an MPEG audio header: skipped, not fatal.
+  ASSERT_TRUE(audio(72, "2f 00112233"));
+  EXPECT_EQ(out.frames.size(), 3u);
+}
+
 TEST_F(FlvDemuxerTest, UnsupportedAudioFormatsNameThemselves) {
-  EXPECT_EQ(audio(0, "2f fffb").error(), errc::unsupported);
-  EXPECT_EQ(demuxer.detail(), "audio format 2 (MP3)");
+  EXPECT_EQ(audio(0, "6f 00").error(), errc::unsupported);
+  EXPECT_EQ(demuxer.detail(), "audio format 6 (Nellymoser)");
   EXPECT_EQ(audio(0, "b2 00").error(), errc::unsupported);
   EXPECT_EQ(demuxer.detail(), "audio format 11 (Speex)");
   EXPECT_EQ(audio(0, "72 00").error(), errc::unsupported);

@@ -56,6 +56,7 @@ Pipeline::Pipeline(asio::thread_pool& pool, PipelineOptions opt, std::shared_ptr
       sink_(std::move(sink)),
       stopping_(std::move(stopping)),
       decode_strand_(asio::make_strand(pool.get_executor())),
+      audio_strand_(asio::make_strand(pool.get_executor())),
       seq_([this](SeqItem& item) { emit(item); }) {
   packet_.reset(av_packet_alloc());
   decoded_ = make_frame();
@@ -65,15 +66,16 @@ Pipeline::~Pipeline() = default;
 
 void Pipeline::on_track(const media::TrackConfig& track) {
   if (track.type == media::MediaType::audio) {
-    // AAC goes through untouched, shared by every rung.
-    audio_passthrough_ = track.codec == media::Codec::aac;
+    // AAC goes through untouched, shared by every rung; anything else (or AAC when asked) is
+    // decoded once and encoded once to AAC-LC 48 kHz stereo on the audio strand.
     audio_track_id_ = track.track_id;
-    if (!audio_passthrough_) {
-      log::warn("transcode", "audio is not AAC: not carried",
-                {{"stream", opt_.stream}, {"codec", media::codec_name(track.codec)}});
+    audio_passthrough_ = track.codec == media::Codec::aac && !opt_.audio_always;
+    audio_transcode_ = !audio_passthrough_;
+    auto slot = seq_.open(1, -1);
+    if (audio_transcode_) {
+      asio::post(audio_strand_, [self = shared_from_this(), slot, track] { self->audio_source(slot, track); });
       return;
     }
-    auto slot = seq_.open(1, -1);
     SeqItem item;
     item.kind = SeqItem::track;
     item.track_config = track;
@@ -96,12 +98,19 @@ void Pipeline::on_frame(const media::MediaFrame& f) {
   if (opt_.backpressure) seq_.wait_below(opt_.max_queue);
   if (f.type == media::MediaType::audio) {
     // Before the first rung frame the packager would take audio for its leader: wait for video.
-    if (!audio_passthrough_ || f.track_id != audio_track_id_ || (have_video_track_ && !video_out_)) return;
+    if (!(audio_passthrough_ || audio_transcode_) || f.track_id != audio_track_id_ ||
+        (have_video_track_ && !video_out_))
+      return;
     if (seq_.depth() >= 4 * opt_.max_queue) {  // audio frames wait behind video ones, bounded too
       ++skipped_frames_;
       return;
     }
     auto slot = seq_.open(1, -1);
+    if (audio_transcode_) {
+      asio::post(audio_strand_, [self = shared_from_this(), slot, f] { self->audio_frame(slot, f); });
+      return;
+    }
+    ++audio_frames_;
     SeqItem item;
     item.media = f;
     seq_.add(slot, std::move(item));
@@ -127,6 +136,10 @@ void Pipeline::on_frame(const media::MediaFrame& f) {
 
 void Pipeline::finish() {
   auto self = shared_from_this();
+  if (audio_transcode_) {
+    auto audio_slot = seq_.open(1, -1);
+    asio::post(audio_strand_, [self, audio_slot] { self->audio_flush(audio_slot); });
+  }
   auto slot = seq_.open(1, -1);
   asio::post(decode_strand_, [self, slot] {
     self->drain_decoder(slot);
@@ -136,6 +149,60 @@ void Pipeline::finish() {
     }
     self->seq_.done(slot);
   });
+}
+
+void Pipeline::audio_source(std::uint64_t slot, media::TrackConfig track) {
+  CpuScope cpu(cpu_ns_);
+  std::string error;
+  if (!audio_ && !audio_failed_) {
+    audio_ = AudioTranscoder::make(track.track_id, 128000, &error);
+    if (!audio_) {
+      audio_failed_ = true;
+      log::error("transcode", "audio encoder failed: no audio", {{"stream", opt_.stream}, {"error", error}});
+    } else {
+      SeqItem item;
+      item.kind = SeqItem::track;
+      item.track_config = audio_->track();
+      seq_.add(slot, std::move(item));
+    }
+  }
+  if (audio_ && !audio_->set_source(track, &error))
+    log::warn("transcode", "source audio not decodable: not carried", {{"stream", opt_.stream}, {"error", error}});
+  else if (audio_)
+    log::info("transcode", "audio re-encoded to AAC-LC 48 kHz stereo",
+              {{"stream", opt_.stream},
+               {"codec", media::codec_name(track.codec)},
+               {"sample_rate", track.audio ? track.audio->sample_rate : track.timescale}});
+  seq_.done(slot);
+}
+
+void Pipeline::audio_frame(std::uint64_t slot, media::MediaFrame frame) {
+  CpuScope cpu(cpu_ns_);
+  if (audio_ && !*stopping_) {
+    std::vector<media::MediaFrame> out;
+    audio_->push(frame, out);
+    audio_frames_.fetch_add(std::int64_t(out.size()), std::memory_order_relaxed);
+    for (auto& m : out) {
+      SeqItem item;
+      item.media = std::move(m);
+      seq_.add(slot, std::move(item));
+    }
+  }
+  seq_.done(slot);
+}
+
+void Pipeline::audio_flush(std::uint64_t slot) {
+  if (audio_ && !*stopping_) {
+    std::vector<media::MediaFrame> out;
+    audio_->flush(out);
+    for (auto& m : out) {
+      SeqItem item;
+      item.media = std::move(m);
+      seq_.add(slot, std::move(item));
+    }
+  }
+  audio_.reset();
+  seq_.done(slot);
 }
 
 void Pipeline::set_decoder(media::TrackConfig track) {
@@ -510,6 +577,8 @@ StreamStats Pipeline::stats() const {
   s.dropped_rungs = dropped_rungs_;
   s.cpu_seconds = double(cpu_ns_.load()) / 1e9;
   s.skipped_frames = skipped_frames_;
+  s.audio_frames = audio_frames_;
+  s.audio_transcoded = audio_transcode_;
   std::lock_guard lk(stats_mu_);
   auto now = std::chrono::steady_clock::now();
   for (auto& r : rungs_snapshot_) {

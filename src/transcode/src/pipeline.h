@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "audio.h"
 #include "av.h"
 #include "encoder.h"
 #include "sequencer.h"
@@ -29,6 +30,7 @@ struct PipelineOptions {
   std::size_t max_queue = 120;           // source frames waiting at most
   bool cascade = true;
   bool backpressure = false;  // file input: block the caller instead of dropping
+  bool audio_always = false;  // re-encode AAC sources too (transcode.audio=aac)
 };
 
 class Pipeline : public std::enable_shared_from_this<Pipeline> {
@@ -86,12 +88,17 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
               bool key, std::uint32_t w, std::uint32_t h, double fps);
   void withdraw(std::shared_ptr<RungState> r, std::uint64_t slot);
   void emit(SeqItem& item);
+  // Audio strand.
+  void audio_source(std::uint64_t slot, media::TrackConfig track);
+  void audio_frame(std::uint64_t slot, media::MediaFrame frame);
+  void audio_flush(std::uint64_t slot);
 
   boost::asio::thread_pool& pool_;
   PipelineOptions opt_;
   std::shared_ptr<Sink> sink_;
   std::shared_ptr<std::atomic<bool>> stopping_;
   Strand decode_strand_;
+  Strand audio_strand_;
   Sequencer seq_;
 
   // Input thread.
@@ -99,6 +106,10 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   bool skip_to_key_ = false;
   std::uint32_t audio_track_id_ = 0;
   bool audio_passthrough_ = false;
+  std::atomic<bool> audio_transcode_{false};  // written by the input thread, read by stats()
+  // Audio strand.
+  std::unique_ptr<AudioTranscoder> audio_;
+  bool audio_failed_ = false;
   // Decode strand.
   CodecContextPtr decoder_;
   PacketPtr packet_;
@@ -115,6 +126,7 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   std::atomic<double> newest_t_{-1};
   std::atomic<std::int64_t> dropped_rungs_{0};
   std::atomic<std::int64_t> skipped_frames_{0};
+  std::atomic<std::int64_t> audio_frames_{0};
   std::atomic<std::int64_t> cpu_ns_{0};  // worker CPU time spent on this stream
   mutable std::mutex stats_mu_;
   std::vector<std::shared_ptr<RungState>> rungs_snapshot_;  // for stats(), under stats_mu_

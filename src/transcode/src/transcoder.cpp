@@ -138,6 +138,8 @@ Transcoder::Transcoder(Config config, Metrics& metrics) {
   }
   if (std::none_of(profiles.begin(), profiles.end(), [&](auto& p) { return p.name == config.profile; }))
     throw std::invalid_argument("transcode.profile: no profile named '" + config.profile + "'");
+  if (config.audio != "auto" && config.audio != "aac")
+    throw std::invalid_argument("transcode.audio: 'auto' or 'aac', not '" + config.audio + "'");
   if (!have_encoder(config.encoder))
     throw std::invalid_argument("transcode.encoder: libavcodec has no video encoder '" + config.encoder + "'");
   std::size_t n = config.threads > 0 ? std::size_t(config.threads) : std::max(1u, std::thread::hardware_concurrency());
@@ -178,6 +180,7 @@ std::unique_ptr<StreamInput> Transcoder::open_stream(std::string_view stream, st
   opt.max_queue = std::size_t(std::max<std::int64_t>(2, impl_->config.max_queue_frames));
   opt.cascade = impl_->config.cascade;
   opt.backpressure = impl_->config.backpressure;
+  opt.audio_always = impl_->config.audio == "aac";
   auto pipeline = std::make_shared<Pipeline>(impl_->pool, std::move(opt), std::move(sink), impl_->stopping);
   {
     std::lock_guard lk(impl_->mu);

@@ -36,6 +36,7 @@ struct Config {
   std::chrono::milliseconds max_lag{2000};            // queued media beyond this drops the top rung
   std::int64_t max_queue_frames = 120;                // per stream and per rung; beyond it frames are skipped
   bool cascade = true;                                // scale from the next larger rung when cheaper
+  std::string audio = "auto";                         // auto: AAC passes through, else AAC-LC 48k stereo; aac: always
   std::int64_t max_stream_labels = 200;               // per-stream metric series at most
   bool backpressure = false;  // file input (bench): on_frame blocks when the queue is full, no drops
 };
@@ -68,6 +69,8 @@ struct StreamStats {
   std::int64_t queue_frames = 0;  // source frames waiting to be decoded
   std::int64_t dropped_rungs = 0;
   std::int64_t skipped_frames = 0;  // dropped because a queue was full
+  bool audio_transcoded = false;    // the source's audio re-encoded to AAC-LC 48 kHz stereo
+  std::int64_t audio_frames = 0;    // AAC frames out (either way)
   struct RungStats {
     std::string name;
     bool active = true;
@@ -81,7 +84,8 @@ struct StreamStats {
 
 class Transcoder {
  public:
-  // Throws std::invalid_argument if the profiles do not parse or the encoder is unknown.
+  // Throws std::invalid_argument if the profiles do not parse, the encoder is unknown or `audio` is
+  // neither "auto" nor "aac".
   Transcoder(Config config, Metrics& metrics);
   ~Transcoder();  // waits for the worker pool to finish what is queued
 
