@@ -363,3 +363,44 @@ def test_audio_reencoded_to_aac_48k_stereo(make_server, procs, clip12, tmp_path,
     assert steps <= {21, 22}, steps  # 1024 samples at 48 kHz, in whole ms: no gaps, no overlaps
     assert srv.logs("audio re-encoded to AAC-LC 48 kHz stereo", component="transcode")
 
+
+# ---- variable frame rate -------------------------------------------------------------------------
+
+def vfr_clip(tmp_path):
+    """16 s of 640x360 with noise (hard to compress: the encoder can spend its whole budget), every
+    2 s: one second at 30 fps, then one at 10 fps (20 fps on average; the smallest step says 30)."""
+    path = tmp_path / "vfr.flv"
+    h.run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+           "testsrc2=size=640x360:rate=30,noise=alls=24:allf=t+u,"
+           "select='lt(mod(n\\,60)\\,30)+not(mod(n\\,3))'", "-t", "16", "-fps_mode", "vfr",
+           "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "3000k", "-g", "60", "-an", "-f", "flv", str(path)],
+          timeout=120, check=True)
+    return path
+
+
+def test_vfr_source_rung_bitrate_within_10_percent_of_declared(make_server, procs, tmp_path):
+    clip = vfr_clip(tmp_path)
+    pk = h.video_packets(clip)
+    steps = sorted({b["pts"] - a["pts"] for a, b in zip(pk, pk[1:])})
+    assert steps[0] <= 34 and steps[-1] >= 99, steps  # the source really is VFR
+    srv = h.start_origin(make_server, args=["--transcode.profiles=vfr=360p:640x360@30:600k:660k:veryfast",
+                                            "--transcode.profile=vfr", "--transcode.max_lag=10s",
+                                            "--origin.window_segments=20"])
+    key = srv.create_key("vfr")
+    base = f"{srv.origin}/live/vfr/"
+    pub = procs.add(h.ffmpeg_publish(clip, srv.url(key), tmp_path / "pub.log"))
+    wait_segments(base, "360p", count=1, timeout=30)
+    pub.wait(40)
+    pl = h.MediaPlaylist(h.http_get(f"{base}360p/index.m3u8")[1])
+    msns = sorted(s["msn"] for s in pl.segments if s.get("uri"))
+    assert len(msns) >= 6, msns
+    data, segs = fetch_rendition(base, "360p", set(msns[1:-1]))  # whole segments (not the first or last)
+    declared = int(next(v for v in master_variants(h.http_get(base + "master.m3u8")[1]))["BANDWIDTH"])
+    measured = sum(b for _, _, b in segs) * 8 / sum(d for _, d, _ in segs)
+    print(f"\nVFR 360p: declared {declared}, measured {measured:.0f} ({measured / declared:.3f})")
+    assert 0.9 * declared <= measured <= 1.1 * declared, (measured, declared, segs)
+    path = tmp_path / "360p.mp4"
+    path.write_bytes(data)
+    out = h.video_packets(path)
+    out_steps = sorted({b["pts"] - a["pts"] for a, b in zip(out, out[1:])})
+    assert out_steps[-1] >= 99, out_steps  # the rung keeps the source's timing (no frames invented)

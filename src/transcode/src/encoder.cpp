@@ -45,8 +45,10 @@ class LavcEncoder final : public VideoEncoder {
       if (!p.rung.profile.empty()) av_opt_set(c->priv_data, "profile", p.rung.profile.c_str(), 0);
       av_opt_set_int(c->priv_data, "forced-idr", 1, 0);
       // No scene-cut keyframes (they would differ between rungs), no lookahead, no B-frames.
-      av_opt_set(c->priv_data, "x264-params", "scenecut=0:keyint=infinite:rc-lookahead=0:sync-lookahead=0:bframes=0",
-                 0);
+      // force-cfr=0: tune zerolatency makes x264 assume every frame lasts 1/fps; rate control
+      // must use the real timestamps (time_base 1/90000) so VBV holds for variable frame rates.
+      av_opt_set(c->priv_data, "x264-params",
+                 "scenecut=0:keyint=infinite:rc-lookahead=0:sync-lookahead=0:bframes=0:force-cfr=0", 0);
     } else if (!p.rung.profile.empty()) {
       av_opt_set(c->priv_data, "profile", p.rung.profile.c_str(), 0);
     }
