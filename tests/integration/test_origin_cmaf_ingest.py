@@ -90,3 +90,30 @@ def test_garbage_body_is_refused_and_the_origin_keeps_serving(make_server, procs
     assert status == 400
     wait_playable(srv, "good")
     read_back(srv, "good")
+
+
+def first_pts(url, stream_spec):
+    """Presentation time (s) of the first packet of `stream_spec` ("v:0", "a:0") in `url`."""
+    probe = h.ffprobe(url, "-select_streams", stream_spec, "-show_packets", "-read_intervals", "%+#20",
+                      "-show_entries", "packet=pts_time")
+    return min(float(p["pts_time"]) for p in probe["packets"])
+
+
+def test_edit_lists_keep_audio_and_video_in_sync(make_server, procs, clip10, tmp_path):
+    # ffmpeg's dash muxer gives the B-frame video an edit list starting it 2 frames into its media
+    # and the AAC one skipping its 1024 priming samples: applied, the origin's audio and video
+    # start as far apart as in the source (unapplied, video would be ~40 ms late).
+    srv = origin_server(make_server)
+    out = ["-f", "dash", "-method", "PUT", "-seg_duration", "1", "-use_template", "1", "-use_timeline", "0"]
+    procs.add(encoder(clip10, out, f"{srv.origin}/ingest/sync/{SECRET}/manifest.mpd", tmp_path / "encoder.log"))
+    wait_playable(srv, "sync")
+    source = first_pts(clip10, "v:0") - first_pts(clip10, "a:0")
+    playlists = {"v:0": f"{srv.origin}/live/sync/video/index.m3u8"}
+    master = h.http_request(f"{srv.origin}/live/sync/master.m3u8")[2].decode()
+    audio_uri = next(line.split('URI="')[1].split('"')[0] for line in master.splitlines()
+                     if line.startswith("#EXT-X-MEDIA:TYPE=AUDIO"))
+    playlists["a:0"] = f"{srv.origin}/live/sync/{audio_uri}"
+    for url in playlists.values():
+        assert "#EXT-X-MEDIA-SEQUENCE:0\n" in h.http_request(url)[2].decode()  # still from the first segment
+    served = first_pts(playlists["v:0"], "v:0") - first_pts(playlists["a:0"], "a:0")
+    assert abs(served - source) < 0.005, f"video - audio start: source {source:.4f} s, served {served:.4f} s"

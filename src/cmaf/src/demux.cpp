@@ -1,6 +1,7 @@
 #include "sf/cmaf/demux.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <optional>
 
@@ -173,7 +174,45 @@ FullBoxHeader full_box_header(FieldReader& r) {
 struct ParsedTrack {
   TrackConfig config;
   std::uint32_t media_timescale = 0;
+  // The edit list (§8.6.6): the leading empty edits' total duration (movie timescale) and the
+  // media_time of the first edit that plays media (media timescale); none: no edit list.
+  std::uint64_t empty_edits = 0;
+  std::optional<std::int64_t> first_media_time;
 };
+
+// Most edits read from one elst; ordinary files have one or two.
+constexpr std::uint32_t kMaxEdits = 64;
+
+// edts/elst of a trak, if any, into `out`. Entries are 8 or 16 bytes (version 0 or 1), so the
+// count is checked against the box size before reading.
+Result<void> parse_edit_list(ByteView all, const Box& trak, ParsedTrack& out) {
+  auto edts = find_child(all, trak, fourcc("edts"));
+  if (!edts) return std::unexpected(edts.error());
+  if (!*edts) return {};
+  auto elst = find_child(all, **edts, fourcc("elst"));
+  if (!elst) return std::unexpected(elst.error());
+  if (!*elst) return {};
+  FieldReader r(body_of(all, **elst));
+  const auto h = full_box_header(r);
+  const std::uint32_t count = r.u32();
+  const std::size_t entry_size = h.version == 1 ? 20 : 12;
+  if (r.failed() || h.version > 1 || count > r.remaining() / entry_size) return fail(errc::malformed);
+  for (std::uint32_t i = 0; i < std::min(count, kMaxEdits); ++i) {
+    const std::uint64_t duration = h.version == 1 ? r.u64() : r.u32();
+    const std::int64_t media_time =
+        h.version == 1 ? static_cast<std::int64_t>(r.u64()) : static_cast<std::int32_t>(r.u32());
+    r.skip(4);  // media_rate_integer, media_rate_fraction
+    if (r.failed()) return fail(errc::malformed);
+    if (media_time == -1) {
+      out.empty_edits += duration;
+      continue;
+    }
+    if (media_time < 0) return fail(errc::malformed);
+    out.first_media_time = media_time;
+    break;
+  }
+  return {};
+}
 
 // 14496-1 §8.3.3 expandable size: up to four 7-bit groups.
 std::optional<std::size_t> descriptor_size(FieldReader& r) {
@@ -345,6 +384,7 @@ Result<std::optional<ParsedTrack>> parse_trak(const Bytes& data, const Box& trak
     out.config.track_id = r.u32();
     if (r.failed() || out.config.track_id == 0) return fail(errc::malformed);
   }
+  if (auto edits = parse_edit_list(all, trak, out); !edits) return std::unexpected(edits.error());
   auto mdia = require_child(all, trak, fourcc("mdia"));
   if (!mdia) return std::unexpected(mdia.error());
   auto mdhd = require_child(all, *mdia, fourcc("mdhd"));
@@ -637,6 +677,21 @@ class MoofParser {
   std::size_t mdat_end_ = 0;
 };
 
+// What the edit list adds to media times, in `timescale` ticks: empty edits delay the media,
+// the first media edit's media_time is where presentation starts. Offsets beyond
+// kMaxPresentationOffset either way are not honoured (0): they are not priming or reordering
+// delay, and a timeline moved that far would only confuse the packager.
+std::int64_t presentation_offset(const ParsedTrack& t, std::uint32_t movie_timescale, std::uint32_t timescale) {
+  if (!t.first_media_time && t.empty_edits == 0) return 0;
+  double seconds = -double(t.first_media_time.value_or(0)) / t.media_timescale;
+  if (t.empty_edits > 0) {
+    if (movie_timescale == 0) return 0;
+    seconds += double(t.empty_edits) / movie_timescale;
+  }
+  if (std::abs(seconds) > kMaxPresentationOffset.count() / 1000.0) return 0;
+  return std::llround(seconds * timescale);
+}
+
 }  // namespace
 
 Result<InitSegment> parse_init_segment(const Bytes& data) {
@@ -655,8 +710,9 @@ Result<InitSegment> parse_init_segment(const Bytes& data) {
   if (!moov) return fail(errc::malformed);
 
   InitSegment init;
-  std::vector<std::uint32_t> timescales;
+  std::vector<ParsedTrack> parsed;
   std::vector<Trex> trex;
+  std::uint32_t movie_timescale = 0;
   BoxIterator it(all, *moov);
   for (;;) {
     auto b = it.next();
@@ -671,8 +727,15 @@ Result<InitSegment> parse_init_segment(const Bytes& data) {
         return fail(errc::malformed);  // §8.3.2: track_IDs are unique
       }
       if (init.tracks.size() == kMaxTracks) return fail(errc::limit_exceeded);
-      init.tracks.push_back(std::move((*track)->config));
-      timescales.push_back((*track)->media_timescale);
+      init.tracks.push_back((*track)->config);
+      parsed.push_back(std::move(**track));
+    } else if ((*b)->type == fourcc("mvhd")) {
+      // §8.2.2: version 1 has 64-bit creation and modification times.
+      FieldReader r(body_of(all, **b));
+      const auto h = full_box_header(r);
+      r.skip(h.version == 1 ? 16 : 8);
+      movie_timescale = r.u32();
+      if (r.failed()) return fail(errc::malformed);
     } else if ((*b)->type == fourcc("mvex")) {
       auto t = parse_mvex(all, **b);
       if (!t) return std::unexpected(t.error());
@@ -684,7 +747,8 @@ Result<InitSegment> parse_init_segment(const Bytes& data) {
   for (std::size_t i = 0; i < init.tracks.size(); ++i) {
     InitSegment::FragmentDefaults d;
     d.track_id = init.tracks[i].track_id;
-    d.media_timescale = timescales[i];
+    d.media_timescale = parsed[i].media_timescale;
+    init.presentation_offsets.push_back(presentation_offset(parsed[i], movie_timescale, init.tracks[i].timescale));
     auto t = std::ranges::find_if(trex, [&](const Trex& x) { return x.track_id == d.track_id; });
     if (t != trex.end()) {
       d.sample_duration = t->sample_duration;

@@ -107,6 +107,12 @@ struct TrackSpec {
   std::uint32_t trex_duration = 0;
   std::uint32_t trex_size = 0;
   std::uint32_t trex_flags = 0;
+  struct Edit {
+    std::uint64_t duration = 0;   // movie timescale
+    std::int64_t media_time = 0;  // media timescale; -1: an empty edit
+  };
+  std::vector<Edit> edits;  // an edts/elst when not empty
+  std::uint8_t elst_version = 0;
 };
 
 std::string_view config_box(std::string_view entry) {
@@ -125,6 +131,20 @@ void trak(Builder& b, const TrackSpec& t) {
   const auto tkhd = b.begin_full("tkhd", t.box_version, 3);
   b.zeros(t.box_version == 1 ? 16 : 8).u32(t.track_id).zeros(t.box_version == 1 ? 64 : 60);
   b.end(tkhd);
+  if (!t.edits.empty()) {
+    const auto edts = b.begin("edts");
+    const auto elst = b.begin_full("elst", t.elst_version, 0);
+    b.u32(static_cast<std::uint32_t>(t.edits.size()));
+    for (const auto& e : t.edits) {
+      if (t.elst_version == 1)
+        b.u64(e.duration).u64(static_cast<std::uint64_t>(e.media_time));
+      else
+        b.u32(static_cast<std::uint32_t>(e.duration)).u32(static_cast<std::uint32_t>(e.media_time));
+      b.u16(1).u16(0);
+    }
+    b.end(elst);
+    b.end(edts);
+  }
   const auto mdia = b.begin("mdia");
   const auto mdhd = b.begin_full("mdhd", t.box_version, 0);
   b.zeros(t.box_version == 1 ? 16 : 8).u32(t.timescale).zeros(t.box_version == 1 ? 8 : 4).u16(0x55C4).u16(0);
@@ -173,6 +193,9 @@ Bytes init_bytes(const std::vector<TrackSpec>& tracks) {
   b.fourcc("iso6").u32(0).fourcc("iso6").fourcc("cmfc");
   b.end(ftyp);
   const auto moov = b.begin("moov");
+  const auto mvhd = b.begin_full("mvhd", 0, 0);
+  b.zeros(8).u32(1000).u32(0).zeros(80).u32(100);  // movie timescale 1000; next_track_ID
+  b.end(mvhd);
   for (const auto& t : tracks) trak(b, t);
   const auto mvex = b.begin("mvex");
   for (const auto& t : tracks) {
@@ -491,6 +514,18 @@ TEST_F(DemuxFromFfmpeg, DashVideoInitGivesH264TrackWithItsAvcc) {
   EXPECT_EQ(std::to_integer<int>(t.record.view()[0]), 1);  // configurationVersion: the avcC body
 }
 
+TEST_F(DemuxFromFfmpeg, DashInitsCarryTheirEditListsAsPresentationOffsets) {
+  // ffmpeg's edit lists: video starts after its B-frame delay (2 frames at -bf 2, 30 fps), AAC
+  // after its 1024 priming samples.
+  auto video = parse_init_segment(read_file(dash("init-stream0.m4s")));
+  auto audio = parse_init_segment(read_file(dash("init-stream1.m4s")));
+  ASSERT_TRUE(video && audio);
+  ASSERT_EQ(video->presentation_offsets.size(), 1u);
+  EXPECT_EQ(video->presentation_offsets[0], -6000);  // 2 frames at 90 kHz
+  ASSERT_EQ(audio->presentation_offsets.size(), 1u);
+  EXPECT_EQ(audio->presentation_offsets[0], -1024);  // in samples: the track timescale is the rate
+}
+
 TEST_F(DemuxFromFfmpeg, DashAudioInitGivesAacTrackAtItsSampleRate) {
   const Bytes data = read_file(dash("init-stream1.m4s"));
   auto init = parse_init_segment(data);
@@ -665,6 +700,12 @@ TEST(DemuxWriterRoundTrip, Av1TrackAndFrames) {
 
 // ---- init segments, crafted ----
 
+Bytes with_u32_at(const Bytes& in, std::size_t at, std::uint32_t v) {
+  std::vector<std::byte> out(in.view().begin(), in.view().end());
+  for (int i = 0; i < 4; ++i) out[at + i] = static_cast<std::byte>(v >> (24 - 8 * i));
+  return Bytes::copy_of(out);
+}
+
 TEST(DemuxInit, ReadsTrackIdsTimescalesAndRecordsOfEachTrack) {
   TrackSpec video;
   video.track_id = 5;
@@ -746,6 +787,59 @@ TEST(DemuxInit, SkipsUnsupportedTracksAndKeepsTheOthers) {
   ASSERT_EQ(init->tracks.size(), 1u);
   EXPECT_EQ(init->tracks[0].track_id, 4u);
   EXPECT_EQ(init->tracks[0].codec, Codec::hevc);
+}
+
+TEST(DemuxInit, WithoutAnEditListTheOffsetIsZero) {
+  auto init = parse_init_segment(init_bytes({TrackSpec{}}));
+  ASSERT_TRUE(init) << init.error().message();
+  EXPECT_EQ(init->presentation_offsets, std::vector<std::int64_t>{0});
+}
+
+TEST(DemuxInit, EditListsGiveOffsetsInTheTrackTimescale) {
+  TrackSpec video;  // mdhd 90 kHz: the first edit starts at media time 3000 (one frame at 30 fps)
+  video.edits = {{0, 3000}};
+  TrackSpec audio;  // 48 kHz; an empty edit of 250 ms (movie timescale 1000), then 2048 samples in
+  audio.track_id = 2;
+  audio.handler = "soun";
+  audio.entry = "mp4a";
+  audio.record = hex(kAsc48kStereo);
+  audio.timescale = 48000;
+  audio.edits = {{250, -1}, {0, 2048}};
+  audio.elst_version = 1;
+  auto init = parse_init_segment(init_bytes({video, audio}));
+  ASSERT_TRUE(init) << init.error().message();
+  EXPECT_EQ(init->presentation_offsets, (std::vector<std::int64_t>{-3000, 12000 - 2048}));
+}
+
+TEST(DemuxInit, EditListMediaTimeInAnotherTimescaleIsRescaled) {
+  TrackSpec video;
+  video.timescale = 15360;  // ffmpeg's video timescale: 1024 ticks = 2 frames at 30 fps
+  video.edits = {{0, 1024}};
+  auto init = parse_init_segment(init_bytes({video}));
+  ASSERT_TRUE(init) << init.error().message();
+  EXPECT_EQ(init->tracks[0].timescale, 90000u);
+  EXPECT_EQ(init->presentation_offsets, std::vector<std::int64_t>{-6000});
+}
+
+TEST(DemuxInit, EditsBeyondASecondAreNotHonoured) {
+  TrackSpec video;
+  video.edits = {{0, 90000 * 10}};  // starts 10 s into the media: not priming, not reordering
+  auto init = parse_init_segment(init_bytes({video}));
+  ASSERT_TRUE(init) << init.error().message();
+  EXPECT_EQ(init->presentation_offsets, std::vector<std::int64_t>{0});
+}
+
+TEST(DemuxInit, EditListCountBeyondItsBoxIsMalformed) {
+  TrackSpec video;
+  video.edits = {{0, 3000}};
+  Bytes data = init_bytes({video});
+  const auto view = data.view();
+  const std::string_view text(reinterpret_cast<const char*>(view.data()), view.size());
+  const auto at = text.find("elst");
+  ASSERT_NE(at, std::string_view::npos);
+  auto init = parse_init_segment(with_u32_at(data, at + 8, 0x10000000));  // entry_count
+  ASSERT_FALSE(init);
+  EXPECT_EQ(init.error(), errc::malformed);
 }
 
 TEST(DemuxInit, NoSupportedTrackIsUnsupported) {
@@ -992,12 +1086,6 @@ TEST(DemuxFragments, StypSidxPrftEmsgAndUnknownBoxesAreIgnored) {
   auto frames = parse_fragments(data, init_of({TrackSpec{}}));
   ASSERT_TRUE(frames) << frames.error().message();
   EXPECT_EQ(frames->size(), 1u);
-}
-
-Bytes with_u32_at(const Bytes& in, std::size_t at, std::uint32_t v) {
-  std::vector<std::byte> out(in.view().begin(), in.view().end());
-  for (int i = 0; i < 4; ++i) out[at + i] = static_cast<std::byte>(v >> (24 - 8 * i));
-  return Bytes::copy_of(out);
 }
 
 TEST(DemuxFragments, BoxSizesBelowTheHeaderOrPastTheInputAreMalformed) {

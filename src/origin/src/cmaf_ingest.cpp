@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 
 namespace sf::origin {
 
@@ -29,13 +30,18 @@ Result<void> CmafIngest::push(const std::string& representation, const Bytes& bo
   if (type == "ftyp" || type == "moov") {
     auto init = cmaf::parse_init_segment(body);
     if (!init) return std::unexpected(init.error());
-    for (auto& t : init->tracks) {
+    for (std::size_t i = 0; i < init->tracks.size(); ++i) {
+      const auto& t = init->tracks[i];
       auto [it, fresh] = rep.ids.try_emplace(t.track_id, 0);
       if (fresh) it->second = next_track_id_++;
       auto& track = tracks_[it->second];
       track.track_id = it->second;
       track.config = t;
       track.config.track_id = it->second;
+      // Edit lists move tracks against each other by at most kMaxPresentationOffset either way;
+      // adding that much to every track keeps decode times non-negative.
+      const auto headroom = std::chrono::duration_cast<std::chrono::duration<double>>(cmaf::kMaxPresentationOffset);
+      track.shift = init->presentation_offsets[i] + std::llround(headroom.count() * t.timescale);
       sink_->on_track(track.config);
     }
     rep.init = std::move(*init);
@@ -49,6 +55,8 @@ Result<void> CmafIngest::push(const std::string& representation, const Bytes& bo
     if (id == rep.ids.end()) continue;
     auto& track = tracks_[id->second];
     f.track_id = track.track_id;
+    f.dts += track.shift;
+    f.pts += track.shift;
     track.last_seconds = seconds(f, track.config);
     track.queue.push_back(std::move(f));
   }

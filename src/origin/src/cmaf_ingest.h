@@ -3,6 +3,7 @@
 // turned back into tracks and frames for the stream's packager. Frames of the representations
 // are interleaved by decode time (a segment of one track may arrive before the other's), so the
 // packager sees one timeline; a track that stops sending is not waited for past `max_wait`.
+// Each track's edit list (AAC priming, B-frame delay) is applied, so tracks stay in sync.
 // One per pushed stream; thread-safe (requests of one stream may arrive on several connections).
 #pragma once
 
@@ -33,6 +34,7 @@ class CmafIngest {
   struct Track {
     std::uint32_t track_id = 0;  // as the packager sees it: unique within the stream
     media::TrackConfig config;
+    std::int64_t shift = 0;  // added to the pushed times: the edit list's offset plus a fixed headroom
     std::deque<media::MediaFrame> queue;
     double last_seconds = -1;
   };

@@ -6,6 +6,7 @@
 // they keep its block alive after the call.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -36,13 +37,23 @@ Result<InitSegment> parse_init_segment(const Bytes& data);
 // a traf has none, where the track's previous traf in this call ended, else 0) + the durations
 // before it; pts = dts + composition offset; both rescaled from the mdhd timescale to
 // TrackConfig::timescale, rounded to nearest. Video keyframe = sample_is_non_sync_sample clear;
-// audio frames are all keyframes. Edit lists (elst) are not applied.
+// audio frames are all keyframes. Edit lists (elst) are not applied here: see
+// InitSegment::presentation_offsets.
 // Errors: errc::malformed (bad box sizes, sample outside its mdat, overflowing times),
 // errc::truncated (a moof without its mdat), errc::limit_exceeded (over kMaxFramesPerCall).
 Result<std::vector<media::MediaFrame>> parse_fragments(const Bytes& data, const InitSegment& init);
 
+// Edit-list offsets larger than this (either way) are ignored: see presentation_offsets.
+constexpr std::chrono::milliseconds kMaxPresentationOffset{1000};
+
 struct InitSegment {
   std::vector<media::TrackConfig> tracks;
+  // Per track, in the order of `tracks`: what its edit list (edts/elst, 14496-12 §8.6.6) adds to
+  // the times parse_fragments() gives, in TrackConfig::timescale ticks, so that tracks line up
+  // in presentation: leading empty edits minus the first media edit's media_time (e.g. -1024
+  // samples of AAC priming, or minus the B-frame reordering delay). 0 without an edit list or
+  // beyond kMaxPresentationOffset.
+  std::vector<std::int64_t> presentation_offsets;
 
  private:
   friend Result<InitSegment> parse_init_segment(const Bytes& data);
