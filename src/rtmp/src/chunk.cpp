@@ -303,6 +303,65 @@ void ChunkWriter::write(std::uint32_t csid, std::uint8_t type, std::uint32_t str
   SF_ASSERT(o == reinterpret_cast<std::uint8_t*>(out.data() + out.size()));
 }
 
+void ChunkWriter::plan(std::uint32_t csid, std::uint8_t type, std::uint32_t stream_id, std::uint32_t timestamp,
+                       ByteView prefix, ByteView payload, int source, ChunkPlan& plan) const {
+  SF_CHECK(csid >= 2 && csid <= kMaxCsid);
+  const std::size_t length = prefix.size() + payload.size();
+  SF_CHECK(length <= kMaxLength);
+  const bool extended = timestamp >= kMaxTimestampField;
+  auto add_own = [&plan](std::size_t from) {
+    if (plan.bytes.size() == from) return;
+    // Adjacent spans of our own bytes merge into one piece.
+    if (!plan.pieces.empty() && plan.pieces.back().source == -1 &&
+        plan.pieces.back().offset + plan.pieces.back().size == from)
+      plan.pieces.back().size += plan.bytes.size() - from;
+    else
+      plan.pieces.push_back({-1, from, plan.bytes.size() - from});
+  };
+  auto put_header = [&](int fmt) {
+    const std::size_t from = plan.bytes.size();
+    std::uint8_t h[3 + 11 + 4];
+    auto* o = store_basic_header(h, fmt, csid);
+    if (fmt == 0) {
+      o = store_u24(o, extended ? kMaxTimestampField : timestamp);
+      o = store_u24(o, static_cast<std::uint32_t>(length));
+      *o++ = type;
+      for (int b = 0; b < 4; ++b) *o++ = static_cast<std::uint8_t>(stream_id >> (8 * b));
+    }
+    // RTMP 5.3.1.3: type-3 chunks repeat the extended timestamp.
+    if (extended) o = store_u32(o, timestamp);
+    const auto* b = reinterpret_cast<const std::byte*>(h);
+    plan.bytes.insert(plan.bytes.end(), b, b + (o - h));
+    return from;
+  };
+  std::size_t from = put_header(0);
+  std::size_t done = 0;
+  std::size_t in_chunk = 0;
+  while (done < length || done == 0) {
+    if (in_chunk == chunk_size_) {
+      add_own(from);
+      from = put_header(3);
+      in_chunk = 0;
+    }
+    if (done < prefix.size()) {
+      const std::size_t take = std::min(prefix.size() - done, chunk_size_ - in_chunk);
+      plan.bytes.insert(plan.bytes.end(), prefix.begin() + done, prefix.begin() + done + take);
+      done += take;
+      in_chunk += take;
+      continue;
+    }
+    add_own(from);
+    from = plan.bytes.size();
+    if (done == length) break;  // an empty body: the header alone
+    const std::size_t at = done - prefix.size();
+    const std::size_t take = std::min(payload.size() - at, chunk_size_ - in_chunk);
+    plan.pieces.push_back({source, at, take});
+    done += take;
+    in_chunk += take;
+  }
+  add_own(from);
+}
+
 void ChunkWriter::set_chunk_size(std::uint32_t size, std::vector<std::byte>& out) {
   SF_CHECK(size >= 1 && size <= 0x7FFFFFFF);
   std::uint8_t body[4];

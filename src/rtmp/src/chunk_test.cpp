@@ -596,5 +596,42 @@ TEST(ChunkWriter, SetChunkSizeWritesTypeOneOnChunkStreamTwo) {
   EXPECT_EQ(out.size(), 12u + 4096 + 1 + 1);
 }
 
+// The gather plan must put exactly write()'s bytes on the wire, with the payload never copied.
+TEST(ChunkWriter, PlanMatchesWriteWithoutCopyingPayload) {
+  for (std::uint32_t cs : {1u, 5u, 128u, 4096u}) {
+    ChunkWriter writer;
+    Wire scratch;
+    if (cs != 128) writer.set_chunk_size(cs, scratch);
+    for (std::size_t prefix_size : {0u, 2u, 5u, 9u}) {
+      for (std::size_t payload_size : {0u, 1u, 4u, 127u, 128u, 129u, 9000u}) {
+        for (std::uint32_t ts : {0u, 40u, 0xFFFFFFu, 0x80000000u}) {
+          const Wire prefix = counting_body(prefix_size, 1);
+          const Wire payload = counting_body(payload_size, 7);
+          Wire body = prefix;
+          body.insert(body.end(), payload.begin(), payload.end());
+          Wire expected;
+          writer.write(6, kVideo, 1, ts, body, expected);
+          ChunkPlan plan;
+          plan.bytes.push_back(std::byte{0x55});  // earlier content stays untouched
+          plan.pieces.push_back({-1, 0, 1});
+          writer.plan(6, kVideo, 1, ts, prefix, payload, 3, plan);
+          Wire got;
+          std::size_t payload_bytes = 0;
+          for (const auto& p : plan.pieces) {
+            ASSERT_TRUE(p.source == -1 || p.source == 3);
+            const Wire& from = p.source == -1 ? plan.bytes : payload;
+            ASSERT_LE(p.offset + p.size, from.size());
+            got.insert(got.end(), from.begin() + p.offset, from.begin() + p.offset + p.size);
+            if (p.source == 3) payload_bytes += p.size;
+          }
+          expected.insert(expected.begin(), std::byte{0x55});
+          EXPECT_EQ(got, expected) << "cs " << cs << " prefix " << prefix_size << " payload " << payload_size;
+          EXPECT_EQ(payload_bytes, payload_size);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sf::rtmp

@@ -83,11 +83,32 @@ class ChunkReader {
   ChunkReader(ChunkReader&&) noexcept;
 };
 
+// Chunks of messages laid out for a gather write, so media is never copied: chunk headers (and
+// small body prefixes) go into `bytes`; `pieces` lists, in wire order, spans of `bytes`
+// (source -1) or of the caller's payload buffer number `source`.
+struct ChunkPlan {
+  struct Piece {
+    int source = -1;
+    std::size_t offset = 0;
+    std::size_t size = 0;
+  };
+  std::vector<std::byte> bytes;
+  std::vector<Piece> pieces;
+  void clear() {
+    bytes.clear();
+    pieces.clear();
+  }
+};
+
 class ChunkWriter {
  public:
   // Appends `body` as one message in chunks of the current outgoing chunk size (fmt 0, then fmt 3).
   void write(std::uint32_t csid, std::uint8_t type, std::uint32_t stream_id, std::uint32_t timestamp, ByteView body,
              std::vector<std::byte>& out) const;
+  // The same chunks as write() for the body `prefix` + `payload`, planned into `plan` without
+  // copying `payload` (the caller's buffer number `source`, which must outlive the write).
+  void plan(std::uint32_t csid, std::uint8_t type, std::uint32_t stream_id, std::uint32_t timestamp, ByteView prefix,
+            ByteView payload, int source, ChunkPlan& plan) const;
   // Writes a Set Chunk Size message and switches to the new size for later messages.
   void set_chunk_size(std::uint32_t size, std::vector<std::byte>& out);
   std::uint32_t chunk_size() const { return chunk_size_; }
