@@ -39,6 +39,20 @@ void bind(ConfigSchema& s, AppConfig& c) {
         "up to this much added latency; 0 reads every byte at once",
         i.read_batch, milliseconds(0), milliseconds(200));
   s.add("ingest.max_stream_labels", "Most streams exported by name on /metrics", i.max_stream_labels, 1, 100000);
+  s.add("ingest.relay",
+        "Relay every publish to these RTMP servers: comma-separated rtmp://host[:port]/app[/name], {stream} in the "
+        "name replaced by the stream (no name: the stream's name)",
+        i.relay);
+  s.add("ingest.relay_secret",
+        "Sent with each relayed publish as <name>:<secret>; a transcode node takes relays whose secret matches its "
+        "transcode.relay_secret",
+        i.relay_secret);
+  s.add("ingest.relay_queue_bytes", "Media queued per relay link; beyond, frames are dropped to the next keyframe",
+        i.relay_queue_bytes, 64 * 1024, 1024 * kMiB);
+  s.add("ingest.relay_timeout", "Longest relay connect-to-publish, and longest write, before the link reconnects",
+        i.relay_timeout, milliseconds(100), milliseconds(60000));
+  s.add("ingest.relay_max_backoff", "Longest wait between a relay link's reconnection attempts (doubling from 250 ms)",
+        i.relay_max_backoff, milliseconds(250), milliseconds(600000));
   auto& o = c.origin;
   s.add_endpoint("origin.listen", "HTTP address of LL-HLS, DASH and the player page", o.listen);
   s.add("origin.segment_target", "A segment starts on the first keyframe after this much media", o.segment_target,

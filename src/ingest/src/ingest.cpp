@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 
 #include "recorder.h"
+#include "relay.h"
 #include "session.h"
 #include "sf/core/log.h"
 #include "sf/net/listener.h"
@@ -71,6 +72,7 @@ struct Ingest::Impl {
     m.add_collectable(shared.registry);
     if (!shared.config.record_dir.empty())
       shared.observers.push_back(std::make_shared<Recorder>(shared.config.record_dir));
+    if (!shared.config.relay.empty()) shared.observers.push_back(std::make_shared<Relay>(p, shared.config, m));
     auto ep = net::parse_endpoint(shared.config.rtmp_listen);
     if (!ep) throw std::runtime_error("ingest.rtmp_listen: expected host:port, got " + shared.config.rtmp_listen);
     listener = std::make_unique<net::Listener>(pool, *ep, [this](asio::ip::tcp::socket s) { accept(std::move(s)); });

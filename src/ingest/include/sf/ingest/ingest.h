@@ -37,6 +37,13 @@ struct Config {
   // ingest latency. 0: read every byte as it arrives (lowest latency).
   std::chrono::milliseconds read_batch{0};
   std::int64_t max_stream_labels = 200;  // per-stream metric series at most
+  // Relay (push) every publish to these RTMP servers: comma-separated rtmp://host[:port]/app[/name],
+  // "{stream}" in the name replaced by the stream (no name: the stream's name).
+  std::string relay;
+  std::string relay_secret;                           // appended to the publish name as ":<secret>"
+  std::int64_t relay_queue_bytes = 8 * 1024 * 1024;   // per link; beyond, drop to the next keyframe
+  std::chrono::milliseconds relay_timeout{5000};      // connect through publish, and each write
+  std::chrono::milliseconds relay_max_backoff{5000};  // longest wait between reconnection attempts
 };
 
 struct PublishInfo {

@@ -1,0 +1,68 @@
+// Pushes every accepted publish on to other RTMP servers (as nginx-rtmp's `push`): per publish and
+// target one RTMP client connection (handshake, connect, createStream, publish) that forwards the
+// sequence headers and frames as FLV tag bodies, the media bytes shared with the publisher's
+// message buffers (never copied). An Observer: the handler methods run on the publisher's I/O
+// thread and only queue; each link's client runs on an I/O context of the pool. A slow or dead peer
+// never slows the publisher: the queue is bounded in bytes, past it the link drops to the next
+// keyframe (counted); a dropped connection is retried with a bounded, doubling backoff until the
+// publish ends.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sf/core/metrics.h"
+#include "sf/core/result.h"
+#include "sf/ingest/ingest.h"
+#include "sf/net/io_pool.h"
+
+namespace sf::ingest {
+
+struct RelayTarget {
+  std::string host;
+  std::uint16_t port = 1935;
+  std::string app;
+  std::string name;  // publish name; "{stream}" is replaced by the stream's name
+  std::string tc_url;
+};
+
+// "rtmp://host[:port]/app[/name]": without a name, the name is "{stream}".
+// errc::invalid_argument for anything else.
+Result<RelayTarget> parse_relay_url(std::string_view url);
+
+// The publish name a target is sent: its template with the stream filled in, then ":<secret>"
+// when a relay secret is configured (what a transcode node checks; see RelayKeyStore).
+std::string relay_publish_name(const RelayTarget& target, std::string_view stream, std::string_view secret);
+
+struct RelayMetrics {
+  explicit RelayMetrics(prometheus::Registry& r);
+  prometheus::Counter& connects;          // publishes accepted by a peer
+  prometheus::Counter& connect_failures;  // attempts that did not reach "publishing"
+  prometheus::Counter& reconnects;        // attempts after the first of a link
+  prometheus::Counter& dropped_frames;    // not forwarded: slow peer, or waiting for a keyframe
+  prometheus::Counter& sent_bytes;
+  prometheus::Gauge& links_up;  // links publishing to their peer now
+};
+
+class Relay final : public Observer {
+ public:
+  // Throws std::invalid_argument (startup) for a malformed ingest.relay.
+  Relay(net::IoPool& pool, const Config& config, Metrics& metrics);
+  ~Relay() override;
+
+  std::unique_ptr<PublishHandler> on_publish_start(const PublishInfo& info) override;
+
+ private:
+  net::IoPool& pool_;
+  std::vector<RelayTarget> targets_;
+  Config config_;
+  std::shared_ptr<RelayMetrics> metrics_;
+};
+
+}  // namespace sf::ingest
