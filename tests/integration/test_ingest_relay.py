@@ -5,8 +5,11 @@ under that process's stream key; the second one's origin must serve it as HLS th
 ffmpeg -xerror read. The receiving process is stopped and started again while the publisher goes
 on: the relay reconnects and the stream comes back there; the publisher never notices. A relay to a
 dead port leaves `streamflex all`'s own publish and HLS untouched; a relay whose key the peer
-refuses is counted as a failure and never logs the key.
+refuses is counted as a failure and never logs the key; a peer that accepts TCP and then never
+answers costs one ingest.relay_timeout per attempt.
 """
+import socket
+import threading
 import time
 
 import sfharness as h
@@ -94,3 +97,39 @@ def test_relay_refused_by_peer_is_counted_not_logged(make_server, procs, clip10,
     assert src.logs("relay connection failed", step="publish")
     assert wrong not in src.log_text()
     assert src.stream("cam")["stats"]["dropped_frames"] == 0
+
+
+def test_relay_peer_that_never_answers_times_out(make_server, procs, clip10, tmp_path):
+    """A peer that accepts TCP and then says nothing (hostile or hung): each attempt ends at
+    ingest.relay_timeout, is counted, and the publisher is never held up."""
+    hole = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    hole.bind((HOST, 0))
+    hole.listen(16)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                conn, _ = hole.accept()
+            except OSError:
+                return
+            held.append(conn)  # kept open, never read
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        src = make_server(role="ingest", record=False,
+                          args=[f"--ingest.relay=rtmp://{HOST}:{hole.getsockname()[1]}/live",
+                                "--ingest.relay_timeout=500ms", "--ingest.relay_max_backoff=500ms"])
+        key = src.create_key("cam")
+        started = time.monotonic()
+        pub = procs.add(h.ffmpeg_publish(clip10, src.url(key), tmp_path / "pub.log"))
+        src.wait_metric("streamflex_ingest_relay_connect_failures_total", 2, timeout=10)
+        assert src.logs("relay connection failed", step="handshake")
+        assert len(held) >= 2, "each attempt is a new connection"
+        assert pub.wait(40) == 0, pub.tail()
+        assert time.monotonic() - started < 10 + 8
+        assert src.metric("streamflex_ingest_relay_connects_total") == 0
+    finally:
+        hole.close()
+        for c in held:
+            c.close()
