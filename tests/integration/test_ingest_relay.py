@@ -59,6 +59,8 @@ def test_relay_reaches_peer_and_survives_its_restart(make_server, procs, clip30,
     assert pub.alive()
     live = src.stream("cam")
     assert live is not None and live["stats"]["dropped_frames"] == 0, live
+    # Each connection started at the group of pictures in progress: nothing waited for a keyframe.
+    assert src.metric("streamflex_ingest_relay_dropped_frames_total") == 0
     # The publish name carried the peer's stream key: never in the relaying process's log.
     assert peer_key not in src.log_text()
 

@@ -162,7 +162,11 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
     if (!item) return;
     const bool video = item->type == rtmp::kVideo;
     (video ? last_video_ms_ : last_audio_ms_) = item->timestamp;
-    if (stopped_ || !streaming_) return;  // while (re)connecting nothing queues; it resumes at a keyframe
+    if (stopped_) return;
+    if (!streaming_) {
+      keep_gop(std::move(*item));
+      return;
+    }
     if (need_keyframe_ && video_header_) {
       if (!video || !item->keyframe) {
         metrics_->dropped_frames.Increment();
@@ -225,14 +229,52 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
       asio::post(ctx_, [self = shared_from_this()] { self->wake_.cancel(); });
     }
   }
-  void requeue_headers() {
+  // While the link is not publishing: keep the current group of pictures (bounded by the queue
+  // size), so a link that comes up starts at its keyframe instead of waiting for the next one.
+  void keep_gop(Item item) {
+    if (!video_header_) return;  // audio alone resumes with its next frame
+    const bool key = item.type == rtmp::kVideo && item.keyframe;
+    if (key) {
+      gop_.clear();
+      gop_bytes_ = 0;
+    } else if (gop_.empty()) {
+      return;
+    }
+    if (gop_bytes_ + item.size() > max_queue_) {
+      gop_.clear();
+      gop_bytes_ = 0;
+      return;
+    }
+    gop_bytes_ += item.size();
+    gop_.push_back(std::move(item));
+  }
+  // Queues the sequence headers, then the kept group of pictures if any (under mu_). The headers
+  // carry the time of what follows them, so the peer's timeline never steps back.
+  void requeue_headers_and_gop() {
+    if (gop_.empty()) {
+      requeue_headers();
+      need_keyframe_ = video_header_.has_value();
+      return;
+    }
+    const std::uint32_t at = gop_.front().timestamp;
+    requeue_headers(at, at);
+    for (auto& it : gop_) {
+      queued_bytes_ += it.size();
+      queue_.push_back(std::move(it));
+    }
+    gop_.clear();
+    gop_bytes_ = 0;
+    need_keyframe_ = false;
+  }
+  void requeue_headers() { requeue_headers(last_video_ms_, last_audio_ms_); }
+  void requeue_headers(std::uint32_t video_ms, std::uint32_t audio_ms) {
     if (video_header_) {
-      video_header_->timestamp = last_video_ms_;
+      video_header_->timestamp = video_ms;
       queued_bytes_ += video_header_->size();
       queue_.push_back(*video_header_);
     }
     if (audio_header_) {
-      audio_header_->timestamp = last_audio_ms_;
+      audio_header_->timestamp = audio_ms;
       queued_bytes_ += audio_header_->size();
       queue_.push_back(*audio_header_);
     }
@@ -332,8 +374,7 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
       publishing_ = true;
       queue_.clear();
       queued_bytes_ = 0;
-      requeue_headers();
-      need_keyframe_ = video_header_.has_value();
+      requeue_headers_and_gop();
     }
     asio::co_spawn(ctx_, drain(shared_from_this()), asio::detached);
     co_await send_media();
@@ -516,6 +557,8 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
   TagCapture capture_;
   std::deque<Item> queue_;
   std::size_t queued_bytes_ = 0;
+  std::vector<Item> gop_;  // while not publishing: since the last keyframe
+  std::size_t gop_bytes_ = 0;
   std::optional<Item> video_header_;
   std::optional<Item> audio_header_;
   std::uint32_t last_video_ms_ = 0;
