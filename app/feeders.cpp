@@ -48,7 +48,11 @@ class OriginFeeder final : public ingest::Observer {
   OriginFeeder(origin::Origin& o, transcode::Transcoder* t, ProfileFor profile_for)
       : origin_(o), transcoder_(t), profile_for_(std::move(profile_for)) {}
   std::unique_ptr<ingest::PublishHandler> on_publish_start(const ingest::PublishInfo& info) override {
-    auto sink = origin_.open_stream(info.stream);
+    origin::StreamSettings settings;
+    settings.low_latency = info.latency != "hls";
+    settings.part_target = std::chrono::milliseconds(info.part_target_ms);
+    settings.segment_target = std::chrono::milliseconds(info.segment_target_ms);
+    auto sink = origin_.open_stream(info.stream, settings);
     if (!sink) {
       log::warn("app", "origin is full: stream not packaged", {{"stream", info.stream}});
       return nullptr;
@@ -56,7 +60,7 @@ class OriginFeeder final : public ingest::Observer {
     if (!transcoder_) return std::make_unique<OriginHandler>(std::move(sink));
     std::string profile = profile_for_ ? profile_for_(info) : std::string();
     return std::make_unique<TranscodeHandler>(
-        transcoder_->open_stream(info.stream, profile, make_origin_sink(std::move(sink))));
+        transcoder_->open_stream(info.stream, profile, make_origin_sink(std::move(sink)), settings.segment_target));
   }
 
  private:

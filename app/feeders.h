@@ -16,7 +16,9 @@ namespace sf::app {
 using ProfileFor = std::function<std::string(const ingest::PublishInfo&)>;
 
 // Feeds every publish that ingest accepts into the origin's packager: through the transcoder's
-// ladder when one is given (its profile per stream from `profile_for`), else untouched.
+// ladder when one is given (its profile per stream from `profile_for`), else untouched. The
+// stream's latency settings (PublishInfo, from its record at the key check) set the origin
+// stream's mode and targets and the transcoder's keyframe grid.
 std::shared_ptr<ingest::Observer> make_origin_feeder(origin::Origin& origin,
                                                      transcode::Transcoder* transcoder = nullptr,
                                                      ProfileFor profile_for = nullptr);

@@ -188,6 +188,11 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
         return auth::issue_token(key, stream, expires_s, ip);
       };
     api_server = std::make_unique<api::Api>(pool, acfg, *store, *hooked, std::move(live), std::move(issuer));
+    // A revoked key or a deleted stream ends its live publish (in-process ingest only).
+    if (ingest)
+      api_server->set_disconnect([&ingest](std::string_view stream, std::string_view key_id, std::string_view reason) {
+        ingest->disconnect(stream, key_id, reason);
+      });
     api_server->start();
     log::info("api", "API listening", {{"listen", acfg.listen}, {"port", api_server->port()}});
   }

@@ -1,8 +1,10 @@
 // Checks every version of the LL-HLS media playlists a test saw, with an independent parser
 // (npm hls-parser, strict mode) and the rules of draft-pantos-hls-rfc8216bis (SPECS.md §1).
 //
-// Input (stdin): one JSON object per line, {rendition, t, text}: t is the fetch time (ms since the
-// epoch), text the playlist body. Versions must come in fetch order; repeated bodies are ignored.
+// Input (stdin): one JSON object per line, {rendition, t, text[, standard]}: t is the fetch time (ms
+// since the epoch), text the playlist body; `standard: true` checks a standard (not low-latency)
+// HLS playlist instead: whole segments only, no PART-INF, parts, hints, rendition reports or
+// CAN-BLOCK-RELOAD. Versions must come in fetch order; repeated bodies are ignored.
 // Output (stdout): one JSON line at EOF, {versions, violations: {rule: [message]}, parts: [...]}.
 // Exit 0 even when rules are broken: the Python test decides what fails.
 import { createInterface } from 'node:readline';
@@ -43,7 +45,7 @@ function stateOf(name) {
                              maxWindow: 0, serverControl: null });
 }
 
-function checkVersion(name, t, text) {
+function checkVersion(name, t, text, standard) {
   const st = stateOf(name);
   if (text === st.lastText) return;
   st.lastText = text;
@@ -57,10 +59,22 @@ function checkVersion(name, t, text) {
   const PT = p.partTargetDuration;
   const llc = p.lowLatencyCompatibility || {};
   st.serverControl = JSON.stringify(llc);
-  if (!PT) violation('part_inf', `${where}: no EXT-X-PART-INF`);
-  if (!llc.canBlockReload) violation('server_control', `${where}: no CAN-BLOCK-RELOAD=YES`);
-  if (!(llc.partHoldBack >= 3 * PT - EPS)) violation('server_control', `${where}: PART-HOLD-BACK ${llc.partHoldBack} < 3·PT`);
-  if (!(llc.holdBack >= 3 * TD - EPS)) violation('server_control', `${where}: HOLD-BACK ${llc.holdBack} < 3·TD`);
+  st.control = { td: TD, pt: PT || 0, holdBack: llc.holdBack ?? null, partHoldBack: llc.partHoldBack ?? null,
+                 canBlockReload: !!llc.canBlockReload };
+  if (standard) {
+    if (PT) violation('standard_part_inf', `${where}: EXT-X-PART-INF in a standard playlist`);
+    if (llc.canBlockReload) violation('standard_server_control', `${where}: CAN-BLOCK-RELOAD in a standard playlist`);
+    if (llc.partHoldBack !== undefined) violation('standard_server_control', `${where}: PART-HOLD-BACK in a standard playlist`);
+    if (p.segments.some((s) => s.parts.length)) violation('standard_parts', `${where}: EXT-X-PART or PRELOAD-HINT listed`);
+    if (p.segments.some((s) => !s.uri)) violation('standard_open_segment', `${where}: a segment without its URI`);
+    if (p.renditionReports.length) violation('standard_rendition_report', `${where}: EXT-X-RENDITION-REPORT listed`);
+  } else {
+    if (!PT) violation('part_inf', `${where}: no EXT-X-PART-INF`);
+    if (!llc.canBlockReload) violation('server_control', `${where}: no CAN-BLOCK-RELOAD=YES`);
+    if (!(llc.partHoldBack >= 3 * PT - EPS)) violation('server_control', `${where}: PART-HOLD-BACK ${llc.partHoldBack} < 3·PT`);
+  }
+  if (!(llc.holdBack >= 3 * TD - EPS) && !(standard && llc.holdBack === undefined))
+    violation('server_control', `${where}: HOLD-BACK ${llc.holdBack} < 3·TD`);
   if (llc.canSkipUntil !== undefined && llc.canSkipUntil < 6 * TD) violation('server_control', `${where}: CAN-SKIP-UNTIL < 6·TD`);
 
   const segs = p.segments;
@@ -142,7 +156,7 @@ function checkVersion(name, t, text) {
 
   // Rendition reports (B.1): one per other rendition.
   // (At start-up the other rendition may have no part to report yet: from the first complete segment on.)
-  if (complete.length && !p.renditionReports.length) violation('rendition_report', `${where}: no EXT-X-RENDITION-REPORT`);
+  if (!standard && complete.length && !p.renditionReports.length) violation('rendition_report', `${where}: no EXT-X-RENDITION-REPORT`);
 
   // Window: never shorter than 3·TD once it was (§6.2.2).
   const windowSeconds = complete.reduce((a, s) => a + s.duration, 0);
@@ -175,9 +189,9 @@ function checkVersion(name, t, text) {
 const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
 for await (const line of rl) {
   if (!line.trim()) continue;
-  const { rendition, t, text } = JSON.parse(line);
+  const { rendition, t, text, standard } = JSON.parse(line);
   try {
-    checkVersion(rendition, t, text);
+    checkVersion(rendition, t, text, !!standard);
   } catch (e) {
     violation('checker_error', `${rendition}: ${e.stack}`);
   }
@@ -185,12 +199,15 @@ for await (const line of rl) {
 
 // After the run: hints that never came true, the 0.85·PT floor with full knowledge of which part
 // ended its parent, control attributes shared by all renditions.
-const out = { versions: {}, maxPartAge: {}, parts: {}, violations };
-const controls = new Set();
+const out = { versions: {}, maxPartAge: {}, parts: {}, control: {}, violations };
+const controls = new Map();  // stream ("" when renditions are fed without one) -> controls seen
 for (const [name, st] of Object.entries(state)) {
   out.versions[name] = st.versions;
+  out.control[name] = st.control;
   out.maxPartAge[name] = Number((st.maxPartAge || 0).toFixed(3));
-  controls.add(st.serverControl);
+  const stream = name.includes('/') ? name.slice(0, name.indexOf('/')) : '';
+  if (!controls.has(stream)) controls.set(stream, new Set());
+  controls.get(stream).add(st.serverControl);
   // A hint the server has moved past (a later version hints something else) must have been listed;
   // the hint still current at the end may be pending.
   const finalHint = st.hints.length ? st.hints[st.hints.length - 1].uri : null;
@@ -206,5 +223,8 @@ for (const [name, st] of Object.entries(state)) {
   }
   out.parts[name] = [...st.parts.values()];
 }
-if (controls.size > 1) violation('server_control', `EXT-X-SERVER-CONTROL differs between renditions: ${[...controls].join(' vs ')}`);
+// Renditions of one presentation share their controls (a test may feed several streams, naming
+// renditions "<stream>/<rendition>").
+for (const [stream, set] of controls)
+  if (set.size > 1) violation('server_control', `EXT-X-SERVER-CONTROL differs between renditions${stream ? ' of ' + stream : ''}: ${[...set].join(' vs ')}`);
 process.stdout.write(JSON.stringify(out) + '\n');

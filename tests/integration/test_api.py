@@ -80,6 +80,9 @@ def test_duplicate_stream_is_409(api):
     ({"name": "s1", "part_target_ms": 5}, "part_target_ms"),
     ({"name": "s1", "part_target_ms": "500"}, "part_target_ms"),
     ({"name": "s1", "segment_target_ms": 300}, "segment_target_ms"),
+    ({"name": "s1", "part_target_ms": 2001}, "part_target_ms"),
+    ({"name": "s1", "segment_target_ms": 10001}, "segment_target_ms"),
+    ({"name": "s1", "part_target_ms": 1500, "segment_target_ms": 1000}, "segment_target_ms"),
     ({"name": "s1", "takeover": "yes"}, "takeover"),
     ({"name": "s1", "colour": "red"}, "colour"),
     ({"name": ""}, "name"),
@@ -311,7 +314,8 @@ def test_ingest_check_route(srv, api):
     ingest_key = api.api_key("ingest-1", "ingest")
     ok = sfapi.call(api.base, "POST", "/api/ingest/check", ingest_key, {"key": key["key"], "app": "live"})
     assert ok[0] == 200 and ok[1] == {"allow": True, "stream": "checked", "key_id": key["id"], "takeover": False,
-                                      "profile": ""}
+                                      "profile": "", "latency": "ll-hls", "part_target_ms": 500,
+                                      "segment_target_ms": 2000}
     no = sfapi.call(api.base, "POST", "/api/ingest/check", ingest_key, {"key": "sfk_wrong"})
     assert no[0] == 200 and no[1] == {"allow": False}
     assert sfapi.call(api.base, "POST", "/api/ingest/check", ingest_key, {})[0] == 400

@@ -156,6 +156,17 @@ struct Api::Impl {
 
   std::size_t server_body_limit() const { return static_cast<std::size_t>(config.max_body_bytes) + kServerBodySlack; }
 
+  Disconnect disconnect_fn;  // set before start()
+
+  void disconnect(std::string_view stream, std::string_view key_id, std::string_view reason) {
+    if (!disconnect_fn) return;
+    try {
+      disconnect_fn(stream, key_id, reason);
+    } catch (const std::exception& e) {
+      log::warn("api", "live publisher not disconnected", {{"stream", stream}, {"error", e.what()}});
+    }
+  }
+
   std::map<std::string, LiveState> live_now() {
     if (!live) return {};
     try {
@@ -419,6 +430,7 @@ http::Response delete_stream(Api::Impl& api, Call& c) {
   if (!valid_name_param(c.params[0])) return error(400, "invalid stream name");
   if (auto r = api.store.delete_stream(c.params[0]); !r) return store_error(r.error(), "stream");
   log::info("api", "stream deleted", {{"stream", c.params[0]}, {"by", c.key.id}});
+  api.disconnect(c.params[0], "", "stream_deleted");
   return no_content();
 }
 
@@ -474,6 +486,7 @@ http::Response revoke_key(Api::Impl& api, Call& c) {
     return store_error(r.error(), "stream key");
   }
   log::info("api", "stream key revoked", {{"stream", c.params[0]}, {"key_id", c.params[1]}, {"by", c.key.id}});
+  api.disconnect(c.params[0], c.params[1], "key_revoked");
   return no_content();
 }
 
@@ -613,7 +626,10 @@ http::Response ingest_check(Api::Impl& api, Call& c) {
                   {"stream", grant->stream},
                   {"key_id", grant->key_id},
                   {"takeover", grant->takeover},
-                  {"profile", grant->profile}});
+                  {"profile", grant->profile},
+                  {"latency", grant->latency},
+                  {"part_target_ms", grant->part_target_ms},
+                  {"segment_target_ms", grant->segment_target_ms}});
 }
 
 const std::vector<RouteDef>& route_defs() {
@@ -722,6 +738,10 @@ Api::Api(net::IoPool& pool, Config config, auth::Store& store, auth::KeyStore& p
 
 Api::~Api() {
   impl_->workers.join();
+}
+
+void Api::set_disconnect(Disconnect disconnect) {
+  impl_->disconnect_fn = std::move(disconnect);
 }
 
 void Api::start() {

@@ -119,7 +119,7 @@ const std::string& openapi_document() {
     "/api/ingest/check": {
       "post": {"summary": "Publish check for an ingest running alone: the stream key, then the on_publish webhook", "operationId": "ingestCheck", "x-scopes": ["ingest"],
                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["key"], "additionalProperties": false, "properties": {"key": {"type": "string"}, "app": {"type": "string"}, "addr": {"type": "string"}}}}}},
-               "responses": {"200": {"description": "Allowed (with the stream) or not", "content": {"application/json": {"schema": {"type": "object", "required": ["allow"], "properties": {"allow": {"type": "boolean"}, "stream": {"type": "string"}, "key_id": {"type": "string"}, "takeover": {"type": "boolean"}, "profile": {"type": "string", "description": "Transcoding ladder; empty: the ingest's default"}}}}}},
+               "responses": {"200": {"description": "Allowed (with the stream) or not", "content": {"application/json": {"schema": {"type": "object", "required": ["allow"], "properties": {"allow": {"type": "boolean"}, "stream": {"type": "string"}, "key_id": {"type": "string"}, "takeover": {"type": "boolean"}, "profile": {"type": "string", "description": "Transcoding ladder; empty: the ingest's default"}, "latency": {"type": "string"}, "part_target_ms": {"type": "integer"}, "segment_target_ms": {"type": "integer"}}}}}},
                              "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"},
                              "403": {"$ref": "#/components/responses/Forbidden"}, "413": {"$ref": "#/components/responses/TooLarge"}}}
     }
@@ -146,9 +146,9 @@ const std::string& openapi_document() {
       "StreamSettings": {"type": "object", "additionalProperties": false, "properties": {
         "visibility": {"type": "string", "enum": ["public", "token"]},
         "profile": {"type": "string", "description": "Transcoding ladder: default (transcode.profile), passthrough, or a configured profile"},
-        "latency": {"type": "string", "enum": ["ll-hls", "hls"]},
-        "part_target_ms": {"type": "integer", "minimum": 100, "maximum": 5000},
-        "segment_target_ms": {"type": "integer", "minimum": 500, "maximum": 30000},
+        "latency": {"type": "string", "enum": ["ll-hls", "hls"], "description": "ll-hls: parts, preload hints, blocking reloads; hls: standard HLS (whole segments, HOLD-BACK 3 target durations). Applies at the stream's next publish"},
+        "part_target_ms": {"type": "integer", "minimum": 100, "maximum": 2000, "description": "LL-HLS PART-TARGET; applies at the next publish"},
+        "segment_target_ms": {"type": "integer", "minimum": 500, "maximum": 10000, "description": "At least part_target_ms; the keyframe grid of a transcoded stream; applies at the next publish"},
         "takeover": {"type": "boolean", "description": "A new publisher replaces a live one"}}},
       "StreamCreate": {"allOf": [{"$ref": "#/components/schemas/StreamSettings"}, {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}}}]},
       "Live": {"type": "object", "required": ["publishing"], "properties": {

@@ -64,8 +64,13 @@ class RemoteKeyStore final : public auth::KeyStore {
     Result<auth::PublishGrant> answer = fail(errc::unauthorized);
     if (j["allow"].get<bool>()) {
       if (!j.contains("stream") || !j["stream"].is_string()) return fail(errc::io_error);
-      answer = auth::PublishGrant{j["stream"].get<std::string>(), j.value("key_id", ""), j.value("takeover", false),
-                                  j.value("profile", "")};
+      answer = auth::PublishGrant{j["stream"].get<std::string>(),
+                                  j.value("key_id", ""),
+                                  j.value("takeover", false),
+                                  j.value("profile", ""),
+                                  j.value("latency", ""),
+                                  j.value("part_target_ms", std::int64_t{0}),
+                                  j.value("segment_target_ms", std::int64_t{0})};
     }
     std::lock_guard lock(mu_);
     if (cache_.size() < 10000) cache_[id] = {answer, now + config_.cache};

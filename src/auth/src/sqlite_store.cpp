@@ -201,8 +201,8 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     Statement s(
         db_,
-        "SELECT k.id, k.stream, s.takeover, k.key_hash, s.profile FROM stream_keys k JOIN streams s ON s.name = "
-        "k.stream "
+        "SELECT k.id, k.stream, s.takeover, k.key_hash, s.profile, s.latency, s.part_target_ms, s.segment_target_ms "
+        "FROM stream_keys k JOIN streams s ON s.name = k.stream "
         "WHERE k.key_hash = ?1 AND k.revoked_ms IS NULL AND (k.expires_ms IS NULL OR k.expires_ms > ?2)");
     s.bind(1, want).bind(2, now_ms());
     int rc = s.step();
@@ -211,7 +211,8 @@ class SqliteStore final : public Store {
     // The lookup is by hash; compare the full hashes in constant time all the same.
     if (!constant_time_equal(s.text(3), want)) return fail(errc::unauthorized);
     auto profile = s.text(4);
-    return PublishGrant{s.text(1), s.text(0), s.integer(2) != 0, profile == "default" ? std::string() : profile};
+    return PublishGrant{s.text(1), s.text(0),    s.integer(2) != 0, profile == "default" ? std::string() : profile,
+                        s.text(5), s.integer(6), s.integer(7)};
   }
 
   Result<std::vector<KeyInfo>> list_keys() override {
@@ -611,12 +612,12 @@ bool validate_stream(const StreamRecord& s, std::string& why) {
     why = "profile: a ladder profile name (1-64 of A-Z a-z 0-9 _ -) or \"passthrough\"";
   } else if (s.latency != "ll-hls" && s.latency != "hls") {
     why = "latency: \"ll-hls\" or \"hls\"";
-  } else if (s.part_target_ms < 100 || s.part_target_ms > 5000) {
-    why = "part_target_ms: 100-5000";
-  } else if (s.segment_target_ms < 500 || s.segment_target_ms > 30000) {
-    why = "segment_target_ms: 500-30000";
-  } else if (s.segment_target_ms < s.part_target_ms) {
-    why = "segment_target_ms: at least part_target_ms";
+  } else if (s.part_target_ms < kMinPartTargetMs || s.part_target_ms > kMaxPartTargetMs) {
+    why = fmt::format("part_target_ms: {}-{}", kMinPartTargetMs, kMaxPartTargetMs);
+  } else if (s.segment_target_ms < std::max(s.part_target_ms, kMinSegmentTargetMs) ||
+             s.segment_target_ms > kMaxSegmentTargetMs) {
+    why =
+        fmt::format("segment_target_ms: from {} (and part_target_ms) to {}", kMinSegmentTargetMs, kMaxSegmentTargetMs);
   } else {
     return true;
   }

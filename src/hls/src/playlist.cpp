@@ -119,20 +119,26 @@ std::string render_media_playlist(const MediaPlaylist& p, const RenderOptions& o
     append_number(out, p.part_target);
     out += '\n';
   }
-  out += "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES";
+  std::string control;
+  if (p.can_block_reload) control += ",CAN-BLOCK-RELOAD=YES";
   if (p.can_skip_until > 0) {
-    out += ",CAN-SKIP-UNTIL=";
-    append_number(out, p.can_skip_until);
+    control += ",CAN-SKIP-UNTIL=";
+    append_number(control, p.can_skip_until);
   }
   if (p.part_hold_back > 0) {
-    out += ",PART-HOLD-BACK=";
-    append_number(out, p.part_hold_back);
+    control += ",PART-HOLD-BACK=";
+    append_number(control, p.part_hold_back);
   }
   if (p.hold_back > 0) {
-    out += ",HOLD-BACK=";
-    append_number(out, p.hold_back);
+    control += ",HOLD-BACK=";
+    append_number(control, p.hold_back);
   }
-  out += "\n#EXT-X-MEDIA-SEQUENCE:";
+  if (!control.empty()) {
+    out += "#EXT-X-SERVER-CONTROL:";
+    out.append(control, 1);
+    out += '\n';
+  }
+  out += "#EXT-X-MEDIA-SEQUENCE:";
   append_uint(out, p.media_sequence);
   out += '\n';
   if (p.discontinuity_sequence > 0) {

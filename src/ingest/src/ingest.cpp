@@ -139,4 +139,16 @@ std::vector<StreamSnapshot> Ingest::streams() const {
   return out;
 }
 
+int Ingest::disconnect(std::string_view stream, std::string_view key_id, std::string_view reason) {
+  int n = 0;
+  for (auto& s : impl_->shared.registry->live()) {
+    if (s->info().stream != stream || (!key_id.empty() && s->info().key_id != key_id) || !s->stop) continue;
+    log::info("ingest", "publisher disconnected by the control plane",
+              {{"stream", s->info().stream}, {"key_id", s->info().key_id}, {"reason", reason}});
+    s->stop(reason);
+    ++n;
+  }
+  return n;
+}
+
 }  // namespace sf::ingest

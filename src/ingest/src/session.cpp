@@ -412,7 +412,9 @@ asio::awaitable<void> Session::publish(PublishRequest req) {
     fail_with("unauthorized");
     co_return;
   }
-  PublishInfo info{grant->stream, grant->key_id, app_, remote_, {}, wall_ms(), id_, grant->profile};
+  PublishInfo info{
+      grant->stream,         grant->key_id,           app_, remote_, {}, wall_ms(), id_, grant->profile, grant->latency,
+      grant->part_target_ms, grant->segment_target_ms};
   auto live = std::make_shared<LiveStream>(info);
   live->stop = [weak = weak_from_this()](std::string_view reason) {
     if (auto s = weak.lock()) s->close(reason);

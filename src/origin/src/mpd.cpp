@@ -21,8 +21,16 @@ std::string render_mpd(const StreamView& view, const Config& config, int target_
   mpd.time_shift_buffer_depth = double(config.window_segments) * target_duration;
   mpd.suggested_presentation_delay = 3.0 * target_duration;
   mpd.max_segment_duration = target_duration;
-  mpd.min_buffer_time = 2 * part;
-  mpd.service_description = dash::ServiceDescription{3000, 1500, 6000, 0.96, 1.04};
+  // Standard latency: whole segments, no chunked availability, no low-latency service description.
+  const bool ll = config.low_latency;
+  mpd.min_buffer_time = ll ? 2 * part : mpd.minimum_update_period;
+  if (ll) {
+    // 3 s for the default 0.5 s parts; longer parts (a stream's setting) need more, as in HLS
+    // where PART-HOLD-BACK is a few part targets.
+    auto target = std::max<std::uint32_t>(
+        3000, static_cast<std::uint32_t>(std::lround(part * double(config.part_hold_back_parts + 1) * 1000)));
+    mpd.service_description = dash::ServiceDescription{target, target / 2, target * 2, 0.96, 1.04};
+  }
   mpd.utc_timing_uri = "/time";
 
   // One Period per discontinuity group, in order; a Representation's presentationTimeOffset maps
@@ -58,8 +66,8 @@ std::string render_mpd(const StreamView& view, const Config& config, int target_
         st.start_number = s.msn;
         auto offset = static_cast<std::int64_t>(std::llround(double(s.pdt_ms - s.period_start_ms) * ts / 1000.0));
         st.presentation_time_offset = static_cast<std::uint64_t>(std::max<std::int64_t>(0, s.start_dts - offset));
-        st.availability_time_offset = config.segment_target.count() / 1000.0 - part;
-        st.availability_time_complete = false;
+        st.availability_time_offset = ll ? config.segment_target.count() / 1000.0 - part : 0;
+        st.availability_time_complete = !ll;
         if (r->track.video) {
           rep.codecs = r->track.video->codec_string;
           rep.width = r->track.video->width;

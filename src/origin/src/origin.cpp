@@ -380,7 +380,7 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
 
   void serve_playlist(const http::Request& req, http::Responder res, Stream& stream, const StreamView& view,
                       const std::string& rendition, const RenditionView& r, Viewer viewer) {
-    int td = target_duration();
+    int td = view.target_duration;
     bool skip = req.param("_HLS_skip") == "YES" || req.param("_HLS_skip") == "v2";
     auto playlist = [skip, td, viewer](const RenditionView& rv, bool blocking) {
       http::Response out;
@@ -396,7 +396,8 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
       return respond(
           res, "playlist",
           with_cache(http::Response::text(400, "_HLS_part needs _HLS_msn\n"), fmt::format("max-age={}", 4 * td)));
-    if (!has_msn || !view.live) return respond(res, "playlist", playlist(r, false));
+    // Standard HLS offers no blocking reloads (no CAN-BLOCK-RELOAD): directives are ignored.
+    if (!has_msn || !view.live || !view.low_latency) return respond(res, "playlist", playlist(r, false));
     std::uint64_t msn = 0, part_n = 0;
     if (!parse_u64(req.param("_HLS_msn"), msn) || (has_part && !parse_u64(req.param("_HLS_part"), part_n)))
       return respond(
@@ -407,10 +408,10 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
     auto edge = r.last_part();
     std::uint64_t last_msn = edge ? edge->first : 0;
     // Too far ahead: more than two segments, or more parts than the Advance Part Limit (3/PT).
-    double pt = config.part_target.count() / 1000.0;
+    double pt = view.configured_part_target;
     std::uint64_t advance_parts = pt < 1.0 ? static_cast<std::uint64_t>(3.0 / pt) : 3;
     std::uint64_t parts_per_segment =
-        std::max<std::uint64_t>(1, config.segment_target.count() / config.part_target.count());
+        std::max<std::uint64_t>(1, static_cast<std::uint64_t>(view.segment_target / std::max(pt, 0.001)));
     bool too_far = msn > last_msn + 2;
     if (!too_far && part && edge) {
       std::uint64_t want = msn * parts_per_segment + *part;
@@ -427,10 +428,10 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
                    auto* rv = v.rendition(rendition);
                    return rv && (listed(*rv, msn, part) || !v.live);
                  },
-                 [this, res, rendition, playlist](const StreamView& v) {
+                 [this, res, rendition, playlist, td](const StreamView& v) {
                    held.Decrement();
                    auto* rv = v.rendition(rendition);
-                   respond(res, "playlist", rv ? playlist(*rv, true) : not_found(target_duration()));
+                   respond(res, "playlist", rv ? playlist(*rv, true) : not_found(td));
                  },
                  [res, this, answered] {
                    if (res.answered() && !answered->exchange(true)) {
@@ -443,7 +444,7 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
 
   void serve_media(http::Responder res, Stream& stream, const StreamView& view, const std::string& rendition,
                    const RenditionView& r, ObjectName object, Viewer viewer) {
-    int td = target_duration();
+    int td = view.target_duration;
     const char* kind = object.kind == ObjectName::part_object ? "part" : "segment";
     // Captures by value: a copy of it answers held requests after this function returned.
     auto found = [object, protect = viewer.protect](const RenditionView& rv) -> std::optional<http::Response> {
@@ -544,16 +545,18 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
   std::map<std::string, std::shared_ptr<Stream>, std::less<>> streams;
   std::mutex pushed_mu;  // guards `pushed`; taken per pushed object (a few per second per stream)
   std::map<std::string, std::shared_ptr<CmafIngest>, std::less<>> pushed;
-  std::unique_ptr<StreamSink> open(std::string_view name);
+  std::unique_ptr<StreamSink> open(std::string_view name, const StreamSettings& settings = {});
 };
 
 namespace {
 
 class Sink final : public StreamSink {
  public:
-  Sink(std::shared_ptr<Stream> s, prometheus::Counter& parts) : stream_(std::move(s)), parts_(parts) {
+  Sink(std::shared_ptr<Stream> s, const Config& config, prometheus::Counter& parts)
+      : stream_(std::move(s)), parts_(parts) {
     std::lock_guard lock(stream_->input_mu);
     stream_->packager().restart();
+    stream_->packager().reconfigure(config);
     stream_->live = true;
     stream_->stopped_at_ms = 0;
   }
@@ -587,22 +590,27 @@ Origin::Origin(net::IoPool& pool, Config config, Metrics& metrics)
 
 Origin::~Origin() = default;
 
-std::unique_ptr<StreamSink> Origin::Impl::open(std::string_view name) {
+std::unique_ptr<StreamSink> Origin::Impl::open(std::string_view name, const StreamSettings& settings) {
+  Config stream_config = config;
+  stream_config.low_latency = settings.low_latency;
+  if (settings.part_target.count() > 0) stream_config.part_target = settings.part_target;
+  if (settings.segment_target.count() > 0) stream_config.segment_target = settings.segment_target;
+  stream_config.segment_target = std::max(stream_config.segment_target, stream_config.part_target);
   std::shared_ptr<Stream> stream;
   {
     std::lock_guard lock(mu);
     auto it = streams.find(name);
     if (it == streams.end()) {
       if (streams.size() >= static_cast<std::size_t>(config.max_streams)) return nullptr;
-      it = streams.emplace(std::string(name), std::make_shared<Stream>(std::string(name), config)).first;
+      it = streams.emplace(std::string(name), std::make_shared<Stream>(std::string(name), stream_config)).first;
     }
     stream = it->second;
   }
-  return std::make_unique<Sink>(std::move(stream), parts_published);
+  return std::make_unique<Sink>(std::move(stream), stream_config, parts_published);
 }
 
-std::unique_ptr<StreamSink> Origin::open_stream(std::string_view name) {
-  return impl_->open(name);
+std::unique_ptr<StreamSink> Origin::open_stream(std::string_view name, const StreamSettings& settings) {
+  return impl_->open(name, settings);
 }
 
 void Origin::set_viewer_access(ViewerAccess access) {

@@ -38,6 +38,20 @@ void Packager::restart() {
   live_ = true;
 }
 
+void Packager::reconfigure(const Config& config) {
+  bool same = config.segment_target == config_.segment_target && config.part_target == config_.part_target &&
+              config.low_latency == config_.low_latency;
+  config_ = config;
+  if (same) return;
+  target_duration_ = static_cast<int>(std::ceil(config.segment_target.count() / 1000.0));
+  for (auto& r : renditions_) r.done.clear();
+  log::info("origin", "stream settings changed: a new window starts",
+            {{"stream", stream_},
+             {"low_latency", config.low_latency},
+             {"part_target_ms", config.part_target.count()},
+             {"segment_target_ms", config.segment_target.count()}});
+}
+
 Packager::Rendition* Packager::rendition_for(std::uint32_t track_id) {
   for (auto& r : renditions_)
     if (r.track.track_id == track_id) return &r;
@@ -233,6 +247,10 @@ std::shared_ptr<const StreamView> Packager::publish() {
   view->availability_start_ms = availability_start_ms_;
   view->part_target = advertised_part_target();
   view->live = live_;
+  view->low_latency = config_.low_latency;
+  view->target_duration = target_duration_;
+  view->configured_part_target = config_.part_target.count() / 1000.0;
+  view->segment_target = config_.segment_target.count() / 1000.0;
   double leader_t = -1;
   for (auto& r : renditions_)
     if (r.leader && r.last_dts >= 0) leader_t = seconds(r, r.last_dts);

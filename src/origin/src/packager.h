@@ -26,6 +26,11 @@ class Packager {
 
   // A publisher (re)connected: what it sends next starts a new discontinuity.
   void restart();
+  // The stream's settings for the publish starting now (after restart()). When its targets or
+  // latency mode differ from the current ones, the window starts afresh (TARGETDURATION and
+  // PART-TARGET must not change within a playlist); sequence numbers and init versions go on, so
+  // no URL ever names different bytes.
+  void reconfigure(const Config& config);
   void on_track(const media::TrackConfig& track);
   // Returns a new view when the frame completed a part, else nullptr.
   std::shared_ptr<const StreamView> on_frame(const media::MediaFrame& frame);
@@ -60,7 +65,7 @@ class Packager {
   double seconds(const Rendition& r, std::int64_t ticks) const { return double(ticks) / r.track.timescale; }
 
   std::string stream_;
-  const Config& config_;
+  Config config_;
   std::vector<Rendition> renditions_;
   std::uint64_t next_msn_ = 0;  // msn the leader opens next
   std::uint64_t discontinuities_ = 0;

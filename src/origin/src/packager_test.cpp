@@ -135,6 +135,48 @@ TEST(Packager, RestartIsOneDiscontinuityInEveryRendition) {
   }
 }
 
+TEST(Packager, StandardHlsListsWholeSegmentsWithoutLowLatencyTags) {
+  Feed f;
+  Config hls = f.config;
+  hls.low_latency = false;
+  hls.segment_target = std::chrono::milliseconds(4000);
+  f.packager.restart();
+  f.packager.reconfigure(hls);
+  f.run(13, /*gop=*/120);
+  auto pl = std::string(as_chars(f.rendition("video").playlist.view()));
+  for (const char* ll : {"#EXT-X-PART", "PRELOAD-HINT", "SERVER-CONTROL", "RENDITION-REPORT"})
+    EXPECT_EQ(pl.find(ll), std::string::npos) << ll << "\n" << pl;
+  EXPECT_NE(pl.find("#EXT-X-TARGETDURATION:4\n"), std::string::npos) << pl;
+  // Only complete segments: every #EXTINF has its URI, and the open segment is not listed.
+  EXPECT_EQ(pl.rfind("#EXTINF") < pl.rfind(".m4s\n"), true);
+  EXPECT_EQ(pl.substr(pl.size() - 5), ".m4s\n") << pl;
+  auto mpd = std::string(as_chars(f.last->mpd.view()));
+  EXPECT_EQ(mpd.find("availabilityTimeOffset"), std::string::npos);
+  EXPECT_EQ(mpd.find("ServiceDescription"), std::string::npos);
+  EXPECT_FALSE(f.last->low_latency);
+  EXPECT_EQ(f.last->target_duration, 4);
+}
+
+TEST(Packager, NewSettingsAtAPublishStartAFreshWindowWithNumbersGoingOn) {
+  Feed f;
+  f.run(7);
+  auto before = f.rendition("video").segments.back()->msn;
+  Config longer = f.config;
+  longer.part_target = std::chrono::milliseconds(1000);
+  longer.segment_target = std::chrono::milliseconds(3000);
+  f.packager.restart();
+  f.packager.reconfigure(longer);
+  f.run(10, /*gop=*/90);
+  auto& v = f.rendition("video");
+  ASSERT_FALSE(v.segments.empty());
+  EXPECT_GT(v.segments.front()->msn, before);  // the old window is gone, numbers went on
+  auto pl = std::string(as_chars(v.playlist.view()));
+  EXPECT_NE(pl.find("#EXT-X-TARGETDURATION:3\n"), std::string::npos) << pl;
+  EXPECT_NE(pl.find("PART-TARGET=1.022"), std::string::npos) << pl;
+  for (auto& s : v.segments)
+    for (auto& p : s->parts) EXPECT_LE(p->duration, 1.0 + 1e-9);
+}
+
 TEST(Packager, ChangedConfigurationGetsANewInitVersion) {
   Feed f;
   f.run(3);

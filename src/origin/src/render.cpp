@@ -28,11 +28,16 @@ hls::MediaPlaylist media_playlist(const StreamView& view, const RenditionView& r
                                   int target_duration) {
   hls::MediaPlaylist pl;
   double part_target = view.part_target > 0 ? view.part_target : config.part_target.count() / 1000.0;
+  // Standard HLS (the stream's latency "hls"): an RFC 8216 playlist of whole segments, without
+  // parts, preload hint, rendition reports or EXT-X-SERVER-CONTROL (no blocking reloads, no delta
+  // updates), so players keep the classic hold back of 3 target durations (RFC 8216 §6.3.3).
+  const bool ll = config.low_latency;
   pl.target_duration = target_duration;
-  pl.part_target = part_target;
-  pl.part_hold_back = part_target * double(config.part_hold_back_parts);
-  pl.hold_back = 3.0 * target_duration;
-  pl.can_skip_until = 6.0 * target_duration;
+  pl.part_target = ll ? part_target : 0;
+  pl.part_hold_back = ll ? part_target * double(config.part_hold_back_parts) : 0;
+  pl.can_block_reload = ll;
+  pl.hold_back = ll ? 3.0 * target_duration : 0;
+  pl.can_skip_until = ll ? 6.0 * target_duration : 0;
   pl.ended = false;
   std::size_t from = first_listed(r, config.window_segments);
   if (from < r.segments.size()) {
@@ -41,6 +46,7 @@ hls::MediaPlaylist media_playlist(const StreamView& view, const RenditionView& r
   }
   for (std::size_t i = from; i < r.segments.size(); ++i) {
     const Segment& s = *r.segments[i];
+    if (!ll && !s.complete) break;
     hls::Segment hs;
     hs.msn = s.msn;
     hs.duration = s.duration;
@@ -49,10 +55,12 @@ hls::MediaPlaylist media_playlist(const StreamView& view, const RenditionView& r
     hs.discontinuity = s.discontinuity && i != from;
     hs.map_uri = fmt::format("init{}.mp4", s.init_version);
     hs.complete = s.complete;
-    for (auto& p : s.parts) hs.parts.push_back({p->duration, p->independent, part_uri(s.msn, p->index)});
+    if (ll)
+      for (auto& p : s.parts) hs.parts.push_back({p->duration, p->independent, part_uri(s.msn, p->index)});
     pl.segments.push_back(std::move(hs));
   }
   // The next part: in the open segment, or part 0 of the next one.
+  if (!ll) return pl;
   if (view.live && !r.segments.empty()) {
     const Segment& last = *r.segments.back();
     pl.preload_hint_uri =
@@ -79,6 +87,17 @@ void render_view(StreamView& view, const Config& config, int target_duration) {
     // the parts of segments that end within the window, so a window of 2 TD keeps every listed
     // part (segments last at most TD) within 3 TD of the end.
     opt.part_window_seconds = 2.0 * target_duration;
+    // And at most the last two complete segments keep their parts: segments a little shorter than
+    // TD (audio following the video grid, short targets of 1 s) must not leave parts on a fourth
+    // segment from the end, which strict parsers count as older than 3 TD.
+    double total = 0;
+    std::vector<double> ends;
+    for (auto& hs : pl.segments) {
+      for (auto& p : hs.parts) total += hs.complete ? 0 : p.duration;
+      if (hs.complete) total += hs.duration;
+      if (hs.complete) ends.push_back(total);
+    }
+    if (ends.size() >= 3) opt.part_window_seconds = std::min(opt.part_window_seconds, total - ends[ends.size() - 3]);
     rv.playlist = Bytes::adopt(hls::render_media_playlist(pl, opt));
     opt.skip = true;
     rv.playlist_skip = Bytes::adopt(hls::render_media_playlist(pl, opt));

@@ -18,6 +18,7 @@ namespace sf::origin {
 
 class Stream {
  public:
+  // `config`: the origin's, with the stream's settings applied (see Packager::reconfigure).
   Stream(std::string name, const Config& config) : name_(name), packager_(std::move(name), config) {}
 
   // The packager, for the input side only. A takeover can briefly overlap two publishers of one

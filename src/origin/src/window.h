@@ -69,6 +69,11 @@ struct StreamView {
   Bytes multivariant;
   Bytes mpd;
   bool live = true;  // a publisher is connected
+  // The stream's settings when this view was made (they change only at a publish).
+  bool low_latency = true;              // false: standard HLS, no blocking reloads
+  int target_duration = 2;              // seconds, EXT-X-TARGETDURATION
+  double configured_part_target = 0.5;  // seconds, the part grid (part_target above adds a frame)
+  double segment_target = 2;            // seconds
 
   const RenditionView* rendition(std::string_view name) const;
 };

@@ -163,7 +163,8 @@ bool Transcoder::has_profile(std::string_view name) const {
 }
 
 std::unique_ptr<StreamInput> Transcoder::open_stream(std::string_view stream, std::string_view profile,
-                                                     std::shared_ptr<Sink> sink) {
+                                                     std::shared_ptr<Sink> sink,
+                                                     std::chrono::milliseconds keyframe_interval) {
   const Profile* p = impl_->find(profile.empty() ? std::string_view(impl_->config.profile) : profile);
   if (!p) {
     log::warn("transcode", "unknown profile: the configured default is used",
@@ -175,7 +176,8 @@ std::unique_ptr<StreamInput> Transcoder::open_stream(std::string_view stream, st
   opt.stream = std::string(stream);
   opt.profile = *p;
   opt.encoder = impl_->config.encoder;
-  opt.keyframe_ticks = std::max<std::int64_t>(1, impl_->config.keyframe_interval.count() * 90);
+  auto grid = keyframe_interval.count() > 0 ? keyframe_interval : impl_->config.keyframe_interval;
+  opt.keyframe_ticks = std::max<std::int64_t>(1, grid.count() * 90);
   opt.max_lag = impl_->config.max_lag.count() / 1000.0;
   opt.max_queue = std::size_t(std::max<std::int64_t>(2, impl_->config.max_queue_frames));
   opt.cascade = impl_->config.cascade;

@@ -54,6 +54,11 @@ LiveSource remote_live_source(std::string admin_url);
 using TokenIssuer =
     std::function<std::string(std::string_view stream, std::int64_t expires_unix_s, std::string_view client_ip)>;
 
+// Ends the live publish of `stream` with the key `key_id` (any key when empty), giving `reason`.
+// Called on a worker thread once a key is revoked or its stream deleted (a rotation cuts no one:
+// a rotated key's publisher, already live, keeps going past the grace period).
+using Disconnect = std::function<void(std::string_view stream, std::string_view key_id, std::string_view reason)>;
+
 struct RouteInfo {
   std::string method;
   std::string path;                 // OpenAPI template, "/api/streams/{name}"
@@ -74,6 +79,7 @@ class Api {
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
 
+  void set_disconnect(Disconnect disconnect);  // before start(); without it nobody is cut
   void start();
   void stop();
   std::uint16_t port() const;

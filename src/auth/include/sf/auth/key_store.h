@@ -20,6 +20,9 @@ struct PublishGrant {
   std::string key_id;     // non-secret id of the key, safe for logs
   bool takeover = false;  // a new publisher replaces a live one instead of being refused
   std::string profile{};  // the stream's transcoding ladder ("": the configured default)
+  // The stream's delivery settings: "ll-hls" or "hls" ("": the origin's defaults, as are 0 targets).
+  std::string latency{};
+  std::int64_t part_target_ms = 0, segment_target_ms = 0;
 };
 
 // What ingest knows when a publisher asks to publish (for checks beyond the key, e.g. webhooks).

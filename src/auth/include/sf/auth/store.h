@@ -19,6 +19,12 @@
 
 namespace sf::auth {
 
+// Bounds of a stream's latency settings (validate_stream). Parts of 0.1-2 s (LL-HLS PART-TARGET;
+// Apple recommends 1 s); a segment at least one part and at most 10 s (RFC 8216bis TARGETDURATION,
+// Apple's 6 s advice with room), and at least 0.5 s, since every segment starts with a keyframe.
+inline constexpr std::int64_t kMinPartTargetMs = 100, kMaxPartTargetMs = 2000;
+inline constexpr std::int64_t kMinSegmentTargetMs = 500, kMaxSegmentTargetMs = 10000;
+
 struct StreamRecord {
   std::string name;
   std::string visibility = "public";  // "public" | "token"

@@ -41,10 +41,11 @@ struct MediaPlaylist {
   std::vector<Segment> segments;  // oldest first; the last one may be incomplete
   std::string preload_hint_uri;   // next part; "" for none
   std::vector<RenditionReport> reports;
-  double part_hold_back = 0;  // seconds; 0: omitted
-  double hold_back = 0;       // seconds; 0: omitted
-  double can_skip_until = 0;  // seconds; 0: no delta updates
-  bool ended = false;         // EXT-X-ENDLIST
+  double part_hold_back = 0;     // seconds; 0: omitted
+  double hold_back = 0;          // seconds; 0: omitted
+  double can_skip_until = 0;     // seconds; 0: no delta updates
+  bool can_block_reload = true;  // CAN-BLOCK-RELOAD=YES (LL-HLS); false for standard HLS
+  bool ended = false;            // EXT-X-ENDLIST
 };
 
 struct RenderOptions {

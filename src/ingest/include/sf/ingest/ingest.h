@@ -55,6 +55,10 @@ struct PublishInfo {
   std::int64_t started_ms = 0;  // wall clock
   std::uint64_t session_id = 0;
   std::string profile{};  // transcoding ladder from the stream's settings ("": the configured default)
+  // Delivery settings from the stream's record, as in force when the publish started ("", 0: the
+  // origin's defaults).
+  std::string latency{};
+  std::int64_t part_target_ms = 0, segment_target_ms = 0;
 };
 
 // What a consumer of one publish gets: tracks, frames and the end, on the publisher's I/O thread.
@@ -108,6 +112,9 @@ class Ingest {
   void stop();
   std::uint16_t port() const;
   std::vector<StreamSnapshot> streams() const;
+  // Ends the live publish of `stream` if it uses the key `key_id` (any key when empty), with
+  // `reason` ("key_revoked", "stream_deleted"); returns how many were told to stop. Any thread.
+  int disconnect(std::string_view stream, std::string_view key_id, std::string_view reason);
 
  private:
   struct Impl;

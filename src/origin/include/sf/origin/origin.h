@@ -32,6 +32,19 @@ struct Config {
   std::string ingest_secret;                          // CMAF ingest at /ingest/<stream>/...; empty: off
   std::int64_t ingest_max_object = 32 * 1024 * 1024;  // largest pushed unit (init, or moof+mdat), bytes
   std::chrono::milliseconds ingest_idle{10000};       // a pushed stream with no object for this long ends
+  // Per stream (StreamSettings), not a configuration key: false serves standard HLS (whole
+  // segments only: no EXT-X-PART, PRELOAD-HINT or blocking reloads) and a DASH MPD without
+  // low-latency signalling.
+  bool low_latency = true;
+};
+
+// One stream's delivery settings, from the control plane's stream record; unset ones take the
+// origin's Config. Applied when a publish opens the stream: a stream republished with different
+// settings starts a new window (numbers go on, so caches stay right).
+struct StreamSettings {
+  bool low_latency = true;                      // false: standard HLS
+  std::chrono::milliseconds part_target{0};     // 0: Config::part_target
+  std::chrono::milliseconds segment_target{0};  // 0: Config::segment_target
 };
 
 // One stream's input: tracks and frames in decode order per track, from one thread at a time
@@ -57,7 +70,7 @@ class Origin {
   ~Origin();
 
   // Starts (or restarts, as a discontinuity) a stream; any thread. nullptr past max_streams.
-  std::unique_ptr<StreamSink> open_stream(std::string_view name);
+  std::unique_ptr<StreamSink> open_stream(std::string_view name, const StreamSettings& settings = {});
   void set_viewer_access(ViewerAccess access);  // before start()
   void start();
   void stop();

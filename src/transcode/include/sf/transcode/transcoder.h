@@ -92,10 +92,12 @@ class Transcoder {
   // The profile names known: "default", "passthrough" and the configured ones.
   std::vector<std::string> profiles() const;
   bool has_profile(std::string_view name) const;
-  // A stream with the given profile (empty: the configured default). A passthrough profile returns
+  // A stream with the given profile (empty: the configured default) and keyframe grid (0: the
+  // configured keyframe_interval; a stream's own segment target). A passthrough profile returns
   // an input that forwards every call to the sink untouched, on the caller's thread.
   std::unique_ptr<StreamInput> open_stream(std::string_view stream, std::string_view profile,
-                                           std::shared_ptr<Sink> sink);
+                                           std::shared_ptr<Sink> sink,
+                                           std::chrono::milliseconds keyframe_interval = {});
   std::vector<StreamStats> stats() const;
 
  private:
