@@ -89,8 +89,11 @@ def test_every_version_passes_the_independent_checker(observed):
     assert all(observed.report["versions"].get(f"{s}/{r}", 0) >= 3 for s in STREAMS for r in RENDITIONS), \
         observed.report["versions"]
     # PDT steps are checked to 40 ms; a loaded machine may stretch one, as in test_origin_playlists.
-    v = {k: m for k, m in observed.report["violations"].items() if k not in ("pdt_step",)}
-    assert not v, v
+    v = {k: m for k, m in observed.report["violations"].items() if k not in ("pdt_step", "strict")}
+    # hls-parser's strict 85 % floor ignores the spec's exemption of INDEPENDENT parts (every audio
+    # part; the checker's own part_min rule applies the spec exactly).
+    strict = [m for m in observed.report["violations"].get("strict", []) if "85% of PART-TARGET" not in m]
+    assert not v and not strict, (v, strict)
 
 
 def test_low_latency_stream_advertises_its_own_targets(observed):
