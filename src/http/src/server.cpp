@@ -10,8 +10,13 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <signal.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <mutex>
 #include <span>
@@ -75,8 +80,13 @@ std::string Request::header(std::string_view name) const {
   return {};
 }
 
+FileBody::~FileBody() {
+  if (fd >= 0) ::close(fd);
+}
+
 std::size_t Response::size() const {
   if (stream) return stream->size();
+  if (file) return file->size;
   std::size_t n = body.size();
   for (auto& p : pieces) n += p.size();
   return n;
@@ -209,6 +219,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   };
 
   Impl(net::IoPool& p, const net::Endpoint& at, ServerLimits l) : limits(l) {
+    // sendfile(2) has no MSG_NOSIGNAL: a viewer that left would raise SIGPIPE and end the process.
+    // Ignored process-wide (every write here handles EPIPE as an error of that connection).
+    static std::once_flag no_sigpipe;
+    std::call_once(no_sigpipe, [] { ::signal(SIGPIPE, SIG_IGN); });
     for (auto* ctx : p.contexts()) sweepers.push_back(std::make_unique<Sweeper>(*ctx));
     listener = std::make_unique<net::Listener>(p, at, [this](tcp::socket s) { on_accept(std::move(s)); });
   }
@@ -339,7 +353,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
     conn.expires_after(conn.idle_timeout);
     bool head_only = req.method == "HEAD";
-    if (head_only || body_bytes > kSeparateHead || out.stream) {
+    if (head_only || body_bytes > kSeparateHead || out.stream || out.file) {
       // A large body goes after its head, and after a turn of the event loop: when many held
       // requests are answered at once (coalesced waiters), every head leaves before any large body
       // fills the sockets.
@@ -351,6 +365,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       head.clear();
     }
 
+    if (out.file) {
+      co_await write_file(conn, *out.file, slice ? slice->first : 0, body_bytes, ec);
+      co_return;
+    }
     if (out.stream) {
       std::size_t from = slice ? slice->first : 0;
       co_await write_stream(conn, *out.stream, from, from + body_bytes, ec);
@@ -376,6 +394,30 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     add(out.body.data(), out.body.size());
     for (auto& p : out.pieces) add(p.data(), p.size());
     co_await write_all(conn, ec);
+  }
+
+  // Sends `len` bytes of `file` from `from` with sendfile(2) on the non-blocking socket, waiting
+  // for room in the socket between calls; the write deadline applies to each wait.
+  static asio::awaitable<void> write_file(Conn& conn, const FileBody& file, std::size_t from, std::size_t len,
+                                          error_code& ec) {
+    off_t offset = static_cast<off_t>(from);
+    std::size_t left = len;
+    while (left > 0) {
+      ssize_t n = ::sendfile(conn.sock.native_handle(), file.fd, &offset, left);
+      if (n > 0) {
+        left -= static_cast<std::size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        conn.expires_after(conn.idle_timeout);
+        co_await conn.sock.async_wait(tcp::socket::wait_write, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) co_return;
+        continue;
+      }
+      ec = n == 0 ? error_code(asio::error::eof) : error_code(errno, boost::system::system_category());
+      co_return;
+    }
   }
 
   // Writes [from, to) of a body still arriving, each time as much as has arrived. While caught up

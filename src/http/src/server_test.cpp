@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -105,6 +108,63 @@ TEST(Server, PipelinedRequestsAreAnsweredInOrder) {
   EXPECT_EQ(Client::body(c.response()), "BB");
   EXPECT_EQ(Client::body(c.response()), "A");
   EXPECT_EQ(Client::body(c.response()), "/echo?q=1|v");
+}
+
+// A file body (sendfile) of 3 MB, more than a socket takes at once: whole, then one range, then
+// the connection still serves the next request.
+TEST(Server, FileBodyIsSentWholeAndByRangeOnAKeptAliveConnection) {
+  std::string bytes(3 * 1024 * 1024, '\0');
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7 + i / 4096);
+  int fd = ::memfd_create("server-test", MFD_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  auto file = std::make_shared<const FileBody>(fd, bytes.size());
+  Fixture f;
+  f.server.route("GET", "/file", [file](Request&) {
+    Response r;
+    r.content_type = "video/iso.segment";
+    r.file = file;
+    return r;
+  });
+  Client c(f.server.port());
+  c.send("GET /file HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto whole = c.response();
+  EXPECT_NE(whole.find("Content-Length: 3145728\r\n"), std::string::npos);
+  EXPECT_TRUE(Client::body(whole) == bytes);
+  c.send("GET /file HTTP/1.1\r\nHost: x\r\nRange: bytes=1000000-1000099\r\n\r\n");
+  auto part = c.response();
+  EXPECT_NE(part.find("206"), std::string::npos);
+  EXPECT_EQ(Client::body(part), bytes.substr(1000000, 100));
+  c.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(Client::body(c.response()), "A");
+}
+
+// A viewer that leaves in the middle of a file body (sendfile has no MSG_NOSIGNAL) costs only its
+// own connection: the process is not ended by SIGPIPE and others are served.
+TEST(Server, ViewerLeavingMidFileBodyDisturbsNobodyElse) {
+  std::string bytes(8 * 1024 * 1024, 'x');
+  int fd = ::memfd_create("server-test", MFD_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  auto file = std::make_shared<const FileBody>(fd, bytes.size());
+  Fixture f;
+  f.server.route("GET", "/file", [file](Request&) {
+    Response r;
+    r.file = file;
+    return r;
+  });
+  for (int i = 0; i < 3; ++i) {
+    Client leaver(f.server.port());
+    leaver.send("GET /file HTTP/1.1\r\nHost: x\r\n\r\n");
+    char some[1024];
+    leaver.sock.read_some(asio::buffer(some));
+    // An abortive close (RST): the server's next sendfile meets EPIPE/ECONNRESET.
+    leaver.sock.set_option(asio::socket_base::linger(true, 0));
+    leaver.sock.close();
+  }
+  Client other(f.server.port());
+  other.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(Client::body(other.response()), "A");
 }
 
 TEST(Server, HeadSplitOverSeveralWritesIsServed) {

@@ -42,6 +42,18 @@ struct Request {
   std::string header(std::string_view name) const;
 };
 
+// An immutable file (a sealed memfd holding a large object, say) that responses send with
+// sendfile(2): the kernel takes its pages instead of copying the bytes from user memory per
+// request. Owns the descriptor (closed with the last reference).
+struct FileBody {
+  FileBody(int fd, std::size_t size) : fd(fd), size(size) {}
+  ~FileBody();
+  FileBody(const FileBody&) = delete;
+  FileBody& operator=(const FileBody&) = delete;
+  const int fd;
+  const std::size_t size;
+};
+
 struct Response {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
@@ -51,6 +63,8 @@ struct Response {
   // size is known, so the head goes out at once with its Content-Length). If it fails, the
   // connection is closed after the bytes sent so far.
   std::shared_ptr<const SharedBody> stream;
+  // Or instead of `body` and `pieces`: the whole of this file, sent with sendfile(2).
+  std::shared_ptr<const FileBody> file;
   std::vector<std::pair<std::string, std::string>> headers;
 
   std::size_t size() const;
