@@ -2,10 +2,14 @@
 veryfast, the same bit rates, VBV and keyframe interval) by StreamFlex (`streamflex transcode
 --input`) and by the ffmpeg command line (one decode, split + scale filters, three libx264
 outputs), in the same run, as fast as possible and with -re. Prints CPU seconds per media second,
-speed, peak RSS and PSNR per rung against the source scaled by ffmpeg (bicubic), and the ratios.
+speed, peak RSS and PSNR per rung against the source scaled by swscale (bicubic), and the ratios.
 
-Both sides get the same x264 settings (tune zerolatency, no B-frames, no scene cut, keyframes
-every 2 s); ffmpeg uses its default threading for libx264, StreamFlex one thread per rung.
+Both sides are configured the same: x264 veryfast, tune zerolatency plus the same x264 parameters
+(no B-frames, no scene cut, no lookahead, rate control on real timestamps), the same bit rates and
+VBV, IDR every 2 s, one encoder thread per rung; the same scaling (bicubic swscale, cascaded 1080p
+-> 720p -> 480p -> 360p as StreamFlex does by default). PSNR pairs each output frame with the source
+frame it came from (every frame is kept on both sides; checked) against one reference per rung
+(the source scaled straight to the rung's size), so the two tools' figures are comparable.
 Standard library only; see bench/README.md.
 """
 import argparse
@@ -52,18 +56,28 @@ def timed(argv, log):
     return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
 
 
+# x264 exactly as StreamFlex's encoder.cpp sets it for a rung (tune zerolatency, then these), one
+# thread per encoder on both sides (no sliced threads: they cost quality and CPU).
+X264_PARAMS = "scenecut=0:keyint=infinite:rc-lookahead=0:sync-lookahead=0:bframes=0:force-cfr=0"
+
+
 def ffmpeg_argv(src, outdir, realtime):
-    filt = f"[0:v]split={len(RUNGS)}" + "".join(f"[s{i}]" for i in range(len(RUNGS))) + ";" + ";".join(
-        f"[s{i}]scale={w}:{h}[o{i}]" for i, (_, w, h, *_r) in enumerate(RUNGS))
+    # The same scaling as StreamFlex's default (transcode.cascade): bicubic swscale, each rung from
+    # the next larger rung's picture (720p from the source, 480p from 720p, 360p from 480p).
+    parts, prev = [], "[0:v]"
+    for i, (_, w, h, *_r) in enumerate(RUNGS):
+        last = i == len(RUNGS) - 1
+        parts.append(f"{prev}scale={w}:{h}:flags=bicubic" + (f"[o{i}]" if last else f",split=2[o{i}][c{i}]"))
+        prev = f"[c{i}]"
+    filt = ";".join(parts)
     argv = ["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y"] + (["-re"] if realtime else []) + [
         "-i", src, "-filter_complex", filt]
     for i, (name, w, h, k, prof, level) in enumerate(RUNGS):
-        argv += ["-map", f"[o{i}]", "-c:v", "libx264", "-preset", PRESET, "-tune", "zerolatency",
+        argv += ["-map", f"[o{i}]", "-c:v", "libx264", "-threads", "1", "-preset", PRESET, "-tune", "zerolatency",
                  "-profile:v", prof, "-level", level, "-b:v", f"{k}k", "-maxrate", f"{int(k * 1.1)}k",
-                 "-bufsize", f"{int(k * 1.1)}k", "-bf", "0", "-g", "100000", "-sc_threshold", "0",
-                 "-force_key_frames", f"expr:gte(t,n_forced*{GOP_SECONDS})", "-x264-params",
-                 "rc-lookahead=0:sync-lookahead=0", "-fps_mode", "passthrough", "-an",
-                 os.path.join(outdir, f"{name}.mp4")]
+                 "-bufsize", f"{int(k * 1.1)}k", "-bf", "0", "-g", "100000", "-sc_threshold", "0", "-forced-idr", "1",
+                 "-force_key_frames", f"expr:gte(t,n_forced*{GOP_SECONDS})", "-x264-params", X264_PARAMS,
+                 "-fps_mode", "passthrough", "-an", os.path.join(outdir, f"{name}.mp4")]
     return argv
 
 
@@ -73,33 +87,37 @@ def frames(path):
     return int(p.stdout.strip() or 0)
 
 
-def psnr_pts(out, src, w, h):
-    """Average PSNR with frames paired by presentation time (from each stream's first frame)."""
+def psnr(out, src, w, h, stats):
+    """(average PSNR, frames compared) of `out` against the source decoded and scaled to w x h by
+    the same scaler for every tool (bicubic swscale, straight from the source: the ideal picture).
+    Output frame i is compared with source frame i (settb=1/30,setpts=N on both: the same time
+    base, so the psnr filter's time-synchronised pairing is exactly by index): exact because both
+    tools keep every source frame in order (30 fps rungs of a 30 fps source; main() checks the
+    counts). Not exact: pairing by presentation time (ffmpeg's MP4 output re-times the FLV's
+    millisecond timestamps to an even 1/30 s grid, so many of its frames met a neighbouring source
+    frame: 29 dB), or setpts=N/30/TB in each input's own time base (N/30 s rounded to 1/1000
+    in the FLV but exact in 1/90000: every frame after a 34 ms step met the wrong source frame)."""
     p = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-i", out, "-i", src, "-lavfi",
-                        f"[1:v]scale={w}:{h}:flags=bicubic,setpts=PTS-STARTPTS[ref];[0:v]setpts=PTS-STARTPTS[d];"
-                        "[d][ref]psnr", "-f", "null", "-"], capture_output=True, text=True, timeout=600)
+                        f"[1:v]scale={w}:{h}:flags=bicubic,settb=1/30,setpts=N[ref];[0:v]settb=1/30,setpts=N[d];"
+                        f"[d][ref]psnr=stats_file={stats}:shortest=1:repeatlast=0", "-fps_mode", "passthrough",
+                        "-f", "null", "-"], capture_output=True, text=True, timeout=600)
     m = re.search(r"PSNR y:[\d.inf]+ u:[\d.inf]+ v:[\d.inf]+ average:([\d.inf]+)", p.stderr)
-    return float(m.group(1)) if m else None
+    try:
+        with open(stats) as f:
+            n = sum(1 for line in f if line.startswith("n:"))
+    except OSError:
+        n = 0
+    return (float(m.group(1)) if m else None), n
 
 
-def psnr(out, src, w, h, shift=0, frames_limit=None):
-    """Average PSNR of `out` against the source scaled to w x h (bicubic), frames paired in order
-    after dropping `shift` frames from the output (shift > 0) or from the source (shift < 0)."""
-    lim = f",trim=end_frame={frames_limit}" if frames_limit else ""
-    d = f"trim=start_frame={shift}," if shift > 0 else ""
-    r = f"trim=start_frame={-shift}," if shift < 0 else ""
-    p = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-i", out, "-i", src, "-lavfi",
-                        f"[1:v]{r}scale={w}:{h}:flags=bicubic,setpts=N/30/TB{lim}[ref];[0:v]{d}setpts=N/30/TB{lim}[d];"
-                        "[d][ref]psnr", "-f", "null", "-"], capture_output=True, text=True, timeout=600)
-    m = re.search(r"PSNR y:[\d.inf]+ u:[\d.inf]+ v:[\d.inf]+ average:([\d.inf]+)", p.stderr)
-    return float(m.group(1)) if m else None
-
-
-def alignment(out, src, w, h):
-    """The frame shift (-2..2) at which the output best matches the source: the two tools may start
-    or time the first frames differently; quality is compared at the right pairing."""
-    scores = {k: psnr(out, src, w, h, k, frames_limit=45) or 0 for k in range(-2, 3)}
-    return max(scores, key=scores.get)
+def first_pts(path):
+    p = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1",
+                        "-show_entries", "packet=pts_time", "-of", "csv=p=0", path],
+                       capture_output=True, text=True, timeout=60)
+    try:
+        return float(p.stdout.split()[0])
+    except (IndexError, ValueError):
+        return None
 
 
 def main():
@@ -135,19 +153,17 @@ def main():
                 raise SystemExit(f"{tool} ({mode}) exited {rc}: {bl.tail(os.path.join(args.work, f'{tool}-{mode}.log'))}")
             run = {"tool": tool, "mode": mode, "wall": wall, "cpu": cpu, "cpu_per_media_s": cpu / media,
                    "speed": media / wall, "peak_rss_mb": rss, "psnr": {}, "bytes": {}}
-            # Frames are paired with the source two ways, by order (at the best shift) and by time;
-            # a wrong pairing only lowers PSNR, so the higher of the two is the tool's quality.
-            name0, w0, h0, *_ = RUNGS[0]
-            shift = alignment(os.path.join(outdir, f"{name0}.mp4"), src, w0, h0)
-            run["frame_shift"] = shift
-            run["pairing"] = {}
+            src_frames = frames(src)
             for name, w, h, *_ in RUNGS:
                 path = os.path.join(outdir, f"{name}.mp4")
-                by_order, by_time = psnr(path, src, w, h, shift), psnr_pts(path, src, w, h)
-                run["psnr"][name] = max(by_order or 0, by_time or 0)
-                run["pairing"][name] = {"order": by_order, "time": by_time}
+                value, compared = psnr(path, src, w, h, os.path.join(args.work, f"psnr-{tool}-{mode}-{name}.log"))
+                run["psnr"][name] = value or 0
+                run.setdefault("compared", {})[name] = compared
                 run["bytes"][name] = os.path.getsize(path)
                 run.setdefault("frames", {})[name] = frames(path)
+                if run["frames"][name] != src_frames or compared != src_frames:
+                    bl.log("transcode", f"WARNING: {tool} {name}: {run['frames'][name]} frames, {compared} compared, "
+                                        f"source {src_frames}: the pairing is not frame-exact")
             record["runs"].append(run)
             bl.log("transcode", f"{tool:10s} {mode:4s} cpu/media-s {run['cpu_per_media_s']:.3f}  speed "
                                 f"{run['speed']:.2f}x  peak RSS {rss:.0f} MB  PSNR " +
