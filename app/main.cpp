@@ -181,6 +181,17 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
       live = ingest_live_source(*ingest);
     else if (!acfg.ingest_admin_url.empty())
       live = api::remote_live_source(acfg.ingest_admin_url);
+    // Viewer counts from the in-process edge (where players are sent); without one they stay null.
+    if (live && edge)
+      live = [inner = std::move(live), &edge] {
+        auto states = inner();
+        auto viewers = edge->viewers();
+        for (auto& [name, state] : states) {
+          auto it = viewers.find(name);
+          state.viewers = it == viewers.end() ? 0 : it->second;
+        }
+        return states;
+      };
     ensure_admin_api_key(*store, cfg.store_path);
     api::TokenIssuer issuer;
     if (!token_keys.empty())

@@ -100,7 +100,8 @@ def test_charts_and_live_figures(run):
     assert 25 <= fps <= 35, shown
     gop = float(shown["gop"].split()[0])
     assert 0.5 <= gop <= 1.5, shown  # the clip has a keyframe every 30 frames at 30 fps
-    assert shown["viewers"] == "—"  # no analytics yet
+    # The preview player is a viewer of the stream at the edge (others may still be in the 10 s window).
+    assert shown["viewers"].isdigit() and int(shown["viewers"]) >= 1, shown
     assert "1280×720" in shown["video"], shown
 
 

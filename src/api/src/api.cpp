@@ -203,7 +203,7 @@ struct Api::Impl {
                    {"height", l.height},
                    {"video_codec", l.video_codec.empty() ? json(nullptr) : json(l.video_codec)},
                    {"audio_codec", l.audio_codec.empty() ? json(nullptr) : json(l.audio_codec)},
-                   {"viewers", nullptr}};
+                   {"viewers", l.viewers ? json(*l.viewers) : json(nullptr)}};
     }
     return {{"name", s.name},
             {"visibility", s.visibility},

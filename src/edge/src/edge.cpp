@@ -17,6 +17,7 @@
 #include "sf/auth/token_access.h"
 #include "sf/core/log.h"
 #include "sf/http/client.h"
+#include "viewers.h"
 
 namespace sf::edge {
 
@@ -24,6 +25,11 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
 namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 // The part of a request that selects the object: the path and the LL-HLS delivery directives.
 // Viewer tokens and other parameters never enter the key (one cached copy for everyone).
@@ -79,7 +85,8 @@ struct Flight {
 // Gauges read at scrape time from the objects that own the numbers.
 class ScrapeGauges final : public prometheus::Collectable {
  public:
-  ScrapeGauges(const http::Server& server, const Cache& cache) : server_(server), cache_(cache) {}
+  ScrapeGauges(const http::Server& server, const Cache& cache, ViewerCount& viewers)
+      : server_(server), cache_(cache), viewers_(viewers) {}
   std::vector<prometheus::MetricFamily> Collect() const override {
     auto gauge = [](const char* name, const char* help, double v) {
       prometheus::MetricFamily f{name, help, prometheus::MetricType::Gauge, {}};
@@ -88,16 +95,32 @@ class ScrapeGauges final : public prometheus::Collectable {
       f.metric.push_back(m);
       return f;
     };
+    prometheus::MetricFamily viewers{"streamflex_stream_viewers",
+                                     "Viewers of each stream seen by this edge in the last 10 s (at most 200 streams)",
+                                     prometheus::MetricType::Gauge,
+                                     {}};
+    for (auto& [stream, n] : viewers_.counts(now_ms())) {
+      if (viewers.metric.size() == kMaxStreamLabels) break;
+      prometheus::ClientMetric m;
+      m.label.push_back({"stream", stream});
+      m.gauge.value = double(n);
+      viewers.metric.push_back(std::move(m));
+    }
     return {
         gauge("streamflex_edge_connections_active", "Player connections open now",
               double(server_.active_connections())),
         gauge("streamflex_edge_cache_bytes", "Bytes in the cache", double(cache_.bytes())),
-        gauge("streamflex_edge_cache_evictions", "Objects evicted for space since start", double(cache_.evictions()))};
+        gauge("streamflex_edge_cache_evictions", "Objects evicted for space since start", double(cache_.evictions())),
+        gauge("streamflex_edge_viewers_untracked", "Viewers not counted because the viewer table was full",
+              double(viewers_.overflow())),
+        std::move(viewers)};
   }
 
  private:
+  static constexpr std::size_t kMaxStreamLabels = 200;
   const http::Server& server_;
   const Cache& cache_;
+  ViewerCount& viewers_;
 };
 
 struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
@@ -397,17 +420,20 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     auto& counters = by_result(result);
     counters.requests->Increment();
     counters.bytes->Increment(static_cast<double>(size));
+    // /live/<stream>/<rendition>/<object> or /live/<stream>/<object>
+    std::string_view p(req.path), stream, rendition, object;
+    if (p.starts_with("/live/")) {
+      p.remove_prefix(6);
+      stream = p.substr(0, p.find('/'));
+      auto last = p.rfind('/');
+      object = last == std::string_view::npos ? p : p.substr(last + 1);
+      auto mid = p.substr(0, last == std::string_view::npos ? 0 : last);
+      if (auto s = mid.find('/'); s != std::string_view::npos) rendition = mid.substr(s + 1);
+    }
+    // Viewers: players served (not refused), not other edges fetching through this one.
+    if (!stream.empty() && r.status < 400 && req.header("via").empty())
+      viewers.seen(stream, req.param(auth::kTokenParam), req.remote, req.header("user-agent"), now_ms());
     if (access) {
-      // /live/<stream>/<rendition>/<object> or /live/<stream>/<object>
-      std::string_view p(req.path), stream, rendition, object;
-      if (p.starts_with("/live/")) {
-        p.remove_prefix(6);
-        stream = p.substr(0, p.find('/'));
-        auto last = p.rfind('/');
-        object = last == std::string_view::npos ? p : p.substr(last + 1);
-        auto mid = p.substr(0, last == std::string_view::npos ? 0 : last);
-        if (auto s = mid.find('/'); s != std::string_view::npos) rendition = mid.substr(s + 1);
-      }
       access->on_access({stream, rendition, object, size, r.status,
                          std::chrono::duration<double, std::milli>(Clock::now() - start).count(), result, req.remote});
     }
@@ -470,6 +496,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   prometheus::Histogram& upstream_seconds;
   prometheus::Counter& coalesced;
   prometheus::Gauge& waiting;
+  ViewerCount viewers;
   std::shared_ptr<ScrapeGauges> scrape;
 
   // Family::Add takes a lock and builds a label map: resolve the four results once.
@@ -495,7 +522,7 @@ namespace sf::edge {
 
 Edge::Edge(net::IoPool& pool, Config config, Metrics& metrics)
     : impl_(std::make_shared<Impl>(pool, std::move(config), metrics)) {
-  impl_->scrape = std::make_shared<ScrapeGauges>(*impl_->server, impl_->cache);
+  impl_->scrape = std::make_shared<ScrapeGauges>(*impl_->server, impl_->cache, impl_->viewers);
   metrics.add_collectable(impl_->scrape);
 }
 
@@ -504,6 +531,10 @@ Edge::~Edge() = default;
 void Edge::set_viewer_auth(std::shared_ptr<ViewerAuth> auth) {
   impl_->auth = std::move(auth);
 }
+std::map<std::string, std::int64_t> Edge::viewers() const {
+  return impl_->viewers.counts(now_ms());
+}
+
 void Edge::set_access_log(std::shared_ptr<AccessLog> log) {
   impl_->access = std::move(log);
 }

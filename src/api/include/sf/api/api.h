@@ -44,6 +44,7 @@ struct LiveState {
   double bitrate_bps = 0, fps = 0, keyframe_interval_s = 0;
   int width = 0, height = 0;
   std::string video_codec, audio_codec;
+  std::optional<std::int64_t> viewers;  // players now (from an edge in this process); none: not counted here
 };
 // Live publishes by stream name. Called on a worker thread; may block briefly.
 using LiveSource = std::function<std::map<std::string, LiveState>()>;

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -71,6 +72,9 @@ class Edge {
   void start();
   void stop();
   std::uint16_t port() const;
+  // Current viewers per stream: distinct players (by token, else client address and User-Agent)
+  // served in the last 10 s; streams without viewers are left out. Any thread.
+  std::map<std::string, std::int64_t> viewers() const;
 
   struct Impl;
 
