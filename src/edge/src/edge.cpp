@@ -431,8 +431,8 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       if (auto s = mid.find('/'); s != std::string_view::npos) rendition = mid.substr(s + 1);
     }
     // Viewers: players served (not refused), not other edges fetching through this one.
-    if (!stream.empty() && r.status < 400 && req.header("via").empty())
-      viewers.seen(stream, req.param(auth::kTokenParam), req.remote, req.header("user-agent"), now_ms());
+    if (!stream.empty() && r.status < 400 && req.header_view("via").empty())
+      viewers.seen(stream, req.param_view(auth::kTokenParam), req.remote, req.header_view("user-agent"), now_ms());
     if (access) {
       access->on_access({stream, rendition, object, size, r.status,
                          std::chrono::duration<double, std::milli>(Clock::now() - start).count(), result, req.remote});

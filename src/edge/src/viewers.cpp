@@ -7,8 +7,9 @@ namespace sf::edge {
 void ViewerCount::seen(std::string_view stream, std::string_view token, std::string_view remote,
                        std::string_view user_agent, std::int64_t now_ms) {
   if (stream.empty()) return;
-  std::string key;
-  key.reserve(stream.size() + 2 + token.size() + remote.size() + user_agent.size());
+  // One key buffer per thread, reused: no allocation per request once it has grown.
+  thread_local std::string key;
+  key.clear();
   key.append(stream).push_back('\n');
   if (!token.empty()) {
     key.append("t:").append(token);
@@ -31,7 +32,7 @@ void ViewerCount::seen(std::string_view stream, std::string_view token, std::str
   if (it != last_seen_.end()) {
     it->second = now_ms;
   } else if (last_seen_.size() < kMaxViewerKeys) {
-    last_seen_.emplace(std::move(key), now_ms);
+    last_seen_.emplace(key, now_ms);
   } else {
     ++overflow_;
   }

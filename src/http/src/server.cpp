@@ -35,13 +35,16 @@ using asio::ip::tcp;
 using boost::system::error_code;
 
 std::string Request::param(std::string_view name) const {
+  return std::string(param_view(name));
+}
+
+std::string_view Request::param_view(std::string_view name) const {
   std::string_view q = query;
   while (!q.empty()) {
     auto amp = q.find('&');
     auto pair = q.substr(0, amp);
     auto eq = pair.find('=');
-    if (pair.substr(0, eq) == name)
-      return eq == std::string_view::npos ? std::string() : std::string(pair.substr(eq + 1));
+    if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
     if (amp == std::string_view::npos) break;
     q.remove_prefix(amp + 1);
   }
@@ -61,6 +64,10 @@ bool Request::has_param(std::string_view name) const {
 }
 
 std::string Request::header(std::string_view name) const {
+  return std::string(header_view(name));
+}
+
+std::string_view Request::header_view(std::string_view name) const {
   std::string_view rest(head);
   while (!rest.empty()) {
     auto eol = rest.find("\r\n");
@@ -72,7 +79,7 @@ std::string Request::header(std::string_view name) const {
       auto v = line.substr(colon + 1);
       while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
       while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-      return std::string(v);
+      return v;
     }
     if (eol == std::string_view::npos) break;
     rest.remove_prefix(eol + 2);

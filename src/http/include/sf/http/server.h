@@ -40,6 +40,9 @@ struct Request {
   bool has_param(std::string_view name) const;
   // A header's value by case-insensitive name, or "" (a scan of `head`: requests carry few).
   std::string header(std::string_view name) const;
+  // The same as views into `query` / `head` (no allocation; valid while the request is).
+  std::string_view param_view(std::string_view name) const;
+  std::string_view header_view(std::string_view name) const;
 };
 
 // An immutable file (a sealed memfd holding a large object, say) that responses send with
