@@ -92,6 +92,7 @@ FileBody::~FileBody() {
 }
 
 std::size_t Response::size() const {
+  if (source) return 0;  // not known yet
   if (stream) return stream->size();
   if (file) return file->size;
   std::size_t n = body.size();
@@ -308,7 +309,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     // Range (RFC 9110 14.2): one range of a 200 answer becomes 206 with the slice of the pieces.
     std::size_t total = out.size();
     std::optional<ByteRange> slice;
-    if (out.status == 200) {
+    // A body of unknown length cannot be sliced before it exists; RFC 9110 14.2 lets a server
+    // ignore Range and answer 200 with the whole of it.
+    if (out.status == 200 && !out.source) {
       std::string range = req.header("range");
       if (!range.empty()) {
         auto r = parse_range(range, total);
@@ -338,7 +341,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     head.append(bhttp::obsolete_reason(static_cast<bhttp::status>(out.status)));
     head.append("\r\nServer: streamflex\r\nContent-Type: ");
     head.append(out.content_type);
-    if (out.status == 200 || out.status == 206) head.append("\r\nAccept-Ranges: bytes");
+    if ((out.status == 200 || out.status == 206) && !out.source) head.append("\r\nAccept-Ranges: bytes");
     for (auto& [k, v] : out.headers) {
       head.append("\r\n");
       head.append(k);
@@ -349,9 +352,16 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       head.append(
           "\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: Content-Length, Content-Range, Age, "
           "Date");
-    head.append("\r\nContent-Length: ");
     std::size_t body_bytes = slice ? slice->length : total;
-    put_number(body_bytes);
+    // RFC 9112 7.1: chunked coding for HTTP/1.1; an HTTP/1.0 client reads to the connection's end.
+    bool chunked = out.source && version != 10;
+    if (out.source && !chunked) keep_alive = false;
+    if (chunked) {
+      head.append("\r\nTransfer-Encoding: chunked");
+    } else if (!out.source) {
+      head.append("\r\nContent-Length: ");
+      put_number(body_bytes);
+    }
     if (!keep_alive)
       head.append("\r\nConnection: close");
     else if (version == 10)
@@ -360,7 +370,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
     conn.expires_after(conn.idle_timeout);
     bool head_only = req.method == "HEAD";
-    if (head_only || body_bytes > kSeparateHead || out.stream || out.file) {
+    if (head_only || body_bytes > kSeparateHead || out.stream || out.file || out.source) {
       // A large body goes after its head, and after a turn of the event loop: when many held
       // requests are answered at once (coalesced waiters), every head leaves before any large body
       // fills the sockets.
@@ -379,6 +389,12 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     if (out.stream) {
       std::size_t from = slice ? slice->first : 0;
       co_await write_stream(conn, *out.stream, from, from + body_bytes, ec);
+      co_return;
+    }
+    if (out.source) {
+      co_await write_source(conn, *out.source, chunked, ec);
+      // Without chunked coding only the connection's end delimits the body.
+      if (!ec && !chunked) ec = asio::error::eof;
       co_return;
     }
     // Gather the body: the owned string, then the shared pieces, sliced to the range if any.
@@ -462,6 +478,62 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       co_await wait->async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
       if (!wait_ec && body.available() <= pos && !body.failed()) {
         ec = asio::error::timed_out;
+        co_return;
+      }
+    }
+  }
+
+  // Writes a body of unknown length as its producer publishes it: whatever is there, then each new
+  // batch of pieces as one chunk (RFC 9112 7.1) the moment the producer wakes this connection, and
+  // the last-chunk once it ended. The pieces are the producer's own buffers, gathered. The write
+  // deadline applies to each write (a reader that stops is cut off); while caught up the
+  // connection waits for the wake-up, with a backstop of the idle timeout. A failed body closes
+  // the connection without the last-chunk, so the client sees it incomplete.
+  static asio::awaitable<void> write_source(Conn& conn, const BodySource& body, bool chunked, error_code& ec) {
+    std::vector<Bytes> pieces;  // held while written
+    std::shared_ptr<asio::steady_timer> wait;
+    std::size_t pos = 0;
+    char size_line[24];
+    for (;;) {
+      pieces.clear();
+      auto progress = body.read(pos, pieces);
+      if (progress.failed) {
+        ec = asio::error::connection_aborted;
+        co_return;
+      }
+      std::size_t n = 0;
+      for (auto& p : pieces) n += p.size();
+      if (n > 0 || progress.ended) {
+        conn.out.clear();
+        if (n > 0) {
+          if (chunked) {
+            auto [end, _] = std::to_chars(size_line, size_line + sizeof(size_line) - 2, n, 16);
+            *end++ = '\r';
+            *end++ = '\n';
+            conn.out.emplace_back(size_line, static_cast<std::size_t>(end - size_line));
+          }
+          for (auto& p : pieces)
+            if (p.size()) conn.out.emplace_back(p.data(), p.size());
+          if (chunked) conn.out.emplace_back("\r\n", 2);
+        }
+        if (progress.ended && chunked) conn.out.emplace_back("0\r\n\r\n", 5);
+        conn.expires_after(conn.idle_timeout);
+        co_await write_all(conn, ec);
+        if (ec || progress.ended) co_return;
+        pos = progress.next;
+        continue;
+      }
+      pos = progress.next;
+      if (!wait) wait = std::make_shared<asio::steady_timer>(conn.sock.get_executor());
+      wait->expires_after(conn.idle_timeout);
+      conn.expires_never();
+      body.when_beyond(pos, conn.sock.get_executor(), [w = std::weak_ptr(wait)] {
+        if (auto t = w.lock()) t->cancel();
+      });
+      error_code wait_ec;
+      co_await wait->async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
+      if (!wait_ec) {
+        ec = asio::error::timed_out;  // the producer made nothing within the idle timeout
         co_return;
       }
     }

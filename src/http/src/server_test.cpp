@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
 #include <chrono>
@@ -165,6 +166,140 @@ TEST(Server, ViewerLeavingMidFileBodyDisturbsNobodyElse) {
   Client other(f.server.port());
   other.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(Client::body(other.response()), "A");
+}
+
+// A body made while it is sent: pieces appended by a producer thread, waiters woken by append().
+class TestSource final : public BodySource {
+ public:
+  void append(std::string_view s) {
+    publish([&] { pieces_.push_back(Bytes::copy_of(as_bytes(s))); });
+  }
+  void end() {
+    publish([&] { ended_ = true; });
+  }
+  void fail() {
+    publish([&] { failed_ = true; });
+  }
+  Progress read(std::size_t from, std::vector<Bytes>& out) const override {
+    std::lock_guard lock(mu_);
+    for (std::size_t i = from; i < pieces_.size(); ++i) out.push_back(pieces_[i]);
+    return {std::max(from, pieces_.size()), ended_, failed_};
+  }
+  void when_beyond(std::size_t from, const boost::asio::any_io_executor& ex,
+                   std::function<void()> wake) const override {
+    std::lock_guard lock(mu_);
+    if (pieces_.size() > from || ended_ || failed_)
+      asio::post(ex, std::move(wake));
+    else
+      waiters_.emplace_back(ex, std::move(wake));
+  }
+
+ private:
+  template <typename F>
+  void publish(F change) {
+    std::vector<std::pair<boost::asio::any_io_executor, std::function<void()>>> woken;
+    {
+      std::lock_guard lock(mu_);
+      change();
+      woken.swap(waiters_);
+    }
+    for (auto& [ex, w] : woken) asio::post(ex, std::move(w));
+  }
+  mutable std::mutex mu_;
+  std::vector<Bytes> pieces_;
+  bool ended_ = false;
+  bool failed_ = false;
+  mutable std::vector<std::pair<boost::asio::any_io_executor, std::function<void()>>> waiters_;
+};
+
+// Reads from `c` until `want` bytes follow the head, or the connection ends; returns what came.
+std::string read_until_size(Client& c, std::size_t want, std::chrono::milliseconds limit) {
+  auto until = std::chrono::steady_clock::now() + limit;
+  c.sock.non_blocking(true);
+  while (std::chrono::steady_clock::now() < until) {
+    auto end = c.buf.find("\r\n\r\n");
+    if (end != std::string::npos && c.buf.size() >= end + 4 + want) break;
+    char tmp[4096];
+    boost::system::error_code ec;
+    auto n = c.sock.read_some(asio::buffer(tmp), ec);
+    if (ec == asio::error::would_block) {
+      std::this_thread::sleep_for(5ms);
+      continue;
+    }
+    if (ec) break;
+    c.buf.append(tmp, n);
+  }
+  c.sock.non_blocking(false);
+  return c.buf;
+}
+
+TEST(Server, SourceBodyIsSentChunkedAsItsPiecesAppear) {
+  Fixture f;
+  auto source = std::make_shared<TestSource>();
+  f.server.route("GET", "/live", [source](Request&) {
+    Response r;
+    r.content_type = "video/iso.segment";
+    r.source = source;
+    return r;
+  });
+  source->append("first");
+  Client c(f.server.port());
+  c.send("GET /live HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\n\r\n");
+  // The head and what exists go out at once; nothing waits for the end.
+  auto got = read_until_size(c, 10, 2s);
+  auto head = got.substr(0, got.find("\r\n\r\n") + 4);
+  EXPECT_TRUE(head.starts_with("HTTP/1.1 200")) << head;  // Range ignored: the whole body
+  EXPECT_NE(head.find("Transfer-Encoding: chunked\r\n"), std::string::npos) << head;
+  EXPECT_EQ(head.find("Content-Length"), std::string::npos) << head;
+  EXPECT_EQ(Client::body(got), "5\r\nfirst\r\n");
+  source->append("second!");
+  got = read_until_size(c, 10 + 12, 2s);
+  EXPECT_EQ(Client::body(got), "5\r\nfirst\r\n7\r\nsecond!\r\n");
+  source->end();
+  got = read_until_size(c, 10 + 12 + 5, 2s);
+  EXPECT_EQ(Client::body(got), "5\r\nfirst\r\n7\r\nsecond!\r\n0\r\n\r\n");
+  c.buf.clear();
+  c.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(Client::body(c.response()), "A");
+}
+
+TEST(Server, SourceBodyToHttp10IsDelimitedByTheConnectionEnd) {
+  Fixture f;
+  auto source = std::make_shared<TestSource>();
+  f.server.route("GET", "/live", [source](Request&) {
+    Response r;
+    r.source = source;
+    return r;
+  });
+  source->append("abc");
+  Client c(f.server.port());
+  c.send("GET /live HTTP/1.0\r\n\r\n");
+  read_until_size(c, 3, 2s);
+  source->append("def");
+  source->end();
+  auto got = read_until_size(c, 1000, 2s);  // until closed
+  EXPECT_TRUE(got.starts_with("HTTP/1.0 200")) << got;
+  EXPECT_NE(got.find("Connection: close\r\n"), std::string::npos) << got;
+  EXPECT_EQ(got.find("Transfer-Encoding"), std::string::npos) << got;
+  EXPECT_EQ(Client::body(got), "abcdef");
+}
+
+TEST(Server, FailedSourceBodyClosesTheConnectionWithoutTheLastChunk) {
+  Fixture f;
+  auto source = std::make_shared<TestSource>();
+  f.server.route("GET", "/live", [source](Request&) {
+    Response r;
+    r.source = source;
+    return r;
+  });
+  source->append("abc");
+  Client c(f.server.port());
+  c.send("GET /live HTTP/1.1\r\n\r\n");
+  read_until_size(c, 8, 2s);
+  source->fail();
+  auto got = read_until_size(c, 1000, 2s);  // until closed
+  EXPECT_EQ(Client::body(got), "3\r\nabc\r\n");
+  EXPECT_TRUE(c.closed_within(1s));
 }
 
 TEST(Server, HeadSplitOverSeveralWritesIsServed) {

@@ -2,7 +2,8 @@
 // - Handlers run on the I/O thread that owns the connection and must not block.
 // - Bodies are a small owned string plus shared immutable pieces (`Bytes`), written with one
 //   gather write: media bytes are never concatenated or copied on the way out. A body still
-//   arriving (`SharedBody`) is written as it arrives, from the one shared block.
+//   arriving (`SharedBody`) is written as it arrives, from the one shared block; one of unknown
+//   length (`BodySource`) goes out with chunked transfer coding as its producer publishes it.
 // - A held route answers later, from any thread, through its Responder (blocking playlist
 //   reloads); if nothing answers within the route's hold time, the fallback is sent instead.
 // - Range (a single range), HEAD, CORS and keep-alive are handled here for every route.
@@ -22,6 +23,7 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include "sf/core/bytes.h"
+#include "sf/http/body_source.h"
 #include "sf/http/shared_body.h"
 #include "sf/net/io_pool.h"
 
@@ -68,6 +70,9 @@ struct Response {
   std::shared_ptr<const SharedBody> stream;
   // Or instead of `body` and `pieces`: the whole of this file, sent with sendfile(2).
   std::shared_ptr<const FileBody> file;
+  // Or instead of `body` and `pieces`: a body of unknown length still being made, sent with
+  // Transfer-Encoding: chunked as its pieces appear (Range is ignored: the answer is the whole body).
+  std::shared_ptr<const BodySource> source;
   std::vector<std::pair<std::string, std::string>> headers;
 
   std::size_t size() const;
