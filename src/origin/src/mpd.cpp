@@ -45,10 +45,19 @@ std::string render_mpd(const StreamView& view, const Config& config, int target_
     std::uint32_t set_id = r->track.video ? 0 : 1;
     std::size_t from = first_listed(*r, config.window_segments);
     std::map<std::uint64_t, dash::Representation> reps;
+    auto ts = r->track.timescale;
+    // Low latency, live: the timeline ends with the segment in progress (or, between segments,
+    // the next one) as an S element of the target duration repeated until the next MPD update
+    // (23009-1 5.3.9.6.1, @r = -1), so a client addresses the open segment and the ones after it
+    // from the wall clock, as with @duration, and asks for each availabilityTimeOffset early: the
+    // origin sends it chunk by chunk while it is made. Each MPD update replaces the estimate with
+    // the true durations.
+    const bool extend = ll && view.live;
+    const auto target_ticks =
+        static_cast<std::uint64_t>(std::llround(config.segment_target.count() / 1000.0 * double(ts)));
     for (std::size_t i = from; i < r->segments.size(); ++i) {
       const Segment& s = *r->segments[i];
-      if (!s.complete) continue;
-      auto ts = r->track.timescale;
+      if (!s.complete && !extend) continue;
       auto& period = periods[s.discontinuity_sequence];
       if (period.id.empty()) {
         period.id = fmt::format("p{}", s.discontinuity_sequence);
@@ -81,7 +90,13 @@ std::string render_mpd(const StreamView& view, const Config& config, int target_
       }
       auto d = static_cast<std::uint64_t>(std::llround(s.duration * ts));
       auto t = s.start_dts - static_cast<std::int64_t>(rep.segment_template.presentation_time_offset);
+      if (!s.complete) {
+        rep.segment_template.timeline.push_back({std::max<std::int64_t>(0, t), target_ticks, -1});
+        break;  // the open segment is the last one
+      }
       rep.segment_template.timeline.push_back({std::max<std::int64_t>(0, t), d, 0});
+      if (extend && i + 1 == r->segments.size())  // between segments: the next one is on its way
+        rep.segment_template.timeline.push_back({-1, target_ticks, -1});
     }
     for (auto& [seq, rep] : reps) {
       auto& set = sets[seq][set_id];

@@ -170,6 +170,52 @@ class PartFiles {
   std::size_t bytes_ = 0;
 };
 
+// The segment being filled, sent while it is made (DASH low latency: a client that asks for it
+// early, per availabilityTimeOffset, gets the CMAF chunks cut so far at once and each next one the
+// moment the packager publishes it). Positions are part indexes; the pieces are the parts' own
+// header and frame buffers. Reads the stream's current view (no lock); a waiter parked in the
+// stream is woken by the publish that adds a part, completes the segment or ends the stream. The
+// body ends with the segment (complete on its next keyframe, at a discontinuity or at the end of
+// the publish); it fails if the segment left the view unfinished (a new window), so the client
+// sees a short body, never a wrong one.
+class OpenSegment final : public http::BodySource {
+ public:
+  OpenSegment(std::shared_ptr<Stream> stream, std::string rendition, std::uint64_t msn)
+      : stream_(std::move(stream)), rendition_(std::move(rendition)), msn_(msn) {}
+
+  Progress read(std::size_t from, std::vector<Bytes>& out) const override {
+    auto view = stream_->view();
+    const RenditionView* r = view ? view->rendition(rendition_) : nullptr;
+    const Segment* s = r ? r->find(msn_) : nullptr;
+    if (!s) return {from, false, true};
+    for (std::size_t i = from; i < s->parts.size(); ++i) {
+      out.push_back(s->parts[i]->chunk.header);
+      for (auto& b : s->parts[i]->chunk.payload) out.push_back(b);
+    }
+    std::size_t next = std::max(from, s->parts.size());
+    if (s->complete) return {next, true, false};
+    // Not complete and no publisher: nothing will complete it.
+    return {next, false, !view->live};
+  }
+
+  void when_beyond(std::size_t from, const boost::asio::any_io_executor& ex,
+                   std::function<void()> wake) const override {
+    stream_->wait({[rendition = rendition_, msn = msn_, from](const StreamView& v) {
+                     const RenditionView* r = v.rendition(rendition);
+                     const Segment* s = r ? r->find(msn) : nullptr;
+                     return !s || s->parts.size() > from || s->complete || !v.live;
+                   },
+                   [ex, wake = std::move(wake)](const StreamView&) { boost::asio::post(ex, wake); },
+                   // Answered by the next part at the latest (a reader gone meanwhile costs only that).
+                   [] { return false; }});
+  }
+
+ private:
+  std::shared_ptr<Stream> stream_;
+  std::string rendition_;
+  std::uint64_t msn_;
+};
+
 struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
   Impl(net::IoPool& p, Config c, Metrics& m)
       : pool(p),
@@ -354,6 +400,15 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
     return with_cache(std::move(r), kImmutable);
   }
 
+  static http::Response open_segment_response(const std::shared_ptr<Stream>& stream, const std::string& rendition,
+                                              std::uint64_t msn) {
+    http::Response r;
+    r.content_type = "video/iso.segment";
+    r.source = std::make_shared<OpenSegment>(stream, rendition, msn);
+    // The bytes are those of the complete segment, whenever it is asked for.
+    return with_cache(std::move(r), kImmutable);
+  }
+
   static http::Response segment_response(const Segment& s) {
     http::Response r;
     r.content_type = "video/iso.segment";
@@ -450,7 +505,7 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
         return serve_playlist(req, std::move(res), *stream, *view, rendition, *r, std::move(viewer));
       case ObjectName::part_object:
       case ObjectName::segment:
-        return serve_media(std::move(res), *stream, *view, rendition, *r, object, std::move(viewer));
+        return serve_media(std::move(res), stream, *view, rendition, *r, object, std::move(viewer));
       default:
         return respond(res, "bad", not_found(td));
     }
@@ -520,26 +575,32 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
                  }});
   }
 
-  void serve_media(http::Responder res, Stream& stream, const StreamView& view, const std::string& rendition,
-                   const RenditionView& r, ObjectName object, Viewer viewer) {
+  void serve_media(http::Responder res, const std::shared_ptr<Stream>& stream, const StreamView& view,
+                   const std::string& rendition, const RenditionView& r, ObjectName object, Viewer viewer) {
     int td = view.target_duration;
     const char* kind = object.kind == ObjectName::part_object ? "part" : "segment";
     // Captures by value: a copy of it answers held requests after this function returned.
-    auto found = [object, protect = viewer.protect,
-                  files = part_files](const RenditionView& rv) -> std::optional<http::Response> {
+    auto found = [object, protect = viewer.protect, files = part_files, stream, rendition](
+                     const StreamView& v, const RenditionView& rv) -> std::optional<http::Response> {
       const Segment* s = rv.find(object.msn);
       if (!s) return std::nullopt;
       if (object.kind == ObjectName::segment) {
-        if (!s->complete) return std::nullopt;
-        return for_viewer(segment_response(*s), {protect, {}});
+        if (s->complete) return for_viewer(segment_response(*s), {protect, {}});
+        // Low latency: the open segment goes out while it is made, chunk by chunk (DASH-IF
+        // low-latency mode; the MPD's availabilityTimeOffset invites the request after its first
+        // chunk). Standard latency waits for the whole segment.
+        if (v.low_latency && v.live && !s->parts.empty())
+          return for_viewer(open_segment_response(stream, rendition, object.msn), {protect, {}});
+        return std::nullopt;
       }
       if (object.part < s->parts.size())
         return for_viewer(part_response(*s->parts[object.part], *files), {protect, {}});
       return std::nullopt;
     };
-    if (auto out = found(r)) return respond(res, kind, std::move(*out));
-    // Not there yet: hold it if it is the next part or the open segment (a preload hint, or a
-    // low-latency DASH client asking early); anything else is gone or never existed.
+    if (auto out = found(view, r)) return respond(res, kind, std::move(*out));
+    // Not there yet: hold it if it is the next part, the open segment (standard latency) or the
+    // next segment (a preload hint, or a low-latency DASH client asking before its first chunk);
+    // anything else is gone or never existed.
     auto edge = r.last_part();
     bool upcoming = false;
     if (edge && view.live) {
@@ -555,27 +616,27 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
     if (!upcoming) return respond(res, kind, not_found(td));
     held.Increment();
     auto answered = std::make_shared<std::atomic<bool>>(false);
-    stream.wait({[object, rendition, found](const StreamView& v) {
-                   auto* rv = v.rendition(rendition);
-                   if (!rv || !v.live) return true;
-                   const Segment* s = rv->find(object.msn);
-                   if (!s) return rv->last_part() && rv->last_part()->first > object.msn + 1;
-                   if (object.kind == ObjectName::segment) return s->complete;
-                   return object.part < s->parts.size() || s->complete;
-                 },
-                 [this, res, rendition, found, kind, td](const StreamView& v) {
-                   held.Decrement();
-                   auto* rv = v.rendition(rendition);
-                   std::optional<http::Response> out = rv ? found(*rv) : std::nullopt;
-                   respond(res, kind, out ? std::move(*out) : not_found(td));
-                 },
-                 [res, this, answered] {
-                   if (res.answered() && !answered->exchange(true)) {
-                     held.Decrement();
-                     return true;
-                   }
-                   return res.answered();
-                 }});
+    stream->wait({[object, rendition](const StreamView& v) {
+                    auto* rv = v.rendition(rendition);
+                    if (!rv || !v.live) return true;
+                    const Segment* s = rv->find(object.msn);
+                    if (!s) return rv->last_part() && rv->last_part()->first > object.msn + 1;
+                    if (object.kind == ObjectName::segment) return s->complete || (v.low_latency && !s->parts.empty());
+                    return object.part < s->parts.size() || s->complete;
+                  },
+                  [this, res, rendition, found, kind, td](const StreamView& v) {
+                    held.Decrement();
+                    auto* rv = v.rendition(rendition);
+                    std::optional<http::Response> out = rv ? found(v, *rv) : std::nullopt;
+                    respond(res, kind, out ? std::move(*out) : not_found(td));
+                  },
+                  [res, this, answered] {
+                    if (res.answered() && !answered->exchange(true)) {
+                      held.Decrement();
+                      return true;
+                    }
+                    return res.answered();
+                  }});
   }
 
   void schedule_reaper() {
