@@ -1,9 +1,42 @@
 #include "feeders.h"
 
+#include <chrono>
+#include <utility>
+#include <vector>
+
 #include "sf/core/log.h"
 
 namespace sf::app {
 namespace {
+
+// Marks the publish's first frame's arrival on the origin's ArrivalClock, in ingest's own
+// callback: program date time then counts the transcoder's delay as part of the latency.
+class ArrivalMark {
+ public:
+  explicit ArrivalMark(std::shared_ptr<origin::ArrivalClock> clock) : clock_(std::move(clock)) {}
+  void on_track(const media::TrackConfig& track) {
+    for (auto& [id, scale] : timescales_)
+      if (id == track.track_id) {
+        scale = track.timescale;
+        return;
+      }
+    timescales_.emplace_back(track.track_id, track.timescale);
+  }
+  void on_frame(const media::MediaFrame& frame) {
+    if (!clock_) return;
+    for (auto& [id, scale] : timescales_) {
+      if (id != frame.track_id || scale == 0) continue;
+      auto now = std::chrono::system_clock::now().time_since_epoch();
+      clock_->mark(double(frame.dts) / scale, std::chrono::duration_cast<std::chrono::milliseconds>(now).count());
+      clock_.reset();  // marked once
+      return;
+    }
+  }
+
+ private:
+  std::shared_ptr<origin::ArrivalClock> clock_;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> timescales_;  // track id, timescale
+};
 
 class OriginSink final : public transcode::Sink {
  public:
@@ -19,28 +52,40 @@ class OriginSink final : public transcode::Sink {
 
 class OriginHandler final : public ingest::PublishHandler {
  public:
-  explicit OriginHandler(std::unique_ptr<origin::StreamSink> sink) : sink_(std::move(sink)) {}
-  void on_track(const media::TrackConfig& track) override { sink_->on_track(track); }
-  void on_frame(const media::MediaFrame& frame) override { sink_->on_frame(frame); }
+  OriginHandler(std::unique_ptr<origin::StreamSink> sink, ArrivalMark mark)
+      : sink_(std::move(sink)), mark_(std::move(mark)) {}
+  void on_track(const media::TrackConfig& track) override {
+    mark_.on_track(track);
+    sink_->on_track(track);
+  }
+  void on_frame(const media::MediaFrame& frame) override {
+    mark_.on_frame(frame);
+    sink_->on_frame(frame);
+  }
   void on_stop(std::string_view) override { sink_.reset(); }
 
  private:
   std::unique_ptr<origin::StreamSink> sink_;
+  ArrivalMark mark_;
 };
 
 class TranscodeHandler final : public ingest::PublishHandler {
  public:
-  explicit TranscodeHandler(std::unique_ptr<transcode::StreamInput> in) : in_(std::move(in)) {}
+  TranscodeHandler(std::unique_ptr<transcode::StreamInput> in, ArrivalMark mark)
+      : in_(std::move(in)), mark_(std::move(mark)) {}
   void on_track(const media::TrackConfig& track) override {
+    mark_.on_track(track);
     if (in_) in_->on_track(track);
   }
   void on_frame(const media::MediaFrame& frame) override {
+    mark_.on_frame(frame);
     if (in_) in_->on_frame(frame);
   }
   void on_stop(std::string_view) override { in_.reset(); }
 
  private:
   std::unique_ptr<transcode::StreamInput> in_;
+  ArrivalMark mark_;
 };
 
 class OriginFeeder final : public ingest::Observer {
@@ -52,15 +97,18 @@ class OriginFeeder final : public ingest::Observer {
     settings.low_latency = info.latency != "hls";
     settings.part_target = std::chrono::milliseconds(info.part_target_ms);
     settings.segment_target = std::chrono::milliseconds(info.segment_target_ms);
+    auto arrival = std::make_shared<origin::ArrivalClock>();
+    settings.arrival = arrival;
     auto sink = origin_.open_stream(info.stream, settings);
     if (!sink) {
       log::warn("app", "origin is full: stream not packaged", {{"stream", info.stream}});
       return nullptr;
     }
-    if (!transcoder_) return std::make_unique<OriginHandler>(std::move(sink));
+    if (!transcoder_) return std::make_unique<OriginHandler>(std::move(sink), ArrivalMark(arrival));
     std::string profile = profile_for_ ? profile_for_(info) : std::string();
     return std::make_unique<TranscodeHandler>(
-        transcoder_->open_stream(info.stream, profile, make_origin_sink(std::move(sink)), settings.segment_target));
+        transcoder_->open_stream(info.stream, profile, make_origin_sink(std::move(sink)), settings.segment_target),
+        ArrivalMark(arrival));
   }
 
  private:

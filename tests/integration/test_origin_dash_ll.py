@@ -1,4 +1,4 @@
-"""DASH low latency at the origin, against a publisher paced by the test.
+"""DASH low latency and program-date-time at the origin, against a publisher paced by the test.
 
 The test sends the 30 s clip's FLV tags itself, each at its own time (real time from the first
 send), and notes the wall clock of the first one: that is when the stream's first frame arrived
@@ -7,12 +7,13 @@ at the platform. Through the `all` server (ingest -> transcoder -> packager):
   transfer coding, the CMAF chunks spread over the segment's duration, the body equal to the
   complete segment fetched afterwards, and decodable;
 - the MPD ends its timeline with the open segment repeated until the next update, with
-  availabilityTimeOffset = segment target - part target.
+  availabilityTimeOffset = segment target - part target;
+- EXT-X-PROGRAM-DATE-TIME maps media time onto the wall clock of the arrival (not the later moment
+  the transcoder's first output reached the packager), and the PDT at the end of each new part
+  is within about a part duration of the moment the part was published.
 """
 import datetime
-import re
 import socket
-import subprocess
 import threading
 import time
 import types
@@ -35,6 +36,13 @@ def pdt_seconds(pdt):
 @pytest.fixture(scope="module")
 def srv(module_servers):
     return h.start_origin(module_servers)
+
+
+@pytest.fixture(scope="module")
+def ladder_srv(module_servers):
+    """Transcoding to one small rung: the packager sees each frame after the transcoder's delay."""
+    return h.start_origin(module_servers, args=["--transcode.profiles=small=180p:320x180@30:300k:330k:ultrafast",
+                                                "--transcode.profile=small"])
 
 
 def start_paced(srv, clip, stream, rendition):
@@ -86,6 +94,13 @@ def stop_paced(r):
 @pytest.fixture(scope="module")
 def paced(srv, clip30):
     r = start_paced(srv, clip30, "ll", "video")
+    yield r
+    stop_paced(r)
+
+
+@pytest.fixture(scope="module")
+def paced_ladder(ladder_srv, clip30):
+    r = start_paced(ladder_srv, clip30, "lad", "180p")
     yield r
     stop_paced(r)
 
@@ -222,3 +237,49 @@ def test_mpd_timeline_ends_with_the_open_segment_repeated_until_the_next_update(
     number = int(tmpl.get("startNumber")) + count
     assert number in (pl.open_msn, pl.open_msn + 1), (number, pl.open_msn, body)
     assert all(e.get("r", "0") != "-1" for e in entries[:-1])
+
+
+@pytest.mark.parametrize("which", ["paced", "paced_ladder"])
+def test_program_date_time_is_the_arrival_wall_clock_of_the_media(which, request):
+    """PDT of each complete segment = wall clock of the first frame's send + (segment media time -
+    first frame's time), within 30 ms (scheduling), with the source passed through and transcoded
+    (where the packager gets its first frame only after the transcoder's delay, which PDT must not
+    hide)."""
+    paced = request.getfixturevalue(which)
+    pl = paced.playlist()
+    assert paced.first_sent is not None
+    errors = []
+    for seg in pl.segments[-4:]:
+        status, _, data = h.http_request(f"{paced.base}{seg['uri']}")
+        assert status == 200
+        media = tfdt(data) / 90000
+        expected = paced.first_sent + (media - paced.first_ts)
+        errors.append(round(pdt_seconds(seg["pdt"]) - expected, 4))
+    print(f"\n[dash-ll] {which}: PDT minus the arrival of the same media time, last segments: {errors} s")
+    assert all(abs(e) < 0.03 for e in errors), errors
+
+
+@pytest.mark.parametrize("which", ["paced", "paced_ladder"])
+def test_part_program_date_time_is_within_a_part_of_its_publication(which, request):
+    """Blocking reloads for each next part; when answered (at the part's publication), the PDT at
+    the part's end is at most the wall clock (PDT is never in the future) and at most ~a part
+    duration behind it."""
+    paced = request.getfixturevalue(which)
+    lags = []
+    for _ in range(6):
+        pl = paced.playlist()
+        msn, part = h.part_address(pl.hint["URI"])
+        status, body, _ = h.http_get(f"{paced.base}index.m3u8?_HLS_msn={msn}&_HLS_part={part}", timeout=8)
+        answered = time.time()
+        assert status == 200, status
+        got = h.MediaPlaylist(body)
+        if got.open_msn == msn:
+            seg_pdt, parts = got.open_pdt, got.open_parts
+        else:
+            seg = next(s for s in got.segments if s["msn"] == msn)
+            seg_pdt, parts = seg["pdt"], seg["parts"]
+        assert len(parts) > part, (msn, part, body)
+        end = pdt_seconds(seg_pdt) + sum(p["duration"] for p in parts[:part + 1])
+        lags.append(round(answered - end, 4))
+    print(f"\n[dash-ll] {which}: publication minus PDT at the part's end: {lags} s")
+    assert all(-0.03 < lag < PT + 0.25 for lag in lags), lags

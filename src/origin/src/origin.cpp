@@ -694,10 +694,11 @@ namespace {
 
 class Sink final : public StreamSink {
  public:
-  Sink(std::shared_ptr<Stream> s, const Config& config, prometheus::Counter& parts)
+  Sink(std::shared_ptr<Stream> s, const Config& config, std::shared_ptr<const ArrivalClock> arrival,
+       prometheus::Counter& parts)
       : stream_(std::move(s)), parts_(parts) {
     std::lock_guard lock(stream_->input_mu);
-    stream_->packager().restart();
+    stream_->packager().restart(std::move(arrival));
     stream_->packager().reconfigure(config);
     stream_->live = true;
     stream_->stopped_at_ms = 0;
@@ -748,7 +749,7 @@ std::unique_ptr<StreamSink> Origin::Impl::open(std::string_view name, const Stre
     }
     stream = it->second;
   }
-  return std::make_unique<Sink>(std::move(stream), stream_config, parts_published);
+  return std::make_unique<Sink>(std::move(stream), stream_config, settings.arrival, parts_published);
 }
 
 std::unique_ptr<StreamSink> Origin::open_stream(std::string_view name, const StreamSettings& settings) {

@@ -26,7 +26,18 @@ Packager::Packager(std::string stream, const Config& config)
       config_(config),
       target_duration_(static_cast<int>(std::ceil(config.segment_target.count() / 1000.0))) {}
 
-void Packager::restart() {
+void ArrivalClock::mark(double media_seconds, std::int64_t wall_ms) {
+  std::lock_guard lock(mu_);
+  if (!first_) first_ = Mark{media_seconds, wall_ms};
+}
+
+std::optional<ArrivalClock::Mark> ArrivalClock::first() const {
+  std::lock_guard lock(mu_);
+  return first_;
+}
+
+void Packager::restart(std::shared_ptr<const ArrivalClock> arrival) {
+  arrival_ = std::move(arrival);
   for (auto& r : renditions_) {
     r.pending.clear();
     if (r.open) close_segment(r);
@@ -100,10 +111,7 @@ std::shared_ptr<const StreamView> Packager::on_frame(const media::MediaFrame& f)
     r.leader = true;  // audio-only: the audio track leads
 
   double t = seconds(r, f.dts);
-  if (wall_base_ms_ < 0) {
-    wall_base_ms_ = wall_ms();
-    media_base_ = t;
-  }
+  if (wall_base_ms_ < 0) anchor(t);
   std::int64_t step = r.frame_step > 0 ? r.frame_step : 0;
   bool new_segment = false;
   if (r.leader) {
@@ -176,6 +184,31 @@ std::shared_ptr<const StreamView> Packager::on_stop() {
   return publish();
 }
 
+void Packager::anchor(double t) {
+  // The wall clock at which the publish's first frame arrived at the platform (ingest marks it
+  // before a transcoder delays the frames), else this frame's arrival here.
+  std::int64_t wall = wall_ms();
+  double media = t;
+  if (arrival_)
+    if (auto mark = arrival_->first()) {
+      wall = mark->wall_ms;
+      media = mark->media_seconds;
+    }
+  // Program date time never goes back: a publisher that ran ahead of real time and reconnects
+  // starts its new timeline where the last segment ended.
+  std::int64_t pdt = wall + static_cast<std::int64_t>(std::llround((t - media) * 1000));
+  std::int64_t shift = pdt < pdt_end_ms_ ? pdt_end_ms_ - pdt : 0;
+  wall_base_ms_ = wall + shift;
+  media_base_ = media;
+  log::info("origin", "program date time anchored",
+            {{"stream", stream_},
+             {"media_s", media},
+             {"wall_ms", wall},
+             {"first_here_media_s", t},
+             {"behind_arrival_ms", wall_ms() - pdt},
+             {"shifted_ms", shift}});
+}
+
 bool Packager::close_part(Rendition& r, std::int64_t next_dts) {
   if (!r.open || r.pending.empty()) return false;
   auto part = std::make_shared<Part>();
@@ -197,6 +230,7 @@ void Packager::close_segment(Rendition& r) {
   seg->complete = true;
   r.open.reset();
   if (seg->parts.empty()) return;
+  pdt_end_ms_ = std::max(pdt_end_ms_, seg->pdt_ms + static_cast<std::int64_t>(std::llround(seg->duration * 1000)));
   if (seg->duration > target_duration_ + 0.5) {
     // TARGETDURATION must bound every segment; an encoder with a longer GOP than the target raises
     // it (once) rather than producing segments that break the playlist's promise.

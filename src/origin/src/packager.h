@@ -24,8 +24,9 @@ class Packager {
  public:
   Packager(std::string stream, const Config& config);
 
-  // A publisher (re)connected: what it sends next starts a new discontinuity.
-  void restart();
+  // A publisher (re)connected: what it sends next starts a new discontinuity, its media time
+  // mapped onto the wall clock by `arrival` (null: the arrival of the first frame seen here).
+  void restart(std::shared_ptr<const ArrivalClock> arrival = nullptr);
   // The stream's settings for the publish starting now (after restart()). When its targets or
   // latency mode differ from the current ones, the window starts afresh (TARGETDURATION and
   // PART-TARGET must not change within a playlist); sequence numbers and init versions go on, so
@@ -62,6 +63,8 @@ class Packager {
   void close_segment(Rendition& r);
   void open_segment(Rendition& r, std::uint64_t msn, const media::MediaFrame& first);
   std::shared_ptr<const StreamView> publish();
+  // Sets the wall clock of media time: at the first frame of a publish, `t` its time in seconds.
+  void anchor(double t);
   double seconds(const Rendition& r, std::int64_t ticks) const { return double(ticks) / r.track.timescale; }
 
   std::string stream_;
@@ -81,6 +84,8 @@ class Packager {
   std::int64_t availability_start_ms_ = -1;
   std::int64_t wall_base_ms_ = -1;  // wall clock at media time `media_base_` (seconds)
   double media_base_ = 0;
+  std::shared_ptr<const ArrivalClock> arrival_;
+  std::int64_t pdt_end_ms_ = 0;  // program date time where the last closed segment ends
   int target_duration_ = 2;
   std::uint64_t version_ = 0;
   bool live_ = true;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 
 namespace sf::origin {
@@ -64,6 +65,7 @@ struct Feed {
     }
   }
   const RenditionView& rendition(const char* name) const { return *last->rendition(name); }
+  void on_stop() { last = packager.on_stop(); }
 };
 
 TEST(Packager, PartsNeverExceedTheAdvertisedTargetAndSegmentsStartOnKeyframes) {
@@ -133,6 +135,66 @@ TEST(Packager, RestartIsOneDiscontinuityInEveryRendition) {
     EXPECT_EQ(discontinuities, 1) << name;
     EXPECT_NE(as_chars(f.rendition(name).playlist.view()).find("#EXT-X-DISCONTINUITY\n"), std::string::npos) << name;
   }
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+TEST(Packager, ProgramDateTimeIsTheMarkedArrivalOfTheFirstFrame) {
+  Feed f;
+  // Ingest saw media time 0.1 s arrive 5 s ago; the packager sees the frames only now (a
+  // transcoder's delay): PDT maps media time from the arrival, not from now.
+  auto clock = std::make_shared<ArrivalClock>();
+  const std::int64_t arrived = now_ms() - 5000;
+  clock->mark(0.1, arrived);
+  clock->mark(0.0, now_ms());  // later marks do not move it
+  f.packager.restart(clock);
+  f.run(7);
+  auto& segments = f.rendition("video").segments;
+  ASSERT_GE(segments.size(), 3u);
+  for (auto& s : segments) {
+    double media = double(s->start_dts) / media::kVideoTimescale;
+    EXPECT_NEAR(double(s->pdt_ms), double(arrived) + (media - 0.1) * 1000, 1.0) << s->msn;
+  }
+}
+
+TEST(Packager, ProgramDateTimeNeverGoesBackAcrossAReconnect) {
+  Feed f;
+  f.run(9);  // 9 s of media at once: PDT runs ahead of the wall clock
+  f.on_stop();
+  auto before = f.rendition("video").segments;
+  auto clock = std::make_shared<ArrivalClock>();
+  clock->mark(0, now_ms());  // the new publisher's first frame arrives now, its time again from 0
+  f.packager.restart(clock);
+  f.run(5);
+  auto& after = f.rendition("video").segments;
+  std::int64_t end = 0;
+  for (auto& s : before)
+    if (s->complete) end = std::max<std::int64_t>(end, s->pdt_ms + std::llround(s->duration * 1000));
+  const Segment* first_new = nullptr;
+  for (auto& s : after)
+    if (s->discontinuity) first_new = s.get();
+  ASSERT_NE(first_new, nullptr);
+  EXPECT_EQ(first_new->pdt_ms, end);  // continues where the old timeline ended
+  std::int64_t last = 0;
+  for (auto& s : after) {
+    EXPECT_GE(s->pdt_ms, last) << s->msn;
+    last = s->pdt_ms;
+  }
+}
+
+TEST(Packager, LiveLowLatencyMpdAddressesTheOpenSegmentUntilTheStreamEnds) {
+  Feed f;
+  f.run(5);
+  auto mpd = std::string(as_chars(f.last->mpd.view()));
+  // 23009-1 @r=-1: the segment in progress, of the target duration, repeated until the next update.
+  EXPECT_NE(mpd.find("<S t=\"360000\" d=\"180000\" r=\"-1\"/>"), std::string::npos) << mpd;
+  EXPECT_NE(mpd.find("availabilityTimeOffset=\"1.478\""), std::string::npos) << mpd;
+  f.on_stop();
+  mpd = std::string(as_chars(f.last->mpd.view()));
+  EXPECT_EQ(mpd.find("r=\"-1\""), std::string::npos) << mpd;
 }
 
 TEST(Packager, StandardHlsListsWholeSegmentsWithoutLowLatencyTags) {

@@ -10,6 +10,8 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -38,6 +40,25 @@ struct Config {
   bool low_latency = true;
 };
 
+// Where a stream's media time meets the wall clock: the moment its first frame arrived at the
+// platform. The input side that sees frames arrive (ingest's handler, ahead of a transcoder's
+// delay) marks it; the packager maps media time onto EXT-X-PROGRAM-DATE-TIME and the MPD's
+// timeline from it, so a player's PDT-based latency counts the platform's whole delay. Without a
+// mark, the packager takes the arrival of the first frame it sees. Any thread; the first mark wins.
+class ArrivalClock {
+ public:
+  struct Mark {
+    double media_seconds = 0;  // the frame's decode time, in seconds of its track's timescale
+    std::int64_t wall_ms = 0;  // wall clock of its arrival, ms since the Unix epoch
+  };
+  void mark(double media_seconds, std::int64_t wall_ms);
+  std::optional<Mark> first() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::optional<Mark> first_;
+};
+
 // One stream's delivery settings, from the control plane's stream record; unset ones take the
 // origin's Config. Applied when a publish opens the stream: a stream republished with different
 // settings starts a new window (numbers go on, so caches stay right).
@@ -45,6 +66,7 @@ struct StreamSettings {
   bool low_latency = true;                      // false: standard HLS
   std::chrono::milliseconds part_target{0};     // 0: Config::part_target
   std::chrono::milliseconds segment_target{0};  // 0: Config::segment_target
+  std::shared_ptr<const ArrivalClock> arrival;  // this publish's arrival mark; null: the packager's own
 };
 
 // One stream's input: tracks and frames in decode order per track, from one thread at a time
