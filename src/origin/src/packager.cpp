@@ -126,9 +126,15 @@ std::shared_ptr<const StreamView> Packager::on_frame(const media::MediaFrame& f)
   } else {
     // Follow the leader: start segment N at the first frame at or after its start time (less
     // half a frame, so rounding does not push the boundary one frame late).
+    // A video follower starts it on a keyframe presented at or after the leader's first frame: a
+    // source passed through beside transcoded rungs has B-frames, so its keyframe's dts comes
+    // earlier than its pts (the transcoder hands it over after the rungs' frame of that picture).
     double tolerance = seconds(r, step) / 2;
     bool leader_ahead = have_leader_segment_ && (!r.open || leader_msn_ > r.open->msn);
-    new_segment = leader_ahead && t + tolerance >= leader_segment_start_;
+    if (f.type == media::MediaType::video)
+      new_segment = leader_ahead && f.keyframe && seconds(r, f.pts) + tolerance >= leader_segment_pts_;
+    else
+      new_segment = leader_ahead && t + tolerance >= leader_segment_start_;
   }
   if (!r.open && !new_segment) return nullptr;  // before the first segment boundary
 
@@ -150,6 +156,7 @@ std::shared_ptr<const StreamView> Packager::on_frame(const media::MediaFrame& f)
     if (r.leader) {
       leader_msn_ = msn;
       leader_segment_start_ = t;
+      leader_segment_pts_ = seconds(r, f.pts);
       have_leader_segment_ = true;
     }
   }

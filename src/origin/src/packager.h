@@ -73,6 +73,7 @@ class Packager {
   std::uint64_t next_msn_ = 0;  // msn the leader opens next
   std::uint64_t discontinuities_ = 0;
   double leader_segment_start_ = -1;  // seconds, start of the leader's open segment
+  double leader_segment_pts_ = -1;    // seconds, presentation time of its first frame
   std::uint64_t leader_msn_ = 0;
   bool have_leader_segment_ = false;
   bool leader_discontinuity_ = false;  // the leader's open segment starts a discontinuity

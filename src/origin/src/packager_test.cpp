@@ -350,5 +350,64 @@ TEST(Packager, RungThatStopsLeavesTheMultivariantAndMpd) {
   EXPECT_EQ(as_chars(l.last->rendition("160p")->playlist.view()).find("1080p"), std::string::npos);
 }
 
+// A transcoder's source rung: the source passed through (B-frames: a keyframe's dts comes before
+// its pts), no declared rate, handed over after the leading rung's frame of the same picture.
+TEST(Packager, SourceRungWithBFramesStartsEachSegmentOnItsKeyframeWithTheLeadersNumber) {
+  Config config;
+  Packager packager{"s", config};
+  std::shared_ptr<const StreamView> last;
+  auto low = video_track(1), source = video_track(2);
+  low.track_id = 14;
+  low.name = "160p";
+  low.bandwidth = 220000;
+  source.track_id = 9;
+  source.name = "source";
+  packager.on_track(low);
+  packager.on_track(source);
+  // Decode order of 10 s at 30 fps, a keyframe every 30 pictures: I0 P3 B1 B2 P6 B4 B5 ...
+  struct Coded {
+    std::int64_t dts, pts;
+    bool key;
+  };
+  std::vector<Coded> coded;
+  for (int g = 0; g < 300; g += 30) {
+    std::vector<int> order{g};
+    for (int m = 1; m < 30; m += 3) {
+      int p = std::min(m + 2, 29);
+      order.push_back(g + p);
+      for (int b = m; b < p; ++b) order.push_back(g + b);
+    }
+    for (int pic : order) coded.push_back({std::int64_t(coded.size()) * 3000, pic * 3000 + 6000LL, pic == g});
+  }
+  std::size_t next = 0;
+  for (int pic = 0; pic < 300; ++pic) {
+    std::int64_t pts = pic * 3000 + 6000;
+    if (auto v = packager.on_frame(frame(low, pts, pic % 30 == 0))) last = v;
+    for (; next < coded.size() && coded[next].pts <= pts; ++next) {
+      auto f = frame(source, coded[next].dts, coded[next].key);
+      f.pts = coded[next].pts;
+      if (auto v = packager.on_frame(f)) last = v;
+    }
+  }
+  ASSERT_TRUE(last);
+  auto& a = *last->rendition("160p");
+  auto& b = *last->rendition("source");
+  ASSERT_GE(a.segments.size(), 4u);
+  ASSERT_EQ(a.segments.size(), b.segments.size());
+  for (std::size_t i = 0; i < a.segments.size(); ++i) {
+    EXPECT_EQ(a.segments[i]->msn, b.segments[i]->msn);
+    ASSERT_FALSE(b.segments[i]->parts.empty());
+    EXPECT_TRUE(b.segments[i]->parts[0]->independent) << i;  // its keyframe first
+    // The keyframe two pictures earlier in decode time than the leader's.
+    EXPECT_EQ(b.segments[i]->start_dts, a.segments[i]->start_dts - 6000) << i;
+    if (i + 1 < a.segments.size()) EXPECT_NEAR(b.segments[i]->duration, a.segments[i]->duration, 1e-6) << i;
+  }
+  // Declaring no rate, it is listed by its measured peak (tiny here), below the 160p rung.
+  std::string mv(as_chars(last->multivariant.view()));
+  auto lo = mv.find("160p/index.m3u8"), src = mv.find("source/index.m3u8");
+  ASSERT_NE(src, std::string::npos) << mv;
+  EXPECT_LT(lo, src) << mv;
+}
+
 }  // namespace
 }  // namespace sf::origin

@@ -108,12 +108,12 @@ void render_view(StreamView& view, const Config& config, int target_duration) {
     if (r->track.type == media::MediaType::audio && !audio) audio = r.get();
   std::vector<hls::Variant> variants;
   std::vector<hls::AudioRendition> audios;
-  bool ladder = true;  // every video rendition declares its rate: a transcoder's ladder
+  bool ladder = false;  // a video rendition declares its rate: a transcoder's ladder
   if (audio) audios.push_back({"audio", "Main", "und", "audio/index.m3u8", true});
   for (auto& r : view.renditions) {
     if (r->track.type != media::MediaType::video || !r->track.video || !r->active) continue;
     hls::Variant v;
-    ladder = ladder && r->declared_bps > 0;
+    ladder = ladder || r->declared_bps > 0;
     v.bandwidth = r->bandwidth() + (audio ? audio->bandwidth() : 0);
     v.average_bandwidth = r->average_bps + (audio ? audio->average_bps : 0);
     v.codecs = r->track.video->codec_string;
@@ -126,7 +126,8 @@ void render_view(StreamView& view, const Config& config, int target_duration) {
     variants.push_back(std::move(v));
   }
   // A ladder is listed from the highest rung down (renditions arrive smallest first, since the
-  // smallest rung leads the packager); renditions without a declared rate keep their order.
+  // smallest rung leads the packager), a rendition without a declared rate (the source passed
+  // through as a rung) by its measured peak; renditions of a source alone keep their order.
   if (ladder)
     std::stable_sort(variants.begin(), variants.end(),
                      [](const hls::Variant& a, const hls::Variant& b) { return a.bandwidth > b.bandwidth; });
