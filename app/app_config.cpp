@@ -130,10 +130,12 @@ void bind(ConfigSchema& s, AppConfig& c) {
         milliseconds(60000));
   auto& t = c.transcode;
   s.add("transcode.profile",
-        "Ladder for each stream: default (1080p..160p), passthrough (no transcoding), or one of transcode.profiles",
+        "Ladder for each stream: default (1080p..160p), default-source (the source as a rung, then 1080p..160p below "
+        "it), passthrough (no transcoding), or one of transcode.profiles",
         t.profile);
   s.add("transcode.profiles",
-        "More ladders: name=rung,rung;... with rung NAME:WxH@FPS:BITRATE[:MAXRATE[:PRESET[:PROFILE[:LEVEL]]]]",
+        "More ladders: name=rung,rung;... with rung NAME:WxH@FPS:BITRATE[:MAXRATE[:PRESET[:PROFILE[:LEVEL]]]] or "
+        "source (the source passed through as a rung)",
         t.profiles);
   s.add("transcode.encoder", "libavcodec H.264 encoder for the rungs (libx264; h264_nvenc, h264_vaapi where present)",
         t.encoder);

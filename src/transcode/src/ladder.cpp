@@ -80,6 +80,13 @@ Profile default_profile() {
   return p;
 }
 
+Profile default_source_profile() {
+  Profile p = default_profile();
+  p.name = "default-source";
+  p.source = true;
+  return p;
+}
+
 Profile passthrough_profile() {
   Profile p;
   p.name = "passthrough";
@@ -104,6 +111,11 @@ Result<std::vector<Profile>> parse_profiles(std::string_view text, std::string* 
     p.name = std::string(trim(item.substr(0, eq)));
     for (auto rs : split(item.substr(eq + 1), ',')) {
       rs = trim(rs);
+      if (rs == kSourceRungName) {
+        if (p.source) return fail(fmt::format("profile '{}': source listed twice", p.name));
+        p.source = true;
+        continue;
+      }
       auto f = split(rs, ':');
       if (f.size() < 3 || f.size() > 7)
         return fail(fmt::format("rung '{}': expected NAME:WxH@FPS:BITRATE[:MAXRATE[:PRESET[:PROFILE[:LEVEL]]]]", rs));
@@ -129,7 +141,8 @@ Result<std::vector<Profile>> parse_profiles(std::string_view text, std::string* 
       if (f.size() > 6) r.level = std::string(f[6]);
       p.rungs.push_back(std::move(r));
     }
-    if (p.rungs.empty()) return fail(fmt::format("profile '{}' has no rungs", p.name));
+    if (p.rungs.empty() && !p.source) return fail(fmt::format("profile '{}' has no rungs", p.name));
+    if (p.rungs.empty()) p.transcode = false;  // the source alone: passthrough
     out.push_back(std::move(p));
   }
   return out;
@@ -170,7 +183,9 @@ std::vector<PlannedRung> plan_ladder(const Profile& profile, std::uint32_t src_w
     bool dup = std::any_of(unique.begin(), unique.end(), [&](const PlannedRung& u) {
       return u.width == p.width && u.height == p.height && u.fps == p.fps;
     });
-    if (!dup) unique.push_back(std::move(p));
+    // The source rung already offers the source's size.
+    bool is_source = profile.source && p.width == (src_width & ~1u) && p.height == (src_height & ~1u);
+    if (!dup && !is_source) unique.push_back(std::move(p));
   }
   return unique;
 }

@@ -94,6 +94,36 @@ TEST(Ladder, ParsesProfiles) {
   EXPECT_EQ((*p)[1].rungs[0].bitrate, 3000000);
 }
 
+TEST(Ladder, SourceRungFromTextAndBuiltIn) {
+  std::string error;
+  auto p = parse_profiles("src=source,360p:640x360@30:800k; alone=source", &error);
+  ASSERT_TRUE(p) << error;
+  ASSERT_EQ(p->size(), 2u);
+  EXPECT_TRUE((*p)[0].source);
+  EXPECT_TRUE((*p)[0].transcode);
+  ASSERT_EQ((*p)[0].rungs.size(), 1u);
+  EXPECT_EQ((*p)[0].rungs[0].name, "360p");
+  EXPECT_FALSE((*p)[1].transcode);  // the source alone is passthrough
+  EXPECT_FALSE(parse_profiles("x=source,source", &error));
+  EXPECT_NE(error.find("twice"), std::string::npos);
+  EXPECT_FALSE(default_profile().source);
+  auto d = default_source_profile();
+  EXPECT_EQ(d.name, "default-source");
+  EXPECT_TRUE(d.source && d.transcode);
+  EXPECT_EQ(d.rungs.size(), default_profile().rungs.size());
+}
+
+TEST(Ladder, SourceRungTakesTheRungOfTheSourcesSize) {
+  // 1280x720: the 720p rung would be the source's size; the source rung is listed instead.
+  auto plan = plan_ladder(default_source_profile(), 1280, 720, 30);
+  EXPECT_EQ(names(plan), (std::vector<std::string>{"480p", "360p", "160p"}));
+  // 1366x768: 720p is smaller than the source, so it stays.
+  plan = plan_ladder(default_source_profile(), 1366, 768, 30);
+  EXPECT_EQ(names(plan), (std::vector<std::string>{"720p", "480p", "360p", "160p"}));
+  // A source smaller than every rung: the smallest at the source's size would be the source again.
+  EXPECT_TRUE(plan_ladder(default_source_profile(), 200, 112, 25).empty());
+}
+
 TEST(Ladder, RejectsBadProfilesNamingTheItem) {
   std::string error;
   EXPECT_FALSE(parse_profiles("x=720p:1280by720@30:3M", &error));

@@ -29,6 +29,9 @@ AVCodecID codec_id(media::Codec c) {
 }
 
 constexpr std::uint32_t kRungTrackBase = 10;
+constexpr std::uint32_t kSourceTrackId = 9;       // the source rung: clear of the source's ids and the rungs'
+constexpr std::uint64_t kSourceArea = UINT64_MAX;  // sorts after every transcoded rung of a picture
+constexpr std::size_t kMaxHeld = 32;               // source frames held at most (H.264 reorders up to 16)
 
 std::int64_t thread_cpu_ns() {
   timespec ts{};
@@ -89,6 +92,25 @@ void Pipeline::on_track(const media::TrackConfig& track) {
   asio::post(decode_strand_, [self, slot, track] {
     self->drain_decoder(slot);
     self->set_decoder(track);
+    if (self->opt_.profile.source) {
+      // The source rung's track goes out with its first frame, after the transcoded rungs' tracks
+      // (the smallest rung leads the packager).
+      SeqItem item;
+      item.kind = SeqItem::track;
+      item.area = kSourceArea;
+      item.track_config = track;
+      item.track_config.track_id = kSourceTrackId;
+      item.track_config.name = std::string(kSourceRungName);
+      item.track_config.bandwidth = 0;  // the packager measures it
+      self->held_.push_back(std::move(item));
+      if (!self->source_) self->source_ = std::make_shared<RungState>(asio::make_strand(self->pool_.get_executor()));
+      std::lock_guard lk(self->stats_mu_);
+      self->source_->plan.rung.name = std::string(kSourceRungName);
+      self->source_->plan.width = track.video ? track.video->width : 0;
+      self->source_->plan.height = track.video ? track.video->height : 0;
+      if (self->rungs_snapshot_.empty() || self->rungs_snapshot_.front() != self->source_)
+        self->rungs_snapshot_.insert(self->rungs_snapshot_.begin(), self->source_);
+    }
     self->seq_.done(slot);
   });
 }
@@ -147,6 +169,8 @@ void Pipeline::finish() {
       self->seq_.add_pending(slot, 1);
       asio::post(r->strand, [self, r, slot] { self->withdraw(r, slot); });
     }
+    // The source rung's last frames, after the rungs' last ones (withdraw: UINT32_MAX - 1).
+    if (self->source_ && !*self->stopping_) self->release_source(slot, UINT32_MAX, INT64_MAX);
     self->seq_.done(slot);
   });
 }
@@ -233,6 +257,19 @@ void Pipeline::set_decoder(media::TrackConfig track) {
 
 void Pipeline::decode(std::uint64_t slot, media::MediaFrame f) {
   CpuScope cpu(cpu_ns_);
+  if (source_ && !*stopping_) {
+    // The frame itself (its Bytes shared, not copied) waits for its picture.
+    SeqItem item;
+    item.area = kSourceArea;
+    item.media = f;
+    item.media.track_id = kSourceTrackId;
+    held_.push_back(std::move(item));
+    ++held_frames_;
+    if (f.keyframe) {
+      source_keys_.push_back(f.pts);
+      if (source_keys_.size() > kMaxHeld) source_keys_.pop_front();
+    }
+  }
   if (decoder_ && !*stopping_) {
     av_packet_unref(packet_.get());
     if (av_new_packet(packet_.get(), static_cast<int>(f.data.size())) == 0) {
@@ -252,18 +289,45 @@ void Pipeline::decode(std::uint64_t slot, media::MediaFrame f) {
       }
     }
   }
+  // No rung to wait for (no decoder, a source smaller than every rung), or more held than a
+  // decoder and an encoder can delay (undecodable frames, times that never come out): the source
+  // rung goes on without waiting.
+  if (source_) {
+    bool rungs = plan_w_ == 0 ||  // no picture yet: the ladder is not planned
+                 std::any_of(rungs_.begin(), rungs_.end(), [](auto& r) { return r->active && r->in_plan; });
+    if (!decoder_ || !rungs || held_frames_ > kMaxHeld) release_source(slot, UINT32_MAX - 2, INT64_MAX);
+  }
   seq_.done(slot);
 }
 
-void Pipeline::drain_decoder(std::uint64_t slot) {
-  if (!decoder_) return;
-  avcodec_send_packet(decoder_.get(), nullptr);
-  std::uint32_t index = 0;
-  while (avcodec_receive_frame(decoder_.get(), decoded_.get()) == 0) {
-    picture(slot, index++, decoded_.get());
-    av_frame_unref(decoded_.get());
+void Pipeline::release_source(std::uint64_t slot, std::uint32_t picture, std::int64_t pts) {
+  while (!held_.empty() && (held_.front().kind == SeqItem::track || held_.front().media.pts <= pts)) {
+    SeqItem item = std::move(held_.front());
+    held_.pop_front();
+    item.picture = picture;
+    if (item.kind == SeqItem::frame) {
+      --held_frames_;
+      // Decode order: dts rises, unlike pts.
+      source_->frames.fetch_add(1, std::memory_order_relaxed);
+      source_->bytes.fetch_add(std::int64_t(item.media.data.size()), std::memory_order_relaxed);
+      source_->last_pts.store(item.media.dts, std::memory_order_relaxed);
+      std::int64_t unset = INT64_MIN;
+      source_->first_pts.compare_exchange_strong(unset, item.media.dts, std::memory_order_relaxed);
+    }
+      seq_.add(slot, std::move(item));
   }
-  avcodec_flush_buffers(decoder_.get());
+}
+
+void Pipeline::drain_decoder(std::uint64_t slot) {
+  if (decoder_) {
+    avcodec_send_packet(decoder_.get(), nullptr);
+    std::uint32_t index = 0;
+    while (avcodec_receive_frame(decoder_.get(), decoded_.get()) == 0) {
+      picture(slot, index++, decoded_.get());
+      av_frame_unref(decoded_.get());
+    }
+    avcodec_flush_buffers(decoder_.get());
+  }
 }
 
 void Pipeline::replan(int width, int height) {
@@ -303,6 +367,7 @@ void Pipeline::replan(int width, int height) {
   {
     std::lock_guard lk(stats_mu_);
     rungs_snapshot_ = rungs_;
+    if (source_) rungs_snapshot_.insert(rungs_snapshot_.begin(), source_);
   }
   plan_w_ = width;
   plan_h_ = height;
@@ -326,17 +391,33 @@ void Pipeline::picture(std::uint64_t slot, std::uint32_t index, AVFrame* pic) {
     if (step > 0 && step < media::kVideoTimescale && (min_step_ == 0 || step < min_step_)) min_step_ = step;
   }
   last_pts_ = pts;
-  if (pic->width != plan_w_ || pic->height != plan_h_ || rungs_.empty()) replan(pic->width, pic->height);
+  if (pic->width != plan_w_ || pic->height != plan_h_ || (rungs_.empty() && !opt_.profile.source))
+    replan(pic->width, pic->height);
   maybe_drop_rung();
 
-  // Keyframes on the segment grid of source media time: every rung forces the same pictures.
-  // The grid starts at the stream's first picture, so the first segment is a whole one.
-  if (grid_origin_ == INT64_MIN) grid_origin_ = pts;
-  std::int64_t since = pts - grid_origin_;
-  std::int64_t grid =
-      since >= 0 ? since / opt_.keyframe_ticks : -((-since + opt_.keyframe_ticks - 1) / opt_.keyframe_ticks);
-  bool key = grid != last_grid_;
-  last_grid_ = grid;
+  bool key = false;
+  if (opt_.profile.source) {
+    // The grid follows the source: a source keyframe at least a segment target (less half a frame,
+    // for millisecond timestamps) after the last forced picture is forced in every rung, so the
+    // packager cuts every rung, the source included, at the same pictures. Sources with keyframes
+    // farther apart give longer segments.
+    bool source_key = false;
+    while (!source_keys_.empty() && source_keys_.front() <= pts) {
+      source_key = source_key || source_keys_.front() == pts;
+      source_keys_.pop_front();
+    }
+    key = source_key && (last_forced_ == INT64_MIN || pts - last_forced_ + min_step_ / 2 >= opt_.keyframe_ticks);
+    if (key) last_forced_ = pts;
+  } else {
+    // Keyframes on the segment grid of source media time: every rung forces the same pictures.
+    // The grid starts at the stream's first picture, so the first segment is a whole one.
+    if (grid_origin_ == INT64_MIN) grid_origin_ = pts;
+    std::int64_t since = pts - grid_origin_;
+    std::int64_t grid =
+        since >= 0 ? since / opt_.keyframe_ticks : -((-since + opt_.keyframe_ticks - 1) / opt_.keyframe_ticks);
+    key = grid != last_grid_;
+    last_grid_ = grid;
+  }
 
   // x264's rate control spends the bit rate per frame at the nominal rate: the source's, as
   // measured, else as its SPS declares it, else 30.
@@ -411,6 +492,9 @@ void Pipeline::picture(std::uint64_t slot, std::uint32_t index, AVFrame* pic) {
       self->encode(r, slot, index, out, pts, key, w, h, fps);
     });
   }
+  // The source's frames presented up to this picture go out in its slot, after every rung's frame
+  // of it (the packager's leader cuts first).
+  if (source_) release_source(slot, index, pts);
 }
 
 void Pipeline::maybe_drop_rung() {
@@ -443,69 +527,93 @@ void Pipeline::drop_rung(RungState& r, const char*) {
 void Pipeline::encode(std::shared_ptr<RungState> r, std::uint64_t slot, std::uint32_t index, FramePtr pic,
                       std::int64_t pts, bool key, std::uint32_t w, std::uint32_t h, double fps) {
   CpuScope cpu(cpu_ns_);
-  if (r->active && !*stopping_) {
-    std::uint64_t area = std::uint64_t(w) * h;
-    std::vector<EncodedFrame> out;
-    if (r->encoder && (r->enc_w != w || r->enc_h != h)) {
-      (void)r->encoder->encode(nullptr, 0, false, out);  // the old size's last frames
-      r->encoder.reset();
-    }
-    for (auto& e : out) {
-      SeqItem item;
-      item.picture = index;
-      item.area = area;
-      item.media = {r->track_id, media::MediaType::video, media::Codec::h264, e.dts, e.pts, e.keyframe, r->version,
-                    e.data};
-      seq_.add(slot, std::move(item));
-    }
-    out.clear();
+  if (!r->active || *stopping_) {
+    release_in_encoder(*r);
+    seq_.done(slot);
+    return;
+  }
+  std::vector<EncodedFrame> out;
+  if (r->encoder && (r->enc_w != w || r->enc_h != h)) {
+    (void)r->encoder->encode(nullptr, 0, false, out);  // the old size's last frames
+    place(*r, out, slot, index);
+    r->encoder.reset();
+  }
+  if (!r->encoder) {
+    EncoderParams params;
+    params.encoder = opt_.encoder;
+    params.width = w;
+    params.height = h;
+    params.fps = fps;
+    params.rung = r->plan.rung;
+    std::string error;
+    r->encoder = make_video_encoder(params, &error);
     if (!r->encoder) {
-      EncoderParams params;
-      params.encoder = opt_.encoder;
-      params.width = w;
-      params.height = h;
-      params.fps = fps;
-      params.rung = r->plan.rung;
-      std::string error;
-      r->encoder = make_video_encoder(params, &error);
-      if (!r->encoder) {
-        log::error("transcode", "encoder failed: rung dropped",
-                   {{"stream", opt_.stream}, {"rung", r->plan.rung.name}, {"error", error}});
-        drop_rung(*r, "encoder failed");
-        withdraw(r, slot);
-        return;
-      }
-      r->enc_w = w;
-      r->enc_h = h;
-      SeqItem item;
-      item.picture = index;
-      item.area = area;
-      item.kind = SeqItem::track;
-      item.track_config = r->encoder->track();
-      item.track_config.track_id = r->track_id;
-      item.track_config.version = ++r->version;
-      item.track_config.name = r->plan.rung.name;
-      seq_.add(slot, std::move(item));
+      log::error("transcode", "encoder failed: rung dropped",
+                 {{"stream", opt_.stream}, {"rung", r->plan.rung.name}, {"error", error}});
+      drop_rung(*r, "encoder failed");
+      withdraw(r, slot);
+      return;
     }
-    // A new encoder starts with an IDR anyway; force it so the flag is explicit.
-    if (auto rc = r->encoder->encode(pic.get(), pts, key, out); !rc) {
-      log::warn("transcode", "encode failed", {{"stream", opt_.stream}, {"rung", r->plan.rung.name}});
+    r->enc_w = w;
+    r->enc_h = h;
+    SeqItem item;
+    item.picture = index;
+    item.area = std::uint64_t(w) * h;
+    item.kind = SeqItem::track;
+    item.track_config = r->encoder->track();
+    item.track_config.track_id = r->track_id;
+    item.track_config.version = ++r->version;
+    item.track_config.name = r->plan.rung.name;
+    seq_.add(slot, std::move(item));
+  }
+  // The picture's slot stays open until the encoder gives its frame back (x264 holds one picture
+  // to learn its duration), so every rung's frame of a picture goes out in that picture's slot.
+  r->in_encoder.push_back({pts, slot, index});
+  // A new encoder starts with an IDR anyway; force it so the flag is explicit.
+  if (auto rc = r->encoder->encode(pic.get(), pts, key, out); !rc) {
+    log::warn("transcode", "encode failed", {{"stream", opt_.stream}, {"rung", r->plan.rung.name}});
+  }
+  place(*r, out, slot, index);
+}
+
+void Pipeline::place(RungState& r, std::vector<EncodedFrame>& out, std::uint64_t slot, std::uint32_t index) {
+  std::uint64_t area = std::uint64_t(r.enc_w) * r.enc_h;
+  for (auto& e : out) {
+    // Pictures the encoder skipped (none with x264) close their slots; a frame of no known
+    // picture goes out in the current one.
+    while (!r.in_encoder.empty() && r.in_encoder.front().pts < e.pts) {
+      seq_.done(r.in_encoder.front().slot);
+      r.in_encoder.pop_front();
     }
-    for (auto& e : out) {
-      r->frames.fetch_add(1, std::memory_order_relaxed);
-      r->bytes.fetch_add(static_cast<std::int64_t>(e.data.size()), std::memory_order_relaxed);
-      r->last_pts.store(e.pts, std::memory_order_relaxed);
-      std::int64_t unset = INT64_MIN;
-      r->first_pts.compare_exchange_strong(unset, e.pts, std::memory_order_relaxed);
-      SeqItem item;
-      item.picture = index;
-      item.area = area;
-      item.media = {r->track_id, media::MediaType::video, media::Codec::h264, e.dts, e.pts, e.keyframe, r->version,
-                    e.data};
-      seq_.add(slot, std::move(item));
+    std::uint64_t at = slot;
+    std::uint32_t picture = index;
+    bool own = !r.in_encoder.empty() && r.in_encoder.front().pts == e.pts;
+    if (own) {
+      at = r.in_encoder.front().slot;
+      picture = r.in_encoder.front().index;
+    }
+    r.frames.fetch_add(1, std::memory_order_relaxed);
+    r.bytes.fetch_add(static_cast<std::int64_t>(e.data.size()), std::memory_order_relaxed);
+    r.last_pts.store(e.pts, std::memory_order_relaxed);
+    std::int64_t unset = INT64_MIN;
+    r.first_pts.compare_exchange_strong(unset, e.pts, std::memory_order_relaxed);
+    SeqItem item;
+    item.picture = picture;
+    item.area = area;
+    item.media = {r.track_id, media::MediaType::video, media::Codec::h264, e.dts, e.pts, e.keyframe, r.version,
+                  e.data};
+    seq_.add(at, std::move(item));
+    if (own) {
+      seq_.done(at);
+      r.in_encoder.pop_front();
     }
   }
-  seq_.done(slot);
+  out.clear();
+}
+
+void Pipeline::release_in_encoder(RungState& r) {
+  for (auto& p : r.in_encoder) seq_.done(p.slot);
+  r.in_encoder.clear();
 }
 
 void Pipeline::withdraw(std::shared_ptr<RungState> r, std::uint64_t slot) {
@@ -514,15 +622,7 @@ void Pipeline::withdraw(std::shared_ptr<RungState> r, std::uint64_t slot) {
     if (r->encoder) {
       std::vector<EncodedFrame> out;
       if (r->active && !*stopping_) (void)r->encoder->encode(nullptr, 0, false, out);
-      std::uint64_t area = std::uint64_t(r->enc_w) * r->enc_h;
-      for (auto& e : out) {
-        SeqItem item;
-        item.picture = UINT32_MAX - 1;
-        item.area = area;
-        item.media = {r->track_id, media::MediaType::video, media::Codec::h264, e.dts, e.pts, e.keyframe, r->version,
-                      e.data};
-        seq_.add(slot, std::move(item));
-      }
+      place(*r, out, slot, UINT32_MAX - 1);
       r->encoder.reset();
       SeqItem item;
       item.picture = UINT32_MAX;
@@ -531,6 +631,7 @@ void Pipeline::withdraw(std::shared_ptr<RungState> r, std::uint64_t slot) {
       seq_.add(slot, std::move(item));
     }
   }
+  release_in_encoder(*r);
   seq_.done(slot);
 }
 

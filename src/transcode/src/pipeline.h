@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -63,6 +64,12 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
     std::uint32_t enc_w = 0, enc_h = 0;
     std::uint32_t version = 0;
     bool withdrawn = false;
+    struct InEncoder {
+      std::int64_t pts;
+      std::uint64_t slot;  // kept open until the encoder gives the picture's frame back
+      std::uint32_t index;
+    };
+    std::deque<InEncoder> in_encoder;
     // Any thread.
     std::atomic<bool> active{true};
     std::atomic<std::int64_t> frames{0};
@@ -81,11 +88,17 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   void drain_decoder(std::uint64_t slot);
   void picture(std::uint64_t slot, std::uint32_t index, AVFrame* pic);
   void replan(int width, int height);
+  // Source rung: held source items go out in `slot`, sorted after the rungs' items of `picture`,
+  // up to the first frame presented after `pts` (all of them for INT64_MAX).
+  void release_source(std::uint64_t slot, std::uint32_t picture, std::int64_t pts);
   void maybe_drop_rung();
   void drop_rung(RungState& r, const char* why);
   // Rung strand.
   void encode(std::shared_ptr<RungState> r, std::uint64_t slot, std::uint32_t index, FramePtr pic, std::int64_t pts,
               bool key, std::uint32_t w, std::uint32_t h, double fps);
+  // Hands encoded frames to the slots of their pictures (closing them), or to `slot` if unknown.
+  void place(RungState& r, std::vector<EncodedFrame>& out, std::uint64_t slot, std::uint32_t index);
+  void release_in_encoder(RungState& r);  // closes the slots of pictures the encoder still holds
   void withdraw(std::shared_ptr<RungState> r, std::uint64_t slot);
   void emit(SeqItem& item);
   // Audio strand.
@@ -120,6 +133,14 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   std::int64_t last_grid_ = INT64_MIN;
   std::int64_t grid_origin_ = INT64_MIN;  // pts of the first picture
   std::int64_t min_step_ = 0;             // smallest pts step seen: the source frame rate
+  // Source rung (profile.source): the source's items (its track, its frames in decode order) held
+  // until the decoder has output the picture they present, then added to that picture's slot,
+  // after every rung's frame of it (the packager's leader cuts first). Decode strand.
+  std::deque<SeqItem> held_;
+  std::size_t held_frames_ = 0;
+  std::deque<std::int64_t> source_keys_;     // pts of source keyframes not yet decoded
+  std::int64_t last_forced_ = INT64_MIN;     // pts of the last picture forced to a keyframe
+  std::shared_ptr<RungState> source_;        // the source rung's statistics
   std::chrono::steady_clock::time_point last_drop_{};
   // Any thread.
   std::atomic<bool> video_out_{false};  // a rung track went out: audio may follow it

@@ -7,7 +7,12 @@
 #include <set>
 #include <thread>
 
+#include "sf/media/codec_config.h"
 #include "sf/transcode/transcoder.h"
+
+extern "C" {
+#include <libavutil/opt.h>
+}
 
 namespace sf::transcode {
 namespace {
@@ -59,6 +64,72 @@ Source make_source(int w, int h, int count, std::int64_t step, std::int64_t star
   return s;
 }
 
+// A source as a camera encoder sends it: libx264 with B-frames (dts before pts), IDR only on the
+// frames in `keys` (indexes), 30 fps from `start`.
+Source make_bframe_source(int w, int h, int count, const std::set<int>& keys, std::int64_t start = 30000) {
+  const std::int64_t step = 3000;
+  Source s;
+  const AVCodec* codec = avcodec_find_encoder_by_name("libx264");
+  EXPECT_TRUE(codec);
+  if (!codec) return s;
+  CodecContextPtr c(avcodec_alloc_context3(codec));
+  c->width = w;
+  c->height = h;
+  c->pix_fmt = AV_PIX_FMT_YUV420P;
+  c->time_base = AVRational{1, 90000};
+  c->framerate = AVRational{30, 1};
+  c->bit_rate = 500000;
+  c->max_b_frames = 2;
+  c->gop_size = 100000;
+  c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+  c->thread_count = 1;
+  av_opt_set(c->priv_data, "preset", "ultrafast", 0);
+  av_opt_set_int(c->priv_data, "forced-idr", 1, 0);
+  // ultrafast turns B-frames off; put them back, with no adaptive placement and no scene cuts.
+  av_opt_set(c->priv_data, "x264-params", "bframes=2:b-adapt=0:scenecut=0:keyint=infinite:rc-lookahead=0", 0);
+  EXPECT_EQ(avcodec_open2(c.get(), codec, nullptr), 0);
+  auto avcc = make_avcc(ByteView(reinterpret_cast<const std::byte*>(c->extradata), std::size_t(c->extradata_size)));
+  EXPECT_TRUE(avcc);
+  s.track.track_id = 1;
+  s.track.version = 1;
+  s.track.type = media::MediaType::video;
+  s.track.codec = media::Codec::h264;
+  s.track.record = *avcc;
+  s.track.video = *media::parse_avcc(avcc->view());
+  auto pic = make_frame();
+  pic->width = w;
+  pic->height = h;
+  pic->format = AV_PIX_FMT_YUV420P;
+  EXPECT_EQ(av_frame_get_buffer(pic.get(), 0), 0);
+  PacketPtr pkt(av_packet_alloc());
+  auto collect = [&] {
+    while (avcodec_receive_packet(c.get(), pkt.get()) == 0) {
+      s.frames.push_back({1, media::MediaType::video, media::Codec::h264, pkt->dts, pkt->pts,
+                          (pkt->flags & AV_PKT_FLAG_KEY) != 0, 1,
+                          annexb_to_length_prefixed(ByteView(reinterpret_cast<const std::byte*>(pkt->data),
+                                                             std::size_t(pkt->size)))});
+      av_packet_unref(pkt.get());
+    }
+  };
+  for (int i = 0; i < count; ++i) {
+    EXPECT_EQ(av_frame_make_writable(pic.get()), 0);
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x) pic->data[0][y * pic->linesize[0] + x] = static_cast<std::uint8_t>(x + y + i * 3);
+    for (int y = 0; y < h / 2; ++y)
+      for (int x = 0; x < w / 2; ++x) {
+        pic->data[1][y * pic->linesize[1] + x] = static_cast<std::uint8_t>(128 + i);
+        pic->data[2][y * pic->linesize[2] + x] = static_cast<std::uint8_t>(128 - i);
+      }
+    pic->pts = start + i * step;
+    pic->pict_type = keys.count(i) ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
+    EXPECT_EQ(avcodec_send_frame(c.get(), pic.get()), 0);
+    collect();
+  }
+  avcodec_send_frame(c.get(), nullptr);
+  collect();
+  return s;
+}
+
 struct Captured {
   std::mutex mu;
   std::condition_variable cv;
@@ -68,6 +139,7 @@ struct Captured {
   std::map<std::uint32_t, media::TrackConfig> tracks;
   std::map<std::uint32_t, std::vector<media::MediaFrame>> frames;
   std::set<std::uint32_t> withdrawn;
+  std::vector<std::pair<std::uint32_t, std::int64_t>> sequence;  // (track, pts) of every frame, in order
   void open_gate() {
     std::lock_guard lk(mu);
     gate = false;
@@ -91,6 +163,7 @@ class Capture : public Sink {
     std::unique_lock lk(c_->mu);
     c_->cv.wait(lk, [&] { return !c_->gate; });
     c_->frames[f.track_id].push_back(f);
+    c_->sequence.emplace_back(f.track_id, f.pts);
   }
   void on_withdraw(std::uint32_t id) override {
     std::lock_guard lk(c_->mu);
@@ -153,6 +226,14 @@ TEST(Pipeline, EveryRungHasKeyframesOnTheGridAtTheSamePts) {
   }
   EXPECT_EQ(keys["360p"], (std::vector<std::int64_t>{0, 90000, 180000}));
   EXPECT_EQ(keys["180p"], keys["360p"]);
+  // Every picture's frames reach the sink smallest rung first, though the 15 fps rung's encoder
+  // gives a picture back two source frames later than the 30 fps rung's.
+  for (auto& f : c->frames[11]) {
+    auto at = [&](std::uint32_t id) {
+      return std::find(c->sequence.begin(), c->sequence.end(), std::pair{id, f.pts}) - c->sequence.begin();
+    };
+    EXPECT_LT(at(11), at(10)) << f.pts;
+  }
   EXPECT_EQ(c->frames[10].size(), 90u);              // 360p keeps 30 fps
   EXPECT_NEAR(double(c->frames[11].size()), 45, 2);  // 180p capped at 15 fps
   auto& v = *c->tracks[11].video;
@@ -239,6 +320,106 @@ TEST(Pipeline, PassthroughForwardsUntouched) {
   EXPECT_TRUE(c->released);
   EXPECT_EQ(c->frames[1].size(), 5u);
   EXPECT_EQ(c->frames[1][0].data.data(), src.frames[0].data.data());  // the same bytes, not a copy
+}
+
+// Source rung: profile "src" over a 640x360 B-frame source; its 360p rung is the source's size
+// and leaves the ladder to the source rung (track 9); 270p is track 11, 180p track 12.
+Config source_config() {
+  auto c = test_config();
+  c.profiles =
+      "src=source,360p:640x360@60:400k:440k:ultrafast,270p:480x270@30:300k:330k:ultrafast,"
+      "180p:320x180@15:150k:165k:ultrafast";
+  c.profile = "src";
+  c.max_queue_frames = 400;  // the whole source is queued at once
+  return c;
+}
+
+std::vector<std::int64_t> key_pts(const std::vector<media::MediaFrame>& frames) {
+  std::vector<std::int64_t> out;
+  for (auto& f : frames)
+    if (f.keyframe) out.push_back(f.pts);
+  return out;
+}
+
+TEST(Pipeline, SourceRungPassesTheSourceThroughAndTheGridFollowsItsKeyframes) {
+  Metrics m;
+  Transcoder t(source_config(), m);
+  // Irregular source keyframes, 30 fps, a 1 s target: 20 frames (0.67 s) after a forced one is too
+  // early, 35 (1.17 s) or 70 (2.33 s, longer than the target) are not.
+  auto src = make_bframe_source(640, 360, 180, {0, 20, 40, 55, 80, 100, 115, 150, 165});
+  ASSERT_EQ(src.frames.size(), 180u);
+  ASSERT_TRUE(std::any_of(src.frames.begin(), src.frames.end(), [](auto& f) { return f.dts < f.pts; }))
+      << "the source should have B-frames";
+  auto c = run(t, {src});
+  // The smallest rung is announced first (it leads the packager), the source rung last.
+  EXPECT_EQ(c->order, (std::vector<std::string>{"track:180p", "track:270p", "track:source"}));
+  ASSERT_EQ(c->tracks.size(), 3u);
+  EXPECT_EQ(c->tracks[9].name, "source");
+  EXPECT_EQ(c->tracks[9].bandwidth, 0u);  // measured by the packager
+  EXPECT_TRUE(c->tracks[9].record.view().data() == src.track.record.view().data());
+  EXPECT_EQ(c->tracks[9].video->codec_string, src.track.video->codec_string);
+  // The source's frames, untouched and not copied, in decode order.
+  ASSERT_EQ(c->frames[9].size(), src.frames.size());
+  for (std::size_t i = 0; i < src.frames.size(); ++i) {
+    auto& a = c->frames[9][i];
+    auto& b = src.frames[i];
+    EXPECT_EQ(a.data.data(), b.data.data()) << i;
+    EXPECT_EQ(a.data.size(), b.data.size()) << i;
+    EXPECT_EQ(std::tuple(a.dts, a.pts, a.keyframe), std::tuple(b.dts, b.pts, b.keyframe)) << i;
+  }
+  // Forced: frames 0, 40, 80, 115, 150 (not 20, 55, 100, 165: too soon after a forced one).
+  std::vector<std::int64_t> forced;
+  for (int i : {0, 40, 80, 115, 150}) forced.push_back(30000 + i * 3000);
+  EXPECT_EQ(key_pts(c->frames[11]), forced);
+  EXPECT_EQ(key_pts(c->frames[12]), forced);
+  auto source_keys = key_pts(c->frames[9]);
+  for (auto k : forced) EXPECT_TRUE(std::count(source_keys.begin(), source_keys.end(), k)) << k;
+  // The packager cuts where the leader's keyframe is: each forced picture reaches the sink in the
+  // smallest rung before the source rung's keyframe of the same picture.
+  for (auto k : forced) {
+    auto at = [&](std::uint32_t id) {
+      return std::find(c->sequence.begin(), c->sequence.end(), std::pair{id, k}) - c->sequence.begin();
+    };
+    EXPECT_LT(at(12), at(11)) << k;
+    EXPECT_LT(at(11), at(9)) << k;
+  }
+  EXPECT_EQ(c->frames[11].size(), 180u);
+}
+
+TEST(Pipeline, SourceRungWithoutAnyOtherRung) {
+  // A source smaller than every rung: only the source rung, which then leads.
+  Metrics m;
+  Transcoder t(source_config(), m);
+  auto src = make_bframe_source(256, 144, 30, {0});
+  auto c = run(t, {src});
+  EXPECT_EQ(c->order, (std::vector<std::string>{"track:source"}));
+  EXPECT_EQ(c->frames[9].size(), src.frames.size());
+}
+
+TEST(Pipeline, SourceRungStatistics) {
+  Metrics m;
+  Transcoder t(source_config(), m);
+  auto c = std::make_shared<Captured>();
+  auto src = make_bframe_source(640, 360, 60, {0, 30});
+  auto in = t.open_stream("s", "", std::make_shared<Capture>(c));
+  in->on_track(src.track);
+  for (auto& f : src.frames) in->on_frame(f);
+  // The input stays open (its statistics listed): wait until the decode stage has seen the pictures.
+  std::vector<StreamStats> stats;
+  for (int i = 0; i < 200; ++i) {
+    stats = t.stats();
+    if (!stats.empty() && !stats[0].rungs.empty() && stats[0].rungs[0].frames >= 50) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(stats.size(), 1u);
+  ASSERT_EQ(stats[0].rungs.size(), 3u);
+  EXPECT_EQ(stats[0].rungs[0].name, "source");
+  EXPECT_EQ(stats[0].rungs[0].width, 640u);
+  EXPECT_EQ(stats[0].rungs[0].declared_bps, 0);
+  EXPECT_GE(stats[0].rungs[0].frames, 50);
+  EXPECT_EQ(stats[0].rungs[1].name, "270p");
+  in.reset();
+  EXPECT_TRUE(c->wait_released());
 }
 
 TEST(Transcoder, RefusesUnknownProfileAndEncoder) {

@@ -125,7 +125,7 @@ struct Transcoder::Impl : prometheus::Collectable {
 
 Transcoder::Transcoder(Config config, Metrics& metrics) {
   av_log_set_level(AV_LOG_ERROR);  // libx264's per-encoder summaries are not our log
-  std::vector<Profile> profiles{default_profile(), passthrough_profile()};
+  std::vector<Profile> profiles{default_profile(), default_source_profile(), passthrough_profile()};
   std::string error;
   auto extra = parse_profiles(config.profiles, &error);
   if (!extra) throw std::invalid_argument("transcode.profiles: " + error);

@@ -30,16 +30,26 @@ struct Profile {
   std::string name;
   std::vector<Rung> rungs;  // any order; plans list them from the largest down
   bool transcode = true;    // false: the source goes through untouched (profile "passthrough")
+  // The source's video as one more rung, named "source": its frames go to the packager untouched
+  // (no decode, no encode for it), and the other rungs' keyframes follow the source's (see
+  // Pipeline). A rung that would come out at the source's size is left out: the source is that rung.
+  bool source = false;
 };
 
+constexpr std::string_view kSourceRungName = "source";
+
 // "default": the HLS authoring guidance's 16:9 ladder for sports (1080p, 720p, 480p, 360p, 160p),
-// source frame rate up to 60. "passthrough": no transcoding.
+// source frame rate up to 60. "default-source": the same with the source as a rung (and no rung
+// at the source's own size). "passthrough": no transcoding.
 Profile default_profile();
+Profile default_source_profile();
 Profile passthrough_profile();
 
 // Profiles from text, one per ';'-separated item:
-//   name=rung,rung,...   rung = NAME:WxH@FPS:BITRATE[:MAXRATE[:PRESET[:PROFILE[:LEVEL]]]]
+//   name=rung,rung,...   rung = NAME:WxH@FPS:BITRATE[:MAXRATE[:PRESET[:PROFILE[:LEVEL]]]] or `source`
 //   e.g. "mobile=360p:640x360@30:800k:880k:veryfast:main:3.1,160p:284x160@15:145k"
+//        "src=source,360p:640x360@30:800k,160p:284x160@15:145k" (the source passed through as a rung)
+// A profile of `source` alone is "passthrough" under another name.
 // Bit rates take k/M suffixes. Errors name the item.
 Result<std::vector<Profile>> parse_profiles(std::string_view text, std::string* error = nullptr);
 
@@ -53,7 +63,8 @@ struct PlannedRung {
 };
 
 // Rungs taller or wider than the source are left out (never upscale) except that a source smaller
-// than every rung still gets the smallest rung at the source's size. Largest first. src_fps 0 =
+// than every rung still gets the smallest rung at the source's size; with profile.source, a rung
+// at the source's size is left out (the source rung is that size). Largest first. src_fps 0 =
 // unknown (the caps still apply as decimation limits).
 std::vector<PlannedRung> plan_ladder(const Profile& profile, std::uint32_t src_width, std::uint32_t src_height,
                                      double src_fps);

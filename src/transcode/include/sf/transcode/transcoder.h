@@ -3,7 +3,9 @@
 // where that reads fewer pixels), each rung encoded (libx264 by default, behind VideoEncoder), and
 // the audio passed through when it is AAC, else encoded once to AAC-LC 48 kHz stereo.
 // Keyframes are forced on the segment grid in source media time, so every rung's keyframes sit at
-// the same presentation times.
+// the same presentation times. A profile with the source as a rung passes the source's frames
+// through as rendition "source" and forces keyframes on source keyframes instead (the first one at
+// least a segment target after the last forced one).
 //
 // Threads: a StreamInput is fed by one thread at a time (the publisher's I/O thread) and never
 // blocks it: frames go into bounded per-stream queues and the work runs on the service's worker
@@ -89,7 +91,7 @@ class Transcoder {
   Transcoder(Config config, Metrics& metrics);
   ~Transcoder();  // waits for the worker pool to finish what is queued
 
-  // The profile names known: "default", "passthrough" and the configured ones.
+  // The profile names known: "default", "default-source", "passthrough" and the configured ones.
   std::vector<std::string> profiles() const;
   bool has_profile(std::string_view name) const;
   // A stream with the given profile (empty: the configured default) and keyframe grid (0: the
