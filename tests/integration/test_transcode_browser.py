@@ -3,7 +3,9 @@ plays (hls.loadLevel, as its ABR controller switches), with no stall and no erro
 
 An 854x480@30 clip is published in a loop (ffmpeg -stream_loop -1 -re -c copy), so the ladder is
 480p, 360p, 160p (a small source keeps the transcoder and Chromium's decoder within a shared
-2-core machine); tests/browser/play_levels.mjs drives the origin's player page.
+2-core machine); tests/browser/play_levels.mjs drives the origin's player page. With the profile
+default-source the 480p level is the source itself, passed through (B-frames and the source's
+keyframes), beside the transcoded 360p and 160p.
 """
 import json
 
@@ -21,12 +23,13 @@ def artifacts():
     return d
 
 
+@pytest.mark.parametrize("profile", ["default", "default-source"])
 def test_hls_js_switches_through_every_level_without_stall(make_server, procs, browser_deps, artifacts, tmp_path,
-                                                          capsys):
+                                                          capsys, profile):
     clip = h.encode_clip_variant(40, size="854x480", bitrate="1500k")
     # A shared machine may starve the transcoder for a moment: more lag is tolerated before the top
     # rung is dropped (a dropped rung stalls a player on it, which is what this test looks for).
-    srv = h.start_origin(make_server, args=["--transcode.profile=default", "--transcode.max_lag=6s",
+    srv = h.start_origin(make_server, args=[f"--transcode.profile={profile}", "--transcode.max_lag=6s",
                                             "--transcode.max_queue_frames=300"])
     key = srv.create_key("abr")
     procs.add(h.ffmpeg_publish_looped(clip, srv.url(key), tmp_path / "pub.log"))
@@ -37,11 +40,13 @@ def test_hls_js_switches_through_every_level_without_stall(make_server, procs, b
 
     h.wait_until(ladder_listed, 30, "two segments of the lowest rung")
     master = h.http_get(f"{srv.origin}/live/abr/master.m3u8")[1]
+    top = "source" if profile == "default-source" else "480p"
+    assert f"{top}/index.m3u8" in master and ("480p/" in master) == (top == "480p"), master
     result = h.run_node_json("play_levels.mjs", [f"{srv.origin}/?stream=abr", SECONDS_PER_LEVEL, artifacts],
                              timeout=150, artifacts=artifacts)
     (artifacts / "levels.json").write_text(json.dumps(result, indent=1))
     with capsys.disabled():
-        print("\n[transcode-browser] " + "; ".join(
+        print(f"\n[transcode-browser {profile}] " + "; ".join(
             f"{v['height']}p shown after {v['shownAfterMs']} ms, {v['framesOnLevel']} frames"
             for v in result.get("visits", [])) + f"; final {result.get('final')}")
     assert not result.get("error"), f"{result['error']}\n{result.get('_stderr', '')}\nfailed: {result['failed'][:10]}"
