@@ -9,10 +9,13 @@
 namespace sf::app {
 namespace {
 
-// Marks the publish's first frame's arrival on the origin's ArrivalClock, in ingest's own
-// callback: program date time then counts the transcoder's delay as part of the latency.
+// Marks the arrivals of the publish's frames on the origin's ArrivalClock during its first
+// seconds, in ingest's own callback: program date time then starts from the arrival (ahead of a
+// transcoder's delay), taken from the frames that waited least on their way in.
 class ArrivalMark {
  public:
+  static constexpr std::int64_t kMarkMs = 5000;  // the packager settles at its first part, well within
+
   explicit ArrivalMark(std::shared_ptr<origin::ArrivalClock> clock) : clock_(std::move(clock)) {}
   void on_track(const media::TrackConfig& track) {
     for (auto& [id, scale] : timescales_)
@@ -26,9 +29,15 @@ class ArrivalMark {
     if (!clock_) return;
     for (auto& [id, scale] : timescales_) {
       if (id != frame.track_id || scale == 0) continue;
-      auto now = std::chrono::system_clock::now().time_since_epoch();
-      clock_->mark(double(frame.dts) / scale, std::chrono::duration_cast<std::chrono::milliseconds>(now).count());
-      clock_.reset();  // marked once
+      auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+      if (first_ms_ < 0) first_ms_ = now;
+      if (now - first_ms_ > kMarkMs) {
+        clock_.reset();  // done: no lock per frame from here on
+        return;
+      }
+      clock_->mark(double(frame.dts) / scale, now);
       return;
     }
   }
@@ -36,6 +45,7 @@ class ArrivalMark {
  private:
   std::shared_ptr<origin::ArrivalClock> clock_;
   std::vector<std::pair<std::uint32_t, std::uint32_t>> timescales_;  // track id, timescale
+  std::int64_t first_ms_ = -1;
 };
 
 class OriginSink final : public transcode::Sink {

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 #include "render.h"
 #include "sf/cmaf/fmp4.h"
@@ -28,16 +29,21 @@ Packager::Packager(std::string stream, const Config& config)
 
 void ArrivalClock::mark(double media_seconds, std::int64_t wall_ms) {
   std::lock_guard lock(mu_);
-  if (!first_) first_ = Mark{media_seconds, wall_ms};
+  if (!best_ || double(wall_ms) - media_seconds * 1000 < double(best_->wall_ms) - best_->media_seconds * 1000)
+    best_ = Mark{media_seconds, wall_ms};
 }
 
-std::optional<ArrivalClock::Mark> ArrivalClock::first() const {
+std::optional<ArrivalClock::Mark> ArrivalClock::best() const {
   std::lock_guard lock(mu_);
-  return first_;
+  return best_;
 }
 
 void Packager::restart(std::shared_ptr<const ArrivalClock> arrival) {
   arrival_ = std::move(arrival);
+  own_best_.reset();
+  settled_ = false;
+  period_set_here_ = false;
+  availability_set_here_ = false;
   for (auto& r : renditions_) {
     r.pending.clear();
     if (r.open) close_segment(r);
@@ -111,6 +117,13 @@ std::shared_ptr<const StreamView> Packager::on_frame(const media::MediaFrame& f)
     r.leader = true;  // audio-only: the audio track leads
 
   double t = seconds(r, f.dts);
+  if (!settled_) {
+    // Until the first view, the earliest implied start of the frames arriving here (used when
+    // the input side marked none).
+    std::int64_t now = wall_ms();
+    if (!own_best_ || double(now) - t * 1000 < double(own_best_->wall_ms) - own_best_->media_seconds * 1000)
+      own_best_ = ArrivalClock::Mark{t, now};
+  }
   if (wall_base_ms_ < 0) anchor(t);
   std::int64_t step = r.frame_step > 0 ? r.frame_step : 0;
   bool new_segment = false;
@@ -191,29 +204,50 @@ std::shared_ptr<const StreamView> Packager::on_stop() {
   return publish();
 }
 
-void Packager::anchor(double t) {
-  // The wall clock at which the publish's first frame arrived at the platform (ingest marks it
-  // before a transcoder delays the frames), else this frame's arrival here.
-  std::int64_t wall = wall_ms();
-  double media = t;
+ArrivalClock::Mark Packager::best_arrival() const {
   if (arrival_)
-    if (auto mark = arrival_->first()) {
-      wall = mark->wall_ms;
-      media = mark->media_seconds;
-    }
+    if (auto mark = arrival_->best()) return *mark;
+  if (own_best_) return *own_best_;
+  return {0, wall_ms()};
+}
+
+void Packager::anchor(double t) {
+  auto best = best_arrival();
   // Program date time never goes back: a publisher that ran ahead of real time and reconnects
   // starts its new timeline where the last segment ended.
-  std::int64_t pdt = wall + static_cast<std::int64_t>(std::llround((t - media) * 1000));
-  std::int64_t shift = pdt < pdt_end_ms_ ? pdt_end_ms_ - pdt : 0;
-  wall_base_ms_ = wall + shift;
-  media_base_ = media;
+  std::int64_t pdt = best.wall_ms + static_cast<std::int64_t>(std::llround((t - best.media_seconds) * 1000));
+  wall_base_ms_ = best.wall_ms + std::max<std::int64_t>(0, pdt_end_ms_ - pdt);
+  media_base_ = best.media_seconds;
+}
+
+void Packager::settle_anchor() {
+  settled_ = true;
+  if (wall_base_ms_ < 0) return;
+  auto best = best_arrival();
+  std::int64_t base = best.wall_ms + static_cast<std::int64_t>(std::llround((media_base_ - best.media_seconds) * 1000));
+  std::int64_t delta = std::min<std::int64_t>(0, base - wall_base_ms_);
+  std::int64_t first = std::numeric_limits<std::int64_t>::max();
+  for (auto& r : renditions_)
+    if (r.open) first = std::min(first, r.open->pdt_ms);
+  if (first != std::numeric_limits<std::int64_t>::max() && first + delta < pdt_end_ms_)
+    delta = std::min<std::int64_t>(0, pdt_end_ms_ - first);
+  if (delta != 0) {
+    // Nothing of this publish is in a view yet: the open segments are this packager's alone.
+    wall_base_ms_ += delta;
+    for (auto& r : renditions_)
+      if (r.open) {
+        r.open->pdt_ms += delta;
+        if (period_set_here_) r.open->period_start_ms += delta;
+      }
+    if (period_set_here_) period_start_ms_ += delta;
+    if (availability_set_here_) availability_start_ms_ += delta;
+  }
   log::info("origin", "program date time anchored",
             {{"stream", stream_},
-             {"media_s", media},
-             {"wall_ms", wall},
-             {"first_here_media_s", t},
-             {"behind_arrival_ms", wall_ms() - pdt},
-             {"shifted_ms", shift}});
+             {"media_s", best.media_seconds},
+             {"wall_ms", best.wall_ms},
+             {"moved_ms", delta},
+             {"from", arrival_ ? "ingest" : "packager"}});
 }
 
 bool Packager::close_part(Rendition& r, std::int64_t next_dts) {
@@ -255,8 +289,14 @@ void Packager::open_segment(Rendition& r, std::uint64_t msn, const media::MediaF
   seg->start_dts = first.dts;
   seg->pdt_ms = wall_base_ms_ + static_cast<std::int64_t>(std::llround((seconds(r, first.dts) - media_base_) * 1000));
   seg->init_version = r.track.version;
-  if (r.leader && (r.discontinuity || r.done.empty())) period_start_ms_ = seg->pdt_ms;
-  if (availability_start_ms_ < 0) availability_start_ms_ = seg->pdt_ms;
+  if (r.leader && (r.discontinuity || r.done.empty())) {
+    period_start_ms_ = seg->pdt_ms;
+    period_set_here_ = !settled_;
+  }
+  if (availability_start_ms_ < 0) {
+    availability_start_ms_ = seg->pdt_ms;
+    availability_set_here_ = !settled_;
+  }
   seg->period_start_ms = period_start_ms_;
   bool first_ever = r.done.empty();
   if (r.leader) {
@@ -283,6 +323,7 @@ double Packager::advertised_part_target() const {
 }
 
 std::shared_ptr<const StreamView> Packager::publish() {
+  if (!settled_) settle_anchor();
   auto view = std::make_shared<StreamView>();
   view->version = ++version_;
   view->availability_start_ms = availability_start_ms_;

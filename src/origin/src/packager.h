@@ -12,6 +12,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,11 @@ class Packager {
   std::shared_ptr<const StreamView> publish();
   // Sets the wall clock of media time: at the first frame of a publish, `t` its time in seconds.
   void anchor(double t);
+  // Before the publish's first view: moves the anchor to the earliest implied start seen so far
+  // (nothing of this publish has been published yet, so nothing listed changes).
+  void settle_anchor();
+  // The earliest implied start: media time and its arrival (the marks', else this packager's own).
+  ArrivalClock::Mark best_arrival() const;
   double seconds(const Rendition& r, std::int64_t ticks) const { return double(ticks) / r.track.timescale; }
 
   std::string stream_;
@@ -86,6 +92,10 @@ class Packager {
   std::int64_t wall_base_ms_ = -1;  // wall clock at media time `media_base_` (seconds)
   double media_base_ = 0;
   std::shared_ptr<const ArrivalClock> arrival_;
+  std::optional<ArrivalClock::Mark> own_best_;  // the earliest implied start of frames arriving here
+  bool settled_ = false;       // the anchor is final for this publish (its first view went out)
+  bool period_set_here_ = false;        // period_start_ms_ was set in this publish
+  bool availability_set_here_ = false;  // availability_start_ms_ was set in this publish
   std::int64_t pdt_end_ms_ = 0;  // program date time where the last closed segment ends
   int target_duration_ = 2;
   std::uint64_t version_ = 0;

@@ -142,22 +142,30 @@ std::int64_t now_ms() {
       .count();
 }
 
-TEST(Packager, ProgramDateTimeIsTheMarkedArrivalOfTheFirstFrame) {
+TEST(Packager, ProgramDateTimeIsTheEarliestMarkedArrivalBeforeTheFirstPart) {
   Feed f;
-  // Ingest saw media time 0.1 s arrive 5 s ago; the packager sees the frames only now (a
-  // transcoder's delay): PDT maps media time from the arrival, not from now.
+  // Ingest saw media time 0 arrive 5 s ago, late (media time 0.1 came 20 ms after it); the
+  // packager sees the frames only now (a transcoder's delay): PDT maps media time from the
+  // earliest implied start, 4980 ms ago, not from now.
   auto clock = std::make_shared<ArrivalClock>();
-  const std::int64_t arrived = now_ms() - 5000;
-  clock->mark(0.1, arrived);
-  clock->mark(0.0, now_ms());  // later marks do not move it
+  const std::int64_t start = now_ms() - 5000;
+  clock->mark(0.0, start + 100);
+  clock->mark(0.1, start + 120);
   f.packager.restart(clock);
+  for (int i = 0; i < 5; ++i) f.packager.on_frame(frame(f.v, i * 3000, i == 0));
+  // Marked after the packager's first frame, before its first part: still counts.
+  clock->mark(0.2, start + 180);
   f.run(7);
+  // Marked after the first part went out: too late to move anything listed.
+  clock->mark(3.0, start);
+  f.run(9);
   auto& segments = f.rendition("video").segments;
-  ASSERT_GE(segments.size(), 3u);
+  ASSERT_GE(segments.size(), 4u);
   for (auto& s : segments) {
     double media = double(s->start_dts) / media::kVideoTimescale;
-    EXPECT_NEAR(double(s->pdt_ms), double(arrived) + (media - 0.1) * 1000, 1.0) << s->msn;
+    EXPECT_NEAR(double(s->pdt_ms), double(start - 20) + media * 1000, 1.0) << s->msn;
   }
+  EXPECT_EQ(f.last->availability_start_ms, start - 20);
 }
 
 TEST(Packager, ProgramDateTimeNeverGoesBackAcrossAReconnect) {

@@ -40,23 +40,26 @@ struct Config {
   bool low_latency = true;
 };
 
-// Where a stream's media time meets the wall clock: the moment its first frame arrived at the
-// platform. The input side that sees frames arrive (ingest's handler, ahead of a transcoder's
-// delay) marks it; the packager maps media time onto EXT-X-PROGRAM-DATE-TIME and the MPD's
-// timeline from it, so a player's PDT-based latency counts the platform's whole delay. Without a
-// mark, the packager takes the arrival of the first frame it sees. Any thread; the first mark wins.
+// Where a stream's media time meets the wall clock: when its frames arrived at the platform. The
+// input side that sees frames arrive (ingest's handler, ahead of a transcoder's delay) marks them;
+// the packager maps media time onto EXT-X-PROGRAM-DATE-TIME and the MPD's timeline from the
+// earliest implied start (arrival minus media time) marked before it publishes its first part:
+// a publisher's first frames often come late and in a burst (its connection being set up while
+// its encoder runs), and the frames after them show how late. Without marks the packager uses
+// the arrivals it sees itself. Any thread.
 class ArrivalClock {
  public:
   struct Mark {
     double media_seconds = 0;  // the frame's decode time, in seconds of its track's timescale
     std::int64_t wall_ms = 0;  // wall clock of its arrival, ms since the Unix epoch
   };
+  // Keeps the mark whose arrival minus media time is the smallest.
   void mark(double media_seconds, std::int64_t wall_ms);
-  std::optional<Mark> first() const;
+  std::optional<Mark> best() const;
 
  private:
   mutable std::mutex mu_;
-  std::optional<Mark> first_;
+  std::optional<Mark> best_;
 };
 
 // One stream's delivery settings, from the control plane's stream record; unset ones take the
