@@ -10,11 +10,14 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -89,6 +92,26 @@ std::string_view Request::header_view(std::string_view name) const {
 
 FileBody::~FileBody() {
   if (fd >= 0) ::close(fd);
+}
+
+std::shared_ptr<const FileBody> FileBody::sealed_copy(std::span<const Bytes> pieces) {
+  int fd = ::memfd_create("streamflex-body", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return nullptr;
+  std::size_t size = 0;
+  for (auto& b : pieces) size += b.size();
+  auto file = std::make_shared<const FileBody>(fd, size);  // closes fd on every return below
+  for (auto& b : pieces) {
+    std::size_t done = 0;
+    while (done < b.size()) {
+      ssize_t n = ::write(fd, b.data() + done, b.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return nullptr;
+      done += static_cast<std::size_t>(n);
+    }
+  }
+  // Sealed: nothing can change the bytes that every later answer sends.
+  if (::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) return nullptr;
+  return file;
 }
 
 std::size_t Response::size() const {
@@ -175,6 +198,13 @@ void ResponderBatch::send() {
 // Bodies up to this size go out in the same write as their head (one syscall per playlist);
 // larger ones after it.
 constexpr std::size_t kSeparateHead = 64 * 1024;
+
+// The most one connection writes per call (write, sendmsg, sendfile) before the other connections
+// of its I/O thread get a turn. Without a bound a connection whose socket buffer is large (loopback
+// autotunes to megabytes) writes its whole body while every other viewer waits, which evens nothing
+// out: tail latency grows with the body size times the connections ahead. nginx bounds sendfile the
+// same way (sendfile_max_chunk, 2 MiB); smaller here because one thread serves every connection.
+constexpr std::size_t kWriteSlice = 256 * 1024;
 
 // How often each I/O thread checks its connections' deadlines. Timeouts are seconds long; a coarse
 // sweep costs nothing per request, where a timer armed per read and write (beast::tcp_stream)
@@ -419,27 +449,34 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     co_await write_all(conn, ec);
   }
 
-  // Sends `len` bytes of `file` from `from` with sendfile(2) on the non-blocking socket, waiting
-  // for room in the socket between calls; the write deadline applies to each wait.
+  // Sends `len` bytes of `file` from `from` with sendfile(2) on the non-blocking socket, at most
+  // kWriteSlice per call and a turn of the event loop between slices (write fairness, see
+  // kWriteSlice), waiting for room in the socket when it is full; the write deadline applies to
+  // each wait.
   static asio::awaitable<void> write_file(Conn& conn, const FileBody& file, std::size_t from, std::size_t len,
                                           error_code& ec) {
     off_t offset = static_cast<off_t>(from);
     std::size_t left = len;
     while (left > 0) {
-      ssize_t n = ::sendfile(conn.sock.native_handle(), file.fd, &offset, left);
+      std::size_t want = std::min(left, kWriteSlice);
+      ssize_t n = ::sendfile(conn.sock.native_handle(), file.fd, &offset, want);
       if (n > 0) {
         left -= static_cast<std::size_t>(n);
+        if (left == 0) break;
+        if (static_cast<std::size_t>(n) == want) {
+          co_await asio::post(conn.sock.get_executor(), asio::use_awaitable);
+          continue;
+        }
+        // Partial: the socket is full; wait for room rather than fail the next call.
+      } else if (n < 0 && errno == EINTR) {
         continue;
+      } else if (!(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) {
+        ec = n == 0 ? error_code(asio::error::eof) : error_code(errno, boost::system::system_category());
+        co_return;
       }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        conn.expires_after(conn.idle_timeout);
-        co_await conn.sock.async_wait(tcp::socket::wait_write, asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) co_return;
-        continue;
-      }
-      ec = n == 0 ? error_code(asio::error::eof) : error_code(errno, boost::system::system_category());
-      co_return;
+      conn.expires_after(conn.idle_timeout);
+      co_await conn.sock.async_wait(tcp::socket::wait_write, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return;
     }
   }
 
@@ -539,27 +576,42 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     }
   }
 
-  // Writes conn.out: first directly (the socket is non-blocking), then the rest asynchronously.
+  // Writes conn.out on the non-blocking socket, at most kWriteSlice per call: a full slice is
+  // followed by a turn of the event loop, a full socket by a wait for room (no asio::async_write,
+  // which would write this connection's whole body before any other connection's turn).
   static asio::awaitable<void> write_all(Conn& conn, error_code& ec) {
     auto& bufs = conn.out;
     std::size_t first = 0;
+    std::array<asio::const_buffer, 64> slice;  // sendmsg's gather limit in Asio
     while (first < bufs.size()) {
-      // sendmsg takes at most 64 buffers at a time (asio's limit); loop while it takes them all.
-      std::size_t n = conn.sock.write_some(std::span(bufs).subspan(first), ec);
+      std::size_t count = 0, bytes = 0;
+      for (std::size_t i = first; i < bufs.size() && count < slice.size() && bytes < kWriteSlice; ++i) {
+        auto b = bufs[i];
+        if (b.size() > kWriteSlice - bytes) b = asio::const_buffer(b.data(), kWriteSlice - bytes);
+        slice[count++] = b;
+        bytes += b.size();
+      }
+      std::size_t written = conn.sock.write_some(std::span(slice.data(), count), ec);
       if (ec == asio::error::would_block || ec == asio::error::try_again) {
         ec = {};
-        break;
+        written = 0;
       }
       if (ec) co_return;
+      std::size_t n = written;
       while (first < bufs.size() && n >= bufs[first].size()) n -= bufs[first++].size();
-      if (n) {
-        bufs[first] += n;
-        break;  // the socket is full: wait for it
+      if (n) bufs[first] += n;
+      if (first == bufs.size()) co_return;
+      if (written == bytes && bytes == kWriteSlice) {
+        // A whole slice went: let the other connections of this thread have their turn.
+        co_await asio::post(conn.sock.get_executor(), asio::use_awaitable);
+        continue;
       }
+      if (written == bytes) continue;  // more than 64 buffers in the slice: the next ones at once
+      // The socket took less than offered: it is full, wait for room.
+      conn.expires_after(conn.idle_timeout);
+      co_await conn.sock.async_wait(tcp::socket::wait_write, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return;
     }
-    if (first == bufs.size()) co_return;
-    co_await asio::async_write(conn.sock, std::span(bufs).subspan(first),
-                               asio::redirect_error(asio::use_awaitable, ec));
   }
 
   static void fill_request(Request& req, std::string_view method, std::string_view target) {

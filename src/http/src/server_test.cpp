@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace sf::http {
 namespace {
@@ -138,6 +140,56 @@ TEST(Server, FileBodyIsSentWholeAndByRangeOnAKeptAliveConnection) {
   EXPECT_EQ(Client::body(part), bytes.substr(1000000, 100));
   c.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(Client::body(c.response()), "A");
+}
+
+// A gather body of many pieces (more than one sendmsg takes, none aligned to the write slice) goes
+// out slice by slice with a turn of the event loop between slices: every byte in order, whole and
+// by range, while a second connection on the same thread is answered.
+TEST(Server, LargeGatherBodyIsWrittenSliceBySliceWholeAndByRange) {
+  std::vector<Bytes> pieces;
+  std::string bytes;
+  for (int i = 0; i < 300; ++i) {
+    std::string piece(13001, '\0');
+    for (std::size_t j = 0; j < piece.size(); ++j) piece[j] = static_cast<char>(i * 31 + j * 7);
+    bytes += piece;
+    pieces.push_back(Bytes::copy_of(as_bytes(piece)));
+  }
+  Fixture f;
+  f.server.route("GET", "/big", [&pieces](Request&) {
+    Response r;
+    r.body = "head-of-body";
+    r.pieces = pieces;
+    return r;
+  });
+  bytes = "head-of-body" + bytes;
+  Client c(f.server.port());
+  Client other(f.server.port());
+  c.send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+  other.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(Client::body(other.response()), "A");
+  auto whole = c.response();
+  EXPECT_NE(whole.find("Content-Length: " + std::to_string(bytes.size()) + "\r\n"), std::string::npos);
+  EXPECT_TRUE(Client::body(whole) == bytes);
+  c.send("GET /big HTTP/1.1\r\nHost: x\r\nRange: bytes=262000-1310999\r\n\r\n");
+  auto part = c.response();
+  EXPECT_NE(part.find("206"), std::string::npos);
+  EXPECT_TRUE(Client::body(part) == bytes.substr(262000, 1049000));
+}
+
+// The edge's large cached objects: one sealed memfd holding the pieces in order, which nobody can
+// change afterwards.
+TEST(Server, SealedCopyHoldsThePiecesAndCannotBeWritten) {
+  std::vector<Bytes> pieces{Bytes::copy_of(as_bytes(std::string(200000, 'a'))),
+                            Bytes::copy_of(as_bytes(std::string("middle"))),
+                            Bytes::copy_of(as_bytes(std::string(70000, 'z')))};
+  auto file = FileBody::sealed_copy(pieces);
+  ASSERT_TRUE(file);
+  EXPECT_EQ(file->size, 270006u);
+  std::string back(file->size, '\0');
+  ASSERT_EQ(::pread(file->fd, back.data(), back.size(), 0), static_cast<ssize_t>(back.size()));
+  EXPECT_TRUE(back == std::string(200000, 'a') + "middle" + std::string(70000, 'z'));
+  EXPECT_LT(::pwrite(file->fd, "x", 1, 0), 0);  // F_SEAL_WRITE
+  EXPECT_NE(::fcntl(file->fd, F_GET_SEALS) & F_SEAL_WRITE, 0);
 }
 
 // A viewer that leaves in the middle of a file body (sendfile has no MSG_NOSIGNAL) costs only its

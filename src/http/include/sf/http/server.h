@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <variant>
@@ -57,6 +58,9 @@ struct FileBody {
   FileBody& operator=(const FileBody&) = delete;
   const int fd;
   const std::size_t size;
+  // A sealed memfd holding a copy of `pieces`, made once per object and then sent by every answer
+  // that carries it; null if the copy cannot be made (no memfd, no memory): send the bytes instead.
+  static std::shared_ptr<const FileBody> sealed_copy(std::span<const Bytes> pieces);
 };
 
 struct Response {
