@@ -106,7 +106,7 @@ def main():
                 url = f"http://127.0.0.1:{srv.port}/live/{origin.stream}/master.m3u8"
                 bl.http_get(url, 5.0)
                 time.sleep(2)
-                rss_idle = el.rss_kib(srv.pids())
+                rss_idle = el.rss_kib(srv.pids(), memfd=True)
                 cache_idle = srv.metrics().get("streamflex_edge_cache_bytes") if sname == "streamflex" else None
                 out_json = os.path.join(args.workdir, f"loadgen-{sname}-{n}.json")
                 lg_log = os.path.join(args.workdir, f"loadgen-{sname}-{n}.log")
@@ -139,9 +139,12 @@ def main():
                 m_end = srv.metrics() if sname == "streamflex" else {}
                 cache_end = m_end.get("streamflex_edge_cache_bytes")
                 alive = srv.alive()
+                # Large cached objects live in memfds (not in VmRSS): sampled at the end only (the
+                # cache grows during a run and is bounded), added to every sample's VmRSS.
+                memfd_end = sum(el.memfd_kib(pid) for pid in srv.pids())
                 lg = bl.read_json(out_json)
                 srv.stop()
-                peak = max((s for _, s in sampler.samples), default=rss_idle)
+                peak = max((s + memfd_end for _, s in sampler.samples), default=rss_idle)
                 pd = lg.get("part_delivery", {})
                 errors = lg.get("error_count")
                 failed = (lg.get("viewers") or {}).get("failed")

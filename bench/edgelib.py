@@ -22,10 +22,32 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PY = "/usr/bin/python3"
 
 
-def rss_kib(pids):
-    """Sum of VmRSS over `pids` (KiB); processes that are gone count 0."""
+def memfd_kib(pid):
+    """Bytes (KiB) in the memfd files `pid` holds open: StreamFlex keeps large cached objects in
+    sealed memfds (sent with sendfile), which are memory but, being unmapped, not in VmRSS."""
+    total = 0
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return 0
+    for fd in fds:
+        path = f"/proc/{pid}/fd/{fd}"
+        try:
+            if os.readlink(path).startswith("/memfd:"):
+                total += os.stat(path).st_size
+        except OSError:
+            pass
+    return total // 1024
+
+
+def rss_kib(pids, memfd=False):
+    """Sum of VmRSS over `pids` (KiB), plus their memfd files with `memfd` (memfd_kib: a scan of
+    every descriptor, too slow for frequent sampling at thousands of connections); processes that
+    are gone count 0."""
     total = 0
     for pid in pids:
+        if memfd:
+            total += memfd_kib(pid)
         try:
             with open(f"/proc/{pid}/status") as f:
                 for line in f:

@@ -24,7 +24,7 @@ std::shared_ptr<const Entry> Cache::find(const std::string& key, Clock::time_poi
     auto it = map_.find(key);
     if (it == map_.end()) return nullptr;
     if (!it->second->fresh(now)) {
-      bytes_ -= it->second->body.size();
+      bytes_ -= it->second->bytes();
       map_.erase(it);  // its order_ record is skipped when it comes up
       return nullptr;
     }
@@ -36,14 +36,14 @@ std::shared_ptr<const Entry> Cache::find(const std::string& key, Clock::time_poi
 }
 
 void Cache::store(const std::string& key, std::shared_ptr<const Entry> entry) {
-  std::size_t size = entry->body.size();
+  std::size_t size = entry->bytes();
   if (size > max_bytes_ / 4) return;  // one object may not take over the cache
   std::lock_guard lock(mu_);
   auto [it, inserted] = map_.try_emplace(key, entry);
   if (!inserted) {
     // The same object completed (a streamed entry replaced by its final one): it keeps its place.
-    bool same_size = it->second->body.size() == size;
-    bytes_ -= it->second->body.size();
+    bool same_size = it->second->bytes() == size;
+    bytes_ -= it->second->bytes();
     it->second = entry;
     if (same_size) {
       bytes_ += size;
@@ -57,7 +57,7 @@ void Cache::store(const std::string& key, std::shared_ptr<const Entry> entry) {
     order_.pop_front();
     auto victim = map_.find(old);
     // Skip records of keys that were replaced or already dropped as expired.
-    if (victim == map_.end() || victim->second->body.size() != old_size) continue;
+    if (victim == map_.end() || victim->second->bytes() != old_size) continue;
     bytes_ -= old_size;
     map_.erase(victim);
     ++evictions_;
@@ -66,7 +66,7 @@ void Cache::store(const std::string& key, std::shared_ptr<const Entry> entry) {
     // Records of replaced or expired keys pile up with short-lived playlists: compact.
     std::deque<std::pair<std::string, std::size_t>> live;
     for (auto& rec : order_)
-      if (auto m = map_.find(rec.first); m != map_.end() && m->second->body.size() == rec.second) live.push_back(rec);
+      if (auto m = map_.find(rec.first); m != map_.end() && m->second->bytes() == rec.second) live.push_back(rec);
     order_.swap(live);
   }
 }

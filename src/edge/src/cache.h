@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "sf/core/bytes.h"
+#include "sf/http/server.h"
 #include "sf/http/shared_body.h"
 
 namespace sf::edge {
@@ -41,6 +42,10 @@ struct Entry {
   // Set while the body is still arriving from the upstream (`body` is then its whole block, to be
   // read only once the stream completes). An entry whose stream failed is never served.
   std::shared_ptr<const http::SharedBody> stream;
+  // Large complete objects: the body in a sealed memfd, sent with sendfile(2) (`body` is then
+  // empty: the bytes are kept once).
+  std::shared_ptr<const http::FileBody> file;
+  std::size_t bytes() const { return file ? file->size : body.size(); }
   bool fresh(Clock::time_point now) const { return now < expires && !(stream && stream->failed()); }
 };
 

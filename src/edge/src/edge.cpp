@@ -158,6 +158,11 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
                       .Help("Requests that waited on another request's upstream fetch")
                       .Register(m.registry())
                       .Add({})),
+        prefetches(prometheus::BuildCounter()
+                       .Name("streamflex_edge_prefetches_total")
+                       .Help("Parts fetched from upstream when a blocking playlist answer announced them")
+                       .Register(m.registry())
+                       .Add({})),
         waiting(prometheus::BuildGauge()
                     .Name("streamflex_edge_waiting_requests")
                     .Help("Requests waiting for an upstream answer")
@@ -228,6 +233,8 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   // Objects at least this large are handed to their waiters as the upstream's bytes arrive;
   // smaller ones (playlists, blocking answers) once complete.
   static constexpr std::size_t kStreamFrom = 16 * 1024;
+  // Complete objects at least this large are served from a sealed memfd (make_entry).
+  static constexpr std::size_t kFileFrom = 128 * 1024;
 
   static asio::awaitable<void> fetch(std::shared_ptr<Impl> self, asio::any_io_executor ex, std::string key,
                                      std::string target, bool is_blocking) {
@@ -247,6 +254,43 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       if (entry->expires > entry->stored) self->cache.store(key, entry);
     }
     self->answer_waiters(key, *entry);
+    if (is_blocking && entry->status == 200) self->prefetch_newest_part(ex, target, *entry);
+  }
+
+  // A blocking reload's answer comes the moment a new part is published, and every viewer that
+  // gets it asks for that part at once. Fetching the part now, while the playlist goes out, puts
+  // it in the cache (as a file, sent with sendfile) before those requests arrive, instead of
+  // the first of them paying for the upstream round trip and the rest waiting on it. Through a
+  // flight like any miss: never more than one upstream request per part.
+  void prefetch_newest_part(const asio::any_io_executor& ex, std::string_view playlist, const Entry& entry) {
+    if (entry.content_type.find("mpegurl") == std::string::npos || entry.stream || entry.file) return;
+    auto text = as_chars(entry.body.view());
+    auto at = text.rfind("#EXT-X-PART:");
+    if (at == std::string_view::npos) return;
+    auto line = text.substr(at, text.find('\n', at) - at);
+    if (line.find("BYTERANGE") != std::string_view::npos) return;  // a range of a growing segment
+    auto u = line.find("URI=\"");
+    if (u == std::string_view::npos) return;
+    auto uri = line.substr(u + 5);
+    uri = uri.substr(0, uri.find('"'));
+    // Plain relative names only (what StreamFlex origins list); anything else is left to viewers.
+    if (uri.empty() || uri.front() == '/' || uri.find_first_of("?:") != std::string_view::npos ||
+        uri.find("..") != std::string_view::npos)
+      return;
+    auto dir = playlist.substr(0, playlist.find('?'));
+    dir = dir.substr(0, dir.rfind('/') + 1);
+    if (dir.empty()) return;
+    std::string key;
+    key.reserve(dir.size() + uri.size());
+    key.append(dir).append(uri);
+    if (cache.find(key, Clock::now())) return;
+    {
+      std::lock_guard lock(flights_mu);
+      if (!flights.try_emplace(key).second) return;  // already on its way
+    }
+    prefetches.Increment();
+    std::string target = key;
+    asio::co_spawn(ex, fetch(shared_from_this(), ex, std::move(key), std::move(target), false), asio::detached);
   }
 
   // The upstream's head arrived with a body still to come: a large object is cached and handed to
@@ -364,6 +408,18 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     // A strong validator from the bytes themselves: the same object has the same ETag on every
     // edge and after every refetch (hashed once per fetch, never per request).
     if (!e->stream) e->etag = fmt::format("\"{:x}-{:x}\"", fnv1a(as_chars(e->body.view())), e->body.size());
+    // A large complete media object is copied once into a sealed memfd and sent with sendfile(2)
+    // by every hit: per answer the kernel takes page references instead of copying the bytes from
+    // user memory (the copy was most of the origin's CPU for large parts, the same here). Playlists
+    // and MPDs stay in memory (a viewer's token may rewrite them).
+    if (!e->stream && e->status == 200 && e->body.size() >= kFileFrom &&
+        e->content_type.find("mpegurl") == std::string::npos &&
+        e->content_type.find("dash+xml") == std::string::npos) {
+      if (auto file = http::FileBody::sealed_copy(std::span(&e->body, 1))) {
+        e->file = std::move(file);
+        e->body = {};
+      }
+    }
     return e;
   }
 
@@ -396,6 +452,8 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       r.status = e.status;
       if (e.stream && !e.stream->complete())
         r.stream = e.stream;
+      else if (e.file)
+        r.file = e.file;
       else
         r.pieces.push_back(e.body);
     }
@@ -495,6 +553,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   prometheus::Family<prometheus::Counter>& upstream_requests;
   prometheus::Histogram& upstream_seconds;
   prometheus::Counter& coalesced;
+  prometheus::Counter& prefetches;
   prometheus::Gauge& waiting;
   ViewerCount viewers;
   std::shared_ptr<ScrapeGauges> scrape;

@@ -107,6 +107,7 @@ struct Upstream {
   struct Object {
     Bytes body;
     std::string cache_control;
+    std::string content_type;
   };
 
   Upstream() : pool(1), server(pool, net::Endpoint{"127.0.0.1", 0}) {
@@ -116,7 +117,9 @@ struct Upstream {
                         ++counts[req.path];
                         if (!first_request) first_request = Clock::now();
                         if (auto it = objects.find(req.path); it != objects.end()) {
-                          res(object_response(it->second.body, it->second.cache_control));
+                          auto r = object_response(it->second.body, it->second.cache_control);
+                          if (!it->second.content_type.empty()) r.content_type = it->second.content_type;
+                          res(std::move(r));
                           return;
                         }
                         held.push_back(std::move(res));
@@ -137,9 +140,9 @@ struct Upstream {
     drain(pool, [&] { return server.active_connections(); });
   }
 
-  void add(std::string path, std::string body, std::string cache_control) {
+  void add(std::string path, std::string body, std::string cache_control, std::string content_type = {}) {
     std::lock_guard lock(mu);
-    objects[std::move(path)] = {Bytes::copy_of(as_bytes(body)), std::move(cache_control)};
+    objects[std::move(path)] = {Bytes::copy_of(as_bytes(body)), std::move(cache_control), std::move(content_type)};
   }
   int count(const std::string& path) {
     std::lock_guard lock(mu);
@@ -519,6 +522,40 @@ TEST(Edge, RepeatRequestIsAHitWithoutAnUpstreamRequest) {
   EXPECT_EQ(second.header("cache-control"), kImmutable);
   EXPECT_EQ(as_chars(second.body.view()), part_body());
   EXPECT_EQ(upstream.count(kPart), 1);
+}
+
+// A blocking reload's answer announces a part every viewer will ask for at once: the edge fetches
+// it right away (once), and serves it from its cache, whole and by range (a large object: from a
+// sealed memfd with sendfile).
+TEST(Edge, BlockingReloadAnswerPrefetchesItsNewestPartOnce) {
+  const std::string playlist = "/live/s/video/index.m3u8";
+  const std::string text =
+      "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-PART-INF:PART-TARGET=0.5\n#EXT-X-MEDIA-SEQUENCE:5\n"
+      "#EXT-X-PART:DURATION=0.5,URI=\"s5.p1.m4s\",INDEPENDENT=YES\n"
+      "#EXT-X-PART:DURATION=0.5,URI=\"s5.p2.m4s\"\n"
+      "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"s5.p3.m4s\"\n";
+  Upstream upstream;
+  upstream.add(playlist, text, "max-age=1", "application/vnd.apple.mpegurl");
+  upstream.add(kPart, part_body(), kImmutable);
+  EdgeUnderTest edge({upstream.address()});
+  auto answer = get(edge.endpoint(), playlist + "?_HLS_msn=5&_HLS_part=2");
+  EXPECT_EQ(answer.status, 200);
+  EXPECT_TRUE(eventually([&] { return upstream.count(kPart) == 1; }, 5s)) << "the newest part was not prefetched";
+  EXPECT_EQ(upstream.count("/live/s/video/s5.p1.m4s"), 0);  // only the newest part
+  EXPECT_EQ(upstream.count("/live/s/video/s5.p3.m4s"), 0);  // a hint is not published yet
+  EXPECT_EQ(edge.metric("streamflex_edge_prefetches_total"), 1);
+  auto part = get(edge.endpoint(), kPart);
+  EXPECT_EQ(part.status, 200);
+  EXPECT_EQ(as_chars(part.body.view()), part_body());
+  auto range = get(edge.endpoint(), kPart, {{"Range", "bytes=1000-1999"}});
+  EXPECT_EQ(range.status, 206);
+  EXPECT_EQ(range.header("x-cache"), "HIT");
+  EXPECT_EQ(as_chars(range.body.view()), part_body().substr(1000, 1000));
+  // Another answer naming the same newest part (a cached one here) fetches nothing again.
+  get(edge.endpoint(), playlist + "?_HLS_msn=5&_HLS_part=3");
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(upstream.count(kPart), 1);
+  EXPECT_EQ(edge.metric("streamflex_edge_prefetches_total"), 1);
 }
 
 TEST(Edge, PlaylistWithMaxAgeOneIsFetchedAgainAfterOneSecond) {
