@@ -15,7 +15,10 @@ Cache::Front& Cache::front() {
 std::shared_ptr<const Entry> Cache::find(const std::string& key, Clock::time_point now) {
   auto& f = front();
   if (auto it = f.map.find(key); it != f.map.end()) {
-    if (it->second->fresh(now)) return it->second;
+    // A streamed entry whose body has completed is replaced in the store by the final entry (its
+    // ETag, its memfd): look there rather than keep serving the stand-in from this front.
+    const auto& e = *it->second;
+    if (e.fresh(now) && !(e.stream && e.stream->complete())) return it->second;
     f.map.erase(it);
   }
   std::shared_ptr<const Entry> e;

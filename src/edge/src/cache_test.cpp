@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <thread>
 
 namespace sf::edge {
@@ -57,6 +58,27 @@ TEST(Cache, ReplacingAKeyKeepsTheByteCountTrue) {
   auto now = Clock::now();
   for (int i = 0; i < 100; ++i) c.store("/playlist", entry(100 + i, 1s, now));
   EXPECT_EQ(c.bytes(), 199u);
+}
+
+// A thread that hit the streamed stand-in (body still arriving) gets the final entry once the
+// body is complete and the final entry stored, not the stand-in from its front map.
+TEST(Cache, FrontGivesUpAStreamedEntryOnceItsBodyIsComplete) {
+  Cache c(1 << 20);
+  auto now = Clock::now();
+  auto body = std::make_shared<http::SharedBody>(100);
+  auto streamed = std::make_shared<Entry>();
+  streamed->stream = body;
+  streamed->body = body->bytes();
+  streamed->stored = now;
+  streamed->expires = now + 1h;
+  c.store("/part", streamed);
+  EXPECT_EQ(c.find("/part", now), streamed);  // now in this thread's front
+  std::memset(body->write_position(), 'x', 100);
+  body->advance(100);
+  auto final_entry = entry(100, 1h, now);
+  c.store("/part", final_entry);
+  EXPECT_EQ(c.find("/part", now), final_entry);
+  EXPECT_EQ(c.find("/part", now), final_entry);
 }
 
 }  // namespace
