@@ -275,6 +275,15 @@ Bytes share_view(const Bytes& data, ByteView v) {
   return data.share(static_cast<std::size_t>(v.data() - data.data()), v.size());
 }
 
+// 14496-12 §8.5.2.2 BitRateBox {bufferSizeDB, maxBitrate, avgBitrate}: the declared peak rate
+// (TrackConfig::bandwidth), 0 when absent or short.
+std::uint64_t btrt_max_bitrate(ByteView all, const Box& btrt) {
+  const ByteView body = body_of(all, btrt);
+  if (body.size() < 12) return 0;
+  FieldReader r(body.subspan(4));
+  return r.u32();
+}
+
 // Fills `track` from a supported sample entry; false for entries we do not take.
 Result<bool> parse_visual_entry(const Bytes& data, const Box& entry, TrackConfig& track) {
   const ByteView all = data.view();
@@ -310,10 +319,8 @@ Result<bool> parse_visual_entry(const Bytes& data, const Box& entry, TrackConfig
     auto b = it.next();
     if (!b) return std::unexpected(b.error());
     if (!*b) break;
-    if ((*b)->type == config_type) {
-      config = *b;
-      break;
-    }
+    if ((*b)->type == config_type && !config) config = *b;
+    if ((*b)->type == fourcc("btrt")) track.bandwidth = btrt_max_bitrate(all, **b);
   }
   if (!config) return fail(errc::malformed);
   const ByteView record = body_of(all, *config);
@@ -355,6 +362,9 @@ Result<bool> parse_audio_entry(const Bytes& data, const Box& entry, TrackConfig&
     if (!esds) return std::unexpected(esds.error());
     if (!*esds) return fail(errc::malformed);
   }
+  auto rate = find_child(all, Box{entry.type, entry.start, entry.body + skip, entry.end}, fourcc("btrt"));
+  if (!rate) return std::unexpected(rate.error());
+  if (*rate) track.bandwidth = btrt_max_bitrate(all, **rate);
   auto asc = find_audio_specific_config(body_of(all, **esds));
   if (!asc) return std::unexpected(asc.error());
   if (!*asc) return false;

@@ -693,6 +693,18 @@ TEST(DemuxWriterRoundTrip, HevcTrackAndFrames) {
   EXPECT_EQ(init->tracks[0].video->width, 1920u);
 }
 
+TEST(DemuxWriterRoundTrip, DeclaredBandwidthTravelsInBtrt) {
+  TrackConfig track = video_track(Codec::hevc, kHvcc1080p);
+  auto plain = parse_init_segment(*write_init_segment(track));
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->tracks[0].bandwidth, 0u);  // no btrt written without a declared rate
+  track.bandwidth = 2'640'000;
+  auto init = parse_init_segment(*write_init_segment(track));
+  ASSERT_TRUE(init) << init.error().message();
+  EXPECT_EQ(init->tracks[0].bandwidth, 2'640'000u);
+  EXPECT_EQ(init->tracks[0].video->width, 1920u);  // the configuration record still found
+}
+
 TEST(DemuxWriterRoundTrip, Av1TrackAndFrames) {
   const TrackConfig track = video_track(Codec::av1, kAv1c);
   expect_round_trip(track, synthetic_frames(track, 4), 1'000'000 + 12000);

@@ -163,6 +163,17 @@ std::string_view config_box_type(Codec codec) {
   }
 }
 
+// 14496-12 §8.5.2.2 BitRateBox, when the track declares its peak rate (a transcoder's rung): what
+// the origin reads back from pushed CMAF as the rendition's BANDWIDTH. avgBitrate is not known.
+void btrt(BoxWriter& w, const TrackConfig& track) {
+  if (track.bandwidth == 0) return;
+  const auto at = w.begin("btrt");
+  w.u32(0);  // bufferSizeDB
+  w.u32(static_cast<std::uint32_t>(std::min<std::uint64_t>(track.bandwidth, 0xFFFFFFFFu)));
+  w.u32(0);  // avgBitrate
+  w.end(at);
+}
+
 // 14496-12 §12.1.3 VisualSampleEntry.
 void visual_sample_entry(BoxWriter& w, const TrackConfig& track) {
   const auto at = w.begin(sample_entry_type(track.codec));
@@ -181,6 +192,7 @@ void visual_sample_entry(BoxWriter& w, const TrackConfig& track) {
   const auto config = w.begin(config_box_type(track.codec));
   w.bytes(track.record);
   w.end(config);
+  btrt(w, track);
   w.end(at);
 }
 
@@ -232,6 +244,7 @@ void audio_sample_entry(BoxWriter& w, const TrackConfig& track) {
   const std::uint32_t rate = track.audio->sample_rate;
   w.u32(rate <= 0xFFFF ? rate << 16 : 0);
   esds(w, track);
+  btrt(w, track);
   w.end(at);
 }
 
