@@ -112,6 +112,8 @@ struct Connection::Impl final : net::Watched {
   bool timed_out = false;
   beast::flat_buffer buffer;
   std::string wire;  // the request being sent
+  std::vector<Bytes> pieces;               // its body when given as slices (gather write)
+  std::vector<asio::const_buffer> gather;  // reused: wire + pieces
   bool busy = false;
   bool discard = false;
   bool keep_headers = true;
@@ -291,12 +293,21 @@ asio::awaitable<Result<ClientResponse>> exchange(Connection::Impl& c, bool head_
   error_code ec;
   auto& stream = *c.stream;
   c.watch(deadline);
-  // The request is small: written directly, the reactor only if the socket does not take it all.
-  std::size_t sent = stream.write_some(asio::buffer(c.wire), ec);
-  if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
-  if (!ec && sent < c.wire.size())
-    co_await asio::async_write(stream, asio::buffer(c.wire.data() + sent, c.wire.size() - sent),
-                               asio::redirect_error(asio::use_awaitable, ec));
+  if (!c.pieces.empty()) {
+    // Head and body slices in one gather write: the body's bytes are never copied.
+    c.gather.clear();
+    c.gather.push_back(asio::buffer(c.wire));
+    for (auto& p : c.pieces)
+      if (p.size()) c.gather.push_back(asio::buffer(p.data(), p.size()));
+    co_await asio::async_write(stream, c.gather, asio::redirect_error(asio::use_awaitable, ec));
+  } else {
+    // The request is small: written directly, the reactor only if the socket does not take it all.
+    std::size_t sent = stream.write_some(asio::buffer(c.wire), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
+    if (!ec && sent < c.wire.size())
+      co_await asio::async_write(stream, asio::buffer(c.wire.data() + sent, c.wire.size() - sent),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+  }
   if (ec) {
     stale = !c.timed_out && stale_connection(ec);
     auto e = c.error(ec);
@@ -446,6 +457,11 @@ void request_head(Connection::Impl& c, const std::string& method, const std::str
   out.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: ").append(c.host_header).append("\r\n");
   for (auto& [k, v] : headers) out.append(k).append(": ").append(v).append("\r\n");
   if (body) out.append("Content-Length: ").append(std::to_string(body->size())).append("\r\n");
+  if (!body && !c.pieces.empty()) {
+    std::size_t n = 0;
+    for (auto& p : c.pieces) n += p.size();
+    out.append("Content-Length: ").append(std::to_string(n)).append("\r\n");
+  }
   out.append("\r\n");
   if (body) out.append(*body);
 }
@@ -454,8 +470,8 @@ asio::awaitable<Result<ClientResponse>> run_request(std::shared_ptr<Connection::
                                                     std::string target,
                                                     std::vector<std::pair<std::string, std::string>> headers,
                                                     std::chrono::milliseconds timeout,
-                                                    std::optional<std::string> body = std::nullopt,
-                                                    OnHead on_head = {}) {
+                                                    std::optional<std::string> body = std::nullopt, OnHead on_head = {},
+                                                    std::vector<Bytes> pieces = {}) {
   if (self->busy) co_return fail(errc::conflict);
   if (method.empty() || has_crlf(method) || has_crlf(target) || target.find(' ') != std::string::npos)
     co_return fail(errc::invalid_argument);
@@ -463,8 +479,12 @@ asio::awaitable<Result<ClientResponse>> run_request(std::shared_ptr<Connection::
     if (k.empty() || has_crlf(k) || has_crlf(v)) co_return fail(errc::invalid_argument);
   BusyGuard guard(self->busy);
   self->on_head = std::move(on_head);
+  self->pieces = std::move(pieces);
   struct ClearOnHead {
-    ~ClearOnHead() { c.on_head = nullptr; }
+    ~ClearOnHead() {
+      c.on_head = nullptr;
+      c.pieces.clear();  // the body's blocks are not held past the request
+    }
     Connection::Impl& c;
   } clear_on_head{*self};
   auto budget = timeout.count() > 0 ? timeout : self->limits.timeout;
@@ -505,6 +525,13 @@ asio::awaitable<Result<ClientResponse>> Connection::request_with_body(
     std::string method, std::string target, std::vector<std::pair<std::string, std::string>> headers, std::string body,
     std::chrono::milliseconds timeout) {
   return run_request(impl_, std::move(method), std::move(target), std::move(headers), timeout, std::move(body));
+}
+
+asio::awaitable<Result<ClientResponse>> Connection::request_with_pieces(
+    std::string method, std::string target, std::vector<std::pair<std::string, std::string>> headers,
+    std::vector<Bytes> body, std::chrono::milliseconds timeout) {
+  return run_request(impl_, std::move(method), std::move(target), std::move(headers), timeout, std::nullopt, {},
+                     std::move(body));
 }
 
 void Connection::close() {
@@ -575,7 +602,8 @@ struct ReleaseGuard {
 asio::awaitable<Result<ClientResponse>> pool_request(std::shared_ptr<Pool::State> s, std::string method,
                                                      std::string target,
                                                      std::vector<std::pair<std::string, std::string>> headers,
-                                                     std::chrono::milliseconds timeout, OnHead on_head) {
+                                                     std::chrono::milliseconds timeout, OnHead on_head,
+                                                     std::optional<std::vector<Bytes>> pieces = std::nullopt) {
   if (s->closed) co_return fail(errc::closed);
   auto budget = timeout.count() > 0 ? timeout : s->limits.timeout;
   auto start = Clock::now();
@@ -602,6 +630,9 @@ asio::awaitable<Result<ClientResponse>> pool_request(std::shared_ptr<Pool::State
   ReleaseGuard guard{s.get(), c};
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(budget - (Clock::now() - start));
   if (left.count() <= 0) co_return fail(errc::timeout);
+  if (pieces)
+    co_return co_await c->request_with_pieces(std::move(method), std::move(target), std::move(headers),
+                                              std::move(*pieces), left);
   co_return co_await c->request(std::move(method), std::move(target), std::move(headers), left, std::move(on_head));
 }
 
@@ -621,6 +652,12 @@ asio::awaitable<Result<ClientResponse>> Pool::request(std::string method, std::s
                                                       std::vector<std::pair<std::string, std::string>> headers,
                                                       std::chrono::milliseconds timeout, OnHead on_head) {
   return pool_request(state_, std::move(method), std::move(target), std::move(headers), timeout, std::move(on_head));
+}
+
+asio::awaitable<Result<ClientResponse>> Pool::request_with_pieces(
+    std::string method, std::string target, std::vector<std::pair<std::string, std::string>> headers,
+    std::vector<Bytes> body, std::chrono::milliseconds timeout) {
+  return pool_request(state_, std::move(method), std::move(target), std::move(headers), timeout, {}, std::move(body));
 }
 
 std::size_t Pool::open_connections() const {

@@ -233,6 +233,23 @@ TEST(Connection, ServerClosedIdleConnectionIsReopened) {
   EXPECT_EQ(as_chars(r->body.view()), "2");
 }
 
+TEST(Connection, PiecesAreSentAsOneBodyOnAKeptConnection) {
+  TestServer srv;
+  srv.server.route("POST", "/echo", [](Request& req) { return Response::text(200, req.body); });
+  asio::io_context ctx;
+  Pool pool(ctx.get_executor(), srv.endpoint(), 1);
+  std::string big(70000, 'b');
+  std::vector<Bytes> pieces{Bytes::copy_of(as_bytes(std::string_view("head|"))), Bytes(),
+                            Bytes::copy_of(as_bytes(std::string_view(big))).share(10, 1000)};
+  auto r = run_on(ctx, pool.request_with_pieces("POST", "/echo", {}, pieces));
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(as_chars(r->body.view()), "head|" + std::string(1000, 'b'));
+  auto again = run_on(ctx, pool.request_with_pieces("POST", "/echo", {}, {pieces[0]}));
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(as_chars(again->body.view()), "head|");
+  EXPECT_EQ(pool.open_connections(), 1u);
+}
+
 TEST(Connection, RefusesLineBreaksInTheRequest) {
   asio::io_context ctx;
   Connection c(ctx.get_executor(), {"127.0.0.1", 1});

@@ -82,6 +82,11 @@ class Connection {
   boost::asio::awaitable<Result<ClientResponse>> request_with_body(
       std::string method, std::string target, std::vector<std::pair<std::string, std::string>> headers,
       std::string body, std::chrono::milliseconds timeout = {});
+  // Like request_with_body, the body given as slices (a CMAF chunk's header and its frames' own
+  // bytes) sent in one gather write after the head, never copied into a new buffer.
+  boost::asio::awaitable<Result<ClientResponse>> request_with_pieces(
+      std::string method, std::string target, std::vector<std::pair<std::string, std::string>> headers,
+      std::vector<Bytes> body, std::chrono::milliseconds timeout = {});
   // For load generation: bodies of the following requests are read and counted (body_bytes) but
   // not kept, so `body` stays empty and no memory is held for them. Off by default.
   void discard_bodies(bool discard);
@@ -113,6 +118,10 @@ class Pool {
   boost::asio::awaitable<Result<ClientResponse>> request(std::string method, std::string target,
                                                          std::vector<std::pair<std::string, std::string>> headers = {},
                                                          std::chrono::milliseconds timeout = {}, OnHead on_head = {});
+  // request_with_pieces on a pooled connection (see Connection).
+  boost::asio::awaitable<Result<ClientResponse>> request_with_pieces(
+      std::string method, std::string target, std::vector<std::pair<std::string, std::string>> headers,
+      std::vector<Bytes> body, std::chrono::milliseconds timeout = {});
   // Connections whose socket is open now (at most max_connections).
   std::size_t open_connections() const;
   std::size_t waiting() const;
