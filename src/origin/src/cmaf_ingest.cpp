@@ -21,7 +21,20 @@ std::string representation_of(std::string_view path) {
   return file_at == std::string_view::npos ? std::string("0") : std::string(path.substr(0, file_at));
 }
 
-Result<void> CmafIngest::push(const std::string& representation, const Bytes& body) {
+std::string rendition_of(std::string_view path) {
+  auto p = path.find("Streams(");
+  if (p == std::string_view::npos) return {};
+  auto end = path.find(')', p);
+  if (end == std::string_view::npos) return {};
+  auto name = path.substr(p + 8, end - p - 8);
+  bool valid = !name.empty() && name.size() <= 32 && name != "." && name != ".." &&
+               std::all_of(name.begin(), name.end(), [](char c) {
+                 return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+               });
+  return valid ? std::string(name) : std::string();
+}
+
+Result<void> CmafIngest::push(const std::string& representation, const Bytes& body, const std::string& rendition) {
   std::lock_guard lock(mu_);
   last_push_ = std::chrono::steady_clock::now();
   auto& rep = representations_[representation];
@@ -38,6 +51,7 @@ Result<void> CmafIngest::push(const std::string& representation, const Bytes& bo
       track.track_id = it->second;
       track.config = t;
       track.config.track_id = it->second;
+      if (!rendition.empty() && t.type == media::MediaType::video) track.config.name = rendition;
       // Edit lists move tracks against each other by at most kMaxPresentationOffset either way;
       // adding that much to every track keeps decode times non-negative.
       const auto headroom = std::chrono::duration_cast<std::chrono::duration<double>>(cmaf::kMaxPresentationOffset);

@@ -26,8 +26,10 @@ class CmafIngest {
   ~CmafIngest() { release(true); }  // what is still queued goes out before the stream ends
 
   // One pushed object. `representation` names the track it belongs to (from the request path).
-  // Init segments (moov) set the representation's tracks; media segments feed frames.
-  Result<void> push(const std::string& representation, const Bytes& body);
+  // Init segments (moov) set the representation's tracks; media segments feed frames. A non-empty
+  // `rendition` names the video tracks' renditions (a ladder rung, "720p"); their declared peak
+  // rate comes from the init segment's btrt (TrackConfig::bandwidth).
+  Result<void> push(const std::string& representation, const Bytes& body, const std::string& rendition = {});
   std::chrono::steady_clock::time_point last_push() const;
 
  private:
@@ -57,5 +59,9 @@ class CmafIngest {
 // The representation key of an ingest path: "stream0" in ffmpeg's "init-stream0.m4s" and
 // "chunk-stream0-00012.m4s", the Streams(<id>) of DASH-IF ingest, else the file's directory.
 std::string representation_of(std::string_view path);
+
+// The rendition name a path declares: <name> of a DASH-IF "Streams(<name>)" when it is 1-32 of
+// [A-Za-z0-9_.-] (it becomes a URL path component), else "" (ffmpeg's "stream0" names nothing).
+std::string rendition_of(std::string_view path);
 
 }  // namespace sf::origin

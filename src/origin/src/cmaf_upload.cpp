@@ -81,7 +81,7 @@ bool CmafUpload::on_data(ByteView piece) {
       // The unit gets its own block: frames share it for as long as the window holds them.
       MutableBytes block(*n);
       std::memcpy(block.data(), pending_.data(), *n);
-      if (auto r = ingest_->push(representation_, Bytes::freeze(std::move(block))); !r) {
+      if (auto r = ingest_->push(representation_, Bytes::freeze(std::move(block)), rendition_); !r) {
         error_ = r.error();
         return false;
       }

@@ -16,8 +16,12 @@ namespace sf::origin {
 
 class CmafUpload final : public http::BodySink {
  public:
-  CmafUpload(std::shared_ptr<CmafIngest> ingest, std::string representation, std::size_t max_unit)
-      : ingest_(std::move(ingest)), representation_(std::move(representation)), max_unit_(max_unit) {}
+  CmafUpload(std::shared_ptr<CmafIngest> ingest, std::string representation, std::size_t max_unit,
+             std::string rendition = {})
+      : ingest_(std::move(ingest)),
+        representation_(std::move(representation)),
+        rendition_(std::move(rendition)),
+        max_unit_(max_unit) {}
 
   bool on_data(ByteView piece) override;
   http::Response finish() override;
@@ -28,6 +32,7 @@ class CmafUpload final : public http::BodySink {
 
   std::shared_ptr<CmafIngest> ingest_;
   std::string representation_;
+  std::string rendition_;
   std::size_t max_unit_;
   std::vector<std::byte> pending_;
   std::error_code error_;

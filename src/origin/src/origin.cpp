@@ -255,7 +255,12 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
       server->route_streaming(method, "/ingest/", [this](const http::Request& req) { return ingest(req); });
     server->route_prefix("DELETE", "/ingest/", [this](const http::Request& req) {
       // Pushing encoders delete objects that left their window; the origin keeps its own window.
-      return authorized(req).first ? http::Response::text(204, "") : http::Response::text(403, "forbidden\n");
+      // DELETE /ingest/<stream>/ (no object) is the end of the stream: it ends now, not after
+      // origin.ingest_idle.
+      auto [ok, file] = authorized(req);
+      if (!ok) return http::Response::text(403, "forbidden\n");
+      if (file.empty()) end_pushed(req.path.substr(8, req.path.find('/', 8) - 8));
+      return http::Response::text(204, "");
     });
     // For edges' health probes: the origin serves (streams may still be absent).
     server->route("GET", "/healthz", [](const http::Request&) { return http::Response::text(200, "ok\n"); });
@@ -348,13 +353,25 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
     if (!session) return http::Response::text(503, "origin is full\n");
     count("ingest", 200);
     return std::make_unique<CmafUpload>(std::move(session), representation_of(file),
-                                        static_cast<std::size_t>(config.ingest_max_object));
+                                        static_cast<std::size_t>(config.ingest_max_object), rendition_of(file));
   }
 
   struct Discard final : http::BodySink {
     bool on_data(ByteView) override { return true; }
     http::Response finish() override { return http::Response::text(204, ""); }
   };
+
+  void end_pushed(const std::string& name) {
+    std::shared_ptr<CmafIngest> ended;  // destroyed outside the lock: that ends the stream
+    {
+      std::lock_guard lock(pushed_mu);
+      auto it = pushed.find(name);
+      if (it == pushed.end()) return;
+      ended = std::move(it->second);
+      pushed.erase(it);
+    }
+    log::info("origin", "pushed stream ended by its pusher", {{"stream", name}});
+  }
 
   std::shared_ptr<CmafIngest> pushed_session(const std::string& name) {
     // pushed_mu is held across open() so two first pushes of a stream cannot both open it.

@@ -1,0 +1,62 @@
+#include "cmaf_ingest.h"
+
+#include <gtest/gtest.h>
+
+#include "sf/cmaf/fmp4.h"
+#include "sf/media/codec_config.h"
+
+namespace sf::origin {
+namespace {
+
+TEST(RenditionOf, NamesOnlyWhatADashIfStreamsPathDeclares) {
+  EXPECT_EQ(rendition_of("Streams(720p)"), "720p");
+  EXPECT_EQ(rendition_of("x/Streams(360p_low.v2)/seg"), "360p_low.v2");
+  EXPECT_EQ(rendition_of("init-stream0.m4s"), "");  // ffmpeg's names stay video/audio
+  EXPECT_EQ(rendition_of("Streams()"), "");
+  EXPECT_EQ(rendition_of("Streams(..)"), "");
+  EXPECT_EQ(rendition_of("Streams(a/b)"), "");
+  EXPECT_EQ(rendition_of("Streams(" + std::string(33, 'x') + ")"), "");
+  EXPECT_EQ(rendition_of("Streams(720p"), "");
+}
+
+struct Recorder final : StreamSink {
+  std::vector<media::TrackConfig>* tracks;
+  explicit Recorder(std::vector<media::TrackConfig>* t) : tracks(t) {}
+  void on_track(const media::TrackConfig& t) override { tracks->push_back(t); }
+  void on_frame(const media::MediaFrame&) override {}
+};
+
+Bytes hex(std::string_view h) {
+  std::vector<std::byte> out;
+  for (std::size_t i = 0; i + 1 < h.size(); i += 2)
+    out.push_back(std::byte(std::stoi(std::string(h.substr(i, 2)), nullptr, 16)));
+  return Bytes::copy_of(out);
+}
+
+TEST(CmafIngest, AStreamsPathNamesTheRungAndBtrtDeclaresItsRate) {
+  media::TrackConfig v;
+  v.track_id = 1;
+  v.type = media::MediaType::video;
+  v.codec = media::Codec::h264;
+  v.record = hex("0164001fffe1001a6764001facd9405005bb0110000003001000000303c0f183196001000668ebe3cb22c0fdf8f800");
+  auto cfg = media::parse_avcc(v.record.view());
+  ASSERT_TRUE(cfg);
+  v.video = *cfg;
+  v.bandwidth = 3'080'000;
+  v.name = "ignored: the path names it";
+  auto init = cmaf::write_init_segment(v);
+  ASSERT_TRUE(init);
+
+  std::vector<media::TrackConfig> seen;
+  CmafIngest ingest(std::make_unique<Recorder>(&seen));
+  ASSERT_TRUE(ingest.push("720p", *init, "720p"));
+  ASSERT_TRUE(ingest.push("stream0", *init));  // ffmpeg-style: no rendition name
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].name, "720p");
+  EXPECT_EQ(seen[0].bandwidth, 3'080'000u);
+  EXPECT_EQ(seen[1].name, "");
+  EXPECT_NE(seen[0].track_id, seen[1].track_id);
+}
+
+}  // namespace
+}  // namespace sf::origin
