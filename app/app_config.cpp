@@ -151,6 +151,32 @@ void bind(ConfigSchema& s, AppConfig& c) {
         10000);
   s.add("transcode.cascade", "Scale each rung from the next larger rung's picture instead of the source", t.cascade);
   s.add("transcode.max_stream_labels", "Most streams exported by name on /metrics", t.max_stream_labels, 1, 100000);
+  s.add("transcode.listen",
+        "The transcode role alone: RTMP address taking streams relayed by ingest nodes (their ingest.relay)",
+        c.transcode_listen);
+  s.add("transcode.relay_secret",
+        "The transcode role alone: accept a relayed publish only when its name is <stream>:<this secret> (an "
+        "ingest node's ingest.relay_secret); empty: any stream name is accepted (warned at start)",
+        c.transcode_relay_secret);
+  auto& p = c.push;
+  s.add("transcode.origin_url",
+        "The transcode role alone: the origin (http://host:port) every rung is pushed to as CMAF ingest "
+        "(/ingest/<stream>/Streams(<rung>)); keyframes follow origin.segment_target, so set it as the origin does",
+        p.origin_url);
+  s.add("transcode.origin_secret",
+        "Sent to transcode.origin_url as Authorization: Bearer (the origin's "
+        "origin.ingest_secret)",
+        p.secret);
+  s.add("transcode.push_chunk",
+        "Media per pushed CMAF chunk (a new chunk also starts at each keyframe); 0: one frame per chunk",
+        p.chunk_duration, milliseconds(0), milliseconds(10000));
+  s.add("transcode.push_queue_bytes",
+        "Chunks waiting per pushed rung at most; beyond, they are dropped and the rung resumes at its next keyframe",
+        p.queue_bytes, 64 * 1024, 1024 * kMiB);
+  s.add("transcode.push_timeout", "Longest CMAF ingest request (connect included) before it counts as failed",
+        p.timeout, milliseconds(100), milliseconds(60000));
+  s.add("transcode.push_max_backoff", "Longest wait between attempts while the origin fails (doubling from 100 ms)",
+        p.max_backoff, milliseconds(100), milliseconds(600000));
   s.add("demo.enabled", "In `all`, publish an ffmpeg test pattern with a clock as stream \"demo\"", c.demo_enabled);
   s.add("demo.ffmpeg", "The ffmpeg program the demo stream runs", c.demo_ffmpeg);
 }

@@ -10,6 +10,7 @@
 #include "sf/edge/edge.h"
 #include "sf/ingest/ingest.h"
 #include "sf/origin/origin.h"
+#include "sf/push/cmaf_pusher.h"
 #include "sf/transcode/transcoder.h"
 
 namespace sf::app {
@@ -26,6 +27,10 @@ struct AppConfig {
   origin::Config origin;
   edge::Config edge;
   transcode::Config transcode;  // keyframe_interval follows origin.segment_target
+  // The transcode role alone: RTMP relays in (from ingest.relay), CMAF pushed to an origin.
+  std::string transcode_listen = "127.0.0.1:1936";
+  std::string transcode_relay_secret;  // checked against the <name>:<secret> of each relay
+  push::Config push;                   // transcode.origin_url, transcode.origin_secret, transcode.push_*
   std::string edge_upstreams;   // comma-separated; in `all`, the in-process origin
   api::Config api;
   api::WebhookConfig webhooks;

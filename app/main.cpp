@@ -31,6 +31,7 @@
 #include "sf/net/io_pool.h"
 #include "sf/origin/origin.h"
 #include "transcode_file.h"
+#include "transcode_role.h"
 #include "viewer_auth.h"
 
 #include <unistd.h>
@@ -148,18 +149,44 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
   }
   std::unique_ptr<ingest::Ingest> ingest;
   if (roles.ingest) ingest = std::make_unique<ingest::Ingest>(pool, cfg.ingest, *keys, metrics);
+  // The transcode role alone: relays in over RTMP (ingest's server with the relay secret as its
+  // key check), each stream's ladder pushed to the origin as CMAF.
+  std::unique_ptr<auth::KeyStore> relay_keys;
+  std::unique_ptr<push::Pusher> pusher;
+  std::unique_ptr<ingest::Ingest> relays;
+  if (transcoder && !roles.ingest) {
+    if (cfg.push.origin_url.empty())
+      throw std::runtime_error("transcode.origin_url: the transcode role needs an origin");
+    if (cfg.transcode_relay_secret.empty())
+      log::warn("transcode",
+                "transcode.relay_secret is empty: any RTMP publisher reaching transcode.listen is "
+                "transcoded and pushed");
+    relay_keys = make_relay_key_store(cfg.transcode_relay_secret);
+    pusher = std::make_unique<push::Pusher>(pool, cfg.push, metrics);
+    auto icfg = cfg.ingest;
+    icfg.rtmp_listen = cfg.transcode_listen;
+    icfg.relay.clear();
+    icfg.record_dir.clear();
+    relays = std::make_unique<ingest::Ingest>(pool, icfg, *relay_keys, metrics);
+    relays->add_observer(make_push_feeder(*transcoder, *pusher, cfg.origin.segment_target));
+  }
   // Each publish gets its stream's ladder (the store's setting, read with the key check).
   if (ingest && origin)
     ingest->add_observer(
         make_origin_feeder(*origin, transcoder.get(), [](const ingest::PublishInfo& info) { return info.profile; }));
   if (ingest && !cfg.webhooks.on_publish_done.empty()) ingest->add_observer(make_webhook_observer(*hooks));
-  add_admin_routes(admin, metrics, ready, ingest.get());
+  add_admin_routes(admin, metrics, ready, ingest ? ingest.get() : relays.get());
 
   pool.start();
   admin.start();
   if (origin) origin->start();
   if (edge) edge->start();
   if (ingest) ingest->start();
+  if (relays) {
+    relays->start();
+    log::info("transcode", "taking relays",
+              {{"listen", cfg.transcode_listen}, {"port", relays->port()}, {"origin", cfg.push.origin_url}});
+  }
   // The API last: it tells clients the addresses the other roles actually listen on.
   std::unique_ptr<api::Api> api_server;
   if (roles.api) {
@@ -242,6 +269,8 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
   // Stop accepting, end sessions, let in-flight work finish; past the deadline, leave anyway.
   auto done = std::async(std::launch::async, [&] {
     if (ingest) ingest->stop();
+    if (relays) relays->stop();
+    if (pusher) pusher->stop();
     if (origin) origin->stop();
     if (edge) edge->stop();
     if (api_server) api_server->stop();
@@ -257,6 +286,8 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
   }
   api_server.reset();
   ingest.reset();
+  relays.reset();
+  pusher.reset();
   edge.reset();
   origin.reset();
   hooks.reset();
@@ -323,7 +354,10 @@ int main(int argc, char** argv) {
   const RoleDef role_defs[] = {
       {"all", "Ingest, origin (LL-HLS, DASH, player page), edge and API in one process, with a demo stream", true},
       {"ingest", "RTMP ingest: accepts publishers and checks stream keys", true},
-      {"transcode", "Transcoder: ABR ladder from a source stream", false},
+      {"transcode",
+       "Transcoder: ABR ladder of each stream relayed over RTMP (transcode.listen), pushed as CMAF to an origin "
+       "(transcode.origin_url)",
+       true},
       {"origin", "Origin: LL-HLS and DASH from CMAF pushed over HTTP (origin.ingest_secret)", true},
       {"edge", "Edge: caching reverse proxy for players (edge.upstreams)", true},
       {"api", "Control plane: REST API (streams, keys, tokens, webhooks) and the dashboard", true},
@@ -434,7 +468,7 @@ int main(int argc, char** argv) {
                   .origin = all || chosen_role == "origin",
                   .edge = all || chosen_role == "edge",
                   .api = all || chosen_role == "api",
-                  .transcode = all,
+                  .transcode = all || chosen_role == "transcode",
                   .demo = all && cfg.demo_enabled};
       return run_roles(cfg, roles, chosen_role);
     }

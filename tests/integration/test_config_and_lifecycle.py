@@ -125,7 +125,7 @@ def test_env_overrides_file_and_flag_overrides_env(make_server, tmp_path):
     assert srv2.wait_log("RTMP listening")["port"] == srv2.rtmp_port
 
 
-@pytest.mark.parametrize("role", ["transcode", "analytics", "director"])
+@pytest.mark.parametrize("role", ["analytics", "director"])
 def test_unimplemented_role_exits_nonzero_saying_not_implemented(tmp_path, role):
     p = run_streamflex([role], tmp_path)
     assert p.returncode != 0, p.stderr

@@ -1,0 +1,63 @@
+// CMAF pushed to an origin over HTTP: DASH-IF Live Media Ingest interface 1, as the standalone
+// transcode role's output. Each representation (a ladder rung, "360p", or "audio") is POSTed to
+// <origin>/ingest/<stream>/Streams(<name>): its init segment (ftyp+moov, with the rung's declared
+// rate in btrt), then one request per CMAF chunk (moof+mdat) as soon as the chunk holds
+// `chunk_duration` of media or the next keyframe starts. Requests go over a pooled keep-alive
+// client (one connection per representation at most) with "Authorization: Bearer <secret>"; a
+// chunk's body is its header plus the frames' own Bytes, sent in one gather write (no copy).
+// Per representation a bounded queue: above `queue_bytes` what is queued is dropped and the
+// representation skips to its next keyframe (counted). An origin that fails or is down is
+// retried with doubling backoff; after a failure the init segment is sent again and the
+// representation resumes at a keyframe. When the sink is released (the transcoder's stream
+// ended) the queues drain and "DELETE <origin>/ingest/<stream>/" ends the stream at the origin.
+// Threads: the Sink is called by one thread at a time (the transcoder's workers); each stream's
+// HTTP work runs on one I/O context of the pool. Construct, stop and destroy on the main thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "sf/core/metrics.h"
+#include "sf/net/io_pool.h"
+#include "sf/transcode/transcoder.h"
+
+namespace sf::push {
+
+struct Config {
+  std::string origin_url;                         // http://host:port
+  std::string secret;                             // sent as Authorization: Bearer <secret>
+  std::chrono::milliseconds chunk_duration{200};  // media per pushed chunk (0: one frame per chunk)
+  std::int64_t queue_bytes = 8 * 1024 * 1024;     // per representation
+  std::chrono::milliseconds timeout{5000};        // per request
+  std::chrono::milliseconds max_backoff{5000};    // longest wait between attempts (doubling from 100 ms)
+  std::int64_t max_stream_labels = 200;           // per-stream metric series at most
+};
+
+struct PushStats {
+  std::uint64_t objects = 0;   // requests answered 2xx (init segments and chunks)
+  std::uint64_t bytes = 0;     // body bytes of those
+  std::uint64_t failures = 0;  // requests that failed or were refused
+  std::uint64_t dropped = 0;   // chunks dropped: queue full, or skipped to a keyframe after a failure
+  std::uint64_t queue_bytes = 0;
+};
+
+class Pusher {
+ public:
+  // Throws std::invalid_argument for an origin_url that is not http://host:port.
+  Pusher(net::IoPool& pool, Config config, Metrics& metrics);
+  ~Pusher();
+  // The sink of one stream's transcoded output. Releasing it ends the stream (see above).
+  std::shared_ptr<transcode::Sink> open_stream(std::string stream);
+  // Stops every stream's requests (shutdown); call before the pool stops.
+  void stop();
+  PushStats totals() const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace sf::push

@@ -1,0 +1,218 @@
+#include "sf/push/cmaf_pusher.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "sf/cmaf/demux.h"
+#include "sf/http/server.h"
+
+namespace sf::push {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Seen {
+  std::string method, path, auth;
+  std::string body;
+};
+
+// A fake origin: records every ingest request; answers 503 to the first `fail_first` POSTs, and
+// holds nothing (answers at once) unless `stall` is set, when POSTs get no answer for 3 s.
+struct FakeOrigin {
+  explicit FakeOrigin(int fail_first = 0) : pool(1), server(pool, net::Endpoint{"127.0.0.1", 0}), fails(fail_first) {
+    server.body_limit("/ingest/", 4 * 1024 * 1024);
+    auto record = [this](http::Request& req) {
+      std::lock_guard lk(mu);
+      seen.push_back({req.method, req.path, req.header("authorization"), req.body});
+      if (req.method == "POST" && fails > 0) {
+        --fails;
+        return http::Response::text(503, "not now\n");
+      }
+      return http::Response::text(req.method == "DELETE" ? 204 : 201, "");
+    };
+    server.route_prefix("POST", "/ingest/", record);
+    server.route_prefix("DELETE", "/ingest/", record);
+    pool.start();
+    server.start();
+  }
+  ~FakeOrigin() {
+    server.stop();
+    pool.stop();
+    pool.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(server.port()); }
+  std::vector<Seen> requests() {
+    std::lock_guard lk(mu);
+    return seen;
+  }
+  bool deleted() {
+    std::lock_guard lk(mu);
+    return !seen.empty() && seen.back().method == "DELETE";
+  }
+
+  net::IoPool pool;
+  http::Server server;
+  std::mutex mu;
+  std::vector<Seen> seen;
+  int fails;
+};
+
+media::TrackConfig aac_track() {
+  media::TrackConfig t;
+  t.track_id = 2;
+  t.type = media::MediaType::audio;
+  t.codec = media::Codec::aac;
+  t.timescale = 48000;
+  const std::byte asc[] = {std::byte{0x11}, std::byte{0x90}};  // AAC-LC, 48 kHz, stereo
+  t.record = Bytes::copy_of(ByteView(asc, 2));
+  media::AudioConfig a;
+  a.codec = media::Codec::aac;
+  a.object_type = 2;
+  a.sample_rate = 48000;
+  a.channels = 2;
+  a.codec_string = "mp4a.40.2";
+  t.audio = a;
+  t.bandwidth = 128000;
+  return t;
+}
+
+media::MediaFrame aac_frame(int i) {
+  std::string payload(200 + i % 7, static_cast<char>('a' + i % 26));
+  return {2, media::MediaType::audio,          media::Codec::aac, std::int64_t(i) * 1024, std::int64_t(i) * 1024, true,
+          0, Bytes::copy_of(as_bytes(payload))};
+}
+
+template <class F>
+bool wait_for(F&& pred, std::chrono::milliseconds limit = 10s) {
+  auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return pred();
+}
+
+// Frames back from what the fake origin received for one representation.
+std::vector<media::MediaFrame> frames_of(const std::vector<Seen>& seen, const std::string& path, int* inits) {
+  std::vector<media::MediaFrame> out;
+  std::optional<cmaf::InitSegment> init;
+  for (auto& s : seen) {
+    if (s.method != "POST" || s.path != path) continue;
+    auto body = Bytes::copy_of(as_bytes(s.body));
+    if (s.body.size() >= 8 && s.body.substr(4, 4) == "ftyp") {
+      auto parsed = cmaf::parse_init_segment(body);
+      EXPECT_TRUE(parsed);
+      if (parsed) init = std::move(*parsed);
+      ++*inits;
+      continue;
+    }
+    EXPECT_TRUE(init) << "media before its init segment";
+    if (!init) continue;
+    auto frames = cmaf::parse_fragments(body, *init);
+    EXPECT_TRUE(frames);
+    if (frames) out.insert(out.end(), frames->begin(), frames->end());
+  }
+  return out;
+}
+
+TEST(Pusher, PushesInitThenChunksInOrderAndEndsTheStream) {
+  FakeOrigin origin;
+  net::IoPool pool(1);
+  Metrics metrics;
+  Config cfg;
+  cfg.origin_url = origin.url();
+  cfg.secret = "sec";
+  Pusher pusher(pool, cfg, metrics);
+  pool.start();
+  {
+    auto sink = pusher.open_stream("s1");
+    sink->on_track(aac_track());
+    for (int i = 0; i < 100; ++i) sink->on_frame(aac_frame(i));
+  }  // released: the stream ends
+  ASSERT_TRUE(wait_for([&] { return origin.deleted(); })) << "no DELETE at the end of the stream";
+  auto seen = origin.requests();
+  EXPECT_EQ(seen.back().path, "/ingest/s1/");
+  for (auto& s : seen) EXPECT_EQ(s.auth, "Bearer sec");
+  int inits = 0;
+  auto frames = frames_of(seen, "/ingest/s1/Streams(audio)", &inits);
+  EXPECT_EQ(inits, 1);
+  ASSERT_EQ(frames.size(), 100u);
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_EQ(frames[i].dts, i * 1024);
+    EXPECT_EQ(frames[i].data.size(), aac_frame(i).data.size());
+  }
+  // 200 ms chunks of 21.3 ms frames: about ten frames per request, not one request per frame.
+  EXPECT_GE(seen.size(), 1u + 9u + 1u);
+  EXPECT_LE(seen.size(), 1u + 12u + 1u);
+  auto init = cmaf::parse_init_segment(Bytes::copy_of(as_bytes(seen.front().body)));
+  ASSERT_TRUE(init);
+  EXPECT_EQ(init->tracks[0].bandwidth, 128000u);  // the declared rate travels in btrt
+  auto totals = pusher.totals();
+  EXPECT_EQ(totals.objects, seen.size() - 1);
+  EXPECT_EQ(totals.failures, 0u);
+  EXPECT_EQ(totals.dropped, 0u);
+  pusher.stop();
+  pool.join();
+}
+
+TEST(Pusher, RetriesAFailingOriginAndSendsTheInitAgain) {
+  FakeOrigin origin(3);  // the first three POSTs get 503
+  net::IoPool pool(1);
+  Metrics metrics;
+  Config cfg;
+  cfg.origin_url = origin.url();
+  cfg.max_backoff = 200ms;
+  Pusher pusher(pool, cfg, metrics);
+  pool.start();
+  {
+    auto sink = pusher.open_stream("s2");
+    sink->on_track(aac_track());
+    for (int i = 0; i < 50; ++i) sink->on_frame(aac_frame(i));
+  }
+  ASSERT_TRUE(wait_for([&] { return origin.deleted(); }));
+  int inits = 0;
+  auto frames = frames_of(origin.requests(), "/ingest/s2/Streams(audio)", &inits);
+  EXPECT_GE(inits, 1);
+  // Audio chunks all start with a keyframe: nothing had to be skipped, every frame arrived.
+  EXPECT_EQ(frames.size(), 50u);
+  EXPECT_EQ(pusher.totals().failures, 3u);
+  EXPECT_NE(metrics.serialize().find("streamflex_transcode_push_failures_total 3"), std::string::npos);
+  pusher.stop();
+  pool.join();
+}
+
+TEST(Pusher, AnOriginThatIsDownCostsDroppedChunksNotMemory) {
+  net::IoPool pool(1);
+  Metrics metrics;
+  Config cfg;
+  cfg.origin_url = "http://127.0.0.1:1";  // nothing listens: every connect fails
+  cfg.queue_bytes = 64 * 1024;
+  cfg.max_backoff = 100ms;
+  Pusher pusher(pool, cfg, metrics);
+  pool.start();
+  auto sink = pusher.open_stream("s3");
+  sink->on_track(aac_track());
+  for (int i = 0; i < 3000; ++i) sink->on_frame(aac_frame(i));  // ~700 KB of media
+  ASSERT_TRUE(wait_for([&] { return pusher.totals().dropped > 0 && pusher.totals().failures > 0; }));
+  EXPECT_LE(pusher.totals().queue_bytes, 64u * 1024);
+  EXPECT_EQ(pusher.totals().objects, 0u);
+  pusher.stop();
+  sink.reset();
+  pool.join();  // stop() ends every request and wait: the pool runs out of work
+}
+
+TEST(Pusher, RefusesAnOriginUrlItCannotUse) {
+  net::IoPool pool(1);
+  Metrics metrics;
+  for (auto url : {"", "https://o:443", "ftp://o", "http://o:80/path", "http://"}) {
+    Config cfg;
+    cfg.origin_url = url;
+    EXPECT_THROW(Pusher(pool, cfg, metrics), std::invalid_argument) << url;
+  }
+}
+
+}  // namespace
+}  // namespace sf::push

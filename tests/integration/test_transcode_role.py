@@ -1,0 +1,192 @@
+"""The transcode role alone: ingest, transcode and origin as three processes, as on three machines.
+
+`streamflex ingest` relays ffmpeg's publish over RTMP (ingest.relay, with ingest.relay_secret) to
+`streamflex transcode`, which checks the secret, transcodes the stream to a small ladder and pushes
+every rung's CMAF to `streamflex origin` (DASH-IF Live Media Ingest, Bearer origin.ingest_secret).
+The origin's multivariant playlist must list the rungs by name, with RESOLUTION and the declared
+BANDWIDTH, highest first (the rung name travels in the request path, the declared rate in the init
+segment's btrt); ffprobe and ffmpeg -xerror read it. The origin is killed and started again mid-
+stream: the transcoder retries and the origin serves the stream again. When the publish ends the
+transcoder ends the stream at the origin. A relay with a wrong secret is refused by the transcoder
+and nothing reaches the origin.
+"""
+import re
+import signal
+import struct
+
+import sfharness as h
+
+HOST = h.HOST
+INGEST_SECRET = "origin-ingest-5d1c"
+RELAY_SECRET = "relay-secret-91ab"
+# Small rungs, so the ladder keeps real time on a loaded 2-core machine.
+LADDER = ["--transcode.profiles=duo=360p:640x360@30:600k:660k:ultrafast,160p:284x160@15:145k:160k:ultrafast",
+          "--transcode.profile=duo", "--transcode.max_lag=10s", "--transcode.max_queue_frames=400"]
+DECLARED = {"360p": 660000, "160p": 160000}
+
+
+def start_origin(make_server, port=None):
+    port, admin = port or h.free_port(), h.free_port()
+    srv = make_server(role="origin", start=False, defaults=False,
+                      args=[f"--admin.listen={HOST}:{admin}", f"--origin.listen={HOST}:{port}",
+                            f"--origin.ingest_secret={INGEST_SECRET}", "--origin.ingest_idle=30s"])
+    srv.admin_port = admin
+    srv.origin_port = port
+    srv.origin = f"http://{HOST}:{port}"
+    srv.start()
+    return srv
+
+
+def start_transcoder(make_server, origin, relay_secret=RELAY_SECRET):
+    rtmp, admin = h.free_port(), h.free_port()
+    srv = make_server(role="transcode", start=False, defaults=False,
+                      args=[f"--admin.listen={HOST}:{admin}", f"--transcode.listen={HOST}:{rtmp}",
+                            f"--transcode.relay_secret={relay_secret}", f"--transcode.origin_url={origin.origin}",
+                            f"--transcode.origin_secret={INGEST_SECRET}", "--transcode.push_max_backoff=1s",
+                            "--transcode.push_timeout=2s", "--log.level=info", *LADDER])
+    srv.admin_port = admin
+    srv.rtmp_port = rtmp
+    srv.start()
+    return srv
+
+
+def start_ingest(make_server, transcoder, relay_secret=RELAY_SECRET):
+    return make_server(role="ingest", record=False,
+                       args=[f"--ingest.relay=rtmp://{HOST}:{transcoder.rtmp_port}/relay/{{stream}}",
+                             f"--ingest.relay_secret={relay_secret}", "--ingest.relay_max_backoff=1s"])
+
+
+def master_variants(origin, stream):
+    """[(uri, attributes)] of the multivariant playlist, in order; [] while absent."""
+    status, body, _ = h.http_get(f"{origin.origin}/live/{stream}/master.m3u8")
+    if status != 200:
+        return []
+    lines = body.splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if line.startswith("#EXT-X-STREAM-INF:") and i + 1 < len(lines):
+            attrs = dict(re.findall(r'([A-Z-]+)=("[^"]*"|[^,]*)', line.split(":", 1)[1]))
+            out.append((lines[i + 1].strip(), attrs))
+    return out
+
+
+def segments(origin, stream, rung):
+    status, body, _ = h.http_get(f"{origin.origin}/live/{stream}/{rung}/index.m3u8")
+    return body.count("#EXTINF") if status == 200 else 0
+
+
+def ladder_listed(origin, stream):
+    variants = master_variants(origin, stream)
+    return [uri for uri, _ in variants] == ["360p/index.m3u8", "160p/index.m3u8"] and all(
+        segments(origin, stream, r) >= 2 for r in DECLARED)
+
+
+def btrt_max_bitrate(init):
+    """maxBitrate of the first btrt box in an init segment (None without one)."""
+    at = init.find(b"btrt")
+    if at < 4:
+        return None
+    return struct.unpack(">I", init[at + 8:at + 12])[0]
+
+
+def check_master(origin, stream):
+    variants = master_variants(origin, stream)
+    assert [uri for uri, _ in variants] == ["360p/index.m3u8", "160p/index.m3u8"], variants
+    sizes = {uri.split("/")[0]: a["RESOLUTION"] for uri, a in variants}
+    assert sizes == {"360p": "640x360", "160p": "284x160"}, variants
+    for uri, a in variants:
+        rung = uri.split("/")[0]
+        bandwidth = int(a["BANDWIDTH"])
+        # The declared peak plus the audio rendition's rate (AAC, well under 400 kb/s).
+        assert DECLARED[rung] < bandwidth < DECLARED[rung] + 400000, (rung, a)
+        assert a["CODECS"].startswith('"avc1.') and "mp4a.40.2" in a["CODECS"], a
+    # The declared rate reached the origin's own init segment of the rung (written back as btrt).
+    for rung, declared in DECLARED.items():
+        status, body, _ = h.http_get(f"{origin.origin}/live/{stream}/{rung}/index.m3u8")
+        init_uri = re.search(r'#EXT-X-MAP:URI="([^"]+)"', body).group(1)
+        code, _, init = h.http_request(f"{origin.origin}/live/{stream}/{rung}/{init_uri}")
+        assert code == 200
+        assert btrt_max_bitrate(init) == declared, rung
+
+
+def test_ingest_transcode_origin_on_three_processes(make_server, procs, clip30, tmp_path):
+    origin = start_origin(make_server)
+    tc = start_transcoder(make_server, origin)
+    ing = start_ingest(make_server, tc)
+    key = ing.create_key("cam")
+    pub = procs.add(h.ffmpeg_publish(clip30, ing.url(key), tmp_path / "pub.log"))
+
+    ing.wait_metric("streamflex_ingest_relay_connects_total", 1, timeout=15)
+    h.wait_until(lambda: ladder_listed(origin, "cam"), 25, "both rungs with two segments at the origin")
+    check_master(origin, "cam")
+    master = f"{origin.origin}/live/cam/master.m3u8"
+    streams = h.probe_streams(master)
+    assert streams["video"]["codec_name"] == "h264"
+    assert streams["audio"]["codec_name"] == "aac"
+    got = h.run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-t", "5", "-i",
+                 f"{origin.origin}/live/cam/360p/index.m3u8", "-f", "null", "-"], timeout=40)
+    assert got.returncode == 0, got.stderr
+
+    m = tc.metrics()
+    assert m.get("streamflex_transcode_push_objects_total", stream="cam") > 10
+    assert m.get("streamflex_transcode_push_bytes_total") > 100000
+    assert m.has("streamflex_transcode_speed", stream="cam")
+    assert m.get("streamflex_transcode_rung_declared_bps", stream="cam", rung="360p") == 660000
+    assert m.get("streamflex_transcode_push_failures_total") == 0
+    assert h.http_get(tc.admin_url("/healthz"))[0] == 200
+    assert h.http_get(tc.admin_url("/readyz"))[0] == 200
+    # The transcoder took the relay under the stream's name; the secret is not in its log.
+    assert tc.stream("cam") is not None
+    assert RELAY_SECRET not in tc.log_text()
+
+    # The origin dies and comes back on the same port: the transcoder retries and pushes again.
+    assert origin.stop(signal.SIGKILL) != 0
+    h.wait_until(lambda: tc.metric("streamflex_transcode_push_failures_total") >= 1, 10,
+                 "failed pushes while the origin is down")
+    assert pub.alive(), "the publisher must not notice the origin leaving"
+    origin.start()
+    h.wait_until(lambda: ladder_listed(origin, "cam"), 25, "both rungs at the restarted origin")
+    check_master(origin, "cam")
+    got = h.run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-t", "2", "-i",
+                 f"{origin.origin}/live/cam/160p/index.m3u8", "-f", "null", "-"], timeout=40)
+    assert got.returncode == 0, got.stderr
+    tc.wait_log("origin accepts again", timeout=5)
+
+    # The publish ends: the transcoder ends the stream at the origin (no wait for ingest_idle).
+    assert pub.wait(40) == 0, pub.tail()
+    origin.wait_log("pushed stream ended by its pusher", timeout=15, stream="cam")
+    tc.wait_log("stream ended at the origin", timeout=5, stream="cam")
+
+
+def test_relay_with_wrong_secret_is_refused(make_server, procs, clip10, tmp_path):
+    origin = start_origin(make_server)
+    tc = start_transcoder(make_server, origin)
+    ing = start_ingest(make_server, tc, relay_secret="not-the-secret")
+    key = ing.create_key("cam")
+    procs.add(h.ffmpeg_publish(clip10, ing.url(key), tmp_path / "pub.log"))
+    ing.wait_live("cam")
+    ing.wait_metric("streamflex_ingest_relay_connect_failures_total", 2, timeout=15)
+    assert ing.metric("streamflex_ingest_relay_connects_total") == 0
+    tc.wait_metric("streamflex_ingest_publish_total", 2, timeout=5, result="rejected_key")
+    m = tc.metrics()
+    assert m.get("streamflex_transcode_push_objects_total") == 0
+    assert not m.has("streamflex_transcode_speed", stream="cam")
+    assert h.http_get(f"{origin.origin}/live/cam/master.m3u8")[0] == 404
+    assert "not-the-secret" not in tc.log_text()
+
+
+def test_transcode_role_needs_an_origin(make_server, tmp_path):
+    p = h.run([h.BIN, "transcode", f"--admin.listen={HOST}:{h.free_port()}",
+               f"--transcode.listen={HOST}:{h.free_port()}"], timeout=15, cwd=tmp_path)
+    assert p.returncode != 0
+    assert "transcode.origin_url" in p.stderr
+
+
+def test_all_serves_the_same_multivariant_playlist(make_server, procs, clip12, tmp_path):
+    """The reference: `streamflex all` with the same ladder passes the same checks (names, order,
+    RESOLUTION, declared BANDWIDTH, btrt in the init segments) as the three-process chain."""
+    srv = h.start_origin(make_server, args=LADDER)
+    key = srv.create_key("cam")
+    procs.add(h.ffmpeg_publish(clip12, srv.url(key), tmp_path / "pub.log"))
+    h.wait_until(lambda: ladder_listed(srv, "cam"), 25, "both rungs with two segments in all")
+    check_master(srv, "cam")
