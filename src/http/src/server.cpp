@@ -241,6 +241,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     std::string head;                        // the response head being written
     std::vector<asio::const_buffer> out;     // the gather list being written
     std::shared_ptr<Responder::State> held;  // reused while nobody else holds it
+    bool late = false;                       // the answer being written came after a hold
 
     void expires_after(std::chrono::milliseconds d) { deadline = Clock::now() + d; }
     void expires_never() { deadline = Clock::time_point::max(); }
@@ -400,10 +401,31 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
     conn.expires_after(conn.idle_timeout);
     bool head_only = req.method == "HEAD";
-    if (head_only || body_bytes > kSeparateHead || out.stream || out.file || out.source) {
-      // A large body goes after its head, and after a turn of the event loop: when many held
-      // requests are answered at once (coalesced waiters), every head leaves before any large body
-      // fills the sockets.
+    bool late = conn.late;
+    conn.late = false;
+    if (out.file && !late && !head_only && body_bytes > 0) {
+      // Answered at once (a hit, an origin part): the head goes with MSG_MORE so the kernel sends it
+      // in the same segments as the file's first bytes, not alone (one wake-up and read less for
+      // the client; nginx does the same with tcp_nopush). Whatever the socket does not take now is
+      // written normally.
+      std::size_t sent = conn.sock.send(asio::buffer(head), MSG_MORE, ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        ec = {};
+        sent = 0;
+      }
+      if (ec) co_return;
+      if (sent < head.size()) {
+        conn.out.clear();
+        conn.out.emplace_back(head.data() + sent, head.size() - sent);
+        co_await write_all(conn, ec);
+        if (ec) co_return;
+      }
+      head.clear();
+    } else if (head_only || (late && body_bytes > kSeparateHead) || out.stream || out.file || out.source) {
+      // A large body answering a held request goes after its head, and after a turn of the event
+      // loop: when many held requests are answered at once (coalesced waiters), every head leaves
+      // before any large body fills the sockets. Answered at once, a large gather body goes with its
+      // head (below).
       conn.out.clear();
       conn.out.emplace_back(head.data(), head.size());
       co_await write_all(conn, ec);
@@ -709,6 +731,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       state->handler_thread = std::this_thread::get_id();
       route->held(req, Responder(state));
       state->handler_thread = std::thread::id{};
+      conn.late = !state->response;
       if (!state->response) {
         // Wait for the answer or the hold time; a client that leaves meanwhile is noticed at write.
         state->timer.expires_after(route->hold);
