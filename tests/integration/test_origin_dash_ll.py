@@ -218,6 +218,31 @@ def test_open_segment_asked_for_mid_way_starts_with_the_chunks_already_cut(srv, 
     assert status == 200 and body == whole
 
 
+def test_served_bytes_count_what_is_written(srv, paced):
+    """streamflex_origin_served_bytes_total counts the body bytes that left: all of a streamed open
+    segment (its size unknown when it was answered), the slice of a Range request, nothing for
+    HEAD."""
+    pl = h.wait_until(lambda: (p := paced.playlist()) and any(s["parts"] for s in p.segments) and p, 5,
+                      "a complete segment with its parts listed")
+    part = next(s["parts"][0]["uri"] for s in reversed(pl.segments) if s["parts"])
+    msn = pl.open_msn + 1 if pl.open_parts else pl.open_msn
+    name = "streamflex_origin_served_bytes_total"
+    before = srv.metric(name)
+    asked = time.monotonic()
+    _, chunks = get_chunked(srv.origin_port, f"/live/ll/video/s{msn}.m4s", asked + 3 * SEGMENT + 5)
+    streamed = sum(len(c) for _, c in chunks)
+    assert streamed > 0
+    status, _, sliced = h.http_request(paced.base + part, headers={"Range": "bytes=10-109"})
+    assert status == 206 and len(sliced) == 100, (status, len(sliced))
+    status, headers, empty = h.http_request(paced.base + part, method="HEAD")
+    assert status == 200 and int(headers["content-length"]) > 100 and empty == b"", (status, headers)
+    expected = before + streamed + 100
+    # Counted on the server's I/O thread right after each write: allow it a moment, then exactly.
+    h.wait_until(lambda: srv.metric(name) >= expected, 2, f"{name} >= {expected}")
+    time.sleep(0.2)
+    assert srv.metric(name) - before == streamed + 100, (srv.metric(name) - before, streamed)
+
+
 def test_mpd_timeline_ends_with_the_open_segment_repeated_until_the_next_update(srv, paced):
     status, body, _ = h.http_get(f"{srv.origin}/live/ll/manifest.mpd")
     pl = paced.playlist()

@@ -244,6 +244,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     std::vector<asio::const_buffer> out;     // the gather list being written
     std::shared_ptr<Responder::State> held;  // reused while nobody else holds it
     bool late = false;                       // the answer being written came after a hold
+    std::size_t written = 0;                 // bytes taken by the socket, added by write_all/write_file
 
     void expires_after(std::chrono::milliseconds d) { deadline = Clock::now() + d; }
     void expires_never() { deadline = Clock::time_point::max(); }
@@ -437,16 +438,18 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     }
 
     if (out.file) {
+      conn.written = 0;
       co_await write_file(conn, *out.file, slice ? slice->first : 0, body_bytes, ec);
+      if (out.on_sent) out.on_sent(conn.written);
       co_return;
     }
     if (out.stream) {
       std::size_t from = slice ? slice->first : 0;
-      co_await write_stream(conn, *out.stream, from, from + body_bytes, ec);
+      co_await write_stream(conn, *out.stream, from, from + body_bytes, out.on_sent, ec);
       co_return;
     }
     if (out.source) {
-      co_await write_source(conn, *out.source, chunked, ec);
+      co_await write_source(conn, *out.source, chunked, out.on_sent, ec);
       // Without chunked coding only the connection's end delimits the body.
       if (!ec && !chunked) ec = asio::error::eof;
       co_return;
@@ -454,7 +457,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     // Gather the body: the owned string, then the shared pieces, sliced to the range if any.
     auto& buffers = conn.out;
     buffers.clear();
-    if (!head.empty()) buffers.emplace_back(head.data(), head.size());
+    std::size_t head_bytes = head.size();  // 0 if it went before
+    if (head_bytes) buffers.emplace_back(head.data(), head_bytes);
     std::size_t skip = slice ? slice->first : 0;
     std::size_t left = body_bytes;
     auto add = [&](const void* data, std::size_t size) {
@@ -470,7 +474,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     };
     add(out.body.data(), out.body.size());
     for (auto& p : out.pieces) add(p.data(), p.size());
+    conn.written = 0;
     co_await write_all(conn, ec);
+    if (out.on_sent) out.on_sent(conn.written > head_bytes ? conn.written - head_bytes : 0);
   }
 
   // Sends `len` bytes of `file` from `from` with sendfile(2) on the non-blocking socket, at most
@@ -486,6 +492,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       ssize_t n = ::sendfile(conn.sock.native_handle(), file.fd, &offset, want);
       if (n > 0) {
         left -= static_cast<std::size_t>(n);
+        conn.written += static_cast<std::size_t>(n);
         if (left == 0) break;
         if (static_cast<std::size_t>(n) == want) {
           co_await asio::post(conn.sock.get_executor(), asio::use_awaitable);
@@ -509,7 +516,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   // each write, so a viewer that stops reading is cut off, and one that reads slowly holds nothing
   // but its position in the shared block.
   static asio::awaitable<void> write_stream(Conn& conn, const SharedBody& body, std::size_t from, std::size_t to,
-                                            error_code& ec) {
+                                            const std::function<void(std::size_t)>& on_sent, error_code& ec) {
     std::shared_ptr<asio::steady_timer> wait;
     std::size_t pos = from;
     while (pos < to) {
@@ -518,7 +525,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         conn.out.clear();
         conn.out.emplace_back(body.data() + pos, ready - pos);
         conn.expires_after(conn.idle_timeout);
+        conn.written = 0;
         co_await write_all(conn, ec);
+        if (on_sent) on_sent(conn.written);
         if (ec) co_return;
         pos = ready;
         continue;
@@ -550,7 +559,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   // deadline applies to each write (a reader that stops is cut off); while caught up the
   // connection waits for the wake-up, with a backstop of the idle timeout. A failed body closes
   // the connection without the last-chunk, so the client sees it incomplete.
-  static asio::awaitable<void> write_source(Conn& conn, const BodySource& body, bool chunked, error_code& ec) {
+  static asio::awaitable<void> write_source(Conn& conn, const BodySource& body, bool chunked,
+                                            const std::function<void(std::size_t)>& on_sent, error_code& ec) {
     std::vector<Bytes> pieces;  // held while written
     std::shared_ptr<asio::steady_timer> wait;
     std::size_t pos = 0;
@@ -566,12 +576,14 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       for (auto& p : pieces) n += p.size();
       if (n > 0 || progress.ended) {
         conn.out.clear();
+        std::size_t framing = 0;  // the chunk-size line before the data
         if (n > 0) {
           if (chunked) {
             auto [end, _] = std::to_chars(size_line, size_line + sizeof(size_line) - 2, n, 16);
             *end++ = '\r';
             *end++ = '\n';
-            conn.out.emplace_back(size_line, static_cast<std::size_t>(end - size_line));
+            framing = static_cast<std::size_t>(end - size_line);
+            conn.out.emplace_back(size_line, framing);
           }
           for (auto& p : pieces)
             if (p.size()) conn.out.emplace_back(p.data(), p.size());
@@ -579,7 +591,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         }
         if (progress.ended && chunked) conn.out.emplace_back("0\r\n\r\n", 5);
         conn.expires_after(conn.idle_timeout);
+        conn.written = 0;
         co_await write_all(conn, ec);
+        if (on_sent && n > 0) on_sent(std::min(n, conn.written > framing ? conn.written - framing : 0));
         if (ec || progress.ended) co_return;
         pos = progress.next;
         continue;
@@ -621,6 +635,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         written = 0;
       }
       if (ec) co_return;
+      conn.written += written;
       std::size_t n = written;
       while (first < bufs.size() && n >= bufs[first].size()) n -= bufs[first++].size();
       if (n) bufs[first] += n;

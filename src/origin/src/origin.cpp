@@ -231,7 +231,7 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
                             .Add({})),
         served_bytes(prometheus::BuildCounter()
                          .Name("streamflex_origin_served_bytes_total")
-                         .Help("Body bytes served")
+                         .Help("Body bytes written to clients (as they leave: Range slices, streamed segments, nothing for HEAD)")
                          .Register(m.registry())
                          .Add({})),
         held(prometheus::BuildGauge()
@@ -400,7 +400,9 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
 
   void respond(const http::Responder& res, const char* kind, http::Response r) {
     count(kind, r.status);
-    served_bytes.Increment(static_cast<double>(r.size()));
+    // What is written, as it is written: a streamed open segment (size unknown when answered), a
+    // Range slice, nothing for HEAD, a short body when the viewer left.
+    r.on_sent = [c = &served_bytes](std::size_t n) { c->Increment(static_cast<double>(n)); };
     res(std::move(r));
   }
 

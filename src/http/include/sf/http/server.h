@@ -78,6 +78,11 @@ struct Response {
   // Transfer-Encoding: chunked as its pieces appear (Range is ignored: the answer is the whole body).
   std::shared_ptr<const BodySource> source;
   std::vector<std::pair<std::string, std::string>> headers;
+  // Called with the body bytes written to the client as they leave (the head and chunked framing
+  // not counted): once for a body written in one go, after each write for one still arriving. The
+  // sum is what the client was sent: nothing for HEAD, the slice for a Range, less than the body if
+  // the client left. Runs on the connection's I/O thread and must not block.
+  std::function<void(std::size_t)> on_sent;
 
   std::size_t size() const;
   static Response text(int status, std::string body);
