@@ -11,6 +11,8 @@
 #include <boost/beast/http.hpp>
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
@@ -244,6 +246,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     std::vector<asio::const_buffer> out;     // the gather list being written
     std::shared_ptr<Responder::State> held;  // reused while nobody else holds it
     bool late = false;                       // the answer being written came after a hold
+    bool corked = false;                     // TCP_CORK set (while a file body is sent)
     std::size_t written = 0;                 // bytes taken by the socket, added by write_all/write_file
 
     void expires_after(std::chrono::milliseconds d) { deadline = Clock::now() + d; }
@@ -407,11 +410,12 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     bool late = conn.late;
     conn.late = false;
     if (out.file && !late && !head_only && body_bytes > 0) {
-      // Answered at once (a hit, an origin part): the head goes with MSG_MORE so the kernel sends it
-      // in the same segments as the file's first bytes, not alone (one wake-up and read less for
-      // the client; nginx does the same with tcp_nopush). Whatever the socket does not take now is
-      // written normally.
-      std::size_t sent = conn.sock.send(asio::buffer(head), MSG_MORE, ec);
+      // Answered at once (a hit, an origin part): the head goes out corked (see cork()), so the
+      // kernel sends it in the same segments as the file's first bytes, not alone (one wake-up and
+      // read less for the client; nginx does the same with tcp_nopush). Whatever the socket does
+      // not take now is written normally.
+      cork(conn, true);
+      std::size_t sent = conn.sock.send(asio::buffer(head), 0, ec);
       if (ec == asio::error::would_block || ec == asio::error::try_again) {
         ec = {};
         sent = 0;
@@ -485,6 +489,25 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   // each wait.
   static asio::awaitable<void> write_file(Conn& conn, const FileBody& file, std::size_t from, std::size_t len,
                                           error_code& ec) {
+    cork(conn, true);
+    co_await write_file_corked(conn, file, from, len, ec);
+    cork(conn, false);  // the last partial segment leaves now
+  }
+
+  // TCP_CORK on or off (nginx's tcp_nopush). While a file body is sent, the connection is corked:
+  // sendfile(2) hands the socket the file 64 KiB (one pipe) at a time, and with TCP_NODELAY alone
+  // the kernel pushed each of those as it came, in smaller segments. Measured on a 1 MB part
+  // (origin_throughput, 100 connections, loopback): 35 packets sent per answer uncorked against
+  // nginx's 20 (net:net_dev_xmit), 1.4x nginx's CPU per answer; corked 20 packets and 1.02x.
+  static void cork(Conn& conn, bool on) {
+    if (conn.corked == on) return;
+    int v = on ? 1 : 0;
+    ::setsockopt(conn.sock.native_handle(), IPPROTO_TCP, TCP_CORK, &v, sizeof(v));
+    conn.corked = on;
+  }
+
+  static asio::awaitable<void> write_file_corked(Conn& conn, const FileBody& file, std::size_t from, std::size_t len,
+                                                 error_code& ec) {
     off_t offset = static_cast<off_t>(from);
     std::size_t left = len;
     while (left > 0) {
