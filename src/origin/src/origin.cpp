@@ -5,9 +5,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <charconv>
 #include <deque>
@@ -121,7 +118,7 @@ class PartFiles {
       std::lock_guard lock(mu_);
       if (auto it = map_.find(key); it != map_.end()) return it->second.file;
     }
-    auto file = fill(p.chunk, size);
+    auto file = fill(p.chunk);
     if (!file) return nullptr;
     std::lock_guard lock(mu_);
     auto [it, fresh] = map_.try_emplace(key, Item{p.chunk.header, file});
@@ -138,26 +135,13 @@ class PartFiles {
   }
 
  private:
-  static std::shared_ptr<const http::FileBody> fill(const cmaf::Chunk& chunk, std::size_t size) {
-    int fd = ::memfd_create("streamflex-part", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd < 0) return nullptr;
-    auto file = std::make_shared<const http::FileBody>(fd, size);
-    auto put = [fd](const Bytes& b) {
-      std::size_t done = 0;
-      while (done < b.size()) {
-        ssize_t n = ::write(fd, b.data() + done, b.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return false;
-        done += static_cast<std::size_t>(n);
-      }
-      return true;
-    };
-    if (!put(chunk.header)) return nullptr;
-    for (auto& b : chunk.payload)
-      if (!put(b)) return nullptr;
-    // Sealed: nothing can change the bytes every later answer sends.
-    if (::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) return nullptr;
-    return file;
+  // One sealed memfd holding the part's header and frames in order (the edge's copy, too).
+  static std::shared_ptr<const http::FileBody> fill(const cmaf::Chunk& chunk) {
+    std::vector<Bytes> pieces;
+    pieces.reserve(chunk.payload.size() + 1);
+    pieces.push_back(chunk.header);
+    for (auto& b : chunk.payload) pieces.push_back(b);
+    return http::FileBody::sealed_copy(pieces);
   }
 
   struct Item {
