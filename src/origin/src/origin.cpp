@@ -5,7 +5,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-
 #include <charconv>
 #include <deque>
 #include <filesystem>
@@ -213,11 +212,13 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
                             .Help("CMAF parts published")
                             .Register(m.registry())
                             .Add({})),
-        served_bytes(prometheus::BuildCounter()
-                         .Name("streamflex_origin_served_bytes_total")
-                         .Help("Body bytes written to clients (as they leave: Range slices, streamed segments, nothing for HEAD)")
-                         .Register(m.registry())
-                         .Add({})),
+        served_bytes(
+            prometheus::BuildCounter()
+                .Name("streamflex_origin_served_bytes_total")
+                .Help(
+                    "Body bytes written to clients (as they leave: Range slices, streamed segments, nothing for HEAD)")
+                .Register(m.registry())
+                .Add({})),
         held(prometheus::BuildGauge()
                  .Name("streamflex_origin_held_requests")
                  .Help("Requests held for a part or playlist that does not exist yet")
