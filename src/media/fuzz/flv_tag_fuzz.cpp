@@ -2,7 +2,8 @@
 // Input: byte 0 selects the path, the rest is one tag body (also given raw to each record parser).
 //   bit 0: 0 video, 1 audio
 //   bit 1: first feed a valid sequence header so frame paths are reachable
-//   bits 2-3: which one (video: legacy AVC, ex hvc1, ex av01, ex avc1; audio: legacy AAC, ex mp4a)
+//   bits 2-3: which one (video: legacy AVC, ex hvc1, ex av01, ex avc1; audio: legacy AAC, ex mp4a,
+//             ex Opus ID header, ex fLaC STREAMINFO)
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -40,8 +41,14 @@ const Bytes& video_primer(int which) {
 }
 
 const Bytes& audio_primer(int which) {
-  static const Bytes primers[2] = {from_hex("af00121056e500"), from_hex("906d7034611190")};
-  return primers[which & 1];
+  static const Bytes primers[4] = {
+      from_hex("af00121056e500"),
+      from_hex("906d7034611190"),
+      from_hex("904f7075734f707573486561640102380180bb0000000000"),
+      from_hex("90664c6143664c61430000002212001200000305000514"
+               "0ac442f00000ac44b48e1dd0c193fdd40c05f288d60157a3"),
+  };
+  return primers[which];
 }
 
 // Touches every byte it is handed so ASan sees any slice that escapes its buffer.
@@ -88,5 +95,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   (void)sf::media::parse_hvcc(body);
   (void)sf::media::parse_av1c(body);
   (void)sf::media::parse_audio_specific_config(body);
+  (void)sf::media::parse_opus_head(body);
+  (void)sf::media::parse_flac_streaminfo(body);
+  (void)sf::media::parse_ac3_frame_header(body);
   return 0;
 }

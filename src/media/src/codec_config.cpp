@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdio>
 #include <optional>
+#include <string_view>
 
 #include "bit_reader.h"
 #include "sf/core/byte_reader.h"
@@ -429,6 +430,116 @@ Result<AudioConfig> parse_audio_specific_config(ByteView asc) {
   if (aot == 0 || cfg.sample_rate == 0) return fail(errc::malformed);
   cfg.object_type = static_cast<std::uint8_t>(aot);
   cfg.codec_string = "mp4a.40." + std::to_string(aot);
+  return cfg;
+}
+
+Result<AudioConfig> parse_opus_head(ByteView head) {
+  // RFC 7845 5.1: magic, version u8, channel count u8, pre-skip u16le, input rate u32le, output
+  // gain s16le, mapping family u8; families other than 0 add stream count, coupled count and one
+  // mapping byte per channel.
+  constexpr std::size_t kFixedSize = 19;
+  constexpr std::string_view kMagic = "OpusHead";
+  if (head.size() < kFixedSize) return fail(errc::truncated);
+  if (!std::equal(kMagic.begin(), kMagic.end(), head.begin(),
+                  [](char c, std::byte b) { return static_cast<std::byte>(c) == b; }))
+    return fail(errc::malformed);
+  const std::uint8_t version = byte_at(head, 8);
+  const std::uint8_t channels = byte_at(head, 9);
+  const std::uint8_t family = byte_at(head, 18);
+  if ((version >> 4) != 0 || channels == 0) return fail(errc::malformed);  // 5.1: major version 0
+  if (family == 0 && channels > 2) return fail(errc::malformed);
+  if (family != 0 && head.size() < kFixedSize + 2 + channels) return fail(errc::truncated);
+  AudioConfig cfg;
+  cfg.codec = Codec::opus;
+  cfg.sample_rate = 48000;
+  cfg.channels = channels;
+  cfg.samples_per_frame = 960;  // 20 ms, the common packet; packets say their own duration
+  cfg.codec_string = "Opus";
+  return cfg;
+}
+
+Result<FlacStreamInfo> parse_flac_streaminfo(ByteView record) {
+  std::size_t at = 0;
+  if (record.size() >= 4 && byte_at(record, 0) == 'f' && byte_at(record, 1) == 'L' && byte_at(record, 2) == 'a' &&
+      byte_at(record, 3) == 'C')
+    at = 4;
+  // A metadata block header (RFC 9639 8.1): last-block flag, type 0 (STREAMINFO), length 34. A bare
+  // STREAMINFO cannot start like that: its maximum block size would be 34 with a minimum of 0.
+  if (record.size() >= at + 4 + kFlacStreamInfoSize && (byte_at(record, at) & 0x7f) == 0 &&
+      byte_at(record, at + 1) == 0 && byte_at(record, at + 2) == 0 && byte_at(record, at + 3) == kFlacStreamInfoSize)
+    at += 4;
+  else if (at == 4)
+    return fail(errc::malformed);  // after the marker, the STREAMINFO block header must follow
+  if (record.size() < at + kFlacStreamInfoSize) return fail(errc::truncated);
+  // 8.2: min/max block size u16, min/max frame size u24, sample rate u20, channels - 1 u3,
+  // bits per sample - 1 u5, total samples u36, MD5.
+  BitReader br(record.subspan(at, kFlacStreamInfoSize));
+  const std::uint32_t min_block = br.bits(16);
+  const std::uint32_t max_block = br.bits(16);
+  br.skip(48);
+  const std::uint32_t rate = br.bits(20);
+  const std::uint32_t channels = br.bits(3) + 1;
+  if (auto ec = br.error()) return std::unexpected(ec);
+  if (min_block < 16 || max_block < min_block || rate == 0) return fail(errc::malformed);
+  FlacStreamInfo info;
+  info.offset = at;
+  info.config.codec = Codec::flac;
+  info.config.sample_rate = rate;
+  info.config.channels = static_cast<std::uint8_t>(channels);
+  info.config.samples_per_frame = static_cast<std::uint16_t>(max_block);
+  info.config.codec_string = "fLaC";
+  return info;
+}
+
+Result<AudioConfig> parse_ac3_frame_header(ByteView frame) {
+  static constexpr std::uint32_t kRates[3] = {48000, 44100, 32000};
+  static constexpr std::uint8_t kChannels[8] = {2, 1, 2, 3, 3, 4, 4, 5};  // by acmod (A/52 Table 5.8)
+  if (frame.size() < 7) return fail(errc::truncated);
+  if (byte_at(frame, 0) != 0x0b || byte_at(frame, 1) != 0x77) return fail(errc::malformed);
+  const std::uint32_t bsid = byte_at(frame, 5) >> 3;  // at the same place in both syntaxes
+  AudioConfig cfg;
+  BitReader br(frame.subspan(2));
+  std::uint32_t acmod = 0;
+  if (bsid <= 10) {
+    // 5.3.1 syncinfo: crc1, fscod, frmsizecod; bsi: bsid, bsmod, acmod, optional mix levels, lfeon.
+    br.skip(16);
+    const std::uint32_t fscod = br.bits(2);
+    const std::uint32_t frmsizecod = br.bits(6);
+    br.skip(8);
+    acmod = br.bits(3);
+    if ((acmod & 1) && acmod != 1) br.skip(2);  // cmixlev
+    if (acmod & 4) br.skip(2);                  // surmixlev
+    if (acmod == 2) br.skip(2);                 // dsurmod
+    if (fscod == 3 || frmsizecod > 37) return fail(errc::malformed);
+    cfg.codec = Codec::ac3;
+    cfg.sample_rate = kRates[fscod];
+    cfg.samples_per_frame = 1536;
+    cfg.codec_string = "ac-3";
+  } else if (bsid <= 16) {
+    // E.1.2.2: strmtyp, substreamid, frmsiz, fscod, fscod2 or numblkscod, acmod, lfeon.
+    static constexpr std::uint16_t kBlocks[4] = {1, 2, 3, 6};
+    const std::uint32_t strmtyp = br.bits(2);
+    br.skip(3 + 11);
+    const std::uint32_t fscod = br.bits(2);
+    const std::uint32_t code = br.bits(2);
+    acmod = br.bits(3);
+    if (strmtyp == 3) return fail(errc::malformed);
+    if (fscod == 3) {
+      if (code == 3) return fail(errc::malformed);
+      cfg.sample_rate = kRates[code] / 2;  // half rates: 24, 22.05, 16 kHz
+      cfg.samples_per_frame = 256 * 6;
+    } else {
+      cfg.sample_rate = kRates[fscod];
+      cfg.samples_per_frame = static_cast<std::uint16_t>(256 * kBlocks[code]);
+    }
+    cfg.codec = Codec::eac3;
+    cfg.codec_string = "ec-3";
+  } else {
+    return fail(errc::unsupported);
+  }
+  const bool lfe = br.flag();
+  if (auto ec = br.error()) return std::unexpected(ec);
+  cfg.channels = static_cast<std::uint8_t>(kChannels[acmod] + (lfe ? 1 : 0));
   return cfg;
 }
 

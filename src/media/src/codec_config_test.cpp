@@ -394,6 +394,141 @@ TEST(ParseAudioSpecificConfig, TruncatedInputs) {
   EXPECT_EQ(parse_audio_specific_config(hex("f8")).error(), errc::truncated);  // escape cut off
 }
 
+// Headers as ffmpeg 5.1 wrote them: libopus (stereo), the native ac3 encoder (stereo 48 kHz
+// 192k; mono 44.1 kHz 96k), eac3 (5.1, 48 kHz) and flac (stereo 44.1 kHz, the file's marker and
+// first metadata block header).
+constexpr std::string_view kOpusHeadStereo = "4f70757348656164 01 02 3801 80bb0000 0000 00";
+constexpr std::string_view kAc3Stereo48k = "0b77fe95144043e1";
+constexpr std::string_view kAc3Mono44k = "0b771ef84c402f84";
+constexpr std::string_view kEac3Surround48k = "0b7701ff3f87c000";
+constexpr std::string_view kFlacHeader =
+    "664c6143 00000022 12001200 000305 000514 0ac442f00000ac44 b48e1dd0c193fdd40c05f288d60157a3";
+
+TEST(ParseOpusHead, StereoIsFortyEightKilohertz) {
+  auto cfg = parse_opus_head(hex(kOpusHeadStereo));
+  ASSERT_TRUE(cfg) << cfg.error().message();
+  EXPECT_EQ(cfg->codec, Codec::opus);
+  EXPECT_EQ(cfg->sample_rate, 48000u);
+  EXPECT_EQ(cfg->channels, 2);
+  EXPECT_EQ(cfg->codec_string, "Opus");
+}
+
+TEST(ParseOpusHead, RejectsWrongMagicVersionAndShortMappings) {
+  EXPECT_EQ(parse_opus_head(hex("4f70757354616773 01 02 3801 80bb0000 0000 00")).error(), errc::malformed);
+  EXPECT_EQ(parse_opus_head(hex("4f70757348656164 10 02 3801 80bb0000 0000 00")).error(), errc::malformed);
+  EXPECT_EQ(parse_opus_head(hex("4f70757348656164 01 00 3801 80bb0000 0000 00")).error(), errc::malformed);
+  // Family 0 is mono or stereo only; family 1 needs stream counts and a mapping per channel.
+  EXPECT_EQ(parse_opus_head(hex("4f70757348656164 01 06 3801 80bb0000 0000 00")).error(), errc::malformed);
+  EXPECT_EQ(parse_opus_head(hex("4f70757348656164 01 06 3801 80bb0000 0000 01 0402 000104")).error(), errc::truncated);
+  auto six = parse_opus_head(hex("4f70757348656164 01 06 3801 80bb0000 0000 01 0402 000401020503"));
+  ASSERT_TRUE(six);
+  EXPECT_EQ(six->channels, 6);
+  EXPECT_EQ(parse_opus_head(hex("4f70757348656164 01 02 3801")).error(), errc::truncated);
+}
+
+TEST(ParseFlacStreamInfo, FindsTheBlockBehindMarkerAndHeaderOrBare) {
+  const Bytes full = hex(kFlacHeader);
+  auto info = parse_flac_streaminfo(full);
+  ASSERT_TRUE(info) << info.error().message();
+  EXPECT_EQ(info->offset, 8u);
+  EXPECT_EQ(info->config.codec, Codec::flac);
+  EXPECT_EQ(info->config.sample_rate, 44100u);
+  EXPECT_EQ(info->config.channels, 2);
+  EXPECT_EQ(info->config.samples_per_frame, 4608);
+  EXPECT_EQ(info->config.codec_string, "fLaC");
+  auto headed = parse_flac_streaminfo(full.view().subspan(4));
+  ASSERT_TRUE(headed);
+  EXPECT_EQ(headed->offset, 4u);
+  auto bare = parse_flac_streaminfo(full.view().subspan(8));
+  ASSERT_TRUE(bare);
+  EXPECT_EQ(bare->offset, 0u);
+  EXPECT_EQ(bare->config.sample_rate, 44100u);
+}
+
+TEST(ParseFlacStreamInfo, RejectsShortBlocksZeroRateAndAMarkerWithoutStreamInfo) {
+  const Bytes full = hex(kFlacHeader);
+  EXPECT_EQ(parse_flac_streaminfo(full.view().subspan(8, 33)).error(), errc::truncated);
+  EXPECT_EQ(parse_flac_streaminfo(full.view().first(41)).error(), errc::malformed);
+  auto zero_rate = hex_vector(kFlacHeader);
+  zero_rate[18] = zero_rate[19] = std::byte{0};
+  zero_rate[20] = std::byte{0x02};
+  EXPECT_EQ(parse_flac_streaminfo(zero_rate).error(), errc::malformed);
+  auto vorbis_first = hex_vector(kFlacHeader);
+  vorbis_first[4] = std::byte{4};  // a VORBIS_COMMENT block where STREAMINFO must be
+  EXPECT_EQ(parse_flac_streaminfo(vorbis_first).error(), errc::malformed);
+}
+
+TEST(ParseAc3FrameHeader, Ac3RateChannelsAndFrameLength) {
+  auto stereo = parse_ac3_frame_header(hex(kAc3Stereo48k));
+  ASSERT_TRUE(stereo) << stereo.error().message();
+  EXPECT_EQ(stereo->codec, Codec::ac3);
+  EXPECT_EQ(stereo->sample_rate, 48000u);
+  EXPECT_EQ(stereo->channels, 2);
+  EXPECT_EQ(stereo->samples_per_frame, 1536);
+  EXPECT_EQ(stereo->codec_string, "ac-3");
+  auto mono = parse_ac3_frame_header(hex(kAc3Mono44k));
+  ASSERT_TRUE(mono);
+  EXPECT_EQ(mono->sample_rate, 44100u);
+  EXPECT_EQ(mono->channels, 1);
+  // 3/2 with LFE (acmod 7 carries cmixlev and surmixlev before lfeon).
+  BitWriter w;
+  w.bits(0x0b77, 16).bits(0, 16).bits(0, 2).bits(30, 6).bits(8, 5).bits(0, 3).bits(7, 3).bits(0, 4).bits(1, 1);
+  auto surround = parse_ac3_frame_header(Bytes::copy_of(w.finish()));
+  ASSERT_TRUE(surround);
+  EXPECT_EQ(surround->channels, 6);
+}
+
+TEST(ParseAc3FrameHeader, Eac3BlocksAndHalfRates) {
+  auto surround = parse_ac3_frame_header(hex(kEac3Surround48k));
+  ASSERT_TRUE(surround) << surround.error().message();
+  EXPECT_EQ(surround->codec, Codec::eac3);
+  EXPECT_EQ(surround->sample_rate, 48000u);
+  EXPECT_EQ(surround->channels, 6);
+  EXPECT_EQ(surround->samples_per_frame, 1536);
+  EXPECT_EQ(surround->codec_string, "ec-3");
+  // fscod 3: fscod2 1 (22.05 kHz), always six blocks; acmod 2, no LFE.
+  BitWriter w;
+  w.bits(0x0b77, 16)
+      .bits(0, 2)
+      .bits(0, 3)
+      .bits(100, 11)
+      .bits(3, 2)
+      .bits(1, 2)
+      .bits(2, 3)
+      .bits(0, 1)
+      .bits(16, 5)
+      .bits(0, 11);
+  auto half = parse_ac3_frame_header(Bytes::copy_of(w.finish()));
+  ASSERT_TRUE(half);
+  EXPECT_EQ(half->sample_rate, 22050u);
+  EXPECT_EQ(half->samples_per_frame, 1536);
+  EXPECT_EQ(half->channels, 2);
+  // One block per frame at 48 kHz.
+  BitWriter one;
+  one.bits(0x0b77, 16)
+      .bits(0, 2)
+      .bits(0, 3)
+      .bits(100, 11)
+      .bits(0, 2)
+      .bits(0, 2)
+      .bits(1, 3)
+      .bits(0, 1)
+      .bits(16, 5)
+      .bits(0, 11);
+  auto short_frames = parse_ac3_frame_header(Bytes::copy_of(one.finish()));
+  ASSERT_TRUE(short_frames);
+  EXPECT_EQ(short_frames->samples_per_frame, 256);
+  EXPECT_EQ(short_frames->channels, 1);
+}
+
+TEST(ParseAc3FrameHeader, RejectsNoSyncReservedRatesAndUnknownStreamIds) {
+  EXPECT_EQ(parse_ac3_frame_header(hex("0b78fe95144043e1")).error(), errc::malformed);
+  EXPECT_EQ(parse_ac3_frame_header(hex("0b77fe95d44043e1")).error(), errc::malformed);    // fscod 3
+  EXPECT_EQ(parse_ac3_frame_header(hex("0b77fe953f4043e1")).error(), errc::malformed);    // frmsizecod 63
+  EXPECT_EQ(parse_ac3_frame_header(hex("0b77fe9514c843e1")).error(), errc::unsupported);  // bsid 25
+  EXPECT_EQ(parse_ac3_frame_header(hex("0b77fe951440")).error(), errc::truncated);
+}
+
 TEST(CodecConfigParsers, GarbageNeverCrashesAndUsuallyFails) {
   std::mt19937 rng(1234);
   std::vector<std::byte> buf;
@@ -405,6 +540,9 @@ TEST(CodecConfigParsers, GarbageNeverCrashesAndUsuallyFails) {
     (void)parse_hvcc(buf);
     (void)parse_av1c(buf);
     (void)parse_audio_specific_config(buf);
+    (void)parse_opus_head(buf);
+    (void)parse_flac_streaminfo(buf);
+    (void)parse_ac3_frame_header(buf);
   }
 }
 

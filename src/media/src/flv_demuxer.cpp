@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <optional>
 #include <string_view>
+#include <utility>
 
 #include "sf/core/byte_reader.h"
 #include "sf/media/codec_config.h"
@@ -336,6 +337,14 @@ Result<Packet> read_audio(ByteView body, std::string& detail) {
   std::uint32_t four_cc = *fc;
   if (four_cc == fourcc(".mp3")) {
     p.codec = Codec::mp3;
+  } else if (four_cc == fourcc("Opus")) {
+    p.codec = Codec::opus;
+  } else if (four_cc == fourcc("ac-3")) {
+    p.codec = Codec::ac3;
+  } else if (four_cc == fourcc("ec-3")) {
+    p.codec = Codec::eac3;
+  } else if (four_cc == fourcc("fLaC")) {
+    p.codec = Codec::flac;
   } else if (four_cc != fourcc("mp4a")) {
     detail = "audio FourCC " + fourcc_text(four_cc);
     return fail(errc::unsupported);
@@ -390,6 +399,51 @@ std::optional<AudioConfig> parse_mpeg_audio_header(ByteView payload) {
   cfg.samples_per_frame = layer == 3 ? 384 : layer == 2 || version == 3 ? 1152 : 576;
   cfg.codec_string = "mp4a.40.34";
   return cfg;
+}
+
+// Codecs whose frames carry their configuration (no sequence header): the track is announced from
+// a frame's header. nullopt if the frame does not start with one.
+bool announced_by_frames(Codec codec) {
+  return codec == Codec::mp3 || codec == Codec::ac3 || codec == Codec::eac3;
+}
+
+std::optional<AudioConfig> frame_audio_config(Codec codec, ByteView payload) {
+  if (codec == Codec::mp3) return parse_mpeg_audio_header(payload);
+  auto cfg = parse_ac3_frame_header(payload);
+  if (!cfg || cfg->codec != codec) return std::nullopt;  // E-RTMP ac-3 carries AC-3 frames, ec-3 E-AC-3
+  return *cfg;
+}
+
+// The configuration record a sequence header carries, sliced out of `record`, and what it says.
+// nullopt (no error) for a sequence header that configures nothing here (an Opus comment header).
+Result<std::optional<std::pair<Bytes, AudioConfig>>> audio_sequence_header(Codec codec, const Bytes& record) {
+  using Found = std::optional<std::pair<Bytes, AudioConfig>>;
+  switch (codec) {
+    case Codec::aac: {
+      auto cfg = parse_audio_specific_config(record.view());
+      if (!cfg) return std::unexpected(cfg.error());
+      return Found(std::pair{record, std::move(*cfg)});
+    }
+    case Codec::opus: {
+      // E-RTMP v2: an Opus SequenceStart carries the ID header or the comment header (RFC 7845 5.1,
+      // 5.2); only the ID header configures the decoder.
+      constexpr std::string_view kTags = "OpusTags";
+      auto v = record.view();
+      if (v.size() >= kTags.size() && std::equal(kTags.begin(), kTags.end(), v.begin(),
+                                                 [](char c, std::byte b) { return static_cast<std::byte>(c) == b; }))
+        return Found();
+      auto cfg = parse_opus_head(v);
+      if (!cfg) return std::unexpected(cfg.error());
+      return Found(std::pair{record, std::move(*cfg)});
+    }
+    case Codec::flac: {
+      auto info = parse_flac_streaminfo(record.view());
+      if (!info) return std::unexpected(info.error());
+      return Found(std::pair{record.share(info->offset, kFlacStreamInfoSize), std::move(info->config)});
+    }
+    default:
+      return Found();  // MP3, AC-3 and E-AC-3 frames say their configuration; a header adds nothing
+  }
 }
 
 bool same_record(const TrackConfig& track, Codec codec, const Bytes& record) {
@@ -458,38 +512,40 @@ Result<void> FlvDemuxer::audio(std::int64_t timestamp_ms, const Bytes& body, Out
       ++skipped_;
       return {};
     case Packet::Kind::sequence_start: {
-      if (packet->codec == Codec::mp3) return {};  // MP3 has no configuration record: frames say it
-      Bytes record = body.share_from(packet->payload_offset);
-      auto cfg = parse_audio_specific_config(record.view());
-      if (!cfg) {
-        detail_ = "invalid AudioSpecificConfig";
-        return propagate(cfg.error());
+      auto found = audio_sequence_header(packet->codec, body.share_from(packet->payload_offset));
+      if (!found) {
+        detail_ = packet->codec == Codec::aac
+                      ? std::string("invalid AudioSpecificConfig")
+                      : "invalid " + std::string(codec_name(packet->codec)) + " sequence header";
+        return propagate(found.error());
       }
+      if (!*found) return {};
+      auto& [record, cfg] = **found;
       if (same_record(audio_, packet->codec, record)) return {};
       audio_.track_id = kAudioTrackId;
       audio_.type = MediaType::audio;
       audio_.codec = packet->codec;
-      audio_.timescale = cfg->sample_rate;
+      audio_.timescale = cfg.sample_rate;
       ++audio_.version;
       audio_.record = std::move(record);
-      audio_.audio = std::move(*cfg);
+      audio_.audio = std::move(cfg);
       audio_.video.reset();
       out.on_track(audio_);
       return {};
     }
     case Packet::Kind::coded_frame: {
-      if (packet->codec == Codec::mp3 && packet->payload_offset < body.size()) {
+      if (announced_by_frames(packet->codec) && packet->payload_offset < body.size()) {
         // The track is announced by its first frame, and again when the rate or channels change.
-        auto cfg = parse_mpeg_audio_header(body.view().subspan(packet->payload_offset));
+        auto cfg = frame_audio_config(packet->codec, body.view().subspan(packet->payload_offset));
         if (!cfg) {
           ++skipped_;
           return {};
         }
-        if (audio_.codec != Codec::mp3 || !audio_.audio || audio_.audio->sample_rate != cfg->sample_rate ||
+        if (audio_.codec != packet->codec || !audio_.audio || audio_.audio->sample_rate != cfg->sample_rate ||
             audio_.audio->channels != cfg->channels) {
           audio_.track_id = kAudioTrackId;
           audio_.type = MediaType::audio;
-          audio_.codec = Codec::mp3;
+          audio_.codec = packet->codec;
           audio_.timescale = cfg->sample_rate;
           ++audio_.version;
           audio_.record = Bytes();

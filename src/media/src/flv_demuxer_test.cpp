@@ -317,6 +317,104 @@ TEST_F(FlvDemuxerTest, Mp3FramesAnnounceTheirTrackFromTheFrameHeader) {
   EXPECT_EQ(out.frames.size(), 3u);
 }
 
+// E-RTMP v2 audio: 0x9N is ExHeader with AudioPacketType N, then the FourCC.
+TEST_F(FlvDemuxerTest, OpusIdHeaderConfiguresTheTrackAndTheCommentHeaderIsIgnored) {
+  const Bytes head = hex("90 4f707573 4f70757348656164 01 02 3801 80bb0000 0000 00");
+  ASSERT_TRUE(demuxer.audio(0, head, out));
+  ASSERT_EQ(out.tracks.size(), 1u);
+  const TrackConfig& t = out.tracks[0];
+  EXPECT_EQ(t.codec, Codec::opus);
+  EXPECT_EQ(t.type, MediaType::audio);
+  EXPECT_EQ(t.timescale, 48000u);
+  ASSERT_TRUE(t.audio);
+  EXPECT_EQ(t.audio->channels, 2);
+  EXPECT_EQ(t.record.data(), head.data() + 5);  // the ID header, shared, for the decoder
+  EXPECT_EQ(t.record.size(), 19u);
+  ASSERT_TRUE(audio(0, "90 4f707573 4f70757354616773 0d000000 4c61766635392e32372e313030 00000000"));
+  ASSERT_TRUE(audio(0, "90 4f707573 4f70757348656164 01 02 3801 80bb0000 0000 00"));
+  EXPECT_EQ(out.tracks.size(), 1u);  // the comment header and the same ID header again: no new track
+  const Bytes packet = hex("91 4f707573 fcfffe");
+  ASSERT_TRUE(demuxer.audio(20, packet, out));
+  ASSERT_EQ(out.frames.size(), 1u);
+  EXPECT_EQ(out.frames[0].codec, Codec::opus);
+  EXPECT_EQ(out.frames[0].dts, 960);
+  EXPECT_EQ(out.frames[0].data.data(), packet.data() + 5);
+  EXPECT_EQ(out.frames[0].data.size(), 3u);
+}
+
+TEST_F(FlvDemuxerTest, OpusFramesBeforeTheirHeaderAreSkippedAndABadHeaderIsMalformed) {
+  ASSERT_TRUE(audio(0, "91 4f707573 fcfffe"));
+  EXPECT_TRUE(out.frames.empty());
+  EXPECT_EQ(demuxer.skipped_frames(), 1u);
+  EXPECT_EQ(audio(0, "90 4f707573 4f70757348656164 10 02").error(), errc::truncated);
+  EXPECT_EQ(demuxer.detail(), "invalid opus sequence header");
+}
+
+TEST_F(FlvDemuxerTest, Ac3SyncFramesAnnounceTheirTrack) {
+  // No sequence header: the first sync frame (48 kHz stereo, 192 kbit/s) says it all.
+  ASSERT_TRUE(audio(0, "91 61632d33 0b77fe95144043e1 0000"));
+  ASSERT_EQ(out.tracks.size(), 1u);
+  EXPECT_EQ(out.tracks[0].codec, Codec::ac3);
+  EXPECT_EQ(out.tracks[0].timescale, 48000u);
+  EXPECT_EQ(out.tracks[0].audio->channels, 2);
+  EXPECT_EQ(out.tracks[0].audio->samples_per_frame, 1536);
+  EXPECT_EQ(out.tracks[0].record.size(), 0u);
+  ASSERT_TRUE(audio(32, "91 61632d33 0b77fe95144043e1 0000"));
+  EXPECT_EQ(out.tracks.size(), 1u);
+  ASSERT_EQ(out.frames.size(), 2u);
+  EXPECT_EQ(out.frames[1].dts, 32 * 48);
+  EXPECT_EQ(out.frames[1].data.size(), 10u);
+  // A different configuration (44.1 kHz mono) is a new track version.
+  ASSERT_TRUE(audio(64, "91 61632d33 0b771ef84c402f84"));
+  ASSERT_EQ(out.tracks.size(), 2u);
+  EXPECT_EQ(out.tracks[1].timescale, 44100u);
+  EXPECT_EQ(out.tracks[1].version, 2u);
+  // An E-AC-3 frame under ac-3, and bytes with no sync word, are skipped, not fatal.
+  ASSERT_TRUE(audio(96, "91 61632d33 0b7701ff3f87c000"));
+  ASSERT_TRUE(audio(96, "91 61632d33 00112233445566"));
+  EXPECT_EQ(out.frames.size(), 3u);
+  EXPECT_EQ(demuxer.skipped_frames(), 2u);
+  // A sequence header configures nothing for AC-3.
+  ASSERT_TRUE(audio(96, "90 61632d33"));
+  EXPECT_EQ(out.tracks.size(), 2u);
+}
+
+TEST_F(FlvDemuxerTest, Eac3SyncFramesAnnounceTheirTrack) {
+  ASSERT_TRUE(audio(0, "91 65632d33 0b7701ff3f87c000"));
+  ASSERT_EQ(out.tracks.size(), 1u);
+  EXPECT_EQ(out.tracks[0].codec, Codec::eac3);
+  EXPECT_EQ(out.tracks[0].audio->channels, 6);
+  ASSERT_EQ(out.frames.size(), 1u);
+  EXPECT_EQ(out.frames[0].codec, Codec::eac3);
+}
+
+TEST_F(FlvDemuxerTest, FlacStreamInfoBecomesTheRecordWithOrWithoutItsMarker) {
+  const Bytes marked =
+      hex("90 664c6143 664c6143 00000022 12001200 000305 000514 0ac442f00000ac44 b48e1dd0c193fdd40c05f288d60157a3");
+  ASSERT_TRUE(demuxer.audio(0, marked, out));
+  ASSERT_EQ(out.tracks.size(), 1u);
+  EXPECT_EQ(out.tracks[0].codec, Codec::flac);
+  EXPECT_EQ(out.tracks[0].timescale, 44100u);
+  EXPECT_EQ(out.tracks[0].record.data(), marked.data() + 13);
+  EXPECT_EQ(out.tracks[0].record.size(), 34u);
+  // The bare STREAMINFO is the same configuration.
+  ASSERT_TRUE(audio(0, "90 664c6143 12001200 000305 000514 0ac442f00000ac44 b48e1dd0c193fdd40c05f288d60157a3"));
+  EXPECT_EQ(out.tracks.size(), 1u);
+  ASSERT_TRUE(audio(1000, "91 664c6143 fff8c9180000"));
+  ASSERT_EQ(out.frames.size(), 1u);
+  EXPECT_EQ(out.frames[0].dts, 44100);
+  EXPECT_EQ(audio(0, "90 664c6143 664c6143 04000022").error(), errc::malformed);
+  EXPECT_EQ(demuxer.detail(), "invalid flac sequence header");
+}
+
+TEST_F(FlvDemuxerTest, NewAudioFourCcsThroughAOneTrackMultitrackWrapper) {
+  // Multitrack (5): OneTrack | CodedFrames, FourCC ac-3, track 0.
+  ASSERT_TRUE(audio(0, "95 01 61632d33 00 0b77fe95144043e1"));
+  ASSERT_EQ(out.tracks.size(), 1u);
+  EXPECT_EQ(out.tracks[0].codec, Codec::ac3);
+  EXPECT_EQ(out.frames.size(), 1u);
+}
+
 TEST_F(FlvDemuxerTest, UnsupportedAudioFormatsNameThemselves) {
   EXPECT_EQ(audio(0, "6f 00").error(), errc::unsupported);
   EXPECT_EQ(demuxer.detail(), "audio format 6 (Nellymoser)");
@@ -324,8 +422,8 @@ TEST_F(FlvDemuxerTest, UnsupportedAudioFormatsNameThemselves) {
   EXPECT_EQ(demuxer.detail(), "audio format 11 (Speex)");
   EXPECT_EQ(audio(0, "72 00").error(), errc::unsupported);
   EXPECT_EQ(demuxer.detail(), "audio format 7 (G.711 A-law)");
-  EXPECT_EQ(audio(0, "90 4f707573 4f707573").error(), errc::unsupported);
-  EXPECT_EQ(demuxer.detail(), "audio FourCC Opus");
+  EXPECT_EQ(audio(0, "90 766f7262 00").error(), errc::unsupported);
+  EXPECT_EQ(demuxer.detail(), "audio FourCC vorb");
 }
 
 TEST_F(FlvDemuxerTest, ChangedAudioConfigBumpsVersion) {

@@ -20,6 +20,12 @@ std::string_view codec_name(Codec c) {
       return "mp3";
     case Codec::opus:
       return "opus";
+    case Codec::ac3:
+      return "ac3";
+    case Codec::eac3:
+      return "eac3";
+    case Codec::flac:
+      return "flac";
   }
   return "unknown";
 }

@@ -22,7 +22,13 @@ AVCodecID audio_codec_id(media::Codec c) {
     case media::Codec::mp3:
       return AV_CODEC_ID_MP3;
     case media::Codec::opus:
-      return AV_CODEC_ID_OPUS;
+      return AV_CODEC_ID_OPUS;  // configured by the ID header (channels, pre-skip, mapping)
+    case media::Codec::ac3:
+      return AV_CODEC_ID_AC3;
+    case media::Codec::eac3:
+      return AV_CODEC_ID_EAC3;
+    case media::Codec::flac:
+      return AV_CODEC_ID_FLAC;  // configured by the 34-byte STREAMINFO
     default:
       return AV_CODEC_ID_NONE;
   }

@@ -1,10 +1,11 @@
-// The audio half of a ladder: a source's audio (MP3, Opus, AAC of any rate and layout) decoded once
-// and encoded once to AAC-LC 48 kHz stereo with libavcodec's native `aac` encoder (through
-// libswresample), shared by every rung. Output timestamps count 1024-sample frames on the source's
-// timeline: anchored at the source's first sample, then advanced by the samples actually encoded
-// (no drift from millisecond-rounded FLV times), re-anchored only when the source's time jumps by
-// more than 100 ms. The encoder's priming frame (libavcodec stamps it 1024 samples before the
-// first input sample) is left out, so every emitted frame decodes to source time at its pts.
+// The audio half of a ladder: a source's audio (MP3, Opus, AC-3, E-AC-3, FLAC, AAC of any rate and
+// layout; more than two channels are downmixed) decoded once and encoded once to AAC-LC 48 kHz
+// stereo with libavcodec's native `aac` encoder (through libswresample), shared by every rung.
+// Output timestamps count 1024-sample frames on the source's timeline: anchored at the source's
+// first sample, then advanced by the samples actually encoded (no drift from millisecond-rounded
+// FLV times), re-anchored only when the source's time jumps by more than 100 ms. The encoder's
+// priming frame (libavcodec stamps it 1024 samples before the first input sample) is left out, so
+// every emitted frame decodes to source time at its pts.
 // Private to the transcode component; one thread at a time.
 #pragma once
 

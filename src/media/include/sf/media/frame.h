@@ -14,8 +14,9 @@ namespace sf::media {
 
 enum class MediaType : std::uint8_t { video, audio };
 
-enum class Codec : std::uint8_t { unknown, h264, hevc, av1, vp9, aac, mp3, opus };
-std::string_view codec_name(Codec c);  // "h264", "hevc", "av1", "vp9", "aac", "mp3", "opus"
+enum class Codec : std::uint8_t { unknown, h264, hevc, av1, vp9, aac, mp3, opus, ac3, eac3, flac };
+// "h264", "hevc", "av1", "vp9", "aac", "mp3", "opus", "ac3", "eac3", "flac"
+std::string_view codec_name(Codec c);
 
 constexpr std::uint32_t kVideoTimescale = 90000;
 
@@ -32,24 +33,27 @@ struct VideoConfig {
   std::string codec_string;           // RFC 6381: "avc1.64001f", "hvc1.1.6.L93.B0", "av01.0.08M.08"
 };
 
-// Parsed from an AudioSpecificConfig (ISO/IEC 14496-3 1.6.2.1).
+// Parsed from an AudioSpecificConfig (ISO/IEC 14496-3 1.6.2.1), an Opus ID header, a FLAC
+// STREAMINFO, or the first frame's header (MP3, AC-3, E-AC-3).
 struct AudioConfig {
   Codec codec = Codec::unknown;
-  std::uint8_t object_type = 0;   // 2 = AAC-LC, 5 = SBR (HE-AAC), 29 = PS
-  std::uint32_t sample_rate = 0;  // Hz
-  std::uint8_t channels = 0;      // channel configuration (1..7), 0 if defined in-band
-  std::uint16_t samples_per_frame = 1024;
-  std::string codec_string;  // "mp4a.40.2"
+  std::uint8_t object_type = 0;            // AAC: 2 = AAC-LC, 5 = SBR (HE-AAC), 29 = PS
+  std::uint32_t sample_rate = 0;           // Hz (Opus: 48000, the rate it always decodes at)
+  std::uint8_t channels = 0;               // AAC: channel configuration (1..7), 0 if in-band; others: count (with LFE)
+  std::uint16_t samples_per_frame = 1024;  // nominal (Opus and FLAC frames may vary)
+  std::string codec_string;                // "mp4a.40.2", "Opus", "ac-3", "ec-3", "fLaC"
 };
 
 // A track and its codec configuration. `record` holds the configuration record bytes exactly as
-// received (avcC, hvcC, av1C or AudioSpecificConfig), for packagers to write into init segments.
+// received (avcC, hvcC, av1C or AudioSpecificConfig), for packagers to write into init segments
+// and decoders to open with.
 struct TrackConfig {
   std::uint32_t track_id = 0;  // 1 = video, 2 = audio for single-track sources
   MediaType type = MediaType::video;
   Codec codec = Codec::unknown;
   std::uint32_t timescale = kVideoTimescale;  // 90 kHz video, sample rate audio
   std::uint32_t version = 0;                  // increments each time this track's configuration changes
+  // Opus: the ID header "OpusHead"; FLAC: the 34-byte STREAMINFO; MP3, AC-3, E-AC-3: empty.
   Bytes record;
   // Set by a transcoder: the rendition's name ("720p"; empty: the packager names it after the
   // track type) and its declared peak bit rate in bits/s (0: only what the packager measures).
