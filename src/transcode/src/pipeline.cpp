@@ -29,7 +29,7 @@ AVCodecID codec_id(media::Codec c) {
 }
 
 constexpr std::uint32_t kRungTrackBase = 10;
-constexpr std::uint32_t kSourceTrackId = 9;       // the source rung: clear of the source's ids and the rungs'
+constexpr std::uint32_t kSourceTrackId = 9;        // the source rung: clear of the source's ids and the rungs'
 constexpr std::uint64_t kSourceArea = UINT64_MAX;  // sorts after every transcoded rung of a picture
 constexpr std::size_t kMaxHeld = 32;               // source frames held at most (H.264 reorders up to 16)
 
@@ -72,6 +72,8 @@ void Pipeline::on_track(const media::TrackConfig& track) {
     // AAC goes through untouched, shared by every rung; anything else (or AAC when asked) is
     // decoded once and encoded once to AAC-LC 48 kHz stereo on the audio strand.
     audio_track_id_ = track.track_id;
+    skipped_frames_ += std::int64_t(held_audio_.size());  // held for the previous configuration
+    held_audio_.clear();
     audio_passthrough_ = track.codec == media::Codec::aac && !opt_.audio_always;
     audio_transcode_ = !audio_passthrough_;
     auto slot = seq_.open(1, -1);
@@ -119,26 +121,23 @@ void Pipeline::on_frame(const media::MediaFrame& f) {
   double t = double(f.dts) / (f.type == media::MediaType::video ? media::kVideoTimescale : 48000);
   if (opt_.backpressure) seq_.wait_below(opt_.max_queue);
   if (f.type == media::MediaType::audio) {
-    // Before the first rung frame the packager would take audio for its leader: wait for video.
-    if (!(audio_passthrough_ || audio_transcode_) || f.track_id != audio_track_id_ ||
-        (have_video_track_ && !video_out_))
-      return;
-    if (seq_.depth() >= 4 * opt_.max_queue) {  // audio frames wait behind video ones, bounded too
-      ++skipped_frames_;
+    if (!(audio_passthrough_ || audio_transcode_) || f.track_id != audio_track_id_) return;
+    if (have_video_track_ && !video_out_) {
+      // Before the first rung frame the packager would take audio for its leader: the audio waits
+      // here (bounded) for video, instead of being lost, which left the stream's first tenths of a
+      // second silent and shifted a transcoded timeline by the frames missing.
+      if (held_audio_.size() >= kMaxHeldAudio) {
+        held_audio_.pop_front();
+        ++skipped_frames_;
+      }
+      held_audio_.push_back(f);
       return;
     }
-    auto slot = seq_.open(1, -1);
-    if (audio_transcode_) {
-      asio::post(audio_strand_, [self = shared_from_this(), slot, f] { self->audio_frame(slot, f); });
-      return;
-    }
-    ++audio_frames_;
-    SeqItem item;
-    item.media = f;
-    seq_.add(slot, std::move(item));
-    seq_.done(slot);
+    release_held_audio();
+    submit_audio(f);
     return;
   }
+  release_held_audio();
   newest_t_ = t;
   if (seq_.timed_depth() >= opt_.max_queue) {
     // Far behind: shed source frames until the next keyframe, so the decoder restarts cleanly.
@@ -156,7 +155,31 @@ void Pipeline::on_frame(const media::MediaFrame& f) {
   asio::post(decode_strand_, [self = shared_from_this(), slot, f] { self->decode(slot, f); });
 }
 
+void Pipeline::submit_audio(const media::MediaFrame& f) {
+  if (seq_.depth() >= 4 * opt_.max_queue) {  // audio frames wait behind video ones, bounded too
+    ++skipped_frames_;
+    return;
+  }
+  auto slot = seq_.open(1, -1);
+  if (audio_transcode_) {
+    asio::post(audio_strand_, [self = shared_from_this(), slot, f] { self->audio_frame(slot, f); });
+    return;
+  }
+  ++audio_frames_;
+  SeqItem item;
+  item.media = f;
+  seq_.add(slot, std::move(item));
+  seq_.done(slot);
+}
+
+void Pipeline::release_held_audio() {
+  if (held_audio_.empty() || !video_out_) return;
+  for (auto& a : held_audio_) submit_audio(a);
+  held_audio_.clear();
+}
+
 void Pipeline::finish() {
+  release_held_audio();  // video that never came out leaves its held audio out too
   auto self = shared_from_this();
   if (audio_transcode_) {
     auto audio_slot = seq_.open(1, -1);
@@ -314,7 +337,7 @@ void Pipeline::release_source(std::uint64_t slot, std::uint32_t picture, std::in
       std::int64_t unset = INT64_MIN;
       source_->first_pts.compare_exchange_strong(unset, item.media.dts, std::memory_order_relaxed);
     }
-      seq_.add(slot, std::move(item));
+    seq_.add(slot, std::move(item));
   }
 }
 
@@ -600,8 +623,7 @@ void Pipeline::place(RungState& r, std::vector<EncodedFrame>& out, std::uint64_t
     SeqItem item;
     item.picture = picture;
     item.area = area;
-    item.media = {r.track_id, media::MediaType::video, media::Codec::h264, e.dts, e.pts, e.keyframe, r.version,
-                  e.data};
+    item.media = {r.track_id, media::MediaType::video, media::Codec::h264, e.dts, e.pts, e.keyframe, r.version, e.data};
     seq_.add(at, std::move(item));
     if (own) {
       seq_.done(at);

@@ -101,6 +101,10 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   void release_in_encoder(RungState& r);  // closes the slots of pictures the encoder still holds
   void withdraw(std::shared_ptr<RungState> r, std::uint64_t slot);
   void emit(SeqItem& item);
+  // Input thread: an audio frame into the sequence (passed through or to the audio strand), and
+  // the frames held before video went out.
+  void submit_audio(const media::MediaFrame& f);
+  void release_held_audio();
   // Audio strand.
   void audio_source(std::uint64_t slot, media::TrackConfig track);
   void audio_frame(std::uint64_t slot, media::MediaFrame frame);
@@ -119,6 +123,8 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   bool skip_to_key_ = false;
   std::uint32_t audio_track_id_ = 0;
   bool audio_passthrough_ = false;
+  static constexpr std::size_t kMaxHeldAudio = 256;  // audio frames waiting for the first rung frame
+  std::deque<media::MediaFrame> held_audio_;
   std::atomic<bool> audio_transcode_{false};  // written by the input thread, read by stats()
   // Audio strand.
   std::unique_ptr<AudioTranscoder> audio_;
@@ -138,9 +144,9 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   // after every rung's frame of it (the packager's leader cuts first). Decode strand.
   std::deque<SeqItem> held_;
   std::size_t held_frames_ = 0;
-  std::deque<std::int64_t> source_keys_;     // pts of source keyframes not yet decoded
-  std::int64_t last_forced_ = INT64_MIN;     // pts of the last picture forced to a keyframe
-  std::shared_ptr<RungState> source_;        // the source rung's statistics
+  std::deque<std::int64_t> source_keys_;  // pts of source keyframes not yet decoded
+  std::int64_t last_forced_ = INT64_MIN;  // pts of the last picture forced to a keyframe
+  std::shared_ptr<RungState> source_;     // the source rung's statistics
   std::chrono::steady_clock::time_point last_drop_{};
   // Any thread.
   std::atomic<bool> video_out_{false};  // a rung track went out: audio may follow it

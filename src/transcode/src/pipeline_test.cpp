@@ -104,10 +104,9 @@ Source make_bframe_source(int w, int h, int count, const std::set<int>& keys, st
   PacketPtr pkt(av_packet_alloc());
   auto collect = [&] {
     while (avcodec_receive_packet(c.get(), pkt.get()) == 0) {
-      s.frames.push_back({1, media::MediaType::video, media::Codec::h264, pkt->dts, pkt->pts,
-                          (pkt->flags & AV_PKT_FLAG_KEY) != 0, 1,
-                          annexb_to_length_prefixed(ByteView(reinterpret_cast<const std::byte*>(pkt->data),
-                                                             std::size_t(pkt->size)))});
+      s.frames.push_back(
+          {1, media::MediaType::video, media::Codec::h264, pkt->dts, pkt->pts, (pkt->flags & AV_PKT_FLAG_KEY) != 0, 1,
+           annexb_to_length_prefixed(ByteView(reinterpret_cast<const std::byte*>(pkt->data), std::size_t(pkt->size)))});
       av_packet_unref(pkt.get());
     }
   };
@@ -305,6 +304,58 @@ TEST(Pipeline, QueueIsBoundedWhenTheSinkStalls) {
   }
   c->open_gate();
   EXPECT_TRUE(c->wait_released());
+}
+
+// AAC audio (passed through) interleaved with the video as a live source sends it: 1024 samples
+// at 48 kHz per frame, each before the video frame it precedes in time.
+TEST(Pipeline, AudioBeforeTheFirstRungFrameWaitsForItInsteadOfBeingLost) {
+  Metrics m;
+  Transcoder t(test_config(), m);
+  auto src = make_source(320, 180, 60, 3000);
+  media::TrackConfig audio;
+  audio.track_id = 2;
+  audio.type = media::MediaType::audio;
+  audio.codec = media::Codec::aac;
+  audio.timescale = 48000;
+  audio.version = 1;
+  const std::byte asc[2] = {std::byte{0x11}, std::byte{0x90}};
+  audio.record = Bytes::copy_of(ByteView(asc, 2));
+  audio.audio = *media::parse_audio_specific_config(audio.record.view());
+  const std::byte payload[4] = {std::byte{0x21}, std::byte{0x10}, std::byte{0x04}, std::byte{0x60}};
+  auto c = std::make_shared<Captured>();
+  std::int64_t pushed = 0;
+  {
+    auto in = t.open_stream("s", "", std::make_shared<Capture>(c));
+    in->on_track(src.track);
+    in->on_track(audio);
+    auto push_until = [&](std::int64_t video_dts) {
+      for (; pushed * 1024 * 90000 <= video_dts * 48000; ++pushed)
+        in->on_frame({2, media::MediaType::audio, media::Codec::aac, pushed * 1024, pushed * 1024, true, 1,
+                      Bytes::copy_of(ByteView(payload, 4))});
+    };
+    for (std::size_t i = 0; i < src.frames.size(); ++i) {
+      if (i == 10) {
+        // The first rung frame reaches the sink after the input has gone on for a while.
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        for (int n = 0; n < 4000 && std::chrono::steady_clock::now() < deadline; ++n) {
+          {
+            std::lock_guard lk(c->mu);
+            if (!c->sequence.empty()) break;
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+      }
+      push_until(src.frames[i].dts);
+      in->on_frame(src.frames[i]);
+    }
+  }
+  ASSERT_TRUE(c->wait_released());
+  std::lock_guard lk(c->mu);
+  ASSERT_FALSE(c->sequence.empty());
+  EXPECT_NE(c->sequence.front().first, 2u);  // a rung frame leads, never audio
+  auto& out = c->frames[2];
+  ASSERT_EQ(std::int64_t(out.size()), pushed);  // every audio frame, the early ones included
+  for (std::size_t i = 0; i < out.size(); ++i) EXPECT_EQ(out[i].pts, std::int64_t(i) * 1024);
 }
 
 TEST(Pipeline, PassthroughForwardsUntouched) {
