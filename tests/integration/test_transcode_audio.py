@@ -261,3 +261,27 @@ def test_passthrough_refuses_opus_with_a_log_line_and_keeps_the_video(make_serve
     srv.wait_log("track not packaged", timeout=10, component="origin", codec="opus")
     status, master, _ = h.http_get(base + "master.m3u8")
     assert status == 200 and "video/index.m3u8" in master and "TYPE=AUDIO" not in master, master
+
+
+def test_relayed_opus_reaches_the_transcode_role_and_the_origin(make_server, clip12, tmp_path):
+    # ingest -> (RTMP relay: the FLV writer carries the E-RTMP audio on) -> transcode -> origin.
+    import test_transcode_role as role
+    headers, audio, _ = audio_source(tmp_path, "opus")
+    video = [(ts, body) for ts, body in video_tags(clip12) if ts < 6000]
+    audio = [(ts, body) for ts, body in audio if ts < 6000]
+    origin = role.start_origin(make_server)
+    tc = role.start_transcoder(make_server, origin)
+    ing = role.start_ingest(make_server, tc)
+    key = ing.create_key("relayed")
+    publish_paced(ing.rtmp_port, key, video, headers, audio)
+    tc.wait_log("audio re-encoded to AAC-LC 48 kHz stereo", timeout=10, component="transcode", codec="opus")
+    base = f"{origin.origin}/live/relayed/"
+    master = h.wait_until(lambda: (lambda b: b if "TYPE=AUDIO" in b else None)(h.http_get(base + "master.m3u8")[1]),
+                          10, "an audio rendition at the origin")
+    assert "mp4a.40.2" in master, master
+    a_path = fetch_all(base, "audio", tmp_path / "relayed-audio.mp4")
+    a = h.probe_streams(a_path)["audio"]
+    assert (a["codec_name"], a["profile"], int(a["sample_rate"]), a["channels"]) == ("aac", "LC", 48000, 2), a
+    rc, problems = h.decode_problems(a_path)
+    assert rc == 0 and not problems, problems
+    assert len(h.audio_packets(a_path)) > 3000 / AAC_FRAME_MS, "audio missing"

@@ -19,6 +19,26 @@ constexpr std::uint8_t kFrameInter = 2;
 constexpr std::uint8_t kSequenceStart = 0;
 constexpr std::uint8_t kCodedFrames = 1;
 constexpr std::uint8_t kCodedFramesX = 3;
+// Audio byte 0: SoundFormat ub4 | rate ub2 | size ub1 | type ub1. Legacy MP3 says 44 kHz 16-bit
+// stereo (the frames carry the real values); ExHeader (9) puts the AudioPacketType in the low bits.
+constexpr std::uint8_t kLegacyMp3 = 0x2F;
+constexpr std::uint8_t kAudioExHeader = 0x90;
+
+// The E-RTMP v2 audio FourCC of a codec FLV carries only that way; nullptr for the others.
+const char* audio_fourcc(Codec codec) {
+  switch (codec) {
+    case Codec::opus:
+      return "Opus";
+    case Codec::ac3:
+      return "ac-3";
+    case Codec::eac3:
+      return "ec-3";
+    case Codec::flac:
+      return "fLaC";
+    default:
+      return nullptr;
+  }
+}
 
 class Prefix {
  public:
@@ -28,7 +48,7 @@ class Prefix {
     return *this;
   }
   Prefix& u24(std::uint32_t v) { return u8(v >> 16).u8(v >> 8).u8(v); }
-  Prefix& fourcc(const char (&s)[5]) {
+  Prefix& fourcc(const char* s) {
     for (int i = 0; i < 4; ++i) u8(static_cast<std::uint8_t>(s[i]));
     return *this;
   }
@@ -62,9 +82,18 @@ void FlvWriter::write_header(bool has_video, bool has_audio) {
 void FlvWriter::write_track(const TrackConfig& track, std::int64_t timestamp_ms) {
   Prefix p;
   if (track.type == MediaType::audio) {
-    if (track.codec != Codec::aac) return;  // FLV carries only AAC from our codec set
+    const char* four_cc = audio_fourcc(track.codec);
+    if (track.codec != Codec::aac && track.codec != Codec::mp3 && !four_cc) return;
     audio_timescale_ = track.timescale;
-    p.u8(0xAF).u8(0);  // SPECS 4: AAC, AACPacketType 0 = AudioSpecificConfig
+    // MP3, AC-3 and E-AC-3 have no sequence header: their frames announce the track.
+    if (track.record.size() == 0 && track.codec != Codec::aac) return;
+    if (track.codec == Codec::aac) {
+      p.u8(0xAF).u8(0);  // SPECS 4: AAC, AACPacketType 0 = AudioSpecificConfig
+    } else if (four_cc) {
+      p.u8(kAudioExHeader | kSequenceStart).fourcc(four_cc);  // Opus ID header, FLAC STREAMINFO
+    } else {
+      return;
+    }
     write_tag(kTagAudio, timestamp_ms, p.view(), track.record);
     return;
   }
@@ -84,8 +113,15 @@ void FlvWriter::write_track(const TrackConfig& track, std::int64_t timestamp_ms)
 void FlvWriter::write_frame(const MediaFrame& frame) {
   Prefix p;
   if (frame.type == MediaType::audio) {
-    if (frame.codec != Codec::aac) return;
-    p.u8(0xAF).u8(1);  // AACPacketType 1 = raw frame
+    if (frame.codec == Codec::aac) {
+      p.u8(0xAF).u8(1);  // AACPacketType 1 = raw frame
+    } else if (frame.codec == Codec::mp3) {
+      p.u8(kLegacyMp3);  // whole MPEG audio frames, readable by any FLV reader
+    } else if (const char* four_cc = audio_fourcc(frame.codec)) {
+      p.u8(kAudioExHeader | kCodedFrames).fourcc(four_cc);
+    } else {
+      return;
+    }
     write_tag(kTagAudio, to_ms(frame.dts, audio_timescale_), p.view(), frame.data);
     return;
   }

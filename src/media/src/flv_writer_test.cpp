@@ -213,5 +213,39 @@ TEST(FlvWriterRoundTrip, Av1FramesComeBackIdentical) {
   expect_same(source, demux(read_flv(write_all(source))));
 }
 
+TEST(FlvWriterRoundTrip, EnhancedRtmpAudioComesBackIdentical) {
+  for (std::string_view sequence : {
+           "90 4f707573 4f70757348656164 0102 3801 80bb0000 0000 00",                               // Opus
+           "90 664c6143 12001200 000305 000514 0ac442f00000ac44 b48e1dd0c193fdd40c05f288d60157a3",  // FLAC
+           "",                                                                                      // AC-3
+       }) {
+    FlvDemuxer demuxer;
+    Recorder source;
+    if (!sequence.empty()) {
+      ASSERT_TRUE(demuxer.audio(0, hex(sequence), source));
+      const std::string fourcc = std::string(sequence.substr(3, 8));
+      ASSERT_TRUE(demuxer.audio(20, concat({hex("91" + fourcc), hex("fcfffe")}), source));
+      ASSERT_TRUE(demuxer.audio(40, concat({hex("91" + fourcc), hex("fcfffd")}), source));
+    } else {
+      ASSERT_TRUE(demuxer.audio(0, hex("91 61632d33 0b77fe95144043e1 00"), source));
+      ASSERT_TRUE(demuxer.audio(32, hex("91 61632d33 0b77fe95144043e1 01"), source));
+    }
+    ASSERT_EQ(source.tracks.size(), 1u);
+    ASSERT_EQ(source.frames.size(), 2u);
+    expect_same(source, demux(read_flv(write_all(source))));
+  }
+}
+
+TEST(FlvWriterRoundTrip, Mp3IsWrittenAsLegacyMp3) {
+  FlvDemuxer demuxer;
+  Recorder source;
+  ASSERT_TRUE(demuxer.audio(0, hex("91 2e6d7033 fffb9464 0000"), source));  // E-RTMP .mp3 in
+  ASSERT_TRUE(demuxer.audio(24, hex("2f fffb9464 0001"), source));
+  const auto tags = read_flv(write_all(source));
+  ASSERT_EQ(tags.size(), 2u);
+  EXPECT_EQ(std::to_integer<int>(tags[0].body.view()[0]), 0x2f);
+  expect_same(source, demux(tags));
+}
+
 }  // namespace
 }  // namespace sf::media

@@ -44,9 +44,9 @@ class FlvDemuxer {
   std::uint64_t skipped_ = 0;
 };
 
-// Writes an FLV file: header, then sequence headers and frames as tags (legacy tags for H.264 and
-// AAC, Enhanced RTMP ex-headers for HEVC and AV1). Bytes go to `sink` as a header piece and the
-// frame's own payload, so the payload is never concatenated. Timestamps are written in ms.
+// Writes an FLV file: header, then sequence headers and frames as tags (legacy tags for H.264, AAC
+// and MP3, Enhanced RTMP ex-headers for HEVC, AV1, Opus, AC-3, E-AC-3 and FLAC). Bytes go to `sink` as a header piece
+// and the frame's own payload, so the payload is never concatenated. Timestamps are written in ms.
 class FlvWriter {
  public:
   using Sink = std::function<void(ByteView)>;
