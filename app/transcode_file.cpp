@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -99,8 +98,18 @@ double cpu_seconds() {
 }  // namespace
 
 int run_transcode_file(const AppConfig& cfg, const std::string& input, const std::string& output_dir, bool realtime) {
-  std::ifstream in(input, std::ios::binary);
-  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // One read of the whole file (an istreambuf_iterator copies it a byte at a time: about 14
+  // instructions per byte, 0.4 % of a transcode's instructions).
+  std::string data;
+  {
+    std::ifstream in(input, std::ios::binary | std::ios::ate);
+    auto size = in ? static_cast<std::streamoff>(in.tellg()) : std::streamoff(-1);
+    if (size > 0) {
+      data.resize(static_cast<std::size_t>(size));
+      in.seekg(0);
+      if (!in.read(data.data(), size)) data.clear();
+    }
+  }
   if (data.size() < 13 || data.compare(0, 3, "FLV") != 0) {
     std::fprintf(stderr, "streamflex transcode: %s is not an FLV file\n", input.c_str());
     return 1;

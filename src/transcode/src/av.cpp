@@ -27,19 +27,26 @@ bool is_annexb(ByteView in) {
 std::vector<ByteView> split_annexb(ByteView in) {
   std::vector<ByteView> out;
   auto b = [&](std::size_t i) { return std::to_integer<unsigned>(in[i]); };
-  std::size_t i = 0, start = std::size_t(-1);
-  while (i + 2 < in.size()) {
-    if (b(i) == 0 && b(i + 1) == 0 && b(i + 2) == 1) {
-      if (start != std::size_t(-1)) {
-        std::size_t end = i;
-        while (end > start && b(end - 1) == 0) --end;  // trailing zeros belong to the next start code
-        if (end > start) out.push_back(in.subspan(start, end - start));
-      }
-      i += 3;
-      start = i;
-    } else {
-      ++i;
+  const auto* base = reinterpret_cast<const unsigned char*>(in.data());
+  std::size_t start = std::size_t(-1);
+  // A start code ends in a 1 after two zeros: memchr finds the candidate 1s (rare in coded data,
+  // where emulation prevention keeps 00 00 01 out of NAL units) instead of a byte-by-byte scan.
+  std::size_t j = 2;
+  while (j < in.size()) {
+    const void* hit = std::memchr(base + j, 1, in.size() - j);
+    if (!hit) break;
+    j = static_cast<std::size_t>(static_cast<const unsigned char*>(hit) - base);
+    if (b(j - 1) != 0 || b(j - 2) != 0) {
+      ++j;
+      continue;
     }
+    if (start != std::size_t(-1)) {
+      std::size_t end = j - 2;
+      while (end > start && b(end - 1) == 0) --end;  // trailing zeros belong to the next start code
+      if (end > start) out.push_back(in.subspan(start, end - start));
+    }
+    start = j + 1;
+    j = start + 2;
   }
   if (start != std::size_t(-1) && start < in.size()) out.push_back(in.subspan(start));
   return out;
