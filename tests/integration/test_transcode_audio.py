@@ -285,3 +285,18 @@ def test_relayed_opus_reaches_the_transcode_role_and_the_origin(make_server, cli
     rc, problems = h.decode_problems(a_path)
     assert rc == 0 and not problems, problems
     assert len(h.audio_packets(a_path)) > 3000 / AAC_FRAME_MS, "audio missing"
+
+
+def test_connect_result_announces_the_audio_fourccs(server):
+    # E-RTMP v2 "Enhancing NetConnection connect": a client that lists its FourCCs learns which
+    # ones the server takes (CanForward 0x04) in the _result's information object.
+    import rtmp_client
+    with rtmp_client.RtmpClient(server.rtmp_port) as c:
+        c.handshake()
+        c.command("connect", 1, {"app": "live", "type": "nonprivate", "tcUrl": f"rtmp://{h.HOST}/live",
+                                 "audioFourCcInfoMap": {"Opus": 1, "fLaC": 1}})
+        res = c.wait_command(("_result", "_error"))
+    assert res[0] == "_result", res
+    audio_map = res[3].get("audioFourCcInfoMap") or {}
+    for fourcc in ("mp4a", ".mp3", "Opus", "ac-3", "ec-3", "fLaC"):
+        assert int(audio_map.get(fourcc, 0)) & 0x04, (fourcc, res[3])

@@ -306,7 +306,7 @@ Result<void> Session::on_command(const rtmp::Message& m, const std::vector<amf0:
     if (cmd) {
       if (auto* a = cmd->get("app"); a && a->string()) app = *a->string();
       if (auto* e = cmd->get("objectEncoding"); e && e->number()) encoding = *e->number();
-      enhanced_client_ = cmd->get("fourCcList") || cmd->get("videoFourCcInfoMap");
+      enhanced_client_ = cmd->get("fourCcList") || cmd->get("videoFourCcInfoMap") || cmd->get("audioFourCcInfoMap");
     }
     auto q = app.find('?');
     if (q != std::string::npos) {
@@ -331,7 +331,9 @@ Result<void> Session::on_command(const rtmp::Message& m, const std::vector<amf0:
       // Enhanced RTMP: tell the client which FourCCs this server takes (CanForward = 0x04).
       info.emplace_back("fourCcList", amf0::Array{"avc1", "hvc1", "av01"});
       info.emplace_back("videoFourCcInfoMap", amf0::Object{{"avc1", 4}, {"hvc1", 4}, {"av01", 4}});
-      info.emplace_back("audioFourCcInfoMap", amf0::Object{{"mp4a", 4}});
+      // Audio other than AAC is decoded once into the ladder's AAC (and relayed as it came).
+      info.emplace_back("audioFourCcInfoMap",
+                        amf0::Object{{"mp4a", 4}, {".mp3", 4}, {"Opus", 4}, {"ac-3", 4}, {"ec-3", 4}, {"fLaC", 4}});
     }
     send_command(kCommandCsid, 0, {"_result", txn, props, info});
     phase_ = Phase::connected;
