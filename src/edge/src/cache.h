@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "sf/core/bytes.h"
+#include "sf/http/chunked_body.h"
 #include "sf/http/server.h"
 #include "sf/http/shared_body.h"
 
@@ -42,11 +43,19 @@ struct Entry {
   // Set while the body is still arriving from the upstream (`body` is then its whole block, to be
   // read only once the stream completes). An entry whose stream failed is never served.
   std::shared_ptr<const http::SharedBody> stream;
+  // Set while a body of unknown length (a chunked upstream answer) is still arriving: answers are
+  // written from its pieces with chunked coding (`body` is empty, the entry counts no bytes until
+  // the complete entry replaces it). An entry whose source failed is never served.
+  std::shared_ptr<const http::ChunkedBody> source;
   // Large complete objects: the body in a sealed memfd, sent with sendfile(2) (`body` is then
   // empty: the bytes are kept once).
   std::shared_ptr<const http::FileBody> file;
   std::size_t bytes() const { return file ? file->size : body.size(); }
-  bool fresh(Clock::time_point now) const { return now < expires && !(stream && stream->failed()); }
+  bool fresh(Clock::time_point now) const {
+    return now < expires && !(stream && stream->failed()) && !(source && source->failed());
+  }
+  // The body has all arrived: the complete entry replaces this one in the store.
+  bool arrived() const { return (stream && stream->complete()) || (source && source->ended()); }
 };
 
 class Cache {

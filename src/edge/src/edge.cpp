@@ -240,7 +240,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
                                      std::string target, bool is_blocking) {
     auto streamed = std::make_shared<bool>(false);
     http::OnHead on_head = [self, key, target, streamed](const http::ClientResponse& head,
-                                                         const std::shared_ptr<http::SharedBody>& body) {
+                                                         const http::ArrivingBody& body) {
       *streamed = self->on_upstream_head(key, target, head, body);
     };
     auto entry = co_await self->fetch_upstream(ex, target, is_blocking, std::move(on_head), *streamed);
@@ -263,7 +263,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   // the first of them paying for the upstream round trip and the rest waiting on it. Through a
   // flight like any miss: never more than one upstream request per part.
   void prefetch_newest_part(const asio::any_io_executor& ex, std::string_view playlist, const Entry& entry) {
-    if (entry.content_type.find("mpegurl") == std::string::npos || entry.stream || entry.file) return;
+    if (entry.content_type.find("mpegurl") == std::string::npos || entry.stream || entry.source || entry.file) return;
     auto text = as_chars(entry.body.view());
     auto at = text.rfind("#EXT-X-PART:");
     if (at == std::string_view::npos) return;
@@ -293,16 +293,17 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     asio::co_spawn(ex, fetch(shared_from_this(), ex, std::move(key), std::move(target), false), asio::detached);
   }
 
-  // The upstream's head arrived with a body still to come: a large object is cached and handed to
-  // every waiter now, its body following as it arrives (shared, not copied per waiter). Playlists
-  // and MPDs wait for their whole body (a viewer's token may rewrite them). Returns whether the
-  // waiters were answered.
+  // The upstream's head arrived with a body still to come: a large object, or one of unknown
+  // length (chunked: an open LL-DASH segment the origin is still producing), is cached and handed
+  // to every waiter now, its body following as it arrives (shared, not copied per waiter; an
+  // unknown length goes on with chunked coding, chunk by chunk). Playlists and MPDs wait for their
+  // whole body (a viewer's token may rewrite them). Returns whether the waiters were answered.
   bool on_upstream_head(const std::string& key, std::string_view target, const http::ClientResponse& head,
-                        const std::shared_ptr<http::SharedBody>& body) {
-    if (head.status != 200 || body->size() < kStreamFrom) return false;
+                        const http::ArrivingBody& body) {
+    if (head.status != 200 || (body.sized && body.sized->size() < kStreamFrom)) return false;
     auto type = head.header("content-type");
     if (type.find("mpegurl") != std::string::npos || type.find("dash+xml") != std::string::npos) return false;
-    auto entry = make_entry(head, target, body);
+    auto entry = make_entry(head, target, body.sized, body.chunked);
     if (entry->expires > entry->stored) cache.store(key, entry);
     answer_waiters(key, *entry);
     return true;
@@ -383,9 +384,11 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     return access_states.emplace(std::string(stream), std::make_shared<StreamAccessState>()).first->second;
   }
 
-  // `stream`: the body is still arriving there (no ETag until it is complete).
+  // `stream`, `source`: the body is still arriving there, of known or unknown length (no ETag
+  // until it is complete).
   std::shared_ptr<const Entry> make_entry(const http::ClientResponse& r, std::string_view target,
-                                          std::shared_ptr<const http::SharedBody> stream = nullptr) {
+                                          std::shared_ptr<const http::SharedBody> stream = nullptr,
+                                          std::shared_ptr<const http::ChunkedBody> source = nullptr) {
     auto e = std::make_shared<Entry>();
     e->status = r.status;
     e->content_type = r.header("content-type");
@@ -398,6 +401,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     if (e->access && marked) e->access->token_required.store(marker == auth::kAccessToken, std::memory_order_relaxed);
     e->body = stream ? stream->bytes() : r.body;
     e->stream = std::move(stream);
+    e->source = std::move(source);
     e->stored = Clock::now();
     auto age = max_age(e->cache_control);
     std::int64_t upstream_age = 0;
@@ -407,14 +411,14 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     e->expires = e->stored + std::chrono::seconds(std::max<std::int64_t>(0, age - upstream_age));
     // A strong validator from the bytes themselves: the same object has the same ETag on every
     // edge and after every refetch (hashed once per fetch, never per request).
-    if (!e->stream) e->etag = fmt::format("\"{:x}-{:x}\"", fnv1a(as_chars(e->body.view())), e->body.size());
+    if (!e->stream && !e->source)
+      e->etag = fmt::format("\"{:x}-{:x}\"", fnv1a(as_chars(e->body.view())), e->body.size());
     // A large complete media object is copied once into a sealed memfd and sent with sendfile(2)
     // by every hit: per answer the kernel takes page references instead of copying the bytes from
     // user memory (the copy was most of the origin's CPU for large parts, the same here). Playlists
     // and MPDs stay in memory (a viewer's token may rewrite them).
-    if (!e->stream && e->status == 200 && e->body.size() >= kFileFrom &&
-        e->content_type.find("mpegurl") == std::string::npos &&
-        e->content_type.find("dash+xml") == std::string::npos) {
+    if (!e->stream && !e->source && e->status == 200 && e->body.size() >= kFileFrom &&
+        e->content_type.find("mpegurl") == std::string::npos && e->content_type.find("dash+xml") == std::string::npos) {
       if (auto file = http::FileBody::sealed_copy(std::span(&e->body, 1))) {
         e->file = std::move(file);
         e->body = {};
@@ -450,7 +454,9 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       r.body = auth::add_token_to_dash(as_chars(e.body.view()), viewer_token);
     } else {
       r.status = e.status;
-      if (e.stream && !e.stream->complete())
+      if (e.source)
+        r.source = e.source;  // chunked, from the first piece, whether or not it has ended
+      else if (e.stream && !e.stream->complete())
         r.stream = e.stream;
       else if (e.file)
         r.file = e.file;

@@ -19,6 +19,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -644,6 +645,156 @@ TEST(Edge, IfNoneMatchWithTheCurrentETagGets304WithoutABody) {
   EXPECT_EQ(r.status, 304);
   EXPECT_TRUE(r.body.empty());
   EXPECT_EQ(r.header("etag"), etag);
+}
+
+// ---- unknown-length (chunked) upstream answers ----------------------------------------------
+
+// Viewers on their own I/O thread, each one GET through the edge on its own connection; OnHead
+// hands each the body as it arrives (the edge's chunked answer), so the test sees what a viewer
+// had before the upstream finished.
+struct ChunkedViewers {
+  struct One {
+    std::shared_ptr<http::ChunkedBody> body;  // what OnHead gave this viewer
+    std::optional<Result<http::ClientResponse>> result;
+  };
+
+  ChunkedViewers(net::Endpoint at, std::size_t n, std::string target) : viewers(n), pool(1) {
+    pool.start();
+    for (auto& v : viewers) {
+      auto& ctx = pool.next();
+      conns.push_back(std::make_unique<http::Connection>(ctx.get_executor(), at));
+      http::OnHead on_head = [this, &v](const http::ClientResponse&, const http::ArrivingBody& b) {
+        std::lock_guard lock(mu);
+        v.body = b.chunked;
+      };
+      asio::co_spawn(ctx, conns.back()->request("GET", target, {}, 20s, std::move(on_head)),
+                     [this, &v](std::exception_ptr, Result<http::ClientResponse> r) {
+                       std::lock_guard lock(mu);
+                       v.result = std::move(r);
+                     });
+    }
+  }
+  ~ChunkedViewers() {
+    wait_done(20s);
+    std::promise<void> cleared;  // connections are closed on their own thread
+    asio::post(pool.next(), [&] {
+      conns.clear();
+      cleared.set_value();
+    });
+    cleared.get_future().wait_for(5s);
+    pool.stop();
+    pool.join();
+  }
+  // Every viewer has at least `bytes` of its body, streamed (not one that came whole).
+  bool all_have(std::size_t bytes) {
+    std::lock_guard lock(mu);
+    return std::all_of(viewers.begin(), viewers.end(), [&](auto& v) { return v.body && v.body->size() >= bytes; });
+  }
+  bool wait_done(Clock::duration timeout) {
+    return eventually(
+        [&] {
+          std::lock_guard lock(mu);
+          return std::all_of(viewers.begin(), viewers.end(), [](auto& v) { return v.result.has_value(); });
+        },
+        timeout);
+  }
+
+  std::vector<One> viewers;
+  net::IoPool pool;
+  std::vector<std::unique_ptr<http::Connection>> conns;
+  std::mutex mu;
+};
+
+constexpr std::size_t kChunkedViewers = 20;
+
+// The origin's open LL-DASH segment comes as a chunked answer that grows while it is produced:
+// every waiter gets the edge's answer (chunked) with the first bytes while the upstream is still
+// sending, the same body once it ends, and later viewers a cached hit with Content-Length and ETag.
+TEST(EdgeChunked, WaitersGetAnUnknownLengthBodyChunkByChunkAndLaterViewersTheCachedObject) {
+  Upstream upstream;
+  EdgeUnderTest edge({upstream.address()});
+  const std::string segment = "/live/s/video/s7.m4s";
+  const std::string body = part_body(300 * 1024);
+  const std::size_t first = 40 * 1024;
+  ChunkedViewers crowd(edge.endpoint(), kChunkedViewers, segment);
+  ASSERT_TRUE(eventually([&] { return edge.metric("streamflex_edge_waiting_requests") == kChunkedViewers; }, 10s));
+  ASSERT_TRUE(eventually([&] { return upstream.held_count() == 1; }, 5s));
+  auto produced = std::make_shared<http::ChunkedBody>();
+  http::Response r;
+  r.content_type = "video/iso.segment";
+  r.source = produced;
+  r.headers.emplace_back("Cache-Control", kImmutable);
+  upstream.answer_held(r);
+  produced->append(Bytes::copy_of(as_bytes(std::string_view(body).substr(0, first))));
+  EXPECT_TRUE(eventually([&] { return crowd.all_have(first); }, 10s))
+      << "not every viewer had the first chunk while the upstream was still producing";
+  EXPECT_FALSE(produced->ended());
+  produced->append(Bytes::copy_of(as_bytes(std::string_view(body).substr(first, 100 * 1024))));
+  produced->append(Bytes::copy_of(as_bytes(std::string_view(body).substr(first + 100 * 1024))));
+  produced->end();
+  ASSERT_TRUE(crowd.wait_done(20s));
+  std::map<std::string, int> by_cache;
+  for (auto& v : crowd.viewers) {
+    ASSERT_TRUE(*v.result) << v.result->error().message();
+    auto& got = **v.result;
+    EXPECT_EQ(got.status, 200);
+    EXPECT_EQ(got.header("transfer-encoding"), "chunked");
+    EXPECT_EQ(got.header("content-length"), "");
+    EXPECT_TRUE(as_chars(got.body.view()) == body) << "a viewer's body differs from the upstream's";
+    ++by_cache[got.header("x-cache")];
+  }
+  EXPECT_EQ(by_cache["MISS"], 1);
+  EXPECT_EQ(by_cache["COALESCED"], static_cast<int>(kChunkedViewers) - 1);
+  EXPECT_EQ(upstream.count(segment), 1);
+  // Complete: cached with its length and ETag (from a memfd, so a Range works too).
+  auto hit = get(edge.endpoint(), segment);
+  EXPECT_EQ(hit.header("x-cache"), "HIT");
+  EXPECT_EQ(hit.header("content-length"), std::to_string(body.size()));
+  EXPECT_FALSE(hit.header("etag").empty());
+  EXPECT_TRUE(as_chars(hit.body.view()) == body);
+  auto range = get(edge.endpoint(), segment, {{"Range", "bytes=100-199"}});
+  EXPECT_EQ(range.status, 206);
+  EXPECT_EQ(as_chars(range.body.view()), body.substr(100, 100));
+  EXPECT_EQ(upstream.count(segment), 1);
+}
+
+// A chunked upstream answer that breaks off ends every waiter's answer without the last-chunk
+// (their clients see an incomplete body, never a complete-looking short one), is not cached, and
+// the next request fetches the object again.
+TEST(EdgeChunked, BrokenOffChunkedAnswerEndsEveryWaiterShortAndIsNotCached) {
+  Upstream upstream;
+  EdgeUnderTest edge({upstream.address()});
+  const std::string segment = "/live/s/video/s8.m4s";
+  const std::string body = part_body(64 * 1024);
+  ChunkedViewers crowd(edge.endpoint(), kChunkedViewers, segment);
+  ASSERT_TRUE(eventually([&] { return edge.metric("streamflex_edge_waiting_requests") == kChunkedViewers; }, 10s));
+  ASSERT_TRUE(eventually([&] { return upstream.held_count() == 1; }, 5s));
+  auto produced = std::make_shared<http::ChunkedBody>();
+  http::Response r;
+  r.content_type = "video/iso.segment";
+  r.source = produced;
+  r.headers.emplace_back("Cache-Control", kImmutable);
+  upstream.answer_held(r);
+  produced->append(Bytes::copy_of(as_bytes(std::string_view(body).substr(0, 16 * 1024))));
+  ASSERT_TRUE(eventually([&] { return crowd.all_have(16 * 1024); }, 10s));
+  produced->fail();  // the upstream's connection closes without the last-chunk
+  ASSERT_TRUE(crowd.wait_done(20s));
+  for (auto& v : crowd.viewers) {
+    EXPECT_FALSE(*v.result) << "a viewer took a broken-off body for a complete one";
+    ASSERT_TRUE(v.body);
+    EXPECT_TRUE(v.body->failed());
+    EXPECT_FALSE(v.body->ended());
+    std::string got;
+    for (auto& p : v.body->pieces()) got += as_chars(p.view());
+    EXPECT_TRUE(got == body.substr(0, got.size()));
+  }
+  // Not cached: the next viewer's request goes upstream again and gets the whole object.
+  upstream.add(segment, body, kImmutable);
+  auto again = get(edge.endpoint(), segment);
+  EXPECT_EQ(again.status, 200);
+  EXPECT_EQ(again.header("x-cache"), "MISS");
+  EXPECT_TRUE(as_chars(again.body.view()) == body);
+  EXPECT_EQ(upstream.count(segment), 2);
 }
 
 // ---- viewer tokens ---------------------------------------------------------------------------

@@ -111,13 +111,14 @@ struct Connection::Impl final : net::Watched {
   std::optional<tcp::socket> stream;
   bool timed_out = false;
   beast::flat_buffer buffer;
-  std::string wire;  // the request being sent
+  std::string wire;                        // the request being sent
   std::vector<Bytes> pieces;               // its body when given as slices (gather write)
   std::vector<asio::const_buffer> gather;  // reused: wire + pieces
   bool busy = false;
   bool discard = false;
   bool keep_headers = true;
-  OnHead on_head;  // of the request in flight
+  OnHead on_head;                       // of the request in flight
+  std::chrono::milliseconds budget{0};  // of the request in flight: a streamed chunked body's stall limit
 };
 
 namespace {
@@ -377,7 +378,7 @@ asio::awaitable<Result<ClientResponse>> exchange(Connection::Impl& c, bool head_
       if (have) std::memcpy(shared->write_position(), c.buffer.data().data(), have);
       c.buffer.consume(have);
       shared->advance(have);
-      c.on_head(out, shared);
+      c.on_head(out, ArrivingBody{shared, nullptr});
       while (shared->left() > 0) {
         std::size_t n = co_await stream.async_read_some(asio::buffer(shared->write_position(), shared->left()),
                                                         asio::redirect_error(asio::use_awaitable, ec));
@@ -427,18 +428,59 @@ asio::awaitable<Result<ClientResponse>> exchange(Connection::Impl& c, bool head_
       co_return fail(errc::malformed);
     }
     c.buffer.consume(used);
-    if (!full.is_done()) {
-      co_await bhttp::async_read(stream, c.buffer, full, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) {
-        auto e = c.error(ec);
-        c.close();
-        co_return std::unexpected(e);
+    if (c.on_head && head->chunked && !c.discard && !full.is_done()) {
+      // Streamed: each read's chunk data becomes one shared piece (copied once out of the read
+      // buffer), published as it arrives, so the caller can hand the body on before it ends.
+      auto chunked = std::make_shared<ChunkedBody>();
+      std::size_t limit = c.limits.max_body_bytes;
+      // The body lasts as long as its producer makes it (a live segment): the budget bounds each
+      // wait for more of it, so only a stall ends it. (Beast's read_some goes on reading until a
+      // parse needs nothing more, possibly the whole body: the deadline moves with each piece.)
+      auto on_data = [&c, &chunked, limit](std::uint64_t, std::string_view data, error_code& data_ec) -> std::size_t {
+        if (chunked->size() + data.size() > limit) {
+          data_ec = bhttp::error::body_limit;
+          return 0;
+        }
+        chunked->append(Bytes::copy_of(as_bytes(data)));
+        c.watch(Clock::now() + c.budget);
+        return data.size();
+      };
+      full.on_chunk_body(on_data);  // Beast keeps a reference: on_data lives in this frame
+      c.on_head(out, ArrivingBody{nullptr, chunked});
+      c.watch(Clock::now() + c.budget);
+      while (!full.is_done()) {
+        co_await bhttp::async_read_some(stream, c.buffer, full, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) {
+          chunked->fail();
+          auto e = c.error(ec);
+          c.close();
+          co_return std::unexpected(e);
+        }
       }
+      chunked->end();
+      auto pieces = chunked->pieces();
+      std::size_t len = chunked->size();
+      body.resize_and_overwrite(len, [len](char*, std::size_t) { return len; });
+      std::size_t at = 0;
+      for (auto& p : pieces) {
+        std::memcpy(body.data() + at, p.data(), p.size());
+        at += p.size();
+      }
+      out.body_bytes = len;
+    } else {
+      if (!full.is_done()) {
+        co_await bhttp::async_read(stream, c.buffer, full, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) {
+          auto e = c.error(ec);
+          c.close();
+          co_return std::unexpected(e);
+        }
+      }
+      body = std::move(full.get().body());
+      out.body_bytes = body.size();
+      if (c.discard) body = {};
     }
     keep_alive = keep_alive && head->chunked;
-    body = std::move(full.get().body());
-    out.body_bytes = body.size();
-    if (c.discard) body = {};
   }
   c.unwatch();
   // Bytes beyond the answer mean the server does not frame as we think (we never pipeline).
@@ -488,6 +530,7 @@ asio::awaitable<Result<ClientResponse>> run_request(std::shared_ptr<Connection::
     Connection::Impl& c;
   } clear_on_head{*self};
   auto budget = timeout.count() > 0 ? timeout : self->limits.timeout;
+  self->budget = budget;
   request_head(*self, method, target, headers, body ? &*body : nullptr);
   bool head_request = method == "HEAD";
   std::optional<Clock::time_point> deadline;

@@ -12,7 +12,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -366,6 +368,147 @@ TEST(ConnectionFraming, EndOfConnectionMidBodyIsClosed) {
   auto r = run_on(ctx, c.request("GET", "/"));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), errc::closed);
+}
+
+// An upstream that sends a chunked body in `chunks`, `gap` apart (the head with the first), and
+// then the last-chunk, or resets the connection instead when `break_off`.
+asio::awaitable<void> trickle_chunked(asio::ip::tcp::acceptor& acceptor, std::vector<std::string> chunks,
+                                      std::chrono::milliseconds gap, bool break_off) {
+  boost::system::error_code ec;
+  auto sock = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return;
+  std::string in;
+  co_await asio::async_read_until(sock, asio::dynamic_buffer(in), "\r\n\r\n",
+                                  asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return;
+  std::string out = "HTTP/1.1 200 OK\r\nContent-Type: video/iso.segment\r\nTransfer-Encoding: chunked\r\n\r\n";
+  asio::steady_timer timer(sock.get_executor());
+  for (std::size_t i = 0; i < chunks.size(); ++i) {
+    if (i > 0) {
+      timer.expires_after(gap);
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    char size[16];
+    std::snprintf(size, sizeof(size), "%zx\r\n", chunks[i].size());
+    out += size + chunks[i] + "\r\n";
+    co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+    out.clear();
+    if (ec) co_return;
+  }
+  if (break_off) {
+    sock.set_option(asio::socket_base::linger(true, 0), ec);
+    sock.close(ec);
+    co_return;
+  }
+  co_await asio::async_write(sock, asio::buffer(std::string_view("0\r\n\r\n")),
+                             asio::redirect_error(asio::use_awaitable, ec));
+  char byte;
+  co_await sock.async_read_some(asio::buffer(&byte, 1), asio::redirect_error(asio::use_awaitable, ec));
+}
+
+// What OnHead saw of a chunked body: the body, and its size and state at each later wake-up.
+struct ChunkedWatch {
+  std::shared_ptr<ChunkedBody> body;
+  bool sized = false;
+  std::vector<std::size_t> sizes_before_end;  // body sizes seen while it had not ended
+};
+
+// Records every progress step of `w.body` until it ends or fails.
+void follow(asio::io_context& ctx, ChunkedWatch& w, std::size_t from) {
+  w.body->when_beyond(from, ctx.get_executor(), [&ctx, &w] {
+    std::vector<Bytes> ignored;
+    auto p = w.body->read(0, ignored);
+    if (!p.ended && !p.failed) w.sizes_before_end.push_back(w.body->size());
+    if (!p.ended && !p.failed) follow(ctx, w, p.next);
+  });
+}
+
+OnHead watch_chunked(asio::io_context& ctx, ChunkedWatch& w) {
+  return [&ctx, &w](const ClientResponse&, const ArrivingBody& body) {
+    w.sized = body.sized != nullptr;
+    w.body = body.chunked;
+    if (w.body) follow(ctx, w, 0);
+  };
+}
+
+TEST(ConnectionStreaming, ChunkedBodyIsHandedOnPieceByPieceBeforeItEnds) {
+  asio::io_context ctx;
+  asio::ip::tcp::acceptor acceptor(ctx, {asio::ip::make_address("127.0.0.1"), 0});
+  std::vector<std::string> chunks{std::string(3000, 'a'), std::string(5000, 'b'), std::string(7000, 'c')};
+  asio::co_spawn(ctx, trickle_chunked(acceptor, chunks, 100ms, false), asio::detached);
+  Connection c(ctx.get_executor(), {"127.0.0.1", acceptor.local_endpoint().port()});
+  ChunkedWatch w;
+  auto r = run_on(ctx, c.request("GET", "/live/s/video/s1.m4s", {}, 5s, watch_chunked(ctx, w)));
+  ASSERT_TRUE(r) << r.error().message();
+  ASSERT_TRUE(w.body) << "OnHead was not given the chunked body";
+  EXPECT_FALSE(w.sized);
+  EXPECT_TRUE(w.body->ended());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(as_chars(r->body.view()), chunks[0] + chunks[1] + chunks[2]);
+  EXPECT_EQ(r->body_bytes, 15000u);
+  std::string pieces;
+  for (auto& p : w.body->pieces()) pieces += as_chars(p.view());
+  EXPECT_EQ(pieces, chunks[0] + chunks[1] + chunks[2]);
+  // The first chunk and the first two were each there on their own, before the body ended.
+  auto& seen = w.sizes_before_end;
+  EXPECT_NE(std::find(seen.begin(), seen.end(), 3000u), seen.end()) << ::testing::PrintToString(seen);
+  EXPECT_NE(std::find(seen.begin(), seen.end(), 8000u), seen.end()) << ::testing::PrintToString(seen);
+  EXPECT_TRUE(c.is_open());  // the connection is kept for the next request
+}
+
+TEST(ConnectionStreaming, ChunkedBodyBrokenOffFailsTheBodyAndTheRequest) {
+  asio::io_context ctx;
+  asio::ip::tcp::acceptor acceptor(ctx, {asio::ip::make_address("127.0.0.1"), 0});
+  asio::co_spawn(ctx, trickle_chunked(acceptor, {"first", "second"}, 50ms, true), asio::detached);
+  Connection c(ctx.get_executor(), {"127.0.0.1", acceptor.local_endpoint().port()});
+  ChunkedWatch w;
+  auto r = run_on(ctx, c.request("GET", "/", {}, 5s, watch_chunked(ctx, w)));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::closed);
+  ASSERT_TRUE(w.body);
+  EXPECT_TRUE(w.body->failed());
+  EXPECT_FALSE(w.body->ended());
+  EXPECT_EQ(w.body->size(), 11u);  // what came is kept, but never looks complete
+}
+
+// A streamed chunked body lasts as long as its producer makes it (a live segment): the request's
+// timeout bounds each wait for more of it, not the whole body; a stall past it fails the body.
+TEST(ConnectionStreaming, ChunkedBodyTimeoutBoundsEachStallNotTheWholeBody) {
+  {
+    asio::io_context ctx;
+    asio::ip::tcp::acceptor acceptor(ctx, {asio::ip::make_address("127.0.0.1"), 0});
+    asio::co_spawn(ctx, trickle_chunked(acceptor, std::vector<std::string>(8, "x"), 150ms, false), asio::detached);
+    Connection c(ctx.get_executor(), {"127.0.0.1", acceptor.local_endpoint().port()});
+    ChunkedWatch w;
+    auto r = run_on(ctx, c.request("GET", "/", {}, 500ms, watch_chunked(ctx, w)));  // ~1 s in all
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(as_chars(r->body.view()), "xxxxxxxx");
+  }
+  {
+    asio::io_context ctx;
+    asio::ip::tcp::acceptor acceptor(ctx, {asio::ip::make_address("127.0.0.1"), 0});
+    asio::co_spawn(ctx, trickle_chunked(acceptor, {"x", "y"}, 1500ms, false), asio::detached);
+    Connection c(ctx.get_executor(), {"127.0.0.1", acceptor.local_endpoint().port()});
+    ChunkedWatch w;
+    auto r = run_on(ctx, c.request("GET", "/", {}, 300ms, watch_chunked(ctx, w)));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), errc::timeout);
+    ASSERT_TRUE(w.body);
+    EXPECT_TRUE(w.body->failed());
+  }
+}
+
+TEST(ConnectionStreaming, ContentLengthBodyIsHandedOnAsASizedBody) {
+  asio::io_context ctx;
+  CannedServer srv(ctx, {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"});
+  Connection c(ctx.get_executor(), srv.endpoint());
+  ArrivingBody seen;
+  auto r = run_on(ctx, c.request("GET", "/", {}, 5s, [&](const ClientResponse&, const ArrivingBody& b) { seen = b; }));
+  ASSERT_TRUE(r) << r.error().message();
+  ASSERT_TRUE(seen.sized);
+  EXPECT_FALSE(seen.chunked);
+  EXPECT_TRUE(seen.sized->complete());
+  EXPECT_EQ(as_chars(r->body.view()), "hello");
 }
 
 asio::awaitable<std::vector<Result<ClientResponse>>> concurrent(Pool& pool, int n, std::string target) {

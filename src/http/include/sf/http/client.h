@@ -14,7 +14,8 @@
 // - Response heads are parsed here, strictly where framing depends on it (one Content-Length,
 //   CRLF, no obsolete folding); chunked and close-delimited bodies go through Beast's parser.
 //   Bodies are read into one string (Content-Length bodies straight from the socket, no staging
-//   buffer) and handed over as one shared immutable block (Bytes::adopt).
+//   buffer) and handed over as one shared immutable block (Bytes::adopt); with an OnHead callback,
+//   Content-Length and chunked bodies are handed on while they arrive (SharedBody, ChunkedBody).
 // Threads: an object lives on the executor it was built with; construct it, call it and destroy
 // it there only. No strands, no locks. Destroying a Connection or Pool closes its sockets; requests
 // still running then end with errc::closed (their coroutines keep the internals alive).
@@ -34,6 +35,7 @@
 
 #include "sf/core/bytes.h"
 #include "sf/core/result.h"
+#include "sf/http/chunked_body.h"
 #include "sf/http/shared_body.h"
 #include "sf/net/io_pool.h"
 
@@ -47,12 +49,23 @@ struct ClientResponse {
   std::string header(std::string_view lower_name) const;  // "" if absent
 };
 
+// A response body while it arrives, as OnHead receives it: exactly one of the two is set.
+struct ArrivingBody {
+  std::shared_ptr<SharedBody> sized;     // framed by Content-Length: one block of the final size
+  std::shared_ptr<ChunkedBody> chunked;  // chunked: its pieces as they come, its length known at the end
+};
+
 // Called, on the connection's executor, when a final response head arrives whose body is framed
-// by Content-Length, before any body byte is awaited: `head` has the status and headers (body
-// empty) and `body` receives the bytes as they arrive (the same block becomes the ClientResponse's
-// body once complete; it fails if the request does). Not called for chunked or close-delimited
-// bodies, HEAD, or discarded bodies: those callers get the whole response only.
-using OnHead = std::function<void(const ClientResponse& head, const std::shared_ptr<SharedBody>& body)>;
+// by Content-Length or chunked, before any body byte is awaited: `head` has the status and headers
+// (body empty) and `body` receives the bytes as they arrive. A sized body's block becomes the
+// ClientResponse's body once complete; a chunked body's pieces are copied once from the read
+// buffer as each read delivers them, ended after the last-chunk, and joined into the
+// ClientResponse's body at the end. Either fails if the request does (reset, timeout, malformed
+// framing, a chunked body above max_body_bytes). While a chunked body is streamed the request's
+// timeout applies to each wait for more of it (a stall), not to the whole body, which lasts as
+// long as its producer makes it (a live segment). Not called for close-delimited bodies, HEAD, or
+// discarded bodies: those callers get the whole response only.
+using OnHead = std::function<void(const ClientResponse& head, const ArrivingBody& body)>;
 
 struct ClientLimits {
   std::size_t max_body_bytes = 64 * 1024 * 1024;

@@ -1,0 +1,63 @@
+// A response body of unknown length that is still arriving (an upstream's chunked answer): the
+// pieces received so far, appended by one producer (the HTTP client reading the upstream) and read
+// by any number of consumers (server connections writing it to viewers with chunked coding) on any
+// threads. Each piece is one shared block (`Bytes`): consumers gather them, none copies them, and
+// one that falls behind holds only its position (a piece index).
+// - A BodySource: positions are piece indices; read() hands out the pieces after a position,
+//   when_beyond() wakes a consumer once there are more, the body ended or failed (one post per
+//   executor with waiters per progress step, as SharedBody).
+// - end() marks the body complete; fail() marks it unfinishable (upstream reset, stall): consumers
+//   then close their connections without the last-chunk, so no viewer takes a truncated body for
+//   a whole one.
+// Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include "sf/core/bytes.h"
+#include "sf/http/body_source.h"
+
+namespace sf::http {
+
+class ChunkedBody final : public BodySource {
+ public:
+  ChunkedBody() = default;
+  ChunkedBody(const ChunkedBody&) = delete;
+  ChunkedBody& operator=(const ChunkedBody&) = delete;
+
+  // Producer: publishes one more piece (empty pieces are ignored) and wakes the waiting consumers.
+  void append(Bytes piece);
+  // Producer: the body is complete after the pieces appended so far.
+  void end();
+  // Producer: the body will not complete.
+  void fail();
+
+  bool ended() const { return ended_.load(std::memory_order_acquire); }
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
+  // Bytes received so far.
+  std::size_t size() const;
+  // The pieces received so far (the whole body once ended()).
+  std::vector<Bytes> pieces() const;
+
+  Progress read(std::size_t from, std::vector<Bytes>& out) const override;
+  void when_beyond(std::size_t from, const boost::asio::any_io_executor& ex, std::function<void()> wake) const override;
+
+ private:
+  void wake_all(std::unique_lock<std::mutex>& lock);
+
+  mutable std::mutex mu_;  // guards pieces_, size_, waiters_
+  std::vector<Bytes> pieces_;
+  std::size_t size_ = 0;
+  std::atomic<bool> ended_{false};
+  std::atomic<bool> failed_{false};
+  mutable std::vector<std::pair<boost::asio::any_io_executor, std::function<void()>>> waiters_;
+};
+
+}  // namespace sf::http

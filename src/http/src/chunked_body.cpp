@@ -1,0 +1,84 @@
+#include "sf/http/chunked_body.h"
+
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+
+namespace sf::http {
+
+namespace asio = boost::asio;
+
+void ChunkedBody::append(Bytes piece) {
+  if (piece.size() == 0) return;
+  std::unique_lock lock(mu_);
+  if (ended() || failed()) return;
+  size_ += piece.size();
+  pieces_.push_back(std::move(piece));
+  wake_all(lock);
+}
+
+void ChunkedBody::end() {
+  std::unique_lock lock(mu_);
+  if (failed()) return;
+  ended_.store(true, std::memory_order_release);
+  wake_all(lock);
+}
+
+void ChunkedBody::fail() {
+  std::unique_lock lock(mu_);
+  if (ended()) return;
+  failed_.store(true, std::memory_order_release);
+  wake_all(lock);
+}
+
+std::size_t ChunkedBody::size() const {
+  std::lock_guard lock(mu_);
+  return size_;
+}
+
+std::vector<Bytes> ChunkedBody::pieces() const {
+  std::lock_guard lock(mu_);
+  return pieces_;
+}
+
+BodySource::Progress ChunkedBody::read(std::size_t from, std::vector<Bytes>& out) const {
+  std::lock_guard lock(mu_);
+  Progress p;
+  for (std::size_t i = from; i < pieces_.size(); ++i) out.push_back(pieces_[i]);  // shared, not copied
+  p.next = std::max(from, pieces_.size());
+  p.ended = ended();
+  p.failed = failed();
+  return p;
+}
+
+void ChunkedBody::when_beyond(std::size_t from, const asio::any_io_executor& ex, std::function<void()> wake) const {
+  {
+    std::lock_guard lock(mu_);
+    // Checked under the lock that append/end/fail take: no progress is missed.
+    if (pieces_.size() <= from && !ended() && !failed()) {
+      waiters_.emplace_back(ex, std::move(wake));
+      return;
+    }
+  }
+  asio::post(ex, std::move(wake));
+}
+
+void ChunkedBody::wake_all(std::unique_lock<std::mutex>& lock) {
+  std::vector<std::pair<asio::any_io_executor, std::function<void()>>> now;
+  now.swap(waiters_);
+  lock.unlock();
+  if (now.empty()) return;
+  // One post per executor carrying all of its wake-ups (a few I/O threads, many waiters).
+  std::vector<std::pair<asio::any_io_executor, std::vector<std::function<void()>>>> by_executor;
+  for (auto& [ex, wake] : now) {
+    auto it = std::find_if(by_executor.begin(), by_executor.end(), [&](auto& g) { return g.first == ex; });
+    if (it == by_executor.end()) it = by_executor.insert(by_executor.end(), {ex, {}});
+    it->second.push_back(std::move(wake));
+  }
+  for (auto& [ex, group] : by_executor)
+    asio::post(ex, [group = std::move(group)] {
+      for (auto& w : group) w();
+    });
+}
+
+}  // namespace sf::http

@@ -1,0 +1,84 @@
+#include "sf/http/chunked_body.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include <string>
+
+namespace sf::http {
+namespace {
+
+namespace asio = boost::asio;
+
+Bytes piece(std::string_view s) {
+  return Bytes::copy_of(as_bytes(s));
+}
+
+std::string joined(const std::vector<Bytes>& pieces) {
+  std::string s;
+  for (auto& p : pieces) s += as_chars(p.view());
+  return s;
+}
+
+TEST(ChunkedBody, ReadsHandOutThePiecesAfterAPositionSharedNotCopied) {
+  ChunkedBody body;
+  body.append(piece("hello"));
+  body.append(piece(""));  // ignored: an empty piece would end a chunked body early
+  body.append(piece(" world"));
+  std::vector<Bytes> out;
+  auto p = body.read(0, out);
+  EXPECT_EQ(p.next, 2u);
+  EXPECT_FALSE(p.ended);
+  EXPECT_FALSE(p.failed);
+  EXPECT_EQ(joined(out), "hello world");
+  EXPECT_EQ(out[0].data(), body.pieces()[0].data());  // the same block
+  out.clear();
+  p = body.read(1, out);
+  EXPECT_EQ(joined(out), " world");
+  out.clear();
+  p = body.read(2, out);
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(p.next, 2u);
+  EXPECT_EQ(body.size(), 11u);
+  body.end();
+  p = body.read(2, out);
+  EXPECT_TRUE(p.ended);
+  EXPECT_TRUE(body.ended());
+  body.fail();  // too late: an ended body stays complete
+  EXPECT_FALSE(body.failed());
+}
+
+TEST(ChunkedBody, WaitersAreWokenOnceByTheNextPieceTheEndOrAFailure) {
+  asio::io_context ctx;
+  ChunkedBody body;
+  int woken = 0;
+  body.when_beyond(0, ctx.get_executor(), [&] { ++woken; });
+  body.when_beyond(0, ctx.get_executor(), [&] { ++woken; });
+  ctx.poll();
+  ctx.restart();
+  EXPECT_EQ(woken, 0);  // nothing yet
+  body.append(piece("a"));
+  ctx.poll();
+  ctx.restart();
+  EXPECT_EQ(woken, 2);
+  body.when_beyond(0, ctx.get_executor(), [&] { ++woken; });  // behind already: at once
+  ctx.poll();
+  ctx.restart();
+  EXPECT_EQ(woken, 3);
+  body.when_beyond(1, ctx.get_executor(), [&] { ++woken; });
+  body.fail();
+  ctx.poll();
+  ctx.restart();
+  EXPECT_EQ(woken, 4);
+  EXPECT_TRUE(body.failed());
+  std::vector<Bytes> out;
+  EXPECT_TRUE(body.read(1, out).failed);
+  body.append(piece("late"));  // a failed body takes nothing more
+  EXPECT_EQ(body.size(), 1u);
+  body.end();
+  EXPECT_FALSE(body.ended());
+}
+
+}  // namespace
+}  // namespace sf::http
