@@ -6,6 +6,12 @@ the part before the upstream answers. Each viewer must have its head and its fir
 before the upstream sent its last byte, and the whole part, byte for byte. A second upstream
 answer breaks off halfway: every waiter's connection is closed short of its Content-Length (never
 a complete-looking wrong answer), and the next request fetches the part again.
+
+The same with an answer of unknown length (Transfer-Encoding: chunked, as the origin sends the
+open LL-DASH segment while it is produced): the edge answers every waiter with chunked coding,
+chunk by chunk; one that breaks off ends every waiter's answer without the last-chunk and is not
+cached. Against the real origin (`streamflex all` fed by ffmpeg): the open segment fetched through
+the edge arrives in pieces spread over the segment's duration, not at its end.
 """
 import http.server
 import os
@@ -19,6 +25,8 @@ import sfharness as h
 
 PART = "/live/slow/video/s1.p0.m4s"
 BROKEN = "/live/slow/video/s2.p0.m4s"
+CHUNKED = "/live/slow/video/s3.m4s"         # answered with Transfer-Encoding: chunked
+BROKEN_CHUNKED = "/live/slow/video/s4.m4s"  # chunked, reset halfway the first time
 SIZE = 200 * 1024
 PIECES = 20
 PIECE_GAP = 0.05  # 20 pieces of 10 KB, 50 ms apart: the body takes about a second
@@ -36,8 +44,8 @@ class SlowUpstream(http.server.ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.requests = {}          # path -> count
         self.release = threading.Event()
-        self.head_sent = None       # monotonic time the part's head went out
-        self.last_sent = None       # ... and its last byte
+        self.head_sent = {}         # path -> monotonic time the head went out
+        self.last_sent = {}         # path -> ... and its last byte
         self.broken_once = False
 
 
@@ -56,36 +64,67 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with srv.lock:
             srv.requests[self.path] = srv.requests.get(self.path, 0) + 1
             n = srv.requests[self.path]
-        if self.path not in (PART, BROKEN):
+        if self.path not in (PART, BROKEN, CHUNKED, BROKEN_CHUNKED):
             self._head(404, 0, "text/plain")
             return
         srv.release.wait(30)
-        self._head(200, SIZE, "video/iso.segment", "public, max-age=31536000, immutable")
+        chunked = self.path in (CHUNKED, BROKEN_CHUNKED)
+        self._head(200, None if chunked else SIZE, "video/iso.segment", "public, max-age=31536000, immutable")
         self.wfile.flush()
-        if self.path == PART:
-            srv.head_sent = time.monotonic()
+        srv.head_sent[self.path] = time.monotonic()
         step = SIZE // PIECES
         for i in range(PIECES):
-            if self.path == BROKEN and n == 1 and i == PIECES // 2:
+            if self.path in (BROKEN, BROKEN_CHUNKED) and n == 1 and i == PIECES // 2:
                 # Half the body, then a reset: the answer cannot be completed.
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
                 self.connection.close()
                 self.close_connection = True
                 return
-            self.wfile.write(BODY[i * step:(i + 1) * step if i < PIECES - 1 else SIZE])
+            piece = BODY[i * step:(i + 1) * step if i < PIECES - 1 else SIZE]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
             self.wfile.flush()
             if i < PIECES - 1:
                 time.sleep(PIECE_GAP)  # the trickle is what this upstream is for
-        if self.path == PART:
-            srv.last_sent = time.monotonic()
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        srv.last_sent[self.path] = time.monotonic()
 
     def _head(self, status, length, ctype, cache_control=None):
         self.send_response(status)
         self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(length))
+        if length is None:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(length))
         if cache_control:
             self.send_header("Cache-Control", cache_control)
         self.end_headers()
+
+
+class ChunkedDecoder:
+    """Decodes a chunked body as its bytes come (RFC 9112 7.1): `body` so far, `ended` once the
+    last-chunk and the blank line after it arrived."""
+
+    def __init__(self):
+        self.raw = b""
+        self.body = bytearray()
+        self.ended = False
+
+    def feed(self, data):
+        self.raw += data
+        while not self.ended and b"\r\n" in self.raw:
+            line, _, rest = self.raw.partition(b"\r\n")
+            size = int(line.split(b";")[0], 16)
+            if size == 0:
+                if rest.startswith(b"\r\n"):  # no trailers from our servers
+                    self.ended = True
+                return
+            if len(rest) < size + 2:
+                return
+            assert rest[size:size + 2] == b"\r\n", "chunk data not followed by CRLF"
+            self.body += rest[:size]
+            self.raw = rest[size + 2:]
 
 
 class Viewer(threading.Thread):
@@ -99,6 +138,7 @@ class Viewer(threading.Thread):
         self.body = b""
         self.head_at = self.first_byte_at = None
         self.closed_early = False
+        self.complete = False  # the whole body: Content-Length bytes, or the chunked last-chunk
         self.error = None
         self.sent = threading.Event()
 
@@ -109,25 +149,38 @@ class Viewer(threading.Thread):
             self.sent.set()
             data = b""
             length = None
-            while True:
+            chunked = None  # ChunkedDecoder once the head says so
+            for _ in range(100000):
                 chunk = s.recv(65536)
                 if not chunk:
                     self.closed_early = True
                     break
                 data += chunk
-                if length is None and b"\r\n\r\n" in data:
+                if length is None and chunked is None and b"\r\n\r\n" in data:
                     self.head_at = time.monotonic()
                     head, _, data = data.partition(b"\r\n\r\n")
                     lines = head.decode().split("\r\n")
                     self.status = int(lines[0].split()[1])
                     self.headers = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
-                    length = int(self.headers["content-length"])
-                if length is not None:
+                    if self.headers.get("transfer-encoding") == "chunked":
+                        chunked = ChunkedDecoder()
+                    else:
+                        length = int(self.headers["content-length"])
+                if chunked is not None:
+                    chunked.feed(data)
+                    data = b""
+                    if chunked.body and self.first_byte_at is None:
+                        self.first_byte_at = time.monotonic()
+                    if chunked.ended:
+                        self.complete = True
+                        break
+                elif length is not None:
                     if data and self.first_byte_at is None:
                         self.first_byte_at = time.monotonic()
                     if len(data) >= length:
+                        self.complete = True
                         break
-            self.body = data
+            self.body = bytes(chunked.body) if chunked is not None else data
             s.close()
         except OSError as e:
             self.error = repr(e)
@@ -171,12 +224,13 @@ def test_waiters_get_the_body_while_the_upstream_is_still_sending(module_servers
     assert all(v.body == BODY for v in viewers), "a viewer's body differs from the upstream's"
     caches = sorted(v.headers.get("x-cache") for v in viewers)
     assert caches.count("MISS") == 1 and caches.count("COALESCED") == VIEWERS - 1, caches
-    assert slow.last_sent - slow.head_sent >= 0.8, "the upstream did not trickle"
-    late = [round(v.first_byte_at - slow.last_sent, 3) for v in viewers if v.first_byte_at >= slow.last_sent]
+    head_sent, last_sent = slow.head_sent[PART], slow.last_sent[PART]
+    assert last_sent - head_sent >= 0.8, "the upstream did not trickle"
+    late = [round(v.first_byte_at - last_sent, 3) for v in viewers if v.first_byte_at >= last_sent]
     assert late == [], f"viewers whose first body byte came after the upstream's last (s): {late}"
-    heads = sorted(v.head_at - slow.head_sent for v in viewers)
+    heads = sorted(v.head_at - head_sent for v in viewers)
     # The heads follow the upstream's head, not its body (generous for a loaded 2-core machine).
-    assert heads[-1] < 0.5 * (slow.last_sent - slow.head_sent), f"last head {heads[-1]:.3f} s after the upstream's"
+    assert heads[-1] < 0.5 * (last_sent - head_sent), f"last head {heads[-1]:.3f} s after the upstream's"
     # A viewer arriving now is a hit on the cached object, with the ETag it has once complete.
     status, headers, body = h.http_request(f"{edge.edge}{PART}")
     assert (status, headers.get("x-cache"), body) == (200, "HIT", BODY)
@@ -188,9 +242,122 @@ def test_a_body_broken_off_upstream_closes_every_waiter_short_and_is_fetched_aga
     edge = h.start_edge(module_servers, [f"{h.HOST}:{slow.server_port}"], args=["--edge.upstream_timeout=10s"])
     viewers = crowd(edge, BROKEN, slow, count=10)
     for v in viewers:
-        assert v.status == 200 and v.closed_early and len(v.body) < SIZE, (v.status, v.closed_early, len(v.body))
+        assert v.status == 200 and v.closed_early and not v.complete and len(v.body) < SIZE, (
+            v.status, v.closed_early, len(v.body))
         assert v.body == BODY[:len(v.body)]
     status, headers, body = h.http_request(f"{edge.edge}{BROKEN}", timeout=10)
     assert (status, body == BODY) == (200, True)
     assert headers.get("x-cache") == "MISS"
     assert slow.requests[BROKEN] == 2
+
+
+def test_waiters_get_a_chunked_body_chunk_by_chunk_while_the_upstream_sends_it(module_servers, slow):
+    slow.release.clear()
+    edge = h.start_edge(module_servers, [f"{h.HOST}:{slow.server_port}"], args=["--edge.upstream_timeout=10s"])
+    viewers = crowd(edge, CHUNKED, slow)
+    assert slow.requests[CHUNKED] == 1
+    assert [v.error for v in viewers if v.error] == []
+    assert all(v.status == 200 for v in viewers)
+    assert all(v.headers.get("transfer-encoding") == "chunked" and "content-length" not in v.headers
+               for v in viewers), viewers[0].headers
+    assert all(v.complete for v in viewers), "a viewer's chunked answer did not end with the last-chunk"
+    assert all(v.body == BODY for v in viewers), "a viewer's body differs from the upstream's"
+    caches = sorted(v.headers.get("x-cache") for v in viewers)
+    assert caches.count("MISS") == 1 and caches.count("COALESCED") == VIEWERS - 1, caches
+    head_sent, last_sent = slow.head_sent[CHUNKED], slow.last_sent[CHUNKED]
+    assert last_sent - head_sent >= 0.8, "the upstream did not trickle"
+    firsts = sorted(v.first_byte_at - head_sent for v in viewers)
+    print(f"\n[edge chunked] {VIEWERS} viewers: first body bytes {firsts[0]:.3f}..{firsts[-1]:.3f} s after the "
+          f"upstream's head; the upstream's last byte after {last_sent - head_sent:.3f} s")
+    late = [round(v.first_byte_at - last_sent, 3) for v in viewers if v.first_byte_at >= last_sent]
+    assert late == [], f"viewers whose first body byte came after the upstream's last (s): {late}"
+    # Complete now: cached with its length and ETag.
+    status, headers, body = h.http_request(f"{edge.edge}{CHUNKED}")
+    assert (status, headers.get("x-cache"), body == BODY) == (200, "HIT", True)
+    assert headers.get("content-length") == str(SIZE) and headers.get("etag"), headers
+
+
+def test_a_chunked_body_broken_off_upstream_ends_every_waiter_without_the_last_chunk(module_servers, slow):
+    slow.release.clear()
+    edge = h.start_edge(module_servers, [f"{h.HOST}:{slow.server_port}"], args=["--edge.upstream_timeout=10s"])
+    viewers = crowd(edge, BROKEN_CHUNKED, slow, count=10)
+    for v in viewers:
+        assert v.status == 200 and v.headers.get("transfer-encoding") == "chunked", (v.status, v.headers)
+        assert v.closed_early and not v.complete and len(v.body) < SIZE, (v.closed_early, v.complete, len(v.body))
+        assert v.body == BODY[:len(v.body)]
+    status, headers, body = h.http_request(f"{edge.edge}{BROKEN_CHUNKED}", timeout=10)
+    assert (status, body == BODY, headers.get("x-cache")) == (200, True, "MISS")
+    assert slow.requests[BROKEN_CHUNKED] == 2
+
+
+def test_an_open_dash_segment_through_the_edge_arrives_in_pieces_before_it_ends(module_servers, procs, clip30,
+                                                                                  tmp_path):
+    """The real origin streams the segment in progress (chunked, a CMAF chunk at a time); through
+    the edge of `streamflex all` a player gets it the same way, not once the segment is complete."""
+    srv = h.start_all(module_servers)
+    key = srv.create_key("llx")
+    procs.add(h.ffmpeg_publish(clip30, srv.url(key), tmp_path / "ffmpeg.log"))
+    base = f"/live/llx/video/"
+
+    def playlist():
+        status, body, _ = h.http_get(f"{srv.origin}{base}index.m3u8")
+        return h.MediaPlaylist(body) if status == 200 else None
+
+    h.wait_until(lambda: (p := playlist()) and len(p.segments) >= 1, 30, "a complete segment")
+    pl = playlist()
+    # The segment after the open one (the open one itself if it has no part yet): the origin holds
+    # it until its first CMAF chunk, then streams it to its end.
+    msn = pl.open_msn + 1 if pl.open_parts else pl.open_msn
+    path = f"{base}s{msn}.m4s"
+    asked = time.monotonic()
+    head, chunks, ended = get_chunked(srv.edge_port, path, asked + 15)
+    assert head.startswith("HTTP/1.1 200"), head
+    lower = head.lower()
+    assert "transfer-encoding: chunked" in lower and "\ncontent-length:" not in lower, head
+    assert "x-cache: miss" in lower, head
+    spread = chunks[-1][0] - chunks[0][0]
+    print(f"\n[edge dash-ll] s{msn} through the edge: {len(chunks)} chunks, first {chunks[0][0] - asked:.3f} s after "
+          f"the request, spread {spread:.3f} s, last-chunk {ended - asked:.3f} s after the request")
+    # 0.5 s parts in 2 s segments: at least 3 pieces over at least a second, the first long before
+    # the segment's end.
+    assert len(chunks) >= 3, [len(c) for _, c in chunks]
+    assert spread >= 1.0, spread
+    body = b"".join(c for _, c in chunks)
+    status, headers, whole = h.http_request(f"{srv.origin}{path}")
+    assert status == 200 and body == whole, (status, len(body), len(whole))
+    # Complete now at the edge too: a hit with its length.
+    status, headers, again = h.http_request(f"{srv.edge}{path}")
+    assert (status, headers.get("x-cache"), headers.get("content-length"), again == whole) == (
+        200, "HIT", str(len(whole)), True)
+
+
+def get_chunked(port, path, deadline):
+    """GET over a raw socket: (head, [(arrival time, decoded bytes of that read)], time of the end)."""
+    s = socket.create_connection((h.HOST, port), timeout=10)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: {h.HOST}:{port}\r\n\r\n".encode())
+    data = b""
+    decoder = ChunkedDecoder()
+    chunks = []
+    head = None
+    for _ in range(100000):
+        left = deadline - time.monotonic()
+        assert left > 0, f"answer incomplete at the deadline ({len(chunks)} pieces)"
+        s.settimeout(left)
+        got = s.recv(65536)
+        assert got, f"closed after {len(chunks)} pieces"
+        now = time.monotonic()
+        if head is None:
+            data += got
+            if b"\r\n\r\n" not in data:
+                continue
+            raw_head, _, got = data.partition(b"\r\n\r\n")
+            head = raw_head.decode(errors="replace")
+            assert "transfer-encoding: chunked" in head.lower(), head
+        before = len(decoder.body)
+        decoder.feed(got)
+        if len(decoder.body) > before:
+            chunks.append((now, bytes(decoder.body[before:])))
+        if decoder.ended:
+            break
+    s.close()
+    return head, chunks, time.monotonic()
