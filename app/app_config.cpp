@@ -146,6 +146,16 @@ void bind(ConfigSchema& s, AppConfig& c) {
   s.add("transcode.threads", "Encoding worker threads (0: one per core)", t.threads, 0, 1024);
   s.add("transcode.max_lag", "A stream this far behind real time drops its top rung", t.max_lag, milliseconds(200),
         milliseconds(60000));
+  s.add("transcode.restore_hold",
+        "A rung dropped for lag comes back once the stream has been this long comfortably ahead of real time (lag "
+        "under max_lag/4, pool load with the rung at most restore_load)",
+        t.restore_hold, milliseconds(100), milliseconds(3600000));
+  s.add("transcode.restore_max_hold",
+        "A rung dropped again within this long of coming back waits twice as long before the next try, up to this",
+        t.restore_max_hold, milliseconds(100), milliseconds(86400000));
+  s.add("transcode.restore_load",
+        "Busy fraction of the worker pool, with the dropped rung's measured cost added, under which it may come back",
+        t.restore_load, 0.05, 4.0);
   s.add("transcode.max_queue_frames",
         "Source frames queued per stream at most; beyond, frames are skipped to a keyframe", t.max_queue_frames, 2,
         10000);

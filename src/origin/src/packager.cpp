@@ -160,6 +160,20 @@ std::shared_ptr<const StreamView> Packager::on_frame(const media::MediaFrame& f)
     double tolerance = seconds(r, step) / 2;
     new_part = leader_part_ > r.followed_part && t + tolerance >= leader_part_start_;
   }
+  if (new_segment && !r.leader) {
+    const Segment* last = r.open ? r.open.get() : !r.done.empty() ? r.done.back().get() : nullptr;
+    if (last && leader_msn_ > last->msn + 1) {
+      // The rendition stopped (a transcoder dropped its rung) and comes back segments later. A
+      // playlist's segments number consecutively (and the MPD's $Number$ counts its timeline), so
+      // its window starts over here; the segments it missed were never made. Its unfinished last
+      // part would span the gap: dropped with it.
+      log::info("origin", "rendition resumes after a gap: its window starts over",
+                {{"stream", stream_}, {"rendition", r.name}, {"from_msn", last->msn}, {"msn", leader_msn_}});
+      r.pending.clear();
+      r.open.reset();
+      r.done.clear();
+    }
+  }
   bool published = false;
   if (new_part && !r.pending.empty()) published = close_part(r, f.dts);
   if (new_segment) {

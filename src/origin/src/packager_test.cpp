@@ -290,15 +290,16 @@ struct Ladder {
     packager.on_track(high);
     packager.on_track(a);
   }
-  // 30 fps, keyframes every second in both rungs; the high rung stops after `high_until` seconds.
-  void run(double from, double to, double high_until = 1e9) {
+  // 30 fps, keyframes every second in both rungs; the high rung stops after `high_until` seconds
+  // (and comes back at `high_again`).
+  void run(double from, double to, double high_until = 1e9, double high_again = 1e9) {
     int vf = int(from * 30), af = int(from * 48000 / 1024);
     for (;;) {
       double vt = vf / 30.0, at = af * 1024 / 48000.0;
       if (vt > to && at > to) break;
       if (vt <= at) {
         if (auto view = packager.on_frame(frame(low, vf * 3000, vf % 30 == 0))) last = view;
-        if (vt < high_until)
+        if (vt < high_until || vt >= high_again)
           if (auto view = packager.on_frame(frame(high, vf * 3000, vf % 30 == 0))) last = view;
         ++vf;
       } else {
@@ -356,6 +357,32 @@ TEST(Packager, RungThatStopsLeavesTheMultivariantAndMpd) {
   EXPECT_NE(mv.find("160p/index.m3u8"), std::string::npos) << mv;
   EXPECT_EQ(l.mpd().find("1080p"), std::string::npos);
   EXPECT_EQ(as_chars(l.last->rendition("160p")->playlist.view()).find("1080p"), std::string::npos);
+}
+
+TEST(Packager, RungThatComesBackStartsItsWindowOverWithTheLeadersNumbers) {
+  Ladder l;
+  l.run(0, 16, /*high_until=*/4, /*high_again=*/10);
+  EXPECT_NE(l.multivariant().find("1080p/index.m3u8"), std::string::npos) << l.multivariant();
+  auto& hi = *l.last->rendition("1080p");
+  auto& lo = *l.last->rendition("160p");
+  ASSERT_GE(hi.segments.size(), 2u);
+  // Nothing from before the gap (its unfinished part would span it), then consecutive numbers,
+  // each segment starting where the leader's of that number does, in the same discontinuity.
+  EXPECT_GE(hi.segments.front()->start_dts, 10 * 90000);
+  for (std::size_t i = 0; i < hi.segments.size(); ++i) {
+    const Segment& s = *hi.segments[i];
+    if (i > 0) EXPECT_EQ(s.msn, hi.segments[i - 1]->msn + 1);
+    const Segment* leader = lo.find(s.msn);
+    ASSERT_NE(leader, nullptr) << s.msn;
+    EXPECT_EQ(s.start_dts, leader->start_dts) << s.msn;
+    EXPECT_EQ(s.discontinuity_sequence, leader->discontinuity_sequence);
+    EXPECT_FALSE(s.discontinuity);
+    for (auto& part : s.parts) EXPECT_LE(part->duration, l.last->part_target + 1e-9) << s.msn;
+  }
+  std::string pl(as_chars(hi.playlist.view()));
+  EXPECT_NE(pl.find("#EXT-X-MEDIA-SEQUENCE:" + std::to_string(hi.segments.front()->msn) + "\n"), std::string::npos)
+      << pl;
+  EXPECT_NE(l.mpd().find("Representation id=\"1080p\""), std::string::npos);
 }
 
 // A transcoder's source rung: the source passed through (B-frames: a keyframe's dts comes before

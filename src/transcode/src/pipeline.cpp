@@ -50,7 +50,51 @@ class CpuScope {
   std::int64_t start_;
 };  // rung i is track 10 + i: clear of the source's ids
 
+// Adds the wall time of the enclosing scope to the pool's load and, for an encode, to its rung's.
+class BusyScope {
+ public:
+  BusyScope(PoolLoad* pool, std::atomic<std::int64_t>* rung)
+      : pool_(pool), rung_(rung), start_(std::chrono::steady_clock::now()) {}
+  ~BusyScope() {
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start_).count();
+    if (pool_) pool_->busy_ns.fetch_add(ns, std::memory_order_relaxed);
+    if (rung_) rung_->fetch_add(ns, std::memory_order_relaxed);
+  }
+
+ private:
+  PoolLoad* pool_;
+  std::atomic<std::int64_t>* rung_;
+  std::chrono::steady_clock::time_point start_;
+};
+
 }  // namespace
+
+void RestorePolicy::on_drop(std::size_t rung, double now) {
+  auto& r = rungs_[rung];
+  if (r.hold == 0 || r.restored_at < 0 || now - r.restored_at >= o_.max_hold)
+    r.hold = o_.hold;  // a first drop, or the rung had stayed up long enough: the back-off starts over
+  else
+    r.hold = std::min(2 * r.hold, o_.max_hold);  // back once and not enough headroom after all
+  calm_since_ = now;
+}
+
+void RestorePolicy::on_restore(std::size_t rung, double now) {
+  rungs_[rung].restored_at = now;
+  calm_since_ = now;  // the next rung waits for a calm that includes this one's cost
+}
+
+void RestorePolicy::observe_lag(double now, double lag_seconds) {
+  if (lag_seconds > o_.calm_lag) calm_since_ = now;
+}
+
+void RestorePolicy::observe_load(double now, double load_with_rung) {
+  if (load_with_rung > o_.max_load) calm_since_ = now;
+}
+
+double RestorePolicy::hold(std::size_t rung) const {
+  auto it = rungs_.find(rung);
+  return it == rungs_.end() || it->second.hold == 0 ? o_.hold : it->second.hold;
+}
 
 Pipeline::Pipeline(asio::thread_pool& pool, PipelineOptions opt, std::shared_ptr<Sink> sink,
                    std::shared_ptr<std::atomic<bool>> stopping)
@@ -60,7 +104,8 @@ Pipeline::Pipeline(asio::thread_pool& pool, PipelineOptions opt, std::shared_ptr
       stopping_(std::move(stopping)),
       decode_strand_(asio::make_strand(pool.get_executor())),
       audio_strand_(asio::make_strand(pool.get_executor())),
-      seq_([this](SeqItem& item) { emit(item); }) {
+      seq_([this](SeqItem& item) { emit(item); }),
+      restore_(opt_.restore) {
   packet_.reset(av_packet_alloc());
   decoded_ = make_frame();
 }
@@ -280,6 +325,7 @@ void Pipeline::set_decoder(media::TrackConfig track) {
 
 void Pipeline::decode(std::uint64_t slot, media::MediaFrame f) {
   CpuScope cpu(cpu_ns_);
+  BusyScope busy(opt_.load.get(), nullptr);
   if (source_ && !*stopping_) {
     // The frame itself (its Bytes shared, not copied) waits for its picture.
     SeqItem item;
@@ -360,7 +406,7 @@ void Pipeline::replan(int width, int height) {
   for (auto& p : plan) {
     std::shared_ptr<RungState> keep;
     for (auto& r : rungs_)
-      if (r->plan.index == p.index && r->in_plan && r->active) keep = r;
+      if (r->plan.index == p.index && r->in_plan) keep = r;  // a rung dropped for lag stays, dropped
     if (!keep) {
       bool was_dropped = false;
       for (auto& r : rungs_)
@@ -450,6 +496,8 @@ void Pipeline::picture(std::uint64_t slot, std::uint32_t index, AVFrame* pic) {
   else if (decoder_ && decoder_->framerate.num > 0 && decoder_->framerate.den > 0)
     source_fps = av_q2d(decoder_->framerate);
   source_fps = std::clamp(source_fps, 1.0, 240.0);
+  source_fps_ = source_fps;
+  maybe_restore_rung(key);
   struct Made {
     int w, h;
     AVFrame* frame;
@@ -533,6 +581,8 @@ void Pipeline::maybe_drop_rung() {
     if (r->active && r->in_plan) {
       last_drop_ = now;
       drop_rung(*r, "behind real time");
+      restore_.on_drop(r->plan.index, now_seconds());
+      load_at_ = -1;  // the next load sample starts after the drop
       log::warn("transcode", "behind real time: top rung dropped",
                 {{"stream", opt_.stream}, {"rung", r->plan.rung.name}, {"lag_s", newest - front}});
       auto self = shared_from_this();
@@ -547,14 +597,82 @@ void Pipeline::drop_rung(RungState& r, const char*) {
   ++dropped_rungs_;
 }
 
+double Pipeline::now_seconds() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - created_).count();
+}
+
+double Pipeline::rung_load(const RungState& r) const {
+  // Wall time per picture while it ran, times its pictures per second, over the pool's threads.
+  // A rung never measured (dropped before its 30th picture) counts as the largest measured one
+  // scaled by area, or as a whole thread.
+  auto per_second = [&](const RungState& x) -> double {
+    std::int64_t n = x.encoded;
+    if (n < 30) return -1;
+    return double(x.busy_ns) / 1e9 / double(n) * std::min(x.plan.rung.max_fps, source_fps_);
+  };
+  double threads = opt_.load ? double(std::max<std::size_t>(1, opt_.load->threads)) : 1.0;
+  double own = per_second(r);
+  if (own >= 0) return own / threads;
+  for (auto& o : rungs_) {
+    double other = per_second(*o);
+    if (&*o == &r || other < 0 || o->plan.width * o->plan.height == 0) continue;
+    return other * double(r.plan.width * r.plan.height) / double(o->plan.width * o->plan.height) / threads;
+  }
+  return 1.0 / threads;
+}
+
+void Pipeline::maybe_restore_rung(bool key) {
+  if (opt_.backpressure) return;
+  std::shared_ptr<RungState> next;  // the smallest rung dropped for lag
+  for (auto it = rungs_.rbegin(); it != rungs_.rend(); ++it)
+    if ((*it)->in_plan && !(*it)->active && !(*it)->failed) {
+      next = *it;
+      break;
+    }
+  if (!next) return;
+  double now = now_seconds();
+  double front = seq_.front_time(), newest = newest_t_;
+  restore_.observe_lag(now, front < 0 ? 0 : newest - front);
+  // The pool's busy fraction, sampled over a second or more, with the rung's own cost added: there
+  // must be room for it, or it would only be dropped again.
+  if (opt_.load && (load_at_ < 0 || now - load_at_ >= 1.0)) {
+    std::int64_t busy = opt_.load->busy_ns.load(std::memory_order_relaxed);
+    if (load_at_ >= 0) {
+      last_load_ =
+          double(busy - load_busy_) / 1e9 / ((now - load_at_) * double(std::max<std::size_t>(1, opt_.load->threads)));
+      restore_.observe_load(now, last_load_ + rung_load(*next));
+    }
+    load_at_ = now;
+    load_busy_ = busy;
+  }
+  // At a picture every rung forces to a keyframe: the rung's new encoder starts there with an IDR
+  // and a new init, on the same grid as the others, so its segments line up with theirs.
+  if (!key || !next->parked || !restore_.ready(next->plan.index, now)) return;
+  double hold = restore_.hold(next->plan.index);
+  next->parked = false;
+  next->active = true;
+  next->next_keep = INT64_MIN;
+  ++restored_rungs_;
+  restore_.on_restore(next->plan.index, now);
+  log::info("transcode", "ahead of real time again: rung restored",
+            {{"stream", opt_.stream},
+             {"rung", next->plan.rung.name},
+             {"held_s", hold},
+             {"load", last_load_},
+             {"rung_load", rung_load(*next)}});
+}
+
 void Pipeline::encode(std::shared_ptr<RungState> r, std::uint64_t slot, std::uint32_t index, FramePtr pic,
                       std::int64_t pts, bool key, std::uint32_t w, std::uint32_t h, double fps) {
   CpuScope cpu(cpu_ns_);
+  BusyScope busy(opt_.load.get(), &r->busy_ns);
   if (!r->active || *stopping_) {
     release_in_encoder(*r);
     seq_.done(slot);
     return;
   }
+  ++r->encoded;
+  r->withdrawn = false;  // restored after a drop: a new encoder, announced as a new track version
   std::vector<EncodedFrame> out;
   if (r->encoder && (r->enc_w != w || r->enc_h != h)) {
     (void)r->encoder->encode(nullptr, 0, false, out);  // the old size's last frames
@@ -573,6 +691,7 @@ void Pipeline::encode(std::shared_ptr<RungState> r, std::uint64_t slot, std::uin
     if (!r->encoder) {
       log::error("transcode", "encoder failed: rung dropped",
                  {{"stream", opt_.stream}, {"rung", r->plan.rung.name}, {"error", error}});
+      r->failed = true;
       drop_rung(*r, "encoder failed");
       withdraw(r, slot);
       return;
@@ -654,6 +773,7 @@ void Pipeline::withdraw(std::shared_ptr<RungState> r, std::uint64_t slot) {
     }
   }
   release_in_encoder(*r);
+  r->parked = true;
   seq_.done(slot);
 }
 
@@ -698,6 +818,7 @@ StreamStats Pipeline::stats() const {
   }
   s.queue_frames = static_cast<std::int64_t>(seq_.timed_depth());
   s.dropped_rungs = dropped_rungs_;
+  s.restored_rungs = restored_rungs_;
   s.cpu_seconds = double(cpu_ns_.load()) / 1e9;
   s.skipped_frames = skipped_frames_;
   s.audio_frames = audio_frames_;

@@ -1,6 +1,7 @@
 // One stream's transcoding: a decode stage on its own strand of the worker pool (decode, scale
 // once per rung, force keyframes on the grid, decide drops), one strand per rung (encode), and the
 // Sequencer that hands everything to the sink in input order. Fed by one input thread at a time.
+// A rung dropped for lag comes back (RestorePolicy) once the stream has been calm for a while.
 #pragma once
 
 #include <boost/asio/strand.hpp>
@@ -9,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -22,6 +24,48 @@
 
 namespace sf::transcode {
 
+// Wall time the worker pool's tasks took, every stream together: the pool's load, counting the
+// time other work on the machine takes from its threads (a preempted task takes longer). Any thread.
+struct PoolLoad {
+  std::atomic<std::int64_t> busy_ns{0};
+  std::size_t threads = 1;
+};
+
+// When a rung dropped for lag comes back: hysteresis against flapping. Decode strand only; times
+// are seconds from any fixed origin, passed in (tests drive it with made-up times and loads).
+// - The stream is calm while its lag (media queued) stays at most `calm_lag` and the pool's load
+//   (busy fraction over the last sample) plus the candidate rung's own measured load stays at most
+//   `max_load`; a picture that breaks either, a drop or a restore starts the calm over.
+// - The smallest dropped rung comes back, at a keyframe on the grid, once the stream has been
+//   calm for that rung's hold: `hold` after its first drop, doubled (up to `max_hold`) each time it
+//   is dropped again within `max_hold` of coming back; a rung that stayed up longer starts over.
+class RestorePolicy {
+ public:
+  struct Options {
+    double hold = 10;       // seconds calm before the first try
+    double max_hold = 320;  // the back-off's ceiling, and how long a restored rung must last to reset it
+    double calm_lag = 0.5;  // media seconds queued at most
+    double max_load = 0.7;  // the pool's busy fraction with the rung back, at most
+  };
+  explicit RestorePolicy(Options o) : o_(o) {}
+  void on_drop(std::size_t rung, double now);
+  void on_restore(std::size_t rung, double now);
+  void observe_lag(double now, double lag_seconds);
+  void observe_load(double now, double load_with_rung);
+  bool ready(std::size_t rung, double now) const { return now - calm_since_ >= hold(rung); }
+  double hold(std::size_t rung) const;
+  const Options& options() const { return o_; }
+
+ private:
+  struct Rung {
+    double hold = 0;
+    double restored_at = -1;
+  };
+  Options o_;
+  std::map<std::size_t, Rung> rungs_;  // by plan index
+  double calm_since_ = 0;
+};
+
 struct PipelineOptions {
   std::string stream;
   Profile profile;
@@ -32,6 +76,8 @@ struct PipelineOptions {
   bool cascade = true;
   bool backpressure = false;  // file input: block the caller instead of dropping
   bool audio_always = false;  // re-encode AAC sources too (transcode.audio=aac)
+  RestorePolicy::Options restore;
+  std::shared_ptr<PoolLoad> load;  // the worker pool's (null: not measured, taken as idle)
 };
 
 class Pipeline : public std::enable_shared_from_this<Pipeline> {
@@ -64,6 +110,8 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
     std::uint32_t enc_w = 0, enc_h = 0;
     std::uint32_t version = 0;
     bool withdrawn = false;
+    std::atomic<bool> parked{false};  // withdraw() ran: the rung strand holds nothing of it
+    std::atomic<bool> failed{false};  // its encoder would not open: never restored
     struct InEncoder {
       std::int64_t pts;
       std::uint64_t slot;  // kept open until the encoder gives the picture's frame back
@@ -76,6 +124,8 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
     std::atomic<std::int64_t> bytes{0};
     std::atomic<std::int64_t> first_pts{INT64_MIN};  // of the first encoded frame
     std::atomic<std::int64_t> last_pts{INT64_MIN};   // of the last encoded frame
+    std::atomic<std::int64_t> busy_ns{0};            // wall time in encode()
+    std::atomic<std::int64_t> encoded{0};            // pictures given to the encoder
     double rate_bps = 0;                             // bits per second of media; under the pipeline's stats_mu_
     std::int64_t rate_bytes = 0;
     std::int64_t rate_pts = INT64_MIN;
@@ -93,6 +143,11 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   void release_source(std::uint64_t slot, std::uint32_t picture, std::int64_t pts);
   void maybe_drop_rung();
   void drop_rung(RungState& r, const char* why);
+  // At a picture forced to a keyframe (`key`), brings the smallest dropped rung back when the
+  // RestorePolicy allows; otherwise only observes lag and load.
+  void maybe_restore_rung(bool key);
+  double rung_load(const RungState& r) const;  // pool busy fraction the rung adds when it runs
+  double now_seconds() const;
   // Rung strand.
   void encode(std::shared_ptr<RungState> r, std::uint64_t slot, std::uint32_t index, FramePtr pic, std::int64_t pts,
               bool key, std::uint32_t w, std::uint32_t h, double fps);
@@ -148,10 +203,16 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   std::int64_t last_forced_ = INT64_MIN;  // pts of the last picture forced to a keyframe
   std::shared_ptr<RungState> source_;     // the source rung's statistics
   std::chrono::steady_clock::time_point last_drop_{};
+  RestorePolicy restore_;
+  double source_fps_ = 30;
+  double load_at_ = -1;  // seconds: start of the pool load sample
+  std::int64_t load_busy_ = 0;
+  double last_load_ = 0;  // the pool's busy fraction over the last sample
   // Any thread.
   std::atomic<bool> video_out_{false};  // a rung track went out: audio may follow it
   std::atomic<double> newest_t_{-1};
   std::atomic<std::int64_t> dropped_rungs_{0};
+  std::atomic<std::int64_t> restored_rungs_{0};
   std::atomic<std::int64_t> skipped_frames_{0};
   std::atomic<std::int64_t> audio_frames_{0};
   std::atomic<std::int64_t> cpu_ns_{0};  // worker CPU time spent on this stream
@@ -161,6 +222,7 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   double speed_ = 0, speed_media_ = -1;
   std::chrono::steady_clock::time_point speed_since_ = std::chrono::steady_clock::now();
   double emitted_t_ = -1;
+  const std::chrono::steady_clock::time_point created_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace sf::transcode

@@ -473,6 +473,136 @@ TEST(Pipeline, SourceRungStatistics) {
   EXPECT_TRUE(c->wait_released());
 }
 
+TEST(RestorePolicy, WaitsForASustainedCalmAndBacksOffARungDroppedAgain) {
+  RestorePolicy p({.hold = 10, .max_hold = 100, .calm_lag = 0.5, .max_load = 0.7});
+  p.on_drop(0, 0);
+  EXPECT_FALSE(p.ready(0, 9.9));
+  p.observe_lag(5, 1.0);  // still behind at 5 s: the calm starts over
+  EXPECT_FALSE(p.ready(0, 14.9));
+  p.observe_lag(14, 0.4);
+  EXPECT_TRUE(p.ready(0, 15));
+  p.observe_load(15, 0.9);  // no room for the rung's cost in the pool
+  EXPECT_FALSE(p.ready(0, 24.9));
+  p.observe_load(16, 0.6);
+  EXPECT_TRUE(p.ready(0, 25));
+  p.on_restore(0, 25);
+  p.on_drop(0, 30);  // dropped again soon after coming back: twice the hold
+  EXPECT_EQ(p.hold(0), 20);
+  EXPECT_FALSE(p.ready(0, 49.9));
+  EXPECT_TRUE(p.ready(0, 50));
+  p.on_restore(0, 50);
+  p.on_drop(0, 55);
+  EXPECT_EQ(p.hold(0), 40);
+  p.on_restore(0, 95);
+  p.on_drop(0, 96);
+  EXPECT_EQ(p.hold(0), 80);
+  p.on_restore(0, 176);
+  p.on_drop(0, 177);
+  EXPECT_EQ(p.hold(0), 100);  // at most max_hold
+  p.on_restore(0, 277);
+  p.on_drop(0, 400);  // it had stayed up longer than max_hold: the back-off starts over
+  EXPECT_EQ(p.hold(0), 10);
+  p.on_drop(1, 401);  // each rung has its own
+  EXPECT_EQ(p.hold(1), 10);
+  // A restore starts the calm over for the next rung too.
+  p.on_restore(1, 420);
+  EXPECT_FALSE(p.ready(0, 429.9));
+  EXPECT_TRUE(p.ready(0, 430));
+}
+
+// Feeds `src` in real time (30 fps, as a camera) except for `burst` frames after the first `lead`
+// ones, sent at once while the sink is held until the top rung is dropped (the stream far behind).
+// Returns the stream's statistics just before the input ends.
+StreamStats fall_behind_then_keep_up(Transcoder& t, const std::shared_ptr<Captured>& c, const Source& src,
+                                     std::size_t lead, std::size_t burst) {
+  auto in = t.open_stream("s", "", std::make_shared<Capture>(c));
+  in->on_track(src.track);
+  auto paced = [&](std::size_t from, std::size_t to) {
+    auto start = std::chrono::steady_clock::now();
+    for (std::size_t i = from; i < to && i < src.frames.size(); ++i) {
+      std::this_thread::sleep_until(start + std::chrono::microseconds(33333 * std::int64_t(i - from)));
+      in->on_frame(src.frames[i]);
+    }
+  };
+  paced(0, lead);
+  {
+    std::lock_guard lk(c->mu);
+    c->gate = true;
+  }
+  for (std::size_t i = lead; i < lead + burst && i < src.frames.size(); ++i) in->on_frame(src.frames[i]);
+  auto dropped = [&] {
+    auto s = t.stats();
+    return !s.empty() && s[0].dropped_rungs > 0;
+  };
+  for (int n = 0; n < 500 && !dropped(); ++n) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(dropped()) << "the top rung was never dropped";
+  c->open_gate();
+  paced(lead + burst, src.frames.size());
+  // The encoders hold a picture or two until the input ends; the rest is out.
+  std::vector<StreamStats> stats = t.stats();
+  for (int n = 0; n < 500 && !stats.empty() && stats[0].queue_frames > 2; ++n) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    stats = t.stats();
+  }
+  in.reset();
+  EXPECT_TRUE(c->wait_released());
+  return stats.empty() ? StreamStats{} : stats[0];
+}
+
+TEST(Pipeline, DroppedRungComesBackAtAGridKeyframeOnceTheStreamKeepsUp) {
+  Metrics m;
+  auto cfg = test_config();
+  cfg.max_lag = std::chrono::milliseconds(500);
+  cfg.restore_hold = std::chrono::milliseconds(600);
+  cfg.restore_load = 2.0;  // a shared machine's load must not decide this test (see the next one)
+  Transcoder t(cfg, m);
+  auto c = std::make_shared<Captured>();
+  auto src = make_source(640, 360, 150, 3000);  // 5 s at 30 fps, one source keyframe
+  auto stats = fall_behind_then_keep_up(t, c, src, 20, 30);
+  EXPECT_EQ(stats.dropped_rungs, 1);
+  EXPECT_EQ(stats.restored_rungs, 1);
+  ASSERT_EQ(stats.rungs.size(), 2u);
+  EXPECT_EQ(stats.rungs[0].name, "360p");
+  EXPECT_TRUE(stats.rungs[0].active);
+  // Announced again (a new encoder) after the drop, with a new version.
+  EXPECT_EQ(std::count(c->order.begin(), c->order.end(), "track:360p"), 2);
+  EXPECT_EQ(c->tracks[10].version, 2u);
+  auto& top = c->frames[10];
+  auto& low = c->frames[11];
+  ASSERT_FALSE(top.empty());
+  // A gap, then a keyframe on the grid (the 180p rung has a keyframe at the same pts), then every
+  // picture to the end.
+  std::size_t resumed = 0;
+  for (std::size_t i = 1; i < top.size(); ++i) {
+    EXPECT_GT(top[i].dts, top[i - 1].dts);
+    if (top[i].pts - top[i - 1].pts > 3000) resumed = i;
+  }
+  ASSERT_GT(resumed, 0u) << "no gap in the 360p rung";
+  EXPECT_TRUE(top[resumed].keyframe);
+  EXPECT_EQ(top[resumed].pts % 90000, 0);
+  auto low_keys = key_pts(low);
+  for (auto k : key_pts(top)) EXPECT_TRUE(std::count(low_keys.begin(), low_keys.end(), k)) << k;
+  EXPECT_EQ(top.back().pts, src.frames.back().pts);
+  EXPECT_EQ(std::int64_t(top.size() - resumed), (top.back().pts - top[resumed].pts) / 3000 + 1);
+  // Restored once the backlog was gone and the stream calm for the hold (0.6 s), within a few
+  // seconds of media.
+  EXPECT_LE(top[resumed].pts, 4 * 90000);
+}
+
+TEST(Pipeline, DroppedRungStaysDroppedWithoutRoomInThePool) {
+  Metrics m;
+  auto cfg = test_config();
+  cfg.max_lag = std::chrono::milliseconds(500);
+  cfg.restore_hold = std::chrono::milliseconds(600);
+  cfg.restore_load = 1e-6;  // no encoding fits
+  Transcoder t(cfg, m);
+  auto c = std::make_shared<Captured>();
+  auto stats = fall_behind_then_keep_up(t, c, make_source(640, 360, 120, 3000), 20, 30);
+  EXPECT_EQ(stats.dropped_rungs, 1);
+  EXPECT_EQ(stats.restored_rungs, 0);
+  EXPECT_EQ(std::count(c->order.begin(), c->order.end(), "track:360p"), 1);
+}
+
 TEST(Transcoder, RefusesUnknownProfileAndEncoder) {
   Metrics m;
   auto cfg = test_config();

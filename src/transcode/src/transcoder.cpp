@@ -48,11 +48,14 @@ struct Transcoder::Impl : prometheus::Collectable {
   std::size_t threads;
   boost::asio::thread_pool pool;
   std::shared_ptr<std::atomic<bool>> stopping = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<PoolLoad> load = std::make_shared<PoolLoad>();
   mutable std::mutex mu;
   std::vector<std::weak_ptr<Pipeline>> streams;
 
   Impl(Config c, std::vector<Profile> p, std::size_t n)
-      : config(std::move(c)), profiles(std::move(p)), threads(n), pool(n) {}
+      : config(std::move(c)), profiles(std::move(p)), threads(n), pool(n) {
+    load->threads = n;
+  }
 
   const Profile* find(std::string_view name) const {
     for (auto& p : profiles)
@@ -93,6 +96,8 @@ struct Transcoder::Impl : prometheus::Collectable {
                         MetricType::Gauge);
     auto dropped = family("streamflex_transcode_dropped_rungs_total",
                           "Rungs dropped because the stream fell behind real time", MetricType::Counter);
+    auto restored = family("streamflex_transcode_restored_rungs_total",
+                           "Dropped rungs brought back once the stream kept ahead of real time", MetricType::Counter);
     auto skipped =
         family("streamflex_transcode_skipped_frames_total",
                "Source frames skipped (queue full, undecodable, or time going backwards)", MetricType::Counter);
@@ -110,6 +115,7 @@ struct Transcoder::Impl : prometheus::Collectable {
       sample(queue, {{"stream", s.stream}}, double(s.queue_frames));
       sample(cpu, {{"stream", s.stream}}, s.cpu_seconds);
       sample(dropped, {{"stream", s.stream}}, double(s.dropped_rungs));
+      sample(restored, {{"stream", s.stream}}, double(s.restored_rungs));
       sample(skipped, {{"stream", s.stream}}, double(s.skipped_frames));
       for (auto& r : s.rungs) {
         sample(rate, {{"stream", s.stream}, {"rung", r.name}}, r.bitrate_bps);
@@ -119,7 +125,7 @@ struct Transcoder::Impl : prometheus::Collectable {
       }
     }
     sample(streams_fam, {}, double(stats.size()));
-    return {speed, cpu, queue, dropped, skipped, rate, declared, active, frames, streams_fam};
+    return {speed, cpu, queue, dropped, restored, skipped, rate, declared, active, frames, streams_fam};
   }
 };
 
@@ -179,6 +185,11 @@ std::unique_ptr<StreamInput> Transcoder::open_stream(std::string_view stream, st
   auto grid = keyframe_interval.count() > 0 ? keyframe_interval : impl_->config.keyframe_interval;
   opt.keyframe_ticks = std::max<std::int64_t>(1, grid.count() * 90);
   opt.max_lag = impl_->config.max_lag.count() / 1000.0;
+  opt.restore.hold = impl_->config.restore_hold.count() / 1000.0;
+  opt.restore.max_hold = std::max(opt.restore.hold, impl_->config.restore_max_hold.count() / 1000.0);
+  opt.restore.calm_lag = opt.max_lag / 4;
+  opt.restore.max_load = impl_->config.restore_load;
+  opt.load = impl_->load;
   opt.max_queue = std::size_t(std::max<std::int64_t>(2, impl_->config.max_queue_frames));
   opt.cascade = impl_->config.cascade;
   opt.backpressure = impl_->config.backpressure;

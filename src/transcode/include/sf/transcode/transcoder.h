@@ -12,8 +12,9 @@
 // pool (sized to the machine). The Sink of a stream is called by one thread at a time, in order
 // (every rung's frame for a source frame, smallest rung first, then the next source frame), from
 // the worker pool. When a stream falls behind real time the largest active rung is dropped
-// (logged, counted, its track withdrawn). Construct and destroy on the main thread; open_stream
-// from any thread.
+// (logged, counted, its track withdrawn); once the stream has been comfortably ahead of real time
+// long enough, the smallest dropped rung is restarted at a keyframe on the grid (logged, counted,
+// its track announced again). Construct and destroy on the main thread; open_stream from any thread.
 #pragma once
 
 #include <chrono>
@@ -36,11 +37,17 @@ struct Config {
   std::int64_t threads = 0;                           // worker threads; 0: one per core
   std::chrono::milliseconds keyframe_interval{2000};  // the segment grid
   std::chrono::milliseconds max_lag{2000};            // queued media beyond this drops the top rung
-  std::int64_t max_queue_frames = 120;                // per stream and per rung; beyond it frames are skipped
-  bool cascade = true;                                // scale from the next larger rung when cheaper
-  std::string audio = "auto";                         // auto: AAC passes through, else AAC-LC 48k stereo; aac: always
-  std::int64_t max_stream_labels = 200;               // per-stream metric series at most
-  bool backpressure = false;  // file input (bench): on_frame blocks when the queue is full, no drops
+  // A dropped rung comes back after the stream has been calm (lag at most max_lag / 4, the pool's
+  // load with the rung's measured cost added at most restore_load) for restore_hold; a rung dropped
+  // again within restore_max_hold of coming back waits twice as long next time (up to restore_max_hold).
+  std::chrono::milliseconds restore_hold{10000};
+  std::chrono::milliseconds restore_max_hold{320000};
+  double restore_load = 0.7;
+  std::int64_t max_queue_frames = 120;   // per stream and per rung; beyond it frames are skipped
+  bool cascade = true;                   // scale from the next larger rung when cheaper
+  std::string audio = "auto";            // auto: AAC passes through, else AAC-LC 48k stereo; aac: always
+  std::int64_t max_stream_labels = 200;  // per-stream metric series at most
+  bool backpressure = false;             // file input (bench): on_frame blocks when the queue is full, no drops
 };
 
 // Where a transcoded stream goes (the packager, in-process or over CMAF ingest). Called in order
@@ -70,6 +77,7 @@ struct StreamStats {
   double cpu_seconds = 0;         // worker CPU time spent decoding, scaling and encoding
   std::int64_t queue_frames = 0;  // source frames waiting to be decoded
   std::int64_t dropped_rungs = 0;
+  std::int64_t restored_rungs = 0;  // dropped rungs brought back
   std::int64_t skipped_frames = 0;  // dropped because a queue was full
   bool audio_transcoded = false;    // the source's audio re-encoded to AAC-LC 48 kHz stereo
   std::int64_t audio_frames = 0;    // AAC frames out (either way)
