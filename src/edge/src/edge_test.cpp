@@ -12,6 +12,9 @@
 #include <boost/asio/write.hpp>
 
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -19,6 +22,8 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <future>
 #include <map>
 #include <memory>
@@ -266,7 +271,11 @@ struct Reply {
   std::string error;
   int status = 0;
   std::string x_cache;
-  Clock::time_point head_at;  // when the head's "\r\n\r\n" had arrived
+  Clock::time_point head_at;  // when the client read the head's "\r\n\r\n"
+  // When the head's first byte reached the client's socket (the kernel's receive timestamp,
+  // SO_TIMESTAMPNS, CLOCK_REALTIME): independent of when the client's thread got round to reading it.
+  std::chrono::system_clock::time_point head_arrived;
+  bool head_arrived_known = false;
   std::size_t body_bytes = 0;
   bool body_matches = false;  // every byte equal to the expected body
   bool done = false;
@@ -276,6 +285,29 @@ struct Crowd {
   explicit Crowd(std::size_t n) : replies(n) {}
   std::vector<Reply> replies;
   std::atomic<std::size_t> sent{0};
+  // Clients whose answer has begun to arrive. They read nothing more until release(): while the
+  // heads fan out, the test's own 1,000 clients take no CPU from the server under test.
+  std::atomic<std::size_t> readable{0};
+  std::optional<asio::steady_timer> hold;  // on the clients' context
+  bool released = false;                   // read and written on the clients' context only
+  asio::any_io_executor clients;
+
+  // Waits until every client's answer has begun to arrive, at most `timeout`.
+  bool wait_heads(Clock::duration timeout) {
+    auto deadline = Clock::now() + timeout;
+    while (readable < replies.size() && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+    return readable == replies.size();
+  }
+  // Lets every client read its answer.
+  void release() {
+    std::promise<void> done;
+    asio::post(clients, [&] {
+      released = true;
+      if (hold) hold->cancel();
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
   std::mutex mu;
   std::condition_variable cv;
   std::size_t finished = 0;
@@ -310,9 +342,42 @@ asio::awaitable<void> raw_get(tcp::endpoint at, std::string target, const std::s
   std::size_t head_len = 0;
   co_await s.async_connect(at, token);
   if (!ec) {
+    int on = 1;
+    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on));
     std::string request = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     co_await asio::async_write(s, asio::buffer(request), token);
     ++crowd.sent;
+  }
+  if (!ec) co_await s.async_wait(tcp::socket::wait_read, token);
+  ++crowd.readable;
+  if (!ec && !crowd.released) {
+    boost::system::error_code ignored;
+    co_await crowd.hold->async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  if (!ec) {
+    // The first byte alone, with the receive timestamp of the segment that carried it: the head's
+    // (the server writes a held answer's head before its body).
+    char first = 0;
+    iovec iov{&first, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    ssize_t n = ::recvmsg(s.native_handle(), &msg, MSG_DONTWAIT);
+    if (n == 1) {
+      buffer.push_back(first);
+      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS) continue;
+        timespec ts{};
+        std::memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+        out.head_arrived =
+            std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
+        out.head_arrived_known = true;
+      }
+    }
   }
   if (!ec) head_len = co_await asio::async_read_until(s, asio::dynamic_buffer(buffer), "\r\n\r\n", token);
   if (!ec) {
@@ -344,12 +409,46 @@ asio::awaitable<void> raw_get(tcp::endpoint at, std::string target, const std::s
 void launch(net::IoPool& clients, Crowd& crowd, net::Endpoint at, const std::string& target,
             const std::string& expected) {
   tcp::endpoint ep(asio::ip::make_address(at.host), at.port);
+  crowd.clients = clients.next().get_executor();
+  crowd.hold.emplace(crowd.clients, asio::steady_timer::time_point::max());
   for (auto& r : crowd.replies) asio::co_spawn(clients.next(), raw_get(ep, target, expected, r, crowd), asio::detached);
 }
 
 struct Delays {
   double p50 = 0, p99 = 0, max = 0;
 };
+
+Delays summarize(std::vector<double> ms) {
+  if (ms.empty()) return {};
+  std::sort(ms.begin(), ms.end());
+  auto at = [&](double q) { return ms[std::min(ms.size() - 1, static_cast<std::size_t>(q * ms.size()))]; };
+  return {at(0.50), at(0.99), ms.back()};
+}
+
+// The steady clock's `t` on the realtime clock (kernel receive timestamps are realtime).
+std::chrono::system_clock::time_point on_system_clock(Clock::time_point t) {
+  auto sys_now = std::chrono::system_clock::now();
+  auto now = Clock::now();
+  return sys_now - std::chrono::duration_cast<std::chrono::system_clock::duration>(now - t);
+}
+
+// Milliseconds from `from` to each head's arrival at its client's socket (kernel timestamp); the
+// count of replies without a timestamp in `missing`.
+Delays arrival_delays(const Crowd& crowd, Clock::time_point from, std::size_t* missing = nullptr) {
+  auto start = on_system_clock(from);
+  std::vector<double> ms;
+  std::size_t none = 0;
+  for (auto& r : crowd.replies) {
+    if (!(r.done && r.error.empty())) continue;
+    if (!r.head_arrived_known) {
+      ++none;
+      continue;
+    }
+    ms.push_back(std::chrono::duration<double, std::milli>(r.head_arrived - start).count());
+  }
+  if (missing) *missing = none;
+  return summarize(std::move(ms));
+}
 
 // Milliseconds from `answered` to each head's arrival.
 Delays head_delays(const Crowd& crowd, Clock::time_point answered) {
@@ -365,6 +464,35 @@ Delays head_delays(const Crowd& crowd, Clock::time_point answered) {
 
 constexpr std::size_t kViewers = 1000;
 
+// A thread's account kept by the scheduler (/proc/self/task/<tid>/schedstat): time on a CPU, and
+// time runnable but waiting for one.
+struct SchedStat {
+  std::uint64_t run_ns = 0;
+  std::uint64_t wait_ns = 0;
+};
+
+std::vector<SchedStat> sched_stats(const std::vector<pid_t>& tids) {
+  std::vector<SchedStat> out;
+  for (auto tid : tids) {
+    std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/schedstat");
+    SchedStat st;
+    f >> st.run_ns >> st.wait_ns;
+    out.push_back(st);
+  }
+  return out;
+}
+
+// The thread ids of a pool's I/O threads (each context is run by one thread).
+std::vector<pid_t> thread_ids(net::IoPool& pool) {
+  std::vector<pid_t> out;
+  for (auto* ctx : pool.contexts()) {
+    std::promise<pid_t> tid;
+    asio::post(*ctx, [&] { tid.set_value(::gettid()); });
+    out.push_back(tid.get_future().get());
+  }
+  return out;
+}
+
 // When the edge handed each response to the server (the access hook runs just before that).
 struct HandOffTimes final : AccessLog {
   void on_access(const AccessEvent&) override {
@@ -375,49 +503,6 @@ struct HandOffTimes final : AccessLog {
   std::vector<Clock::time_point> at;
 };
 
-// The client's own floor: the same 1,000 connections held by a plain server on two I/O threads
-// (as many as the edge has) and answered together with the same 200 KB body. No edge, no
-// upstream: what fanning one answer out to 1,000 sockets costs on this machine, as this client
-// sees it.
-Delays fan_out_floor(const std::string& body) {
-  net::IoPool pool(2);
-  http::Server server(pool, net::Endpoint{"127.0.0.1", 0});
-  std::mutex mu;
-  std::vector<http::Responder> held;
-  server.route_held("GET", "/live/", 30s, http::Response::text(503, "late\n"),
-                    [&](const http::Request&, http::Responder res) {
-                      std::lock_guard lock(mu);
-                      held.push_back(std::move(res));
-                    });
-  pool.start();
-  server.start();
-  net::IoPool clients(1);
-  clients.start();
-  Crowd crowd(kViewers);
-  launch(clients, crowd, {"127.0.0.1", server.port()}, kPart, body);
-  bool all_held = eventually(
-      [&] {
-        std::lock_guard lock(mu);
-        return held.size() == kViewers;
-      },
-      15s);
-  EXPECT_TRUE(all_held) << "the floor server did not get all requests";
-  auto response = object_response(Bytes::copy_of(as_bytes(body)), kImmutable);
-  std::vector<http::Responder> now;
-  {
-    std::lock_guard lock(mu);
-    now.swap(held);
-  }
-  auto answered = Clock::now();
-  for (auto& res : now) res(response);
-  EXPECT_TRUE(crowd.wait_all(30s)) << "floor clients did not finish";
-  auto d = head_delays(crowd, answered);
-  clients.join();
-  server.stop();
-  drain(pool, [&] { return server.active_connections(); });
-  return d;
-}
-
 // 1,000 viewers ask an edge for a part its upstream does not have yet; the upstream answers
 // ~300 ms after the edge asked, once every viewer is waiting at the edge.
 struct CoalescingRun {
@@ -425,8 +510,15 @@ struct CoalescingRun {
   int complete = 0;  // 200 with every byte right
   std::string first_problem;
   std::map<std::string, int> by_cache;  // X-Cache values
-  Delays heads;                         // response head arrival after the upstream answer
+  Delays heads;                         // response head read by the client after the upstream answer
+  Delays arrivals;                      // response head at the client's socket after the upstream answer
+  std::size_t unstamped = 0;            // replies without a receive timestamp
   double handed_off_ms = 0;             // the edge's last response handed to the server, after it
+  double first_hand_off_ms = 0;         // the edge's first response handed to the server, after it
+  // From the upstream answer until every head had arrived, the most any one of the edge's I/O
+  // threads spent on a CPU, and waiting for one (runnable, with the CPUs taken by others).
+  double edge_cpu_ms = 0;
+  double edge_wait_ms = 0;
 };
 
 CoalescingRun coalesce_thousand(const std::string& body) {
@@ -452,7 +544,16 @@ CoalescingRun coalesce_thousand(const std::string& body) {
                            << edge.metric("streamflex_edge_waiting_requests") << ", upstream requests "
                            << upstream.total();
   EXPECT_TRUE(eventually([&] { return upstream.held_count() == 1; }, 5s));
+  auto edge_threads = thread_ids(edge.pool);
+  auto before = sched_stats(edge_threads);
   auto answered = upstream.answer_held(object_response(Bytes::copy_of(as_bytes(body)), kImmutable));
+  EXPECT_TRUE(crowd.wait_heads(10s)) << "not every viewer had the start of an answer 10 s after the upstream's";
+  auto after = sched_stats(edge_threads);
+  crowd.release();
+  for (std::size_t i = 0; i < edge_threads.size(); ++i) {
+    run.edge_cpu_ms = std::max(run.edge_cpu_ms, (after[i].run_ns - before[i].run_ns) / 1e6);
+    run.edge_wait_ms = std::max(run.edge_wait_ms, (after[i].wait_ns - before[i].wait_ns) / 1e6);
+  }
   if (!crowd.wait_all(30s)) {
     ADD_FAILURE() << "not every viewer got an answer in 30 s";
     clients.stop();
@@ -468,11 +569,13 @@ CoalescingRun coalesce_thousand(const std::string& body) {
       run.first_problem = r.error + " status " + std::to_string(r.status);
   }
   run.heads = head_delays(crowd, answered);
+  run.arrivals = arrival_delays(crowd, answered, &run.unstamped);
   std::lock_guard lock(hand_offs->mu);
-  if (!hand_offs->at.empty())
-    run.handed_off_ms = std::chrono::duration<double, std::milli>(
-                            *std::max_element(hand_offs->at.begin(), hand_offs->at.end()) - answered)
-                            .count();
+  if (!hand_offs->at.empty()) {
+    auto [first, last] = std::minmax_element(hand_offs->at.begin(), hand_offs->at.end());
+    run.handed_off_ms = std::chrono::duration<double, std::milli>(*last - answered).count();
+    run.first_hand_off_ms = std::chrono::duration<double, std::milli>(*first - answered).count();
+  }
   return run;
 }
 
@@ -485,30 +588,43 @@ TEST(Edge, ThousandRequestsForAMissingPartMakeOneUpstreamRequestAndAllGetTheWhol
   EXPECT_EQ(run.by_cache["COALESCED"], static_cast<int>(kViewers) - 1);
 }
 
-// What the edge controls is the hand-off: every waiter's response is given to the server within
-// 20 ms of the upstream answer, and the heads then reach the clients no later than the same
-// fan-out of 1,000 held responses from a plain server allows (with a margin for noise). On an idle machine the
-// fan-out itself is a few ms; on this shared 2-core machine it measured 60-500 ms, which an
-// absolute 20 ms bound on the client side would only measure, not test. A coalescing cache that
-// re-checked a lock on a timer (nginx: 500 ms) fails both bounds.
-// Timed: CTest runs it alone as unit.edge.coalescing (RUN_SERIAL), since on 2 cores a neighbouring
-// test binary shifts its fan-out by tens of milliseconds; inside unit.edge it is skipped.
+// Every waiter has its response head within 20 ms of the upstream answer, measured where it is
+// decided and not by when the test's own client gets round to looking:
+// - "has its head" is the moment the head reached the viewer's socket: the kernel's receive
+//   timestamp of its first byte (SO_TIMESTAMPNS). The clients read nothing more until every head
+//   has arrived, so the test's 1,000 clients (one thread, 200 MB of bodies to read and compare)
+//   take no CPU from the server while the heads fan out.
+// - The machine is shared (2 cores, other builds and tests): a server thread may wait for a CPU
+//   that others hold. The scheduler's own account of the edge's I/O threads (schedstat) says how
+//   long: the server's own work, the most any edge thread ran from the upstream answer until every
+//   head had arrived (which also counts some body writing after its last head, so it only errs
+//   high), must be within 20 ms; and the last head must arrive within 20 ms plus the most any edge
+//   thread waited for a CPU, plus 20 ms for time the scheduler's account cannot attribute (a
+//   thread blocked in the kernel: once in five runs here the last head came 15 ms after the edge
+//   threads' run and wait time), so a server that sleeps while heads are due (a lock re-checked on
+//   a timer, as nginx's 500 ms proxy_cache_lock) fails, whatever the machine's load.
+// Before, the test compared the time the client thread read each head with a separately measured
+// fan-out from a plain server, and failed 1 run in 3 here: the client's read times were 95-216 ms
+// and the plain server's 53-153 ms, both set by the one client thread reading 200 MB of bodies and by
+// the machine's load in that moment; with the clients held back the heads reached the sockets
+// within 15-31 ms, and the edge had handed off every answer after 1.1 ms.
+// Timed: CTest runs it alone as unit.edge.coalescing (RUN_SERIAL); inside unit.edge it is skipped.
 TEST(Edge, ThousandCoalescedViewersAreAnsweredWithin20msOfTheUpstreamAnswer) {
   if (!std::getenv("SF_SERIAL_TIMING")) GTEST_SKIP() << "timed test: runs alone as unit.edge.coalescing";
   raise_open_files();
-  const std::string body = part_body();
-  Delays floor = fan_out_floor(body);
-  auto run = coalesce_thousand(body);
-  auto& d = run.heads;
+  auto run = coalesce_thousand(part_body());
+  auto& a = run.arrivals;
   std::printf(
-      "[ coalescing ] %zu viewers, 200 KB part: response head after the upstream answer p50 %.1f ms, "
-      "p99 %.1f ms, max %.1f ms (edge handed its last response to the server after %.1f ms); client "
-      "floor (the same fan-out from a plain server) p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
-      kViewers, d.p50, d.p99, d.max, run.handed_off_ms, floor.p50, floor.p99, floor.max);
+      "[ coalescing ] %zu viewers, 200 KB part: response head at the viewer's socket after the upstream answer "
+      "p50 %.1f ms, p99 %.1f ms, max %.1f ms; edge handed its first/last response to the server after %.2f/%.1f "
+      "ms; edge I/O threads until the last head: at most %.1f ms on a CPU, %.1f ms waiting for one; heads read "
+      "by the test's client p50 %.1f ms, max %.1f ms\n",
+      kViewers, a.p50, a.p99, a.max, run.first_hand_off_ms, run.handed_off_ms, run.edge_cpu_ms, run.edge_wait_ms,
+      run.heads.p50, run.heads.max);
+  EXPECT_EQ(run.unstamped, 0u) << "heads without a receive timestamp";
   EXPECT_LE(run.handed_off_ms, 20.0);
-  // Both fan-outs vary run to run with the machine's load: allow half the floor again as noise.
-  EXPECT_LE(d.max, floor.max * 1.5 + 20.0)
-      << "p50 " << d.p50 << " ms, p99 " << d.p99 << " ms; client floor max " << floor.max << " ms";
+  EXPECT_LE(run.edge_cpu_ms, 20.0) << "the edge's own work to answer every waiter";
+  EXPECT_LE(a.max, 20.0 + run.edge_wait_ms + 20.0) << "p50 " << a.p50 << " ms, p99 " << a.p99 << " ms";
 }
 
 TEST(Edge, RepeatRequestIsAHitWithoutAnUpstreamRequest) {
