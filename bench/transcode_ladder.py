@@ -61,6 +61,11 @@ def timed(argv, log):
 X264_PARAMS = "scenecut=0:keyint=infinite:rc-lookahead=0:sync-lookahead=0:bframes=0:force-cfr=0"
 
 
+# ffmpeg's decoder threads: its default (auto: frame threads, one per core) unless
+# FFMPEG_DECODE_THREADS says (1: one thread, as StreamFlex decodes).
+FFMPEG_DECODE_THREADS = os.environ.get("FFMPEG_DECODE_THREADS", "")
+
+
 def ffmpeg_argv(src, outdir, realtime):
     # The same scaling as StreamFlex's default (transcode.cascade): bicubic swscale, each rung from
     # the next larger rung's picture (720p from the source, 480p from 720p, 360p from 480p).
@@ -70,8 +75,8 @@ def ffmpeg_argv(src, outdir, realtime):
         parts.append(f"{prev}scale={w}:{h}:flags=bicubic" + (f"[o{i}]" if last else f",split=2[o{i}][c{i}]"))
         prev = f"[c{i}]"
     filt = ";".join(parts)
-    argv = ["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y"] + (["-re"] if realtime else []) + [
-        "-i", src, "-filter_complex", filt]
+    argv = ["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y"] + (["-re"] if realtime else []) + (
+        ["-threads", FFMPEG_DECODE_THREADS] if FFMPEG_DECODE_THREADS else []) + ["-i", src, "-filter_complex", filt]
     for i, (name, w, h, k, prof, level) in enumerate(RUNGS):
         argv += ["-map", f"[o{i}]", "-c:v", "libx264", "-threads", "1", "-preset", PRESET, "-tune", "zerolatency",
                  "-profile:v", prof, "-level", level, "-b:v", f"{k}k", "-maxrate", f"{int(k * 1.1)}k",
@@ -120,6 +125,58 @@ def first_pts(path):
         return None
 
 
+def callgrind_objects(outfile):
+    """Instructions per shared object (self cost) from a callgrind output file."""
+    p = subprocess.run(["callgrind_annotate", "--threshold=100", "--inclusive=no", "--auto=no", outfile],
+                       capture_output=True, text=True, timeout=600)
+    objects = {}
+    for line in p.stdout.splitlines():
+        m = re.match(r"\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(.*?)(?:\s+\[(.*)\])?$", line)
+        if not m or "PROGRAM TOTALS" in m.group(2):
+            continue
+        obj = os.path.basename(m.group(3) or "?")
+        obj = re.sub(r"\.so[.\d]*$", "", obj)
+        objects[obj] = objects.get(obj, 0) + int(m.group(1).replace(",", ""))
+    return objects
+
+
+def callgrind_run(args, src, media):
+    """MODES=callgrind: both tools under valgrind's callgrind (instruction counts repeat on a busy
+    machine, unlike CPU seconds); prints instructions per library for each and the ratio. Slow
+    (about 25 s of valgrind per second of input for each tool): use a short clip, DURATION=3."""
+    counts = {}
+    for tool in ("streamflex", "ffmpeg"):
+        outdir = os.path.join(args.work, f"{tool}-callgrind")
+        os.makedirs(outdir, exist_ok=True)
+        argv = streamflex_argv(args.bin, src, outdir, False) if tool == "streamflex" else ffmpeg_argv(src, outdir, False)
+        cg = os.path.join(args.work, f"callgrind.{tool}")
+        wall, _, _, rc = timed(["valgrind", "--tool=callgrind", f"--callgrind-out-file={cg}"] + argv,
+                               os.path.join(args.work, f"{tool}-callgrind.log"))
+        if rc != 0:
+            raise SystemExit(f"{tool} (callgrind) exited {rc}: {bl.tail(os.path.join(args.work, f'{tool}-callgrind.log'))}")
+        counts[tool] = callgrind_objects(cg)
+        bl.log("transcode", f"{tool} under callgrind: {sum(counts[tool].values()) / 1e9:.3f} G instructions, {wall:.0f} s")
+    sf, ff = counts["streamflex"], counts["ffmpeg"]
+    objs = sorted(set(sf) | set(ff), key=lambda o: -max(sf.get(o, 0), ff.get(o, 0)))
+    print(f"\n{'instructions (G)':24s} {'StreamFlex':>10s} {'ffmpeg':>10s}   per media s: {media:.2f} s of input")
+    rest_sf = rest_ff = 0
+    for o in objs:
+        a, b = sf.get(o, 0), ff.get(o, 0)
+        if max(a, b) < 0.005 * sum(ff.values()):
+            rest_sf, rest_ff = rest_sf + a, rest_ff + b
+            continue
+        print(f"{o:24s} {a / 1e9:10.3f} {b / 1e9:10.3f}")
+    print(f"{'(everything else)':24s} {rest_sf / 1e9:10.3f} {rest_ff / 1e9:10.3f}")
+    tsf, tff = sum(sf.values()), sum(ff.values())
+    print(f"{'total':24s} {tsf / 1e9:10.3f} {tff / 1e9:10.3f}   StreamFlex = {tsf / tff:.3f} x ffmpeg's instructions")
+    return {"instructions": {"streamflex": sf, "ffmpeg": ff}, "ratio": tsf / tff}
+
+
+def streamflex_argv(binary, src, outdir, realtime):
+    return [binary, "transcode", "--input", src, "--output-dir", outdir, f"--transcode.profiles={profile_arg()}",
+            "--transcode.profile=bench", "--log.level=warn"] + (["--re"] if realtime else [])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(bl.ROOT, "build", "app", "streamflex"))
@@ -136,16 +193,20 @@ def main():
     load = os.getloadavg()
     bl.log("transcode", f"input {src} ({media:.1f} s of 1920x1080@30), load average {load[0]:.2f} {load[1]:.2f}, "
                         f"{os.cpu_count()} cores")
-    record = {"input": src, "media_seconds": media, "load_before": load, "cores": os.cpu_count(),
+    record = {"input": src, "media_seconds": media, "ffmpeg_decode_threads": FFMPEG_DECODE_THREADS or "auto", "load_before": load, "cores": os.cpu_count(),
               "binary": bl.binary_info(args.bin), "runs": []}
+    if "callgrind" in args.modes.split():
+        record["callgrind"] = callgrind_run(args, src, media)
+        record["load_after"] = os.getloadavg()
+        print(f"results: {bl.write_json(os.path.join(bl.HERE, 'results'), 'transcode_ladder-callgrind', record)}")
+        return
     for mode in args.modes.split():
         realtime = mode == "re"
         for tool in ("streamflex", "ffmpeg"):
             outdir = os.path.join(args.work, f"{tool}-{mode}")
             os.makedirs(outdir, exist_ok=True)
             if tool == "streamflex":
-                argv = [args.bin, "transcode", "--input", src, "--output-dir", outdir, f"--transcode.profiles={profile_arg()}",
-                        "--transcode.profile=bench", "--log.level=warn"] + (["--re"] if realtime else [])
+                argv = streamflex_argv(args.bin, src, outdir, realtime)
             else:
                 argv = ffmpeg_argv(src, outdir, realtime)
             wall, cpu, rss, rc = timed(argv, os.path.join(args.work, f"{tool}-{mode}.log"))

@@ -8,6 +8,8 @@
 # Environment:
 #   DURATION=30        seconds of input (a synthetic clip, cached)   SOURCE=<file.flv> instead
 #   MODES="fast re"    as fast as possible, and/or real time          STREAMFLEX_BIN=build/app/streamflex
+#   MODES=callgrind    instead: both tools under valgrind callgrind, instructions per library (use DURATION=3)
+#   FFMPEG_DECODE_THREADS=1 gives ffmpeg's decoder one thread (default: its own, frame threads)
 #   KEEP_TMP=1 keeps the temporary directory (the outputs)
 set -euo pipefail
 
