@@ -5,8 +5,10 @@ video tags from an FLV ffmpeg made, and audio packets ffmpeg encoded (libopus an
 split into packets; ac3 and eac3 as raw sync frames, split by their headers), wrapped as E-RTMP
 audio tags (SoundFormat 9, FourCC) and sent at the pace of their timestamps. The origin's audio
 rendition must be AAC-LC, 48 kHz, stereo, as long as what was published (within two AAC frames),
-start with the video, and decode with ffmpeg -xerror. A stream with the passthrough profile is
-refused audio it cannot package, with a log line naming the codec.
+start with the video, and decode with ffmpeg -xerror; with a source rung in the ladder too. A
+stream with the passthrough profile is refused audio it cannot package, with a log line naming the
+codec. The relay carries Opus to a transcode role on its own, and the connect answer lists the
+audio FourCCs.
 """
 import socket
 import struct
@@ -190,11 +192,18 @@ def fetch_all(base, name, path):
     return path
 
 
-@pytest.mark.parametrize("codec,channels", [("opus", 2), ("ac3", 2), ("eac3", 6), ("flac", 2)])
-def test_eRTMP_audio_becomes_aac_lc_48k_stereo(make_server, clip12, tmp_path, codec, channels):
+# With a source rung (default-source's kind of ladder) the video is passed through beside the
+# transcoded rungs; the audio is transcoded all the same.
+WITH_SOURCE = ["--transcode.profiles=small=source,180p:320x180@30:300k:330k:ultrafast", *SMALL[1:]]
+
+
+@pytest.mark.parametrize("codec,channels,args", [
+    ("opus", 2, SMALL), ("ac3", 2, SMALL), ("eac3", 6, SMALL), ("flac", 2, SMALL), ("ac3", 2, WITH_SOURCE),
+], ids=["opus", "ac3", "eac3-5.1", "flac-44k", "ac3-source-rung"])
+def test_eRTMP_audio_becomes_aac_lc_48k_stereo(make_server, clip12, tmp_path, codec, channels, args):
     headers, audio, published_ms = audio_source(tmp_path, codec)
     video = [(ts, body) for ts, body in video_tags(clip12) if ts < published_ms]
-    srv = h.start_origin(make_server, args=SMALL)
+    srv = h.start_origin(make_server, args=args)
     key = srv.create_key("ea")
     base = f"{srv.origin}/live/ea/"
 
@@ -227,6 +236,8 @@ def test_eRTMP_audio_becomes_aac_lc_48k_stereo(make_server, clip12, tmp_path, co
     master = h.http_get(base + "master.m3u8")[1]
     assert "#EXT-X-MEDIA:TYPE=AUDIO" in master, master
     assert "mp4a.40.2" in master, master
+    if args is WITH_SOURCE:
+        assert "source/index.m3u8" in master and "180p/index.m3u8" in master, master
 
     a_path = fetch_all(base, "audio", tmp_path / "audio.mp4")
     v_path = fetch_all(base, "180p", tmp_path / "video.mp4")
