@@ -1,5 +1,8 @@
 #include "transcode_role.h"
 
+#include <chrono>
+#include <map>
+
 #include "sf/core/log.h"
 #include "sf/core/secure.h"
 
@@ -34,19 +37,41 @@ class RelayKeyStore final : public auth::KeyStore {
   std::string secret_;
 };
 
+// The relayed frames' arrivals during the publish's first seconds, marked on the stream's
+// ArrivalAnchor in the relay's own callback (before the transcoder delays them): each pushed chunk
+// carries its arrival by that anchor (prft), so the origin's program date time is when the media
+// reached this node, one relay hop after the ingest node, instead of when its push reached the origin.
 class Handler final : public ingest::PublishHandler {
  public:
-  explicit Handler(std::unique_ptr<transcode::StreamInput> in) : in_(std::move(in)) {}
+  static constexpr std::int64_t kMarkMs = 5000;  // the origin settles its anchor at its first part, well within
+
+  Handler(std::unique_ptr<transcode::StreamInput> in, std::shared_ptr<push::ArrivalAnchor> anchor)
+      : in_(std::move(in)), anchor_(std::move(anchor)) {}
   void on_track(const media::TrackConfig& track) override {
+    timescales_[track.track_id] = track.timescale;
     if (in_) in_->on_track(track);
   }
   void on_frame(const media::MediaFrame& frame) override {
+    if (anchor_) {
+      auto now =
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+              .count();
+      if (first_ms_ < 0) first_ms_ = now;
+      auto scale = timescales_.find(frame.track_id);
+      if (now - first_ms_ > kMarkMs)
+        anchor_.reset();  // done: no lock per frame from here on (the pusher keeps its reference)
+      else if (scale != timescales_.end() && scale->second > 0)
+        anchor_->mark(double(frame.dts) / scale->second, now);
+    }
     if (in_) in_->on_frame(frame);
   }
   void on_stop(std::string_view) override { in_.reset(); }  // the queued frames flush, then the push ends
 
  private:
   std::unique_ptr<transcode::StreamInput> in_;
+  std::shared_ptr<push::ArrivalAnchor> anchor_;
+  std::map<std::uint32_t, std::uint32_t> timescales_;  // track id -> timescale
+  std::int64_t first_ms_ = -1;
 };
 
 class PushFeeder final : public ingest::Observer {
@@ -55,8 +80,9 @@ class PushFeeder final : public ingest::Observer {
       : transcoder_(t), pusher_(p), grid_(grid) {}
   std::unique_ptr<ingest::PublishHandler> on_publish_start(const ingest::PublishInfo& info) override {
     auto grid = info.segment_target_ms > 0 ? std::chrono::milliseconds(info.segment_target_ms) : grid_;
+    auto anchor = std::make_shared<push::ArrivalAnchor>();
     return std::make_unique<Handler>(
-        transcoder_.open_stream(info.stream, info.profile, pusher_.open_stream(info.stream), grid));
+        transcoder_.open_stream(info.stream, info.profile, pusher_.open_stream(info.stream, anchor), grid), anchor);
   }
 
  private:

@@ -7,12 +7,15 @@ The origin's multivariant playlist must list the rungs by name, with RESOLUTION 
 BANDWIDTH, highest first (the rung name travels in the request path, the declared rate in the init
 segment's btrt); ffprobe and ffmpeg -xerror read it. The origin is killed and started again mid-
 stream: the transcoder retries and the origin serves the stream again. When the publish ends the
-transcoder ends the stream at the origin. A relay with a wrong secret is refused by the transcoder
+transcoder ends the stream at the origin. The origin's program date time is the source's arrival,
+carried in the pushed chunks' prft boxes. A relay with a wrong secret is refused by the transcoder
 and nothing reaches the origin.
 """
+import datetime
 import re
 import signal
 import struct
+import time
 
 import sfharness as h
 
@@ -156,6 +159,53 @@ def test_ingest_transcode_origin_on_three_processes(make_server, procs, clip30, 
     assert pub.wait(40) == 0, pub.tail()
     origin.wait_log("pushed stream ended by its pusher", timeout=15, stream="cam")
     tc.wait_log("stream ended at the origin", timeout=5, stream="cam")
+
+
+BURST_MS = 8000
+
+
+def test_program_date_time_is_the_sources_arrival_across_the_push(make_server, clip30, tmp_path):
+    """The origin's PROGRAM-DATE-TIME is when the media reached the platform, carried across the push
+    in a prft box before each chunk, not when the pushed chunks reached the origin. The publisher
+    sends its first 8 s at once (an encoder's backlog), then in real time: the transcoder works
+    through the burst at its own speed, so the chunks of that media reach the origin later than the
+    media reached the platform, and an origin that anchored on its own arrivals would put the
+    segments that much later (by seconds: it settles its anchor at its first part)."""
+    origin = start_origin(make_server)
+    tc = start_transcoder(make_server, origin)
+    ing = start_ingest(make_server, tc)
+    key = ing.create_key("cam")
+    tags = [t for t in h.flv_tags(clip30) if t[1] <= BURST_MS + 4000]
+    first_video = min(ts for ttype, ts, _ in tags if ttype == 9)
+    burst = [t for t in tags if t[1] <= BURST_MS]
+    pub = h.TagPublisher(ing.rtmp_port, key)
+    try:
+        # The relay connects at the publish; what is sent before it is up never reaches the transcoder.
+        ing.wait_metric("streamflex_ingest_relay_connects_total", 1, timeout=15)
+        pub.send(burst)
+        sent_ms = time.time() * 1000
+        # Sent at once: the burst's last tag implies the earliest start, and the tags after it,
+        # sent in real time from there, imply the same.
+        implied_start = sent_ms - burst[-1][1]
+        for i, tag in enumerate(tags[len(burst):]):
+            delay = (implied_start + tag[1]) / 1000 - time.time()
+            if delay > 0:
+                time.sleep(min(delay, 1.0))
+            pub.send([tag])
+    finally:
+        pub.close()
+    status, body, _ = h.http_get(f"{origin.origin}/live/cam/160p/index.m3u8")
+    assert status == 200, status
+    pl = h.MediaPlaylist(body)
+    seg0 = next((s for s in pl.segments if s["msn"] == 0), None)
+    assert seg0 and seg0["pdt"], body
+    pdt_ms = datetime.datetime.fromisoformat(seg0["pdt"].replace("Z", "+00:00")).timestamp() * 1000
+    # Segment 0 starts at the first picture; its time on the wall clock is where the source's
+    # arrival puts it (within a B-frame delay and the relay hop).
+    expected = implied_start + first_video
+    print(f"segment 0 PDT - (source arrival + media time): {pdt_ms - expected:+.0f} ms")
+    assert abs(pdt_ms - expected) < 250, (pdt_ms - expected, seg0)
+    origin.wait_log("program date time anchored", timeout=5, stream="cam", **{"from": "ingest"})
 
 
 def test_relay_with_wrong_secret_is_refused(make_server, procs, clip10, tmp_path):

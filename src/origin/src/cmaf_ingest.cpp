@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 
 namespace sf::origin {
 
@@ -61,6 +63,7 @@ Result<void> CmafIngest::push(const std::string& representation, const Bytes& bo
     rep.init = std::move(*init);
     return {};
   }
+  if (type == "prft") return producer_reference_time(rep, body);
   if (rep.init.tracks.empty()) return fail(errc::invalid_argument);  // media before its init segment
   auto frames = cmaf::parse_fragments(body, rep.init);
   if (!frames) return std::unexpected(frames.error());
@@ -75,6 +78,38 @@ Result<void> CmafIngest::push(const std::string& representation, const Bytes& bo
     track.queue.push_back(std::move(f));
   }
   release(false);
+  return {};
+}
+
+Result<void> CmafIngest::producer_reference_time(const Representation& rep, const Bytes& body) {
+  // 14496-12 8.16.5: size, 'prft', version, flags (24 bits), reference_track_ID, ntp_timestamp
+  // (64: seconds since 1900 . fraction), media_time (32 in version 0, else 64).
+  auto in = body.view();
+  if (in.size() < 28) return fail(errc::malformed);
+  auto at = [&](std::size_t off, int n) {
+    std::uint64_t v = 0;
+    for (int i = 0; i < n; ++i) v = v << 8 | std::to_integer<std::uint64_t>(in[off + std::size_t(i)]);
+    return v;
+  };
+  int version = std::to_integer<int>(in[8]);
+  if (version > 1 || (version == 1 && in.size() < 32)) return fail(errc::malformed);
+  auto track_id = static_cast<std::uint32_t>(at(12, 4));
+  std::uint64_t ntp = at(16, 8);
+  std::uint64_t media_time = version == 1 ? at(24, 8) : at(24, 4);
+  auto id = rep.ids.find(track_id);
+  if (!arrival_ || id == rep.ids.end()) return {};  // no init yet, or a track it does not hold
+  const auto& track = tracks_[id->second];
+  if (track.config.timescale == 0) return {};
+  constexpr std::int64_t kNtpUnixOffset = 2208988800LL;
+  std::int64_t wall_ms =
+      (std::int64_t(ntp >> 32) - kNtpUnixOffset) * 1000 + std::int64_t(((ntp & 0xffffffffULL) * 1000) >> 32);
+  // A producer clock a day off is not an arrival time.
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  if (std::llabs(wall_ms - now) > 86400000LL) return {};
+  // In the timeline the packager sees: the pushed times plus the track's shift.
+  double media = double(std::int64_t(media_time) + track.shift) / track.config.timescale;
+  arrival_->mark(media, wall_ms);
   return {};
 }
 

@@ -4,6 +4,9 @@
 // are interleaved by decode time (a segment of one track may arrive before the other's), so the
 // packager sees one timeline; a track that stops sending is not waited for past `max_wait`.
 // Each track's edit list (AAC priming, B-frame delay) is applied, so tracks stay in sync.
+// A ProducerReferenceTimeBox (prft, 14496-12 8.16.5) before a fragment marks `arrival` with the
+// wall clock its producer gives for a media time (the standalone transcoder: when the source's
+// media arrived), so program date time follows the source, not the push's arrival here.
 // One per pushed stream; thread-safe (requests of one stream may arrive on several connections).
 #pragma once
 
@@ -21,8 +24,9 @@ namespace sf::origin {
 
 class CmafIngest {
  public:
-  CmafIngest(std::unique_ptr<StreamSink> sink, double max_wait_seconds = 4.0)
-      : sink_(std::move(sink)), max_wait_(max_wait_seconds) {}
+  CmafIngest(std::unique_ptr<StreamSink> sink, double max_wait_seconds = 4.0,
+             std::shared_ptr<ArrivalClock> arrival = nullptr)
+      : sink_(std::move(sink)), max_wait_(max_wait_seconds), arrival_(std::move(arrival)) {}
   ~CmafIngest() { release(true); }  // what is still queued goes out before the stream ends
 
   // One pushed object. `representation` names the track it belongs to (from the request path).
@@ -45,11 +49,13 @@ class CmafIngest {
     std::map<std::uint32_t, std::uint32_t> ids;  // track_ID in the file -> Track::track_id
   };
   void release(bool flush);
+  Result<void> producer_reference_time(const Representation& rep, const Bytes& body);
   static double seconds(const media::MediaFrame& f, const media::TrackConfig& c) { return double(f.dts) / c.timescale; }
 
   mutable std::mutex mu_;
   std::unique_ptr<StreamSink> sink_;
   double max_wait_;
+  std::shared_ptr<ArrivalClock> arrival_;  // the stream's packager reads it; null: prft ignored
   std::map<std::string, Representation> representations_;
   std::map<std::uint32_t, Track> tracks_;
   std::uint32_t next_track_id_ = 1;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "sf/cmaf/fmp4.h"
 #include "sf/media/codec_config.h"
 
@@ -56,6 +58,51 @@ TEST(CmafIngest, AStreamsPathNamesTheRungAndBtrtDeclaresItsRate) {
   EXPECT_EQ(seen[0].bandwidth, 3'080'000u);
   EXPECT_EQ(seen[1].name, "");
   EXPECT_NE(seen[0].track_id, seen[1].track_id);
+}
+
+TEST(CmafIngest, AProducerReferenceTimeMarksTheStreamsArrival) {
+  media::TrackConfig v;
+  v.track_id = 1;
+  v.type = media::MediaType::video;
+  v.codec = media::Codec::h264;
+  v.timescale = 90000;
+  v.record = hex("0164001fffe1001a6764001facd9405005bb0110000003001000000303c0f183196001000668ebe3cb22c0fdf8f800");
+  v.video = *media::parse_avcc(v.record.view());
+  auto init = cmaf::write_init_segment(v);
+  ASSERT_TRUE(init);
+  std::vector<media::TrackConfig> seen;
+  auto arrival = std::make_shared<ArrivalClock>();
+  CmafIngest ingest(std::make_unique<Recorder>(&seen), 4.0, arrival);
+  // prft v1, flags 24: media time 5 s of track 1 arrived 1.5 s before now (NTP: seconds since
+  // 1900 . fraction).
+  auto now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  std::int64_t wall = now_ms - 1500;
+  std::uint64_t ntp = (std::uint64_t(wall / 1000 + 2208988800LL) << 32) | ((std::uint64_t(wall % 1000) << 32) / 1000);
+  std::vector<std::byte> box;
+  auto put = [&](std::uint64_t x, int n) {
+    for (int i = n - 1; i >= 0; --i) box.push_back(std::byte(x >> (8 * i)));
+  };
+  put(32, 4);
+  for (char c : std::string_view("prft")) box.push_back(std::byte(c));
+  put(0x01000018, 4);
+  put(1, 4);
+  put(ntp, 8);
+  put(5 * 90000, 8);
+  auto prft = Bytes::copy_of(box);
+  ASSERT_TRUE(ingest.push("360p", prft, "360p"));  // before the init: nothing to map it to
+  EXPECT_FALSE(arrival->best());
+  ASSERT_TRUE(ingest.push("360p", *init, "360p"));
+  ASSERT_TRUE(ingest.push("360p", prft, "360p"));
+  auto mark = arrival->best();
+  ASSERT_TRUE(mark);
+  EXPECT_NEAR(double(mark->wall_ms), double(wall), 1.0);
+  // In the packager's timeline: the pushed time plus the ingest's headroom for edit lists.
+  double headroom = std::chrono::duration<double>(cmaf::kMaxPresentationOffset).count();
+  EXPECT_NEAR(mark->media_seconds, 5.0 + headroom, 1e-6);
+  // A truncated box is refused.
+  EXPECT_FALSE(ingest.push("360p", Bytes::copy_of(std::span(box).first(20)), "360p"));
 }
 
 }  // namespace

@@ -39,8 +39,7 @@ Result<std::size_t> CmafUpload::next_unit(bool& is_media, bool& skip) const {
   const BoxHead& h = **first;
   if (h.size > max_unit_) return fail(errc::message_too_large);
   is_media = h.type == "moof";
-  skip = h.type == "styp" || h.type == "sidx" || h.type == "prft" || h.type == "emsg" || h.type == "free" ||
-         h.type == "mfra";
+  skip = h.type == "styp" || h.type == "sidx" || h.type == "emsg" || h.type == "free" || h.type == "mfra";
   if (h.type == "ftyp") {
     // An init segment is ftyp followed by moov: wait for both.
     if (in.size() < h.size) return 0;

@@ -1,8 +1,9 @@
 // The body of one CMAF ingest request, taken as it streams in: a long-running chunked POST of a
 // whole fragmented MP4 (DASH-IF Live Media Ingest interface 1), or one object per request. Bytes
 // are cut at top-level box boundaries: ftyp+moov go to the ingest as an init segment, each
-// moof+mdat pair as a media unit the moment its mdat is complete; styp, sidx, prft and emsg are
-// dropped. One per request, on its connection's thread.
+// moof+mdat pair as a media unit the moment its mdat is complete, a prft as one of its own (the
+// producer's time of a fragment); styp, sidx and emsg are dropped. One per request, on its
+// connection's thread.
 #pragma once
 
 #include <memory>

@@ -362,10 +362,14 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
     // pushed_mu is held across open() so two first pushes of a stream cannot both open it.
     std::lock_guard lock(pushed_mu);
     if (auto it = pushed.find(name); it != pushed.end()) return it->second;
-    auto sink = open(name);
+    // Program date time from the pushed prft boxes (the source's arrival), else this origin's own.
+    StreamSettings settings;
+    auto arrival = std::make_shared<ArrivalClock>();
+    settings.arrival = arrival;
+    auto sink = open(name, settings);
     if (!sink) return nullptr;
     log::info("origin", "pushed stream started", {{"stream", name}});
-    return pushed[name] = std::make_shared<CmafIngest>(std::move(sink));
+    return pushed[name] = std::make_shared<CmafIngest>(std::move(sink), 4.0, std::move(arrival));
   }
 
   std::shared_ptr<Stream> find(std::string_view name) {

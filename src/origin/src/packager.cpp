@@ -261,7 +261,7 @@ void Packager::settle_anchor() {
              {"media_s", best.media_seconds},
              {"wall_ms", best.wall_ms},
              {"moved_ms", delta},
-             {"from", arrival_ ? "ingest" : "packager"}});
+             {"from", arrival_ && arrival_->best() ? "ingest" : "packager"}});
 }
 
 bool Packager::close_part(Rendition& r, std::int64_t next_dts) {

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -283,7 +284,8 @@ void enqueue(const std::shared_ptr<StreamState>& s, const std::string& name, boo
 // context as it completes.
 class PushSink final : public transcode::Sink {
  public:
-  explicit PushSink(std::shared_ptr<StreamState> s) : s_(std::move(s)) {}
+  PushSink(std::shared_ptr<StreamState> s, std::shared_ptr<const ArrivalAnchor> anchor)
+      : s_(std::move(s)), anchor_(std::move(anchor)) {}
   ~PushSink() override {
     for (auto& [_, t] : tracks_) flush(t, t.last_dts + t.last_duration);
     asio::post(s_->ctx, [s = s_] {
@@ -349,8 +351,17 @@ class PushSink final : public transcode::Sink {
     auto chunk = cmaf::write_chunk(t.config, t.sequence++, t.frames, next_dts, false);
     Object obj;
     obj.key = t.frames.front().keyframe;
-    obj.bytes = chunk.size();
-    obj.pieces.reserve(chunk.payload.size() + 1);
+    obj.bytes = chunk.size();  // and the prft's, below
+    obj.pieces.reserve(chunk.payload.size() + 2);
+    if (auto mark = anchor_ ? anchor_->best() : std::nullopt; mark && t.config.timescale > 0) {
+      // The chunk's first sample arrived where the anchor puts its media time.
+      const auto& first = t.frames.front();
+      double media = double(first.dts) / t.config.timescale;
+      auto wall = mark->wall_ms + static_cast<std::int64_t>(std::llround((media - mark->media_seconds) * 1000));
+      auto prft = write_prft(t.config.track_id, wall, static_cast<std::uint64_t>(std::max<std::int64_t>(0, first.dts)));
+      obj.bytes += prft.size();
+      obj.pieces.push_back(std::move(prft));
+    }
     obj.pieces.push_back(std::move(chunk.header));
     for (auto& p : chunk.payload) obj.pieces.push_back(std::move(p));
     obj.init = t.init;
@@ -360,6 +371,7 @@ class PushSink final : public transcode::Sink {
   }
 
   std::shared_ptr<StreamState> s_;
+  std::shared_ptr<const ArrivalAnchor> anchor_;
   std::map<std::uint32_t, Track> tracks_;
 };
 
@@ -388,7 +400,28 @@ Pusher::~Pusher() {
   stop();
 }
 
-std::shared_ptr<transcode::Sink> Pusher::open_stream(std::string stream) {
+Bytes write_prft(std::uint32_t track_id, std::int64_t wall_ms, std::uint64_t media_time) {
+  // 14496-12 8.16.5: FullBox('prft', version 1, flags) { reference_track_ID, ntp_timestamp (64:
+  // seconds since 1900 . fraction), media_time (64) }.
+  constexpr std::uint64_t kNtpUnixOffset = 2208988800ULL;  // seconds from 1900 to 1970
+  std::uint64_t ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, wall_ms));
+  std::uint64_t ntp = ((ms / 1000 + kNtpUnixOffset) << 32) | (((ms % 1000) << 32) / 1000);
+  MutableBytes b(32);
+  auto* o = reinterpret_cast<std::uint8_t*>(b.data());
+  auto put = [&o](std::uint64_t v, int n) {
+    for (int i = n - 1; i >= 0; --i) *o++ = static_cast<std::uint8_t>(v >> (8 * i));
+  };
+  put(32, 4);
+  put(0x70726674, 4);  // "prft"
+  put(1, 1);           // version
+  put(24, 3);          // flags: captured (arrived)
+  put(track_id, 4);
+  put(ntp, 8);
+  put(media_time, 8);
+  return Bytes::freeze(std::move(b));
+}
+
+std::shared_ptr<transcode::Sink> Pusher::open_stream(std::string stream, std::shared_ptr<const ArrivalAnchor> anchor) {
   auto s = std::make_shared<StreamState>(impl_, std::move(stream), impl_->pool.next());
   {
     std::lock_guard lk(impl_->mu);
@@ -396,7 +429,7 @@ std::shared_ptr<transcode::Sink> Pusher::open_stream(std::string stream) {
     impl_->streams.push_back(s);
   }
   if (impl_->stopping) s->stopped = true;
-  return std::make_shared<PushSink>(std::move(s));
+  return std::make_shared<PushSink>(std::move(s), std::move(anchor));
 }
 
 void Pusher::stop() {

@@ -158,6 +158,50 @@ TEST(Pusher, PushesInitThenChunksInOrderAndEndsTheStream) {
   pool.join();
 }
 
+TEST(Pusher, EachChunkCarriesItsArrivalByTheAnchorInAPrft) {
+  FakeOrigin origin;
+  net::IoPool pool(1);
+  Metrics metrics;
+  Config cfg;
+  cfg.origin_url = origin.url();
+  Pusher pusher(pool, cfg, metrics);
+  pool.start();
+  auto anchor = std::make_shared<ArrivalAnchor>();
+  const std::int64_t arrived = 1'700'000'000'250;  // media time 0.5 s arrived then
+  anchor->mark(0.5, arrived);
+  anchor->mark(1.0, arrived + 900);  // arrived later than the first mark implies: not the anchor
+  {
+    auto sink = pusher.open_stream("s1", anchor);
+    sink->on_track(aac_track());
+    for (int i = 0; i < 50; ++i) sink->on_frame(aac_frame(i));
+  }
+  ASSERT_TRUE(wait_for([&] { return origin.deleted(); }));
+  int chunks = 0;
+  for (auto& s : origin.requests()) {
+    if (s.method != "POST" || s.body.size() < 8 || s.body.substr(4, 4) == "ftyp") continue;
+    ++chunks;
+    ASSERT_GE(s.body.size(), 40u);
+    auto u = [&](std::size_t at, int n) {
+      std::uint64_t v = 0;
+      for (int i = 0; i < n; ++i) v = v << 8 | static_cast<std::uint8_t>(s.body[at + std::size_t(i)]);
+      return v;
+    };
+    EXPECT_EQ(u(0, 4), 32u);
+    EXPECT_EQ(s.body.substr(4, 4), "prft");
+    EXPECT_EQ(u(8, 4), 0x01000018u);  // version 1, flags 24
+    EXPECT_EQ(u(12, 4), 2u);          // the track
+    EXPECT_EQ(s.body.substr(36, 4), "moof");
+    // NTP time of the chunk's first sample = the anchor's arrival + (its media time - 0.5 s).
+    std::uint64_t ntp = u(16, 8), media = u(24, 8);
+    double unix_ms = (double(ntp >> 32) - 2208988800.0) * 1000 + double(ntp & 0xffffffffu) * 1000 / 4294967296.0;
+    double expect = double(arrived) + (double(media) / 48000 - 0.5) * 1000;
+    EXPECT_NEAR(unix_ms, expect, 1.5) << media;
+  }
+  EXPECT_GE(chunks, 4);
+  pusher.stop();
+  pool.join();
+}
+
 TEST(Pusher, RetriesAFailingOriginAndSendsTheInitAgain) {
   FakeOrigin origin(3);  // the first three POSTs get 503
   net::IoPool pool(1);

@@ -10,6 +10,10 @@
 // retried with doubling backoff; after a failure the init segment is sent again and the
 // representation resumes at a keyframe. When the sink is released (the transcoder's stream
 // ended) the queues drain and "DELETE <origin>/ingest/<stream>/" ends the stream at the origin.
+// Each chunk is preceded by a ProducerReferenceTimeBox (prft, ISO/IEC 14496-12 8.16.5; DASH-IF
+// ingest allows it) when the stream has an ArrivalAnchor: the wall clock at which the chunk's first
+// sample arrived at the platform, by the anchor, so the origin's program date time is the
+// source's arrival rather than the push's.
 // Threads: the Sink is called by one thread at a time (the transcoder's workers); each stream's
 // HTTP work runs on one I/O context of the pool. Construct, stop and destroy on the main thread.
 #pragma once
@@ -17,6 +21,8 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 
 #include "sf/core/metrics.h"
@@ -35,6 +41,34 @@ struct Config {
   std::int64_t max_stream_labels = 200;           // per-stream metric series at most
 };
 
+// Where a stream's media arrived at the platform: the frame whose arrival minus media time is the
+// smallest among those marked (a publisher's first frames come late and in a burst; those after
+// show how late). Marked by the input side, read by the pusher. Any thread.
+class ArrivalAnchor {
+ public:
+  struct Mark {
+    double media_seconds = 0;  // the frame's decode time in seconds (the transcoder keeps the source's times)
+    std::int64_t wall_ms = 0;  // its arrival, ms since the Unix epoch
+  };
+  void mark(double media_seconds, std::int64_t wall_ms) {
+    std::lock_guard lock(mu_);
+    if (!best_ || double(wall_ms) - media_seconds * 1000 < double(best_->wall_ms) - best_->media_seconds * 1000)
+      best_ = Mark{media_seconds, wall_ms};
+  }
+  std::optional<Mark> best() const {
+    std::lock_guard lock(mu_);
+    return best_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::optional<Mark> best_;
+};
+
+// A prft box (version 1, flags 24: the time the sample was captured, here its arrival) saying
+// that `media_time` (in the track's timescale) of track `track_id` arrived at `wall_ms`.
+Bytes write_prft(std::uint32_t track_id, std::int64_t wall_ms, std::uint64_t media_time);
+
 struct PushStats {
   std::uint64_t objects = 0;   // requests answered 2xx (init segments and chunks)
   std::uint64_t bytes = 0;     // body bytes of those
@@ -48,8 +82,9 @@ class Pusher {
   // Throws std::invalid_argument for an origin_url that is not http://host:port.
   Pusher(net::IoPool& pool, Config config, Metrics& metrics);
   ~Pusher();
-  // The sink of one stream's transcoded output. Releasing it ends the stream (see above).
-  std::shared_ptr<transcode::Sink> open_stream(std::string stream);
+  // The sink of one stream's transcoded output. Releasing it ends the stream (see above). With an
+  // anchor, each chunk carries a prft with its arrival time (see above).
+  std::shared_ptr<transcode::Sink> open_stream(std::string stream, std::shared_ptr<const ArrivalAnchor> anchor = {});
   // Stops every stream's requests (shutdown); call before the pool stops.
   void stop();
   PushStats totals() const;
