@@ -484,6 +484,10 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     auto& counters = by_result(result);
     counters.requests->Increment();
     counters.bytes->Increment(static_cast<double>(size));
+    // A body of unknown length (chunked, still arriving) has no size yet: its bytes are counted
+    // as they are written.
+    if (r.source && req.method != "HEAD")
+      r.on_sent = [c = counters.bytes](std::size_t n) { c->Increment(static_cast<double>(n)); };
     // /live/<stream>/<rendition>/<object> or /live/<stream>/<object>
     std::string_view p(req.path), stream, rendition, object;
     if (p.starts_with("/live/")) {

@@ -930,6 +930,13 @@ TEST(EdgeChunked, WaitersGetAnUnknownLengthBodyChunkByChunkAndLaterViewersTheCac
   EXPECT_EQ(by_cache["MISS"], 1);
   EXPECT_EQ(by_cache["COALESCED"], static_cast<int>(kChunkedViewers) - 1);
   EXPECT_EQ(upstream.count(segment), 1);
+  // Sent bytes are counted as the chunks are written (the size was unknown when answered).
+  auto sent = [&] {
+    return edge.metric("streamflex_edge_sent_bytes_total", {"cache=\"MISS\""}) +
+           edge.metric("streamflex_edge_sent_bytes_total", {"cache=\"COALESCED\""});
+  };
+  EXPECT_TRUE(eventually([&] { return sent() == double(kChunkedViewers * body.size()); }, 5s))
+      << sent() << " bytes counted, " << kChunkedViewers * body.size() << " sent";
   // Complete: cached with its length and ETag (from a memfd, so a Range works too).
   auto hit = get(edge.endpoint(), segment);
   EXPECT_EQ(hit.header("x-cache"), "HIT");
