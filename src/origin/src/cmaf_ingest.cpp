@@ -51,6 +51,7 @@ Result<void> CmafIngest::push(const std::string& representation, const Bytes& bo
       if (fresh) it->second = next_track_id_++;
       auto& track = tracks_[it->second];
       track.track_id = it->second;
+      track.ended = false;
       track.config = t;
       track.config.track_id = it->second;
       if (!rendition.empty() && t.type == media::MediaType::video) track.config.name = rendition;
@@ -75,6 +76,7 @@ Result<void> CmafIngest::push(const std::string& representation, const Bytes& bo
     f.dts += track.shift;
     f.pts += track.shift;
     track.last_seconds = seconds(f, track.config);
+    track.ended = false;
     track.queue.push_back(std::move(f));
   }
   release(false);
@@ -122,7 +124,7 @@ void CmafIngest::release(bool flush) {
     double newest = -1;
     for (auto& [_, t] : tracks_) {
       if (t.queue.empty()) {
-        any_empty = true;
+        any_empty = any_empty || !t.ended;
         continue;
       }
       newest = std::max(newest, t.last_seconds);
@@ -135,6 +137,14 @@ void CmafIngest::release(bool flush) {
     sink_->on_frame(earliest->queue.front());
     earliest->queue.pop_front();
   }
+}
+
+void CmafIngest::end_representation(const std::string& representation) {
+  std::lock_guard lock(mu_);
+  auto rep = representations_.find(representation);
+  if (rep == representations_.end()) return;
+  for (auto& [_, id] : rep->second.ids) tracks_[id].ended = true;
+  release(false);  // what waited for it goes now
 }
 
 std::chrono::steady_clock::time_point CmafIngest::last_push() const {

@@ -2,7 +2,9 @@
 // dash and hls muxers with -method PUT): init segments and media segments per representation,
 // turned back into tracks and frames for the stream's packager. Frames of the representations
 // are interleaved by decode time (a segment of one track may arrive before the other's), so the
-// packager sees one timeline; a track that stops sending is not waited for past `max_wait`.
+// packager sees one timeline; a track that stops sending is not waited for past `max_wait`, and
+// not at all once its pusher ended its representation (DELETE of Streams(<name>): a transcoder
+// dropped the rung) until it sends again.
 // Each track's edit list (AAC priming, B-frame delay) is applied, so tracks stay in sync.
 // A ProducerReferenceTimeBox (prft, 14496-12 8.16.5) before a fragment marks `arrival` with the
 // wall clock its producer gives for a media time (the standalone transcoder: when the source's
@@ -35,6 +37,8 @@ class CmafIngest {
   // rate comes from the init segment's btrt (TrackConfig::bandwidth).
   Result<void> push(const std::string& representation, const Bytes& body, const std::string& rendition = {});
   std::chrono::steady_clock::time_point last_push() const;
+  // The representation stopped: its tracks are not waited for until it pushes again.
+  void end_representation(const std::string& representation);
 
  private:
   struct Track {
@@ -43,6 +47,7 @@ class CmafIngest {
     std::int64_t shift = 0;  // added to the pushed times: the edit list's offset plus a fixed headroom
     std::deque<media::MediaFrame> queue;
     double last_seconds = -1;
+    bool ended = false;  // its representation was ended: not waited for
   };
   struct Representation {
     cmaf::InitSegment init;

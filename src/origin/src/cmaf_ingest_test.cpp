@@ -105,5 +105,52 @@ TEST(CmafIngest, AProducerReferenceTimeMarksTheStreamsArrival) {
   EXPECT_FALSE(ingest.push("360p", Bytes::copy_of(std::span(box).first(20)), "360p"));
 }
 
+struct FrameRecorder final : StreamSink {
+  std::vector<media::MediaFrame>* frames;
+  explicit FrameRecorder(std::vector<media::MediaFrame>* f) : frames(f) {}
+  void on_track(const media::TrackConfig&) override {}
+  void on_frame(const media::MediaFrame& f) override { frames->push_back(f); }
+};
+
+TEST(CmafIngest, AnEndedRepresentationIsNotWaitedForUntilItPushesAgain) {
+  media::TrackConfig v;
+  v.track_id = 1;
+  v.type = media::MediaType::video;
+  v.codec = media::Codec::h264;
+  v.timescale = 90000;
+  v.record = hex("0164001fffe1001a6764001facd9405005bb0110000003001000000303c0f183196001000668ebe3cb22c0fdf8f800");
+  v.video = *media::parse_avcc(v.record.view());
+  auto init = cmaf::write_init_segment(v);
+  ASSERT_TRUE(init);
+  auto chunk = [&](std::uint32_t seq, std::int64_t from) {
+    std::vector<media::MediaFrame> f;
+    for (int i = 0; i < 3; ++i)
+      f.push_back({1, media::MediaType::video, media::Codec::h264, from + i * 3000, from + i * 3000, i == 0, 1,
+                   Bytes::copy_of(as_bytes("frame"))});
+    auto c = cmaf::write_chunk(v, seq, f, from + 9000, false);
+    std::vector<std::byte> out(c.header.view().begin(), c.header.view().end());
+    for (auto& b : c.payload) out.insert(out.end(), b.view().begin(), b.view().end());
+    return Bytes::copy_of(out);
+  };
+  std::vector<media::MediaFrame> out;
+  CmafIngest ingest(std::make_unique<FrameRecorder>(&out), 4.0);
+  ASSERT_TRUE(ingest.push("160p", *init, "160p"));
+  ASSERT_TRUE(ingest.push("360p", *init, "360p"));
+  ASSERT_TRUE(ingest.push("160p", chunk(1, 0), "160p"));
+  ASSERT_TRUE(ingest.push("360p", chunk(1, 0), "360p"));
+  ASSERT_TRUE(ingest.push("160p", chunk(2, 9000), "160p"));
+  std::size_t before = out.size();
+  EXPECT_EQ(before, 6u);  // both first chunks, interleaved; 160p's second waits for 360p
+  ingest.end_representation("360p");
+  EXPECT_EQ(out.size(), 9u);  // nothing waits for a stopped representation
+  ASSERT_TRUE(ingest.push("160p", chunk(3, 18000), "160p"));
+  EXPECT_EQ(out.size(), 12u);
+  ASSERT_TRUE(ingest.push("360p", *init, "360p"));  // it comes back: waited for again
+  ASSERT_TRUE(ingest.push("160p", chunk(4, 27000), "160p"));
+  EXPECT_EQ(out.size(), 12u);
+  ASSERT_TRUE(ingest.push("360p", chunk(2, 27000), "360p"));
+  EXPECT_GE(out.size(), 15u);
+}
+
 }  // namespace
 }  // namespace sf::origin

@@ -244,7 +244,11 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
       // origin.ingest_idle.
       auto [ok, file] = authorized(req);
       if (!ok) return http::Response::text(403, "forbidden\n");
-      if (file.empty()) end_pushed(req.path.substr(8, req.path.find('/', 8) - 8));
+      std::string stream = req.path.substr(8, req.path.find('/', 8) - 8);
+      if (file.empty())
+        end_pushed(stream);
+      else if (file.starts_with("Streams(") && file.ends_with(")") && !rendition_of(file).empty())
+        end_representation(stream, representation_of(file));  // DASH-IF: the representation stopped
       return http::Response::text(204, "");
     });
     // For edges' health probes: the origin serves (streams may still be absent).
@@ -345,6 +349,19 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
     bool on_data(ByteView) override { return true; }
     http::Response finish() override { return http::Response::text(204, ""); }
   };
+
+  void end_representation(const std::string& name, const std::string& representation) {
+    std::shared_ptr<CmafIngest> session;
+    {
+      std::lock_guard lock(pushed_mu);
+      auto it = pushed.find(name);
+      if (it == pushed.end()) return;
+      session = it->second;
+    }
+    session->end_representation(representation);
+    log::info("origin", "pushed representation stopped by its pusher",
+              {{"stream", name}, {"representation", representation}});
+  }
 
   void end_pushed(const std::string& name) {
     std::shared_ptr<CmafIngest> ended;  // destroyed outside the lock: that ends the stream

@@ -38,6 +38,7 @@ struct Object {
   std::size_t bytes = 0;
   bool key = false;  // starts with a keyframe: where a representation may resume
   Bytes init;
+  bool end = false;  // not media: DELETE the representation (its rung was dropped; the origin stops waiting for it)
 };
 
 struct Rep {
@@ -151,7 +152,7 @@ void pop_front(StreamState& s, Rep& r) {
 // After a failure the representation resumes at a keyframe: what precedes the next one goes.
 void skip_to_keyframe(StreamState& s, Rep& r) {
   std::uint64_t n = 0;
-  while (!r.queue.empty() && !r.queue.front().key) {
+  while (!r.queue.empty() && !r.queue.front().key && !r.queue.front().end) {
     pop_front(s, r);
     ++n;
   }
@@ -190,6 +191,17 @@ asio::awaitable<void> drain(std::shared_ptr<StreamState> s, Rep* r) {
     }
     const Object& front = r->queue.front();
     std::uint64_t id = front.id;
+    if (front.end) {
+      // Best effort: an origin that misses it waits for the representation a few seconds longer.
+      std::vector<std::pair<std::string, std::string>> headers{{"Authorization", "Bearer " + s->owner->config.secret}};
+      auto res = co_await s->http->request("DELETE", r->path, std::move(headers), cfg.timeout);
+      if (s->stopped) break;
+      if (!res || res->status / 100 != 2)
+        log::info("push", "end of a representation not acknowledged by the origin",
+                  {{"stream", s->name}, {"representation", r->name}});
+      if (!r->queue.empty() && r->queue.front().id == id) pop_front(*s, *r);
+      continue;
+    }
     bool init_step = front.init.data() != r->sent_init.data() || front.init.size() != r->sent_init.size();
     Bytes init = front.init;
     std::vector<Bytes> body = init_step ? std::vector<Bytes>{init} : front.pieces;
@@ -268,7 +280,7 @@ void enqueue(const std::shared_ptr<StreamState>& s, const std::string& name, boo
     while (!r.queue.empty()) pop_front(*s, r);
     r.skipping = true;
   }
-  if (r.skipping && !obj.key) {
+  if (r.skipping && !obj.key && !obj.end) {
     count_dropped(*s, 1);
     return;
   }
@@ -329,8 +341,14 @@ class PushSink final : public transcode::Sink {
   void on_withdraw(std::uint32_t track_id) override {
     auto it = tracks_.find(track_id);
     if (it == tracks_.end()) return;
-    flush(it->second, it->second.last_dts + it->second.last_duration);
-    it->second.withdrawn = true;
+    auto& t = it->second;
+    flush(t, t.last_dts + t.last_duration);
+    t.withdrawn = true;
+    if (t.init.size() == 0) return;
+    Object end;
+    end.end = true;
+    asio::post(s_->ctx, [s = s_, name = t.rep, audio = t.config.type == media::MediaType::audio,
+                         obj = std::move(end)]() mutable { enqueue(s, name, audio, std::move(obj)); });
   }
 
  private:

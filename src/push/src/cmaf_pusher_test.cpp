@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -198,6 +199,42 @@ TEST(Pusher, EachChunkCarriesItsArrivalByTheAnchorInAPrft) {
     EXPECT_NEAR(unix_ms, expect, 1.5) << media;
   }
   EXPECT_GE(chunks, 4);
+  pusher.stop();
+  pool.join();
+}
+
+TEST(Pusher, AWithdrawnTrackEndsItsRepresentationAfterItsLastChunk) {
+  FakeOrigin origin;
+  net::IoPool pool(1);
+  Metrics metrics;
+  Config cfg;
+  cfg.origin_url = origin.url();
+  Pusher pusher(pool, cfg, metrics);
+  pool.start();
+  {
+    auto sink = pusher.open_stream("s1");
+    sink->on_track(aac_track());
+    for (int i = 0; i < 30; ++i) sink->on_frame(aac_frame(i));
+    sink->on_withdraw(2);  // a dropped rung
+  }
+  auto ended = [&] {
+    auto seen = origin.requests();
+    return std::any_of(seen.begin(), seen.end(),
+                       [](auto& s) { return s.method == "DELETE" && s.path == "/ingest/s1/"; });
+  };
+  ASSERT_TRUE(wait_for(ended));
+  auto seen = origin.requests();
+  std::vector<std::string> order;
+  for (auto& s : seen) order.push_back(s.method + " " + s.path);
+  auto rep_delete = std::find(order.begin(), order.end(), "DELETE /ingest/s1/Streams(audio)");
+  ASSERT_NE(rep_delete, order.end());
+  EXPECT_EQ(std::count(order.begin(), order.end(), "DELETE /ingest/s1/Streams(audio)"), 1);
+  // After every chunk of the representation, before the end of the stream.
+  EXPECT_EQ(std::find(rep_delete, order.end(), "POST /ingest/s1/Streams(audio)"), order.end());
+  EXPECT_EQ(order.back(), "DELETE /ingest/s1/");
+  int inits = 0;
+  EXPECT_EQ(frames_of(seen, "/ingest/s1/Streams(audio)", &inits).size(), 30u);
+  EXPECT_EQ(pusher.totals().dropped, 0u);
   pusher.stop();
   pool.join();
 }

@@ -8,7 +8,9 @@
 // Per representation a bounded queue: above `queue_bytes` what is queued is dropped and the
 // representation skips to its next keyframe (counted). An origin that fails or is down is
 // retried with doubling backoff; after a failure the init segment is sent again and the
-// representation resumes at a keyframe. When the sink is released (the transcoder's stream
+// representation resumes at a keyframe. A withdrawn track (a dropped rung) sends "DELETE
+// <origin>/ingest/<stream>/Streams(<name>)" after its last chunk, so the origin stops waiting for it
+// (it pushes its init again if it comes back). When the sink is released (the transcoder's stream
 // ended) the queues drain and "DELETE <origin>/ingest/<stream>/" ends the stream at the origin.
 // Each chunk is preceded by a ProducerReferenceTimeBox (prft, ISO/IEC 14496-12 8.16.5; DASH-IF
 // ingest allows it) when the stream has an ArrivalAnchor: the wall clock at which the chunk's first
