@@ -40,13 +40,15 @@ def start_origin(make_server, port=None):
     return srv
 
 
-def start_transcoder(make_server, origin, relay_secret=RELAY_SECRET):
+def start_transcoder(make_server, origin, relay_secret=RELAY_SECRET, extra=()):
     rtmp, admin = h.free_port(), h.free_port()
     srv = make_server(role="transcode", start=False, defaults=False,
                       args=[f"--admin.listen={HOST}:{admin}", f"--transcode.listen={HOST}:{rtmp}",
                             f"--transcode.relay_secret={relay_secret}", f"--transcode.origin_url={origin.origin}",
                             f"--transcode.origin_secret={INGEST_SECRET}", "--transcode.push_max_backoff=1s",
-                            "--transcode.push_timeout=2s", "--log.level=info", *LADDER])
+                            "--transcode.push_timeout=2s", "--log.level=info",
+                            *[a for a in LADDER if a.split("=")[0] not in {e.split("=")[0] for e in extra}],
+                            *extra])
     srv.admin_port = admin
     srv.rtmp_port = rtmp
     srv.start()
@@ -206,6 +208,40 @@ def test_program_date_time_is_the_sources_arrival_across_the_push(make_server, c
     print(f"segment 0 PDT - (source arrival + media time): {pdt_ms - expected:+.0f} ms")
     assert abs(pdt_ms - expected) < 250, (pdt_ms - expected, seg0)
     origin.wait_log("program date time anchored", timeout=5, stream="cam", **{"from": "ingest"})
+
+
+def test_dropped_rung_ends_its_representation_and_comes_back_across_the_push(make_server, clip30, tmp_path):
+    """The publisher sends 3 s in real time, 5 s at once, then real time: the transcoder drops 360p
+    (max_lag 1 s), ends its representation at the origin (DELETE .../Streams(360p)), and brings it
+    back after restore_hold; the origin lists it again, numbered from where it resumed."""
+    origin = start_origin(make_server)
+    tc = start_transcoder(make_server, origin, extra=["--transcode.max_lag=1s", "--transcode.restore_hold=4s"])
+    ing = start_ingest(make_server, tc)
+    key = ing.create_key("cam")
+    lead, burst = 3000, 5000
+    tags = [t for t in h.flv_tags(clip30) if t[1] <= 20000]
+    pub = h.TagPublisher(ing.rtmp_port, key)
+    try:
+        ing.wait_metric("streamflex_ingest_relay_connects_total", 1, timeout=15)
+        t0 = time.monotonic()
+        for tag in tags:
+            due = tag[1] if tag[1] < lead else max(lead, tag[1] - burst)
+            delay = t0 + due / 1000 - time.monotonic()
+            if delay > 0:
+                time.sleep(min(delay, 1.0))
+            pub.send([tag])
+        m = tc.metrics()
+        variants = [uri for uri, _ in master_variants(origin, "cam")]
+        status, body, _ = h.http_get(f"{origin.origin}/live/cam/360p/index.m3u8")
+    finally:
+        pub.close()
+    assert m.get("streamflex_transcode_dropped_rungs_total", stream="cam") == 1
+    assert m.get("streamflex_transcode_restored_rungs_total", stream="cam") == 1
+    origin.wait_log("pushed representation stopped by its pusher", timeout=5, stream="cam", representation="360p")
+    assert variants == ["360p/index.m3u8", "160p/index.m3u8"], variants
+    assert status == 200
+    msns = [seg["msn"] for seg in h.MediaPlaylist(body).segments]
+    assert len(msns) >= 2 and msns == list(range(msns[0], msns[0] + len(msns))), msns
 
 
 def test_relay_with_wrong_secret_is_refused(make_server, procs, clip10, tmp_path):
