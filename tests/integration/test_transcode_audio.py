@@ -6,8 +6,8 @@ split into packets; ac3 and eac3 as raw sync frames, split by their headers), wr
 audio tags (SoundFormat 9, FourCC) and sent at the pace of their timestamps. The origin's audio
 rendition must be AAC-LC, 48 kHz, stereo, as long as what was published (within two AAC frames),
 start with the video, and decode with ffmpeg -xerror; with a source rung in the ladder too. A
-stream with the passthrough profile is refused audio it cannot package, with a log line naming the
-codec. The relay carries Opus to a transcode role on its own, and the connect answer lists the
+stream with the passthrough profile gets the same AAC audio (Opus, AC-3, and legacy MP3 from
+ffmpeg's FLV) beside its video, which stays as published (codec string, size, every frame). The relay carries Opus to a transcode role on its own, and the connect answer lists the
 audio FourCCs.
 """
 import socket
@@ -261,17 +261,84 @@ def test_eRTMP_audio_becomes_aac_lc_48k_stereo(make_server, clip12, tmp_path, co
     assert srv.logs("audio re-encoded to AAC-LC 48 kHz stereo", component="transcode", codec=codec)
 
 
-def test_passthrough_refuses_opus_with_a_log_line_and_keeps_the_video(make_server, clip12, tmp_path):
-    headers, audio, published_ms = audio_source(tmp_path, "opus")
-    video = [(ts, body) for ts, body in video_tags(clip12) if ts < 4000]
-    audio = [(ts, body) for ts, body in audio if ts < 4000]
-    srv = h.start_origin(make_server, args=["--transcode.profile=passthrough"])
+PASSTHROUGH = ["--transcode.profile=passthrough", "--origin.window_segments=30"]
+
+
+def avc1_of(video):
+    """The codec string of the source's AVCDecoderConfigurationRecord (its FLV sequence header)."""
+    body = next(b for _, b in video if b[1] == 0)
+    return "avc1." + body[6:9].hex()
+
+
+def video_sizes(video):
+    """Sizes of the coded frames (length-prefixed NAL units) of FLV AVC tags."""
+    return [len(b) - 5 for _, b in video if b[1] == 1]
+
+
+def check_passthrough(srv, base, tmp_path, clip, video, published_ms, codec):
+    """Audio rendition AAC-LC 48 kHz stereo for the published duration; video as published."""
+    def ended(name):
+        status, body, _ = h.http_get(f"{base}{name}/index.m3u8")
+        return status == 200 and "#EXTINF" in body and "#EXT-X-PRELOAD-HINT" not in body
+    h.wait_until(lambda: ended("audio") and ended("video"), 30, "audio and video renditions closed")
+    master = h.http_get(base + "master.m3u8")[1]
+    assert "#EXT-X-MEDIA:TYPE=AUDIO" in master and "mp4a.40.2" in master, master
+    assert "video/index.m3u8" in master and avc1_of(video) in master, master
+    a_path = fetch_all(base, "audio", tmp_path / "audio.mp4")
+    v_path = fetch_all(base, "video", tmp_path / "video.mp4")
+    a = h.probe_streams(a_path)["audio"]
+    assert (a["codec_name"], a["profile"], int(a["sample_rate"]), a["channels"]) == ("aac", "LC", 48000, 2), a
+    rc, problems = h.decode_problems(a_path)
+    assert rc == 0 and not problems, problems
+    # The video untouched: the source's codec, size and every coded frame, byte count for byte count.
+    v, src = h.probe_streams(v_path)["video"], h.probe_streams(clip)["video"]
+    for k in ("codec_name", "profile", "width", "height"):
+        assert v[k] == src[k], (k, v[k], src[k])
+    sizes = [int(p["size"]) for p in h.ffprobe(v_path, "-select_streams", "v:0", "-show_entries", "packet=size",
+                                               "-show_packets")["packets"]]
+    assert sizes == video_sizes(video), (len(sizes), len(video_sizes(video)))
+    apk = h.audio_packets(a_path)
+    a0, a1 = min(p["pts"] for p in apk), max(p["pts"] for p in apk)
+    duration = a1 - a0 + AAC_FRAME_MS
+    vpk = h.video_packets(v_path)
+    v0 = min(p["pts"] for p in vpk)
+    print(f"passthrough {codec}: published {published_ms:.1f} ms, audio rendition {duration:.1f} ms from {a0} ms "
+          f"({len(apk)} AAC frames), video from {v0} ms, {len(sizes)} frames as published")
+    assert abs(a0 - v0) <= 100, (a0, v0)
+    assert abs(duration - (published_ms - a0)) <= 2 * AAC_FRAME_MS, (duration, published_ms, a0)
+    steps = {b["pts"] - a["pts"] for a, b in zip(apk, apk[1:])}
+    assert steps <= {21, 22}, steps  # 1024 samples at 48 kHz in whole ms: no gaps, no overlaps
+    assert srv.logs("audio re-encoded to AAC-LC 48 kHz stereo", component="transcode", codec=codec,
+                    profile="passthrough")
+    assert not srv.logs("track not packaged", component="origin")
+
+
+@pytest.mark.parametrize("codec", ["opus", "ac3"])
+def test_passthrough_eRTMP_audio_becomes_aac_and_the_video_is_untouched(make_server, clip12, tmp_path, codec):
+    headers, audio, published_ms = audio_source(tmp_path, codec)
+    video = [(ts, body) for ts, body in video_tags(clip12) if ts < published_ms]
+    srv = h.start_origin(make_server, args=PASSTHROUGH)
     key = srv.create_key("pt")
-    base = f"{srv.origin}/live/pt/"
     publish_paced(srv.rtmp_port, key, video, headers, audio)
-    srv.wait_log("track not packaged", timeout=10, component="origin", codec="opus")
-    status, master, _ = h.http_get(base + "master.m3u8")
-    assert status == 200 and "video/index.m3u8" in master and "TYPE=AUDIO" not in master, master
+    check_passthrough(srv, f"{srv.origin}/live/pt/", tmp_path, clip12, video, published_ms, codec)
+
+
+def test_passthrough_legacy_mp3_becomes_aac_and_the_video_is_untouched(make_server, clip12, tmp_path):
+    # Legacy FLV MP3 (SoundFormat 2) from ffmpeg, the video copied from the same clip: the FLV
+    # ffmpeg writes is published with the project's client at its timestamps' pace.
+    flv = tmp_path / "mp3.flv"
+    h.run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y", "-i", str(clip12), "-f", "lavfi", "-i",
+           f"sine=frequency=440:sample_rate=44100:duration={SECONDS}", "-map", "0:v", "-map", "1:a", "-c:v", "copy",
+           "-c:a", "libmp3lame", "-b:a", "128k", "-t", str(SECONDS), "-f", "flv", str(flv)], timeout=60, check=True)
+    tags = h.flv_tags(flv)
+    audio = [(ts, body) for ttype, ts, body in tags if ttype == 8]
+    assert audio and audio[0][1][0] >> 4 == 2, "MP3 audio tags"
+    video = [(ts, body) for ttype, ts, body in tags if ttype == 9]
+    published_ms = audio[-1][0] + 1152 * 1000 / 44100
+    srv = h.start_origin(make_server, args=PASSTHROUGH)
+    key = srv.create_key("pt")
+    publish_paced(srv.rtmp_port, key, video, [], audio)
+    check_passthrough(srv, f"{srv.origin}/live/pt/", tmp_path, clip12, video, published_ms, "mp3")
 
 
 def test_relayed_opus_reaches_the_transcode_role_and_the_origin(make_server, clip12, tmp_path):

@@ -12,6 +12,7 @@ extern "C" {
 }
 
 #include "encoder.h"
+#include "passaudio.h"
 #include "pipeline.h"
 #include "sf/core/log.h"
 
@@ -19,14 +20,16 @@ namespace sf::transcode {
 
 namespace {
 
+// Video and AAC untouched; other audio encoded to AAC on the worker pool (passaudio.h).
 class PassthroughInput final : public StreamInput {
  public:
-  explicit PassthroughInput(std::shared_ptr<Sink> sink) : sink_(std::move(sink)) {}
-  void on_track(const media::TrackConfig& track) override { sink_->on_track(track); }
-  void on_frame(const media::MediaFrame& frame) override { sink_->on_frame(frame); }
+  explicit PassthroughInput(std::shared_ptr<PassthroughAudio> p) : p_(std::move(p)) {}
+  ~PassthroughInput() override { p_->finish(); }
+  void on_track(const media::TrackConfig& track) override { p_->on_track(track); }
+  void on_frame(const media::MediaFrame& frame) override { p_->on_frame(frame); }
 
  private:
-  std::shared_ptr<Sink> sink_;
+  std::shared_ptr<PassthroughAudio> p_;
 };
 
 class PipelineInput final : public StreamInput {
@@ -177,7 +180,10 @@ std::unique_ptr<StreamInput> Transcoder::open_stream(std::string_view stream, st
               {{"stream", stream}, {"profile", profile}});
     p = impl_->find(impl_->config.profile);
   }
-  if (!p->transcode) return std::make_unique<PassthroughInput>(std::move(sink));
+  if (!p->transcode)
+    return std::make_unique<PassthroughInput>(std::make_shared<PassthroughAudio>(
+        impl_->pool, std::string(stream), std::move(sink), impl_->stopping, impl_->config.audio == "aac",
+        std::size_t(std::max<std::int64_t>(2, impl_->config.max_queue_frames))));
   PipelineOptions opt;
   opt.stream = std::string(stream);
   opt.profile = *p;

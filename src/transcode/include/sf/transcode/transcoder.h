@@ -104,7 +104,8 @@ class Transcoder {
   bool has_profile(std::string_view name) const;
   // A stream with the given profile (empty: the configured default) and keyframe grid (0: the
   // configured keyframe_interval; a stream's own segment target). A passthrough profile returns
-  // an input that forwards every call to the sink untouched, on the caller's thread.
+  // an input that forwards video and AAC audio to the sink untouched, on the caller's thread, and
+  // encodes other audio to AAC-LC 48 kHz stereo on the worker pool (the sink's calls kept in order).
   std::unique_ptr<StreamInput> open_stream(std::string_view stream, std::string_view profile,
                                            std::shared_ptr<Sink> sink,
                                            std::chrono::milliseconds keyframe_interval = {});
