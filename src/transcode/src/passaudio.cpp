@@ -2,11 +2,33 @@
 
 #include <boost/asio/post.hpp>
 
+#include <ctime>
+
 #include "sf/core/log.h"
 
 namespace sf::transcode {
 
 namespace asio = boost::asio;
+
+namespace {
+
+// Adds the calling thread's CPU time spent in the enclosing scope to `sum`.
+class CpuTime {
+ public:
+  explicit CpuTime(std::atomic<std::int64_t>& sum) : sum_(sum), start_(now()) {}
+  ~CpuTime() { sum_.fetch_add(now() - start_, std::memory_order_relaxed); }
+
+ private:
+  static std::int64_t now() {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  }
+  std::atomic<std::int64_t>& sum_;
+  std::int64_t start_;
+};
+
+}  // namespace
 
 PassthroughAudio::PassthroughAudio(asio::thread_pool& pool, std::string stream, std::shared_ptr<Sink> sink,
                                    std::shared_ptr<std::atomic<bool>> stopping, bool audio_always,
@@ -74,6 +96,7 @@ void PassthroughAudio::finish() {
 }
 
 void PassthroughAudio::audio_source(std::uint64_t slot, media::TrackConfig track) {
+  CpuTime cpu(cpu_ns_);
   std::string error;
   if (!audio_ && !audio_failed_) {
     audio_ = AudioTranscoder::make(track.track_id, 128000, &error);
@@ -85,6 +108,7 @@ void PassthroughAudio::audio_source(std::uint64_t slot, media::TrackConfig track
       item.kind = SeqItem::track;
       item.track_config = audio_->track();
       seq_.add(slot, std::move(item));
+      encoding_ = true;
     }
   }
   if (audio_ && !audio_->set_source(track, &error))
@@ -99,6 +123,7 @@ void PassthroughAudio::audio_source(std::uint64_t slot, media::TrackConfig track
 }
 
 void PassthroughAudio::audio_frame(std::uint64_t slot, media::MediaFrame frame) {
+  CpuTime cpu(cpu_ns_);
   if (audio_ && !*stopping_) {
     std::vector<media::MediaFrame> out;
     audio_->push(frame, out);
@@ -114,6 +139,7 @@ void PassthroughAudio::audio_frame(std::uint64_t slot, media::MediaFrame frame) 
 }
 
 void PassthroughAudio::audio_flush(std::uint64_t slot) {
+  CpuTime cpu(cpu_ns_);
   if (audio_ && !*stopping_) {
     std::vector<media::MediaFrame> out;
     audio_->flush(out);
@@ -127,6 +153,20 @@ void PassthroughAudio::audio_flush(std::uint64_t slot) {
   audio_.reset();
   audio_failed_ = false;
   seq_.done(slot);
+}
+
+std::optional<StreamStats> PassthroughAudio::stats() const {
+  if (!encoding_) return std::nullopt;
+  StreamStats s;
+  s.stream = stream_;
+  s.profile = "passthrough";
+  s.speed = 1;  // the video is not transcoded: nothing falls behind but the audio queue
+  s.cpu_seconds = double(cpu_ns_.load(std::memory_order_relaxed)) / 1e9;
+  s.queue_frames = std::int64_t(queued_.load(std::memory_order_relaxed));
+  s.skipped_frames = skipped_.load(std::memory_order_relaxed);
+  s.audio_transcoded = true;
+  s.audio_frames = audio_frames_.load(std::memory_order_relaxed);
+  return s;
 }
 
 void PassthroughAudio::emit(SeqItem& item) {

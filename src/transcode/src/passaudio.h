@@ -5,7 +5,7 @@
 // source's timeline as in a ladder. A Sequencer keeps the sink's calls in input order: a video
 // frame that arrives while audio before it is still being encoded waits for it. At most
 // `max_queue` audio frames wait for the strand; beyond that source audio frames are skipped
-// (counted, logged once per episode). The sink is called by one thread at a time (the input
+// (counted in skipped_frames, logged once per episode). The sink is called by one thread at a time (the input
 // thread or a worker). on_track/on_frame/finish: one thread at a time (the publisher's).
 #pragma once
 
@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "audio.h"
@@ -33,8 +34,8 @@ class PassthroughAudio final : public std::enable_shared_from_this<PassthroughAu
   // The end of the stream: the encoder's buffered audio goes out, then the sink is let go.
   void finish();
 
-  std::int64_t skipped_frames() const { return skipped_.load(std::memory_order_relaxed); }
-  std::int64_t audio_frames() const { return audio_frames_.load(std::memory_order_relaxed); }
+  // Once its audio is being encoded (else nullopt: nothing of the stream's is the pool's work).
+  std::optional<StreamStats> stats() const;
 
  private:
   void forward(SeqItem item);  // input thread: one slot, ready at once
@@ -60,8 +61,9 @@ class PassthroughAudio final : public std::enable_shared_from_this<PassthroughAu
   std::unique_ptr<AudioTranscoder> audio_;
   bool audio_failed_ = false;
 
+  std::atomic<bool> encoding_{false};   // an AudioTranscoder was made (strand), for stats
   std::atomic<std::size_t> queued_{0};  // audio frames posted to the strand, not yet encoded
-  std::atomic<std::int64_t> skipped_{0}, audio_frames_{0};
+  std::atomic<std::int64_t> skipped_{0}, audio_frames_{0}, cpu_ns_{0};
 };
 
 }  // namespace sf::transcode

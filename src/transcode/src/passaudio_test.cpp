@@ -24,6 +24,8 @@ namespace {
 struct Seen {
   std::mutex mu;
   std::condition_variable cv;
+  bool gate = false;     // while set, announcing track 2 waits (a sink that stalls a worker)
+  bool blocked = false;  // a call is waiting at the gate
   bool released = false;
   std::vector<std::string> order;  // "track:<id>" and "frame:<id>"
   std::map<std::uint32_t, media::TrackConfig> tracks;
@@ -39,7 +41,12 @@ class Capture : public Sink {
  public:
   explicit Capture(std::shared_ptr<Seen> s) : s_(std::move(s)) {}
   void on_track(const media::TrackConfig& t) override {
-    std::lock_guard lk(s_->mu);
+    std::unique_lock lk(s_->mu);
+    if (t.track_id == 2 && s_->gate) {
+      s_->blocked = true;
+      s_->cv.notify_all();
+      s_->cv.wait(lk, [&] { return !s_->gate; });
+    }
     s_->order.push_back("track:" + std::to_string(t.track_id));
     s_->tracks[t.track_id] = t;
     s_->threads.insert(std::this_thread::get_id());
@@ -272,6 +279,46 @@ TEST(PassthroughAudio, AacIsReencodedWhenAskedFor) {
   EXPECT_EQ(seen->tracks[2].audio->channels, 2u);
   EXPECT_GE(seen->frames[2].size(), 46u);
   EXPECT_EQ(seen->frames[1].size(), 30u);
+}
+
+TEST(PassthroughAudio, AudioQueueIsBoundedWhileTheWorkerIsStalled) {
+  Metrics m;
+  auto cfg = passthrough_config();
+  cfg.max_queue_frames = 4;
+  Transcoder t(cfg, m);
+  auto mp3 = encode_mp3();
+  ASSERT_GT(mp3.frames.size(), 10u);
+  auto seen = std::make_shared<Seen>();
+  seen->gate = true;
+  {
+    auto in = t.open_stream("s", "", std::make_shared<Capture>(seen));
+    in->on_track(video_track());  // out at once, on this thread
+    in->on_track(mp3.track);      // announced by the worker, which the sink then holds
+    {
+      std::unique_lock lk(seen->mu);
+      ASSERT_TRUE(seen->cv.wait_for(lk, std::chrono::seconds(20), [&] { return seen->blocked; }));
+    }
+    for (auto& f : mp3.frames) in->on_frame(f);  // never blocks: 4 wait, the rest are skipped
+    for (int i = 0; i < 30; ++i) in->on_frame(video_frame(i));
+    auto stats = t.stats();
+    ASSERT_EQ(stats.size(), 1u);
+    EXPECT_EQ(stats[0].profile, "passthrough");
+    EXPECT_TRUE(stats[0].audio_transcoded);
+    EXPECT_EQ(stats[0].queue_frames, 4);
+    EXPECT_EQ(stats[0].skipped_frames, std::int64_t(mp3.frames.size()) - 4);
+    {
+      std::lock_guard lk(seen->mu);
+      EXPECT_TRUE(seen->frames[1].empty());  // the video waits behind the audio, in order
+      seen->gate = false;
+      seen->cv.notify_all();
+    }
+  }
+  ASSERT_TRUE(seen->wait_released());
+  std::lock_guard lk(seen->mu);
+  EXPECT_EQ(seen->frames[1].size(), 30u);
+  // 4 MP3 frames (4 x 1152 samples at 44.1 kHz) make 5 or 6 AAC frames at 48 kHz.
+  EXPECT_GE(seen->frames[2].size(), 4u);
+  EXPECT_LE(seen->frames[2].size(), 7u);
 }
 
 }  // namespace

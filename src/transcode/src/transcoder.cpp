@@ -54,6 +54,7 @@ struct Transcoder::Impl : prometheus::Collectable {
   std::shared_ptr<PoolLoad> load = std::make_shared<PoolLoad>();
   mutable std::mutex mu;
   std::vector<std::weak_ptr<Pipeline>> streams;
+  std::vector<std::weak_ptr<PassthroughAudio>> passthrough;  // listed while their audio is encoded
 
   Impl(Config c, std::vector<Profile> p, std::size_t n)
       : config(std::move(c)), profiles(std::move(p)), threads(n), pool(n) {
@@ -74,11 +75,25 @@ struct Transcoder::Impl : prometheus::Collectable {
     return out;
   }
 
+  // Every live stream's figures: the ladders', then the passthrough streams' whose audio is encoded.
+  std::vector<StreamStats> all_stats(std::size_t max) const {
+    std::vector<StreamStats> out;
+    for (auto& p : live())
+      if (out.size() < max) out.push_back(p->stats());
+    std::vector<std::shared_ptr<PassthroughAudio>> pass;
+    {
+      std::lock_guard lk(mu);
+      for (auto& w : passthrough)
+        if (auto s = w.lock()) pass.push_back(std::move(s));
+    }
+    for (auto& p : pass)
+      if (auto s = p->stats(); s && out.size() < max) out.push_back(std::move(*s));
+    return out;
+  }
+
   std::vector<prometheus::MetricFamily> Collect() const override {
     using prometheus::MetricType;
-    std::vector<StreamStats> stats;
-    for (auto& p : live())
-      if (stats.size() < std::size_t(config.max_stream_labels)) stats.push_back(p->stats());
+    auto stats = all_stats(std::size_t(config.max_stream_labels));
     auto family = [](const char* name, const char* help, MetricType type) {
       return prometheus::MetricFamily{name, help, type, {}};
     };
@@ -180,10 +195,17 @@ std::unique_ptr<StreamInput> Transcoder::open_stream(std::string_view stream, st
               {{"stream", stream}, {"profile", profile}});
     p = impl_->find(impl_->config.profile);
   }
-  if (!p->transcode)
-    return std::make_unique<PassthroughInput>(std::make_shared<PassthroughAudio>(
+  if (!p->transcode) {
+    auto pass = std::make_shared<PassthroughAudio>(
         impl_->pool, std::string(stream), std::move(sink), impl_->stopping, impl_->config.audio == "aac",
-        std::size_t(std::max<std::int64_t>(2, impl_->config.max_queue_frames))));
+        std::size_t(std::max<std::int64_t>(2, impl_->config.max_queue_frames)));
+    {
+      std::lock_guard lk(impl_->mu);
+      std::erase_if(impl_->passthrough, [](auto& w) { return w.expired(); });
+      impl_->passthrough.push_back(pass);
+    }
+    return std::make_unique<PassthroughInput>(std::move(pass));
+  }
   PipelineOptions opt;
   opt.stream = std::string(stream);
   opt.profile = *p;
@@ -211,9 +233,7 @@ std::unique_ptr<StreamInput> Transcoder::open_stream(std::string_view stream, st
 }
 
 std::vector<StreamStats> Transcoder::stats() const {
-  std::vector<StreamStats> out;
-  for (auto& p : impl_->live()) out.push_back(p->stats());
-  return out;
+  return impl_->all_stats(SIZE_MAX);
 }
 
 }  // namespace sf::transcode
