@@ -131,7 +131,7 @@ void bind(ConfigSchema& s, AppConfig& c) {
   auto& t = c.transcode;
   s.add("transcode.profile",
         "Ladder for each stream: default (1080p..160p), default-source (the source as a rung, then 1080p..160p below "
-        "it), passthrough (no transcoding), or one of transcode.profiles",
+        "it), passthrough (video untouched; only non-AAC audio encoded to AAC), or one of transcode.profiles",
         t.profile);
   s.add("transcode.profiles",
         "More ladders: name=rung,rung;... with rung NAME:WxH@FPS:BITRATE[:MAXRATE[:PRESET[:PROFILE[:LEVEL]]]] or "
