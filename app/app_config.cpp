@@ -53,6 +53,10 @@ void bind(ConfigSchema& s, AppConfig& c) {
         i.relay_timeout, milliseconds(100), milliseconds(60000));
   s.add("ingest.relay_max_backoff", "Longest wait between a relay link's reconnection attempts (doubling from 250 ms)",
         i.relay_max_backoff, milliseconds(250), milliseconds(600000));
+  s.add("ingest.relay_clock",
+        "Send relay peers this node's arrival clock (an @streamflex AMF0 data message before the media): a StreamFlex "
+        "transcode node anchors program date time on it; other servers ignore it",
+        i.relay_clock);
   auto& o = c.origin;
   s.add_endpoint("origin.listen", "HTTP address of LL-HLS, DASH and the player page", o.listen);
   s.add("origin.segment_target", "A segment starts on the first keyframe after this much media", o.segment_target,

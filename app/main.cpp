@@ -168,7 +168,8 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
     icfg.relay.clear();
     icfg.record_dir.clear();
     relays = std::make_unique<ingest::Ingest>(pool, icfg, *relay_keys, metrics);
-    relays->add_observer(make_push_feeder(*transcoder, *pusher, cfg.origin.segment_target));
+    relays->add_observer(
+        make_push_feeder(*transcoder, *pusher, cfg.origin.segment_target, !cfg.transcode_relay_secret.empty()));
   }
   // Each publish gets its stream's ladder (the store's setting, read with the key check).
   if (ingest && origin)

@@ -37,58 +37,95 @@ class RelayKeyStore final : public auth::KeyStore {
   std::string secret_;
 };
 
-// The relayed frames' arrivals during the publish's first seconds, marked on the stream's
-// ArrivalAnchor in the relay's own callback (before the transcoder delays them): each pushed chunk
-// carries its arrival by that anchor (prft), so the origin's program date time is when the media
-// reached this node, one relay hop after the ingest node, instead of when its push reached the origin.
+std::int64_t wall_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Program date time across the push: each pushed chunk carries its arrival by the stream's
+// ArrivalAnchor (prft), so the origin's program date time is when the media reached the platform,
+// not when its push reached the origin. The anchor is the ingest node's arrival clock when the
+// relay sends one ("@streamflex", ingest/relay.h) and it can be trusted (the relay secret is set,
+// so the publish is an authenticated relay; within kMaxSkewMs of this node's clock); else the
+// relayed frames' arrivals here during the publish's first seconds (one relay hop late), marked in
+// the relay's own callback before the transcoder delays them.
 class Handler final : public ingest::PublishHandler {
  public:
-  static constexpr std::int64_t kMarkMs = 5000;  // the origin settles its anchor at its first part, well within
+  static constexpr std::int64_t kMarkMs = 5000;      // the origin settles its anchor at its first part, well within
+  static constexpr std::int64_t kMaxSkewMs = 30000;  // an ingest clock further off than this is not believed
 
-  Handler(std::unique_ptr<transcode::StreamInput> in, std::shared_ptr<push::ArrivalAnchor> anchor)
-      : in_(std::move(in)), anchor_(std::move(anchor)) {}
+  Handler(std::string stream, std::unique_ptr<transcode::StreamInput> in, std::shared_ptr<push::ArrivalAnchor> anchor,
+          bool trust_clock)
+      : stream_(std::move(stream)), in_(std::move(in)), anchor_(std::move(anchor)), trust_clock_(trust_clock) {}
   void on_track(const media::TrackConfig& track) override {
     timescales_[track.track_id] = track.timescale;
     if (in_) in_->on_track(track);
   }
   void on_frame(const media::MediaFrame& frame) override {
     if (anchor_) {
-      auto now =
-          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-              .count();
+      auto now = wall_now_ms();
       if (first_ms_ < 0) first_ms_ = now;
       auto scale = timescales_.find(frame.track_id);
       if (now - first_ms_ > kMarkMs)
         anchor_.reset();  // done: no lock per frame from here on (the pusher keeps its reference)
-      else if (scale != timescales_.end() && scale->second > 0)
+      else if (!remote_clock_ && scale != timescales_.end() && scale->second > 0)
         anchor_->mark(double(frame.dts) / scale->second, now);
     }
     if (in_) in_->on_frame(frame);
   }
+  void on_relay_clock(std::int64_t media_ms, std::int64_t wall_ms) override {
+    if (!anchor_) return;
+    if (!trust_clock_) {
+      if (!clock_refused_)
+        log::warn("transcode", "relay clock ignored: transcode.relay_secret is empty, relays are not authenticated",
+                  {{"stream", stream_}});
+      clock_refused_ = true;
+      return;
+    }
+    auto skew = wall_ms - wall_now_ms();
+    if (skew > kMaxSkewMs || skew < -kMaxSkewMs) {
+      if (!clock_refused_)
+        log::warn("transcode", "relay clock ignored: more than 30 s from this node's clock",
+                  {{"stream", stream_}, {"skew_ms", skew}});
+      clock_refused_ = true;
+      return;
+    }
+    if (!remote_clock_)
+      log::info("transcode", "program date time from the ingest node's arrival clock",
+                {{"stream", stream_}, {"media_ms", media_ms}, {"skew_ms", skew}});
+    remote_clock_ = true;
+    anchor_->mark(double(media_ms) / 1000, wall_ms);
+  }
   void on_stop(std::string_view) override { in_.reset(); }  // the queued frames flush, then the push ends
 
  private:
+  std::string stream_;
   std::unique_ptr<transcode::StreamInput> in_;
   std::shared_ptr<push::ArrivalAnchor> anchor_;
   std::map<std::uint32_t, std::uint32_t> timescales_;  // track id -> timescale
   std::int64_t first_ms_ = -1;
+  bool trust_clock_;
+  bool remote_clock_ = false;  // the ingest node's clock anchors: own arrivals are not marked
+  bool clock_refused_ = false;
 };
 
 class PushFeeder final : public ingest::Observer {
  public:
-  PushFeeder(transcode::Transcoder& t, push::Pusher& p, std::chrono::milliseconds grid)
-      : transcoder_(t), pusher_(p), grid_(grid) {}
+  PushFeeder(transcode::Transcoder& t, push::Pusher& p, std::chrono::milliseconds grid, bool trust_clock)
+      : transcoder_(t), pusher_(p), grid_(grid), trust_clock_(trust_clock) {}
   std::unique_ptr<ingest::PublishHandler> on_publish_start(const ingest::PublishInfo& info) override {
     auto grid = info.segment_target_ms > 0 ? std::chrono::milliseconds(info.segment_target_ms) : grid_;
     auto anchor = std::make_shared<push::ArrivalAnchor>();
     return std::make_unique<Handler>(
-        transcoder_.open_stream(info.stream, info.profile, pusher_.open_stream(info.stream, anchor), grid), anchor);
+        info.stream, transcoder_.open_stream(info.stream, info.profile, pusher_.open_stream(info.stream, anchor), grid),
+        anchor, trust_clock_);
   }
 
  private:
   transcode::Transcoder& transcoder_;
   push::Pusher& pusher_;
   std::chrono::milliseconds grid_;
+  bool trust_clock_;
 };
 
 }  // namespace
@@ -98,8 +135,8 @@ std::unique_ptr<auth::KeyStore> make_relay_key_store(std::string secret) {
 }
 
 std::shared_ptr<ingest::Observer> make_push_feeder(transcode::Transcoder& transcoder, push::Pusher& pusher,
-                                                   std::chrono::milliseconds segment_target) {
-  return std::make_shared<PushFeeder>(transcoder, pusher, segment_target);
+                                                   std::chrono::milliseconds segment_target, bool trust_relay_clock) {
+  return std::make_shared<PushFeeder>(transcoder, pusher, segment_target, trust_relay_clock);
 }
 
 }  // namespace sf::app

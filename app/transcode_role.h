@@ -19,8 +19,10 @@ namespace sf::app {
 std::unique_ptr<auth::KeyStore> make_relay_key_store(std::string secret);
 
 // Each accepted relay: transcoded (the configured profile, keyframes on `segment_target`) and
-// pushed to the origin.
+// pushed to the origin, program date time anchored on the ingest node's arrival clock when the
+// relay sends one and `trust_relay_clock` (relays are authenticated by a secret), else on the
+// relayed frames' arrival here.
 std::shared_ptr<ingest::Observer> make_push_feeder(transcode::Transcoder& transcoder, push::Pusher& pusher,
-                                                   std::chrono::milliseconds segment_target);
+                                                   std::chrono::milliseconds segment_target, bool trust_relay_clock);
 
 }  // namespace sf::app

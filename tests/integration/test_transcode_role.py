@@ -11,11 +11,16 @@ transcoder ends the stream at the origin. The origin's program date time is the 
 carried in the pushed chunks' prft boxes. A relay with a wrong secret is refused by the transcoder
 and nothing reaches the origin.
 """
+import collections
 import datetime
 import re
 import signal
+import socket
 import struct
+import threading
 import time
+
+import pytest
 
 import sfharness as h
 
@@ -55,10 +60,106 @@ def start_transcoder(make_server, origin, relay_secret=RELAY_SECRET, extra=()):
     return srv
 
 
-def start_ingest(make_server, transcoder, relay_secret=RELAY_SECRET):
+def start_ingest(make_server, transcoder, relay_secret=RELAY_SECRET, port=None, extra=()):
+    port = port or transcoder.rtmp_port
     return make_server(role="ingest", record=False,
-                       args=[f"--ingest.relay=rtmp://{HOST}:{transcoder.rtmp_port}/relay/{{stream}}",
-                             f"--ingest.relay_secret={relay_secret}", "--ingest.relay_max_backoff=1s"])
+                       args=[f"--ingest.relay=rtmp://{HOST}:{port}/relay/{{stream}}",
+                             f"--ingest.relay_secret={relay_secret}", "--ingest.relay_max_backoff=1s", *extra])
+
+
+class DelayProxy:
+    """A TCP proxy on 127.0.0.1 that hands on every byte from the client `delay` seconds after it
+    arrived (a long relay hop: ingest -> transcode); answers go back at once. Threads end when
+    either side closes or close() is called; each wait is bounded."""
+
+    def __init__(self, upstream_port, delay):
+        self.upstream_port, self.delay = upstream_port, delay
+        self.listener = socket.create_server((HOST, 0))
+        self.listener.settimeout(0.5)
+        self.port = self.listener.getsockname()[1]
+        self.closed = threading.Event()
+        self.sockets = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except (socket.timeout, OSError):
+                continue
+            try:
+                upstream = socket.create_connection((HOST, self.upstream_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            self.sockets += [client, upstream]
+            pending = collections.deque()
+            ready = threading.Condition()
+            threading.Thread(target=self._read, args=(client, upstream, pending, ready), daemon=True).start()
+            threading.Thread(target=self._forward, args=(client, upstream, pending, ready), daemon=True).start()
+            threading.Thread(target=self._back, args=(client, upstream), daemon=True).start()
+
+    def _read(self, client, upstream, pending, ready):
+        client.settimeout(0.5)
+        while not self.closed.is_set():
+            try:
+                data = client.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                data = b""
+            with ready:
+                pending.append((time.monotonic() + self.delay, data))
+                ready.notify()
+            if not data:
+                return
+
+    def _forward(self, client, upstream, pending, ready):
+        while not self.closed.is_set():
+            with ready:
+                if not pending:
+                    ready.wait(0.5)
+                    continue
+                due, data = pending[0]
+            if time.monotonic() < due:
+                time.sleep(min(due - time.monotonic(), 0.5))
+                continue
+            with ready:
+                pending.popleft()
+            try:
+                if not data:
+                    upstream.shutdown(socket.SHUT_WR)
+                    return
+                upstream.sendall(data)
+            except OSError:
+                client.close()
+                return
+
+    def _back(self, client, upstream):
+        upstream.settimeout(0.5)
+        while not self.closed.is_set():
+            try:
+                data = upstream.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                data = b""
+            try:
+                if not data:
+                    client.close()
+                    return
+                client.sendall(data)
+            except OSError:
+                return
+
+    def close(self):
+        self.closed.set()
+        self.listener.close()
+        for s in self.sockets:
+            try:
+                s.close()
+            except OSError:
+                pass
 
 
 def master_variants(origin, stream):
@@ -276,3 +377,62 @@ def test_all_serves_the_same_multivariant_playlist(make_server, procs, clip12, t
     procs.add(h.ffmpeg_publish(clip12, srv.url(key), tmp_path / "pub.log"))
     h.wait_until(lambda: ladder_listed(srv, "cam"), 25, "both rungs with two segments in all")
     check_master(srv, "cam")
+
+
+def segment0_pdt_ms(origin, stream, rung):
+    """Segment 0's EXT-X-PROGRAM-DATE-TIME in ms since the epoch, None while not listed."""
+    status, body, _ = h.http_get(f"{origin.origin}/live/{stream}/{rung}/index.m3u8")
+    if status != 200:
+        return None
+    seg0 = next((s for s in h.MediaPlaylist(body).segments if s["msn"] == 0), None)
+    if not seg0 or not seg0["pdt"]:
+        return None
+    return datetime.datetime.fromisoformat(seg0["pdt"].replace("Z", "+00:00")).timestamp() * 1000
+
+
+HOP_DELAY = 1.5
+
+
+@pytest.mark.parametrize("clock", [True, False], ids=["ingest-clock", "no-clock"])
+def test_program_date_time_is_the_arrival_at_the_ingest_node_not_one_hop_later(make_server, clip30, clock):
+    """The relay from ingest to transcode goes through a proxy that delays every byte by 1.5 s (a long
+    hop). With the ingest node's arrival clock (the relay's @streamflex message, ingest.relay_clock)
+    segment 0's PROGRAM-DATE-TIME at the origin is the source's arrival at the INGEST node; an
+    old-style relay without it (ingest.relay_clock=false) anchors at the transcode node, 1.5 s later."""
+    origin = start_origin(make_server)
+    # Each command of the relay's connection crosses the delay: give it time to publish.
+    tc = start_transcoder(make_server, origin, extra=["--ingest.handshake_timeout=20s"])
+    proxy = DelayProxy(tc.rtmp_port, HOP_DELAY)
+    try:
+        ing = start_ingest(make_server, tc, port=proxy.port,
+                           extra=["--ingest.relay_timeout=20s", f"--ingest.relay_clock={str(clock).lower()}"])
+        key = ing.create_key("cam")
+        tags = [t for t in h.flv_tags(clip30) if t[1] <= 7000]
+        first_video = min(ts for ttype, ts, _ in tags if ttype == 9)
+        pub = h.TagPublisher(ing.rtmp_port, key)
+        try:
+            ing.wait_metric("streamflex_ingest_relay_connects_total", 1, timeout=25)
+            # In real time; the source's arrival at the ingest node implies the start the earliest tag gives.
+            t0 = time.monotonic()
+            implied_start = None
+            for tag in tags:
+                delay = t0 + tag[1] / 1000 - time.monotonic()
+                if delay > 0:
+                    time.sleep(min(delay, 1.0))
+                pub.send([tag])
+                start = time.time() * 1000 - tag[1]
+                implied_start = start if implied_start is None else min(implied_start, start)
+            h.wait_until(lambda: segment0_pdt_ms(origin, "cam", "160p") is not None, 15, "segment 0 at the origin")
+            pdt_ms = segment0_pdt_ms(origin, "cam", "160p")
+        finally:
+            pub.close()
+    finally:
+        proxy.close()
+    late = pdt_ms - (implied_start + first_video)
+    print(f"relay_clock={clock}: segment 0 PDT - (arrival at the ingest node + media time): {late:+.0f} ms")
+    if clock:
+        assert abs(late) < 150, late
+        tc.wait_log("program date time from the ingest node's arrival clock", timeout=5, stream="cam")
+    else:
+        assert HOP_DELAY * 1000 - 250 < late < HOP_DELAY * 1000 + 250, late
+        assert not tc.logs("program date time from the ingest node's arrival clock")

@@ -11,7 +11,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -37,19 +39,29 @@ namespace {
 constexpr std::uint32_t kControlCsid = 2;
 constexpr std::uint32_t kCommandCsid = 3;
 constexpr std::uint32_t kAudioCsid = 4;
+constexpr std::uint32_t kDataCsid = 5;
 constexpr std::uint32_t kVideoCsid = 6;
 constexpr std::uint32_t kOutChunkSize = 65536;
 constexpr std::chrono::milliseconds kFirstBackoff{250};
+// The arrival clock: arrivals noted during the publish's first seconds (as the origin's
+// ArrivalClock marks them), a better anchor sent at most this often.
+constexpr std::int64_t kClockWindowMs = 5000;
+constexpr std::int64_t kClockSpacingMs = 100;
+
+std::int64_t wall_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // One FLV tag body to send: a small prefix (codec header bytes) and the shared media payload.
 struct Item {
-  std::uint8_t type = 0;  // rtmp::kAudio / rtmp::kVideo
+  std::uint8_t type = 0;  // rtmp::kAudio / rtmp::kVideo / rtmp::kAmf0Data (the arrival clock)
   std::uint32_t timestamp = 0;
   std::array<std::byte, 16> prefix{};
   std::uint8_t prefix_size = 0;
   Bytes payload;
   bool keyframe = false;
-  bool header = false;  // a sequence header
+  bool header = false;  // a sequence header, or the arrival clock (not a frame)
   std::size_t size() const { return prefix_size + payload.size(); }
 };
 
@@ -125,6 +137,21 @@ std::string amf_string_at(const std::vector<amf0::Value>& args, std::size_t i) {
   return args.size() > i && args[i].string() ? *args[i].string() : std::string();
 }
 
+// ["@streamflex", {media_ms, arrival_ms}]: the frame at media_ms (the relayed timeline) arrived
+// here at arrival_ms (see relay.h).
+Item clock_item(std::uint32_t media_ms, std::int64_t arrival_ms) {
+  std::vector<std::byte> body;
+  amf0::encode_all({"@streamflex", amf0::Object{{"media_ms", static_cast<double>(media_ms)},
+                                                {"arrival_ms", static_cast<double>(arrival_ms)}}},
+                   body);
+  Item it;
+  it.type = rtmp::kAmf0Data;
+  it.timestamp = media_ms;
+  it.payload = Bytes::copy_of(ByteView(body.data(), body.size()));
+  it.header = true;
+  return it;
+}
+
 // One publish to one target. Publisher thread: on_track/on_frame/stop (under mu_). The link's
 // context: everything else.
 class Link final : public std::enable_shared_from_this<Link>, public net::Watched {
@@ -138,6 +165,7 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
         max_queue_(static_cast<std::size_t>(config.relay_queue_bytes)),
         timeout_(config.relay_timeout),
         max_backoff_(config.relay_max_backoff),
+        send_clock_(config.relay_clock),
         metrics_(std::move(metrics)),
         socket_(ctx),
         wake_(ctx) {}
@@ -162,6 +190,7 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
     if (!item) return;
     const bool video = item->type == rtmp::kVideo;
     (video ? last_video_ms_ : last_audio_ms_) = item->timestamp;
+    note_arrival(item->timestamp);
     if (stopped_) return;
     if (!streaming_) {
       keep_gop(std::move(*item));
@@ -187,12 +216,14 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
       }
       queue_.clear();
       queued_bytes_ = 0;
+      clock_sent_start_.reset();  // a clock dropped with the queue goes again
       requeue_headers();
       if (!(video && item->keyframe) && video_header_) {
         need_keyframe_ = true;
         return;
       }
     }
+    queue_clock(item->timestamp, false);
     push(std::move(*item));
   }
 
@@ -220,6 +251,31 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
   }
   void watch() { net::Deadlines::of(ctx_.get_executor()).watch(*this, std::chrono::steady_clock::now() + timeout_); }
   void unwatch() { net::Deadlines::of(ctx_.get_executor()).unwatch(*this); }
+
+  // Arrival clock (under mu_): the earliest implied start (arrival minus media time) of the
+  // frames that arrived in the publish's first seconds, noted on the publisher's thread as they
+  // arrive, whether or not the link is up.
+  void note_arrival(std::uint32_t media_ms) {
+    if (!send_clock_ || clock_settled_) return;
+    auto now = wall_now_ms();
+    if (clock_first_ms_ < 0) clock_first_ms_ = now;
+    if (now - clock_first_ms_ > kClockWindowMs) {
+      clock_settled_ = true;  // no clock reading per frame from here on
+      return;
+    }
+    std::int64_t start = now - std::int64_t{media_ms};
+    if (!clock_start_ || start < *clock_start_) clock_start_ = start;
+  }
+  // Queues the clock, expressed at `media_ms` (the frame about to follow), when the peer has not
+  // been sent this anchor yet; improvements at most every kClockSpacingMs unless `force`.
+  void queue_clock(std::uint32_t media_ms, bool force) {
+    if (!clock_start_ || (clock_sent_start_ && *clock_sent_start_ <= *clock_start_)) return;
+    auto now = wall_now_ms();
+    if (!force && clock_sent_start_ && now - clock_sent_ms_ < kClockSpacingMs) return;
+    clock_sent_start_ = clock_start_;
+    clock_sent_ms_ = now;
+    push(clock_item(media_ms, *clock_start_ + std::int64_t{media_ms}));
+  }
 
   void push(Item item) {
     queued_bytes_ += item.size();
@@ -251,12 +307,15 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
   // Queues the sequence headers, then the kept group of pictures if any (under mu_). The headers
   // carry the time of what follows them, so the peer's timeline never steps back.
   void requeue_headers_and_gop() {
+    clock_sent_start_.reset();  // a new connection: the peer learns the clock before any media
     if (gop_.empty()) {
+      queue_clock(std::max(last_video_ms_, last_audio_ms_), true);
       requeue_headers();
       need_keyframe_ = video_header_.has_value();
       return;
     }
     const std::uint32_t at = gop_.front().timestamp;
+    queue_clock(at, true);
     requeue_headers(at, at);
     for (auto& it : gop_) {
       queued_bytes_ += it.size();
@@ -414,8 +473,11 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
       out_.clear();
       for (std::size_t i = 0; i < batch.size(); ++i) {
         const Item& it = batch[i];
-        writer_.plan(it.type == rtmp::kVideo ? kVideoCsid : kAudioCsid, it.type, stream_id_, it.timestamp,
-                     ByteView(it.prefix.data(), it.prefix_size), it.payload, static_cast<int>(i), plan);
+        const std::uint32_t csid = it.type == rtmp::kVideo   ? kVideoCsid
+                                   : it.type == rtmp::kAudio ? kAudioCsid
+                                                             : kDataCsid;
+        writer_.plan(csid, it.type, stream_id_, it.timestamp, ByteView(it.prefix.data(), it.prefix_size), it.payload,
+                     static_cast<int>(i), plan);
       }
       buffers.clear();
       std::size_t bytes = 0;
@@ -550,6 +612,7 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
   const std::size_t max_queue_;
   const std::chrono::milliseconds timeout_;
   const std::chrono::milliseconds max_backoff_;
+  const bool send_clock_;
   std::shared_ptr<RelayMetrics> metrics_;
 
   // Shared with the publisher thread, under mu_.
@@ -568,6 +631,11 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
   bool need_keyframe_ = false;
   bool waiting_ = false;  // the writer waits on wake_
   bool overflow_logged_ = false;
+  std::int64_t clock_first_ms_ = -1;              // wall clock of the first frame
+  std::optional<std::int64_t> clock_start_;       // earliest implied start, ms since the epoch
+  std::optional<std::int64_t> clock_sent_start_;  // what this connection's peer was last sent
+  std::int64_t clock_sent_ms_ = 0;
+  bool clock_settled_ = false;  // past the window: clock_start_ is final
 
   // The link's context only.
   asio::ip::tcp::socket socket_;

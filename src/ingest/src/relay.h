@@ -6,6 +6,14 @@
 // never slows the publisher: the queue is bounded in bytes, past it the link drops to the next
 // keyframe (counted); a dropped connection is retried with a bounded, doubling backoff until the
 // publish ends.
+// The arrival clock (ingest.relay_clock): right after the publish is accepted, before any media,
+// and again when it improves during the publish's first seconds, the link sends an AMF0 data
+// message ["@streamflex", {media_ms, arrival_ms}]: the frame at media_ms (the relayed RTMP
+// timeline) arrived at this node at arrival_ms (ms since the Unix epoch), by the earliest implied
+// start among the frames that arrived in the first 5 s (as the origin's ArrivalClock takes it). A
+// StreamFlex transcode node anchors program date time on it instead of on its own, later, arrival;
+// other receivers ignore a data message they do not know (nginx-rtmp: no handler; StreamFlex
+// `all`: not metadata).
 #pragma once
 
 #include <prometheus/counter.h>

@@ -489,6 +489,17 @@ void Session::end_publish(std::string_view reason) {
 
 void Session::on_data(const std::vector<amf0::Value>& args) {
   if (!live_ || args.empty()) return;
+  if (args[0].string() && *args[0].string() == "@streamflex") {
+    // A StreamFlex relay's arrival clock (relay.h): handed on, trusted or not by the handlers.
+    const amf0::Value* media = args.size() > 1 ? args[1].get("media_ms") : nullptr;
+    const amf0::Value* arrival = args.size() > 1 ? args[1].get("arrival_ms") : nullptr;
+    if (!media || !arrival || !media->number() || !arrival->number()) return;
+    double m = *media->number(), a = *arrival->number();
+    // A 32-bit RTMP time and a wall clock after 1970 and before the year 33658.
+    if (!(m >= 0 && m <= 4294967295.0) || !(a > 0 && a < 1e15)) return;
+    for (auto& h : handlers_) h->on_relay_clock(static_cast<std::int64_t>(m), static_cast<std::int64_t>(a));
+    return;
+  }
   // ["@setDataFrame", "onMetaData", {...}] or ["onMetaData", {...}]; keep the metadata itself.
   std::size_t i = 0;
   if (args[0].string() && *args[0].string() == "@setDataFrame") i = 1;

@@ -44,6 +44,7 @@ struct Config {
   std::int64_t relay_queue_bytes = 8 * 1024 * 1024;   // per link; beyond, drop to the next keyframe
   std::chrono::milliseconds relay_timeout{5000};      // connect through publish, and each write
   std::chrono::milliseconds relay_max_backoff{5000};  // longest wait between reconnection attempts
+  bool relay_clock = true;  // send peers this node's arrival clock ("@streamflex" data message, relay.h)
 };
 
 struct PublishInfo {
@@ -68,6 +69,10 @@ class PublishHandler {
   virtual ~PublishHandler() = default;
   virtual void on_track(const media::TrackConfig& track) {}
   virtual void on_frame(const media::MediaFrame& frame) {}
+  // An upstream node's arrival clock, from a relay's "@streamflex" data message: the frame at
+  // `media_ms` of this publish's timeline arrived there at `wall_ms` (ms since the Unix epoch).
+  // Any publisher can send one: only a handler whose publishes are authenticated relays may trust it.
+  virtual void on_relay_clock(std::int64_t media_ms, std::int64_t wall_ms) {}
   // reason: "unpublished", "disconnected", "taken_over", "idle_timeout", "shutdown",
   // "malformed", "message_too_large", "unsupported_codec", ...
   virtual void on_stop(std::string_view reason) {}
