@@ -10,7 +10,8 @@ a complete-looking wrong answer), and the next request fetches the part again.
 The same with an answer of unknown length (Transfer-Encoding: chunked, as the origin sends the
 open LL-DASH segment while it is produced): the edge answers every waiter with chunked coding,
 chunk by chunk; one that breaks off ends every waiter's answer without the last-chunk and is not
-cached. Against the real origin (`streamflex all` fed by ffmpeg): the open segment fetched through
+cached; while it arrives the edge's cache counts the bytes received so far (its byte bound holds
+with many such objects open). Against the real origin (`streamflex all` fed by ffmpeg): the open segment fetched through
 the edge arrives in pieces spread over the segment's duration, not at its end.
 """
 import http.server
@@ -27,6 +28,7 @@ PART = "/live/slow/video/s1.p0.m4s"
 BROKEN = "/live/slow/video/s2.p0.m4s"
 CHUNKED = "/live/slow/video/s3.m4s"         # answered with Transfer-Encoding: chunked
 BROKEN_CHUNKED = "/live/slow/video/s4.m4s"  # chunked, reset halfway the first time
+COUNTED = "/live/slow/video/s7.m4s"         # chunked, the cache's size watched while it arrives
 SIZE = 200 * 1024
 PIECES = 20
 PIECE_GAP = 0.05  # 20 pieces of 10 KB, 50 ms apart: the body takes about a second
@@ -64,11 +66,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with srv.lock:
             srv.requests[self.path] = srv.requests.get(self.path, 0) + 1
             n = srv.requests[self.path]
-        if self.path not in (PART, BROKEN, CHUNKED, BROKEN_CHUNKED):
+        if self.path not in (PART, BROKEN, CHUNKED, BROKEN_CHUNKED, COUNTED):
             self._head(404, 0, "text/plain")
             return
         srv.release.wait(30)
-        chunked = self.path in (CHUNKED, BROKEN_CHUNKED)
+        chunked = self.path in (CHUNKED, BROKEN_CHUNKED, COUNTED)
         self._head(200, None if chunked else SIZE, "video/iso.segment", "public, max-age=31536000, immutable")
         self.wfile.flush()
         srv.head_sent[self.path] = time.monotonic()
@@ -361,3 +363,26 @@ def get_chunked(port, path, deadline):
             break
     s.close()
     return head, chunks, time.monotonic()
+
+
+def test_the_cache_counts_a_chunked_body_while_it_arrives(module_servers, slow):
+    """streamflex_edge_cache_bytes grows with the chunked body as it arrives (it stayed 0 until the
+    complete object replaced the arriving one) and ends at the complete object's size."""
+    slow.release.set()
+    edge = h.start_edge(module_servers, [f"{h.HOST}:{slow.server_port}"], args=["--edge.upstream_timeout=10s"])
+    viewer = Viewer(edge.edge_port, COUNTED)
+    viewer.start()
+    seen = []
+    for _ in range(1500):  # a sample every 20 ms or so, for at most 30 s (the body takes about one)
+        seen.append(edge.metric("streamflex_edge_cache_bytes"))
+        viewer.join(0.02)
+        if not viewer.is_alive():
+            break
+    viewer.join(30)
+    assert viewer.complete and viewer.body == BODY
+    arriving = sorted({v for v in seen if 0 < v < SIZE})
+    print(f"\n[edge cache] {len(seen)} samples while the chunked body arrived: {len(arriving)} distinct sizes "
+          f"between 0 and {SIZE}")
+    assert len(arriving) >= 2, f"the cache did not count the body while it arrived: {sorted(set(seen))}"
+    assert seen == sorted(seen), "the count went down while the body arrived"
+    h.wait_until(lambda: edge.metric("streamflex_edge_cache_bytes") == SIZE, 5, "the complete object's size")

@@ -238,16 +238,26 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
 
   static asio::awaitable<void> fetch(std::shared_ptr<Impl> self, asio::any_io_executor ex, std::string key,
                                      std::string target, bool is_blocking) {
-    auto streamed = std::make_shared<bool>(false);
+    // The entry the waiters were answered with at the upstream's head, if they were.
+    struct Streamed {
+      bool answered = false;
+      std::shared_ptr<const Entry> entry;
+    };
+    auto streamed = std::make_shared<Streamed>();
     http::OnHead on_head = [self, key, target, streamed](const http::ClientResponse& head,
                                                          const http::ArrivingBody& body) {
-      *streamed = self->on_upstream_head(key, target, head, body);
+      streamed->entry = self->on_upstream_head(key, target, head, body);
+      streamed->answered = streamed->entry != nullptr;
     };
-    auto entry = co_await self->fetch_upstream(ex, target, is_blocking, std::move(on_head), *streamed);
-    if (*streamed) {
+    auto entry = co_await self->fetch_upstream(ex, target, is_blocking, std::move(on_head), streamed->answered);
+    if (streamed->answered) {
       // The waiters have had the head and the bytes as they came; the complete object (with its
-      // ETag) takes the streamed entry's place. A failed stream's entry is never served again.
-      if (entry->status == 200 && entry->expires > entry->stored) self->cache.store(key, entry);
+      // ETag) takes the streamed entry's place. A failed stream's entry is never served again, and
+      // its bytes leave the cache's count now.
+      if (entry->status == 200 && entry->expires > entry->stored)
+        self->cache.store(key, entry);
+      else
+        self->cache.erase(key, streamed->entry.get());
       co_return;
     }
     if (entry->status == 200 || entry->status == 404) {
@@ -297,16 +307,22 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   // length (chunked: an open LL-DASH segment the origin is still producing), is cached and handed
   // to every waiter now, its body following as it arrives (shared, not copied per waiter; an
   // unknown length goes on with chunked coding, chunk by chunk). Playlists and MPDs wait for their
-  // whole body (a viewer's token may rewrite them). Returns whether the waiters were answered.
-  bool on_upstream_head(const std::string& key, std::string_view target, const http::ClientResponse& head,
-                        const http::ArrivingBody& body) {
-    if (head.status != 200 || (body.sized && body.sized->size() < kStreamFrom)) return false;
+  // whole body (a viewer's token may rewrite them). A body of unknown length counts in the cache
+  // as its pieces arrive. Returns the entry the waiters were answered with, or null.
+  std::shared_ptr<const Entry> on_upstream_head(const std::string& key, std::string_view target,
+                                                const http::ClientResponse& head, const http::ArrivingBody& body) {
+    if (head.status != 200 || (body.sized && body.sized->size() < kStreamFrom)) return nullptr;
     auto type = head.header("content-type");
-    if (type.find("mpegurl") != std::string::npos || type.find("dash+xml") != std::string::npos) return false;
+    if (type.find("mpegurl") != std::string::npos || type.find("dash+xml") != std::string::npos) return nullptr;
     auto entry = make_entry(head, target, body.sized, body.chunked);
-    if (entry->expires > entry->stored) cache.store(key, entry);
+    if (entry->expires > entry->stored) {
+      cache.store(key, entry);
+      // Told on the fetching thread as each piece is published, until the body ends or fails (the
+      // fetch, which holds this Impl, lasts that long).
+      if (body.chunked) body.chunked->on_append([this, key, e = entry.get()](std::size_t n) { cache.grow(key, e, n); });
+    }
     answer_waiters(key, *entry);
-    return true;
+    return entry;
   }
 
   // Answers every request waiting for `key` with `entry` and ends the flight.

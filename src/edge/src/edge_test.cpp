@@ -988,6 +988,98 @@ TEST(EdgeChunked, BrokenOffChunkedAnswerEndsEveryWaiterShortAndIsNotCached) {
   EXPECT_EQ(upstream.count(segment), 2);
 }
 
+// Answers every request the upstream holds with a chunked body the test produces.
+std::shared_ptr<http::ChunkedBody> answer_chunked(Upstream& upstream) {
+  auto produced = std::make_shared<http::ChunkedBody>();
+  http::Response r;
+  r.content_type = "video/iso.segment";
+  r.source = produced;
+  r.headers.emplace_back("Cache-Control", kImmutable);
+  upstream.answer_held(r);
+  return produced;
+}
+
+void append(http::ChunkedBody& body, std::string_view bytes) {
+  body.append(Bytes::copy_of(as_bytes(bytes)));
+}
+
+// The cache counts a chunked body's bytes as they arrive (it was 0 until the complete object came),
+// and after the end holds the complete object's size; after a break-off, nothing of it.
+TEST(EdgeChunked, CacheCountsAnArrivingChunkedBodyAndReleasesItAtTheEndOrABreakOff) {
+  Upstream upstream;
+  EdgeUnderTest edge({upstream.address()});
+  auto cache_bytes = [&] { return edge.metric("streamflex_edge_cache_bytes"); };
+  const std::string body = part_body(300 * 1024);
+  const std::string_view view(body);
+  {
+    ChunkedViewers crowd(edge.endpoint(), 3, "/live/s/video/s9.m4s");
+    ASSERT_TRUE(eventually([&] { return upstream.held_count() == 1; }, 10s));
+    auto produced = answer_chunked(upstream);
+    ASSERT_TRUE(eventually([&] { return edge.metric("streamflex_edge_waiting_requests") == 0; }, 10s));
+    EXPECT_EQ(cache_bytes(), 0);
+    append(*produced, view.substr(0, 40 * 1024));
+    EXPECT_TRUE(eventually([&] { return cache_bytes() == 40 * 1024; }, 10s)) << cache_bytes();
+    append(*produced, view.substr(40 * 1024, 100 * 1024));
+    EXPECT_TRUE(eventually([&] { return cache_bytes() == 140 * 1024; }, 10s)) << cache_bytes();
+    append(*produced, view.substr(140 * 1024));
+    produced->end();
+    ASSERT_TRUE(crowd.wait_done(20s));
+    for (auto& v : crowd.viewers) EXPECT_TRUE(*v.result && as_chars((*v.result)->body.view()) == body);
+    // The complete object replaced the arriving one: counted once, at its size.
+    EXPECT_TRUE(eventually([&] { return cache_bytes() == double(body.size()); }, 10s)) << cache_bytes();
+  }
+  {
+    ChunkedViewers crowd(edge.endpoint(), 3, "/live/s/video/s10.m4s");
+    ASSERT_TRUE(eventually([&] { return upstream.held_count() == 1; }, 10s));
+    auto produced = answer_chunked(upstream);
+    append(*produced, view.substr(0, 16 * 1024));
+    EXPECT_TRUE(eventually([&] { return cache_bytes() == double(body.size() + 16 * 1024); }, 10s)) << cache_bytes();
+    produced->fail();
+    ASSERT_TRUE(crowd.wait_done(20s));
+    EXPECT_TRUE(eventually([&] { return cache_bytes() == double(body.size()); }, 10s)) << cache_bytes();
+  }
+}
+
+// Many chunked objects arriving at once, together larger than the cache: the cache stays within
+// its bound by evicting (arriving objects included), and every viewer still gets its whole body.
+TEST(EdgeChunked, ManyArrivingChunkedObjectsKeepTheCacheWithinItsBoundAndEveryViewerFed) {
+  Upstream upstream;
+  Config config;
+  config.cache_bytes = 1024 * 1024;
+  EdgeUnderTest edge({upstream.address()}, config);
+  constexpr int kObjects = 8;
+  const std::string body = part_body(200 * 1024);
+  const std::string_view view(body);
+  std::vector<std::unique_ptr<ChunkedViewers>> crowds;
+  for (int i = 0; i < kObjects; ++i)
+    crowds.push_back(
+        std::make_unique<ChunkedViewers>(edge.endpoint(), 2, "/live/s/video/s" + std::to_string(20 + i) + ".m4s"));
+  ASSERT_TRUE(eventually([&] { return upstream.held_count() == kObjects; }, 10s));
+  auto produced = answer_chunked(upstream);  // one body, sent to each of the edge's fetches
+  double most = 0;
+  for (std::size_t at = 0; at < body.size(); at += 20 * 1024) {
+    auto bound = std::min<std::size_t>(body.size(), at + 20 * 1024);
+    append(*produced, view.substr(at, bound - at));
+    // Each fetch has had this piece once every viewer has it.
+    ASSERT_TRUE(eventually(
+        [&] { return std::all_of(crowds.begin(), crowds.end(), [&](auto& c) { return c->all_have(bound); }); }, 10s));
+    most = std::max(most, edge.metric("streamflex_edge_cache_bytes"));
+  }
+  produced->end();
+  for (auto& c : crowds) {
+    ASSERT_TRUE(c->wait_done(20s));
+    for (auto& v : c->viewers) {
+      ASSERT_TRUE(*v.result) << v.result->error().message();
+      EXPECT_TRUE(as_chars((*v.result)->body.view()) == body);
+    }
+  }
+  EXPECT_LE(most, double(config.cache_bytes));
+  EXPECT_GT(most, 0.5 * double(config.cache_bytes)) << "the arriving objects were hardly counted";
+  EXPECT_GT(edge.metric("streamflex_edge_cache_evictions"), 0);
+  EXPECT_LE(edge.metric("streamflex_edge_cache_bytes"), double(config.cache_bytes));
+  EXPECT_EQ(upstream.total(), kObjects);
+}
+
 // ---- viewer tokens ---------------------------------------------------------------------------
 
 // An origin stand-in whose /live/ objects are all marked X-SF-Access: token; it records the

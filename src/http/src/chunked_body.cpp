@@ -9,12 +9,14 @@ namespace sf::http {
 namespace asio = boost::asio;
 
 void ChunkedBody::append(Bytes piece) {
-  if (piece.size() == 0) return;
+  std::size_t n = piece.size();
+  if (n == 0) return;
   std::unique_lock lock(mu_);
   if (ended() || failed()) return;
-  size_ += piece.size();
+  size_ += n;
   pieces_.push_back(std::move(piece));
   wake_all(lock);
+  if (grown_) grown_(n);
 }
 
 void ChunkedBody::end() {
@@ -22,6 +24,7 @@ void ChunkedBody::end() {
   if (failed()) return;
   ended_.store(true, std::memory_order_release);
   wake_all(lock);
+  grown_ = nullptr;
 }
 
 void ChunkedBody::fail() {
@@ -29,6 +32,11 @@ void ChunkedBody::fail() {
   if (ended()) return;
   failed_.store(true, std::memory_order_release);
   wake_all(lock);
+  grown_ = nullptr;
+}
+
+void ChunkedBody::on_append(std::function<void(std::size_t)> grown) {
+  grown_ = std::move(grown);
 }
 
 std::size_t ChunkedBody::size() const {

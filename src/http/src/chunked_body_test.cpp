@@ -4,7 +4,9 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace sf::http {
 namespace {
@@ -78,6 +80,30 @@ TEST(ChunkedBody, WaitersAreWokenOnceByTheNextPieceTheEndOrAFailure) {
   EXPECT_EQ(body.size(), 1u);
   body.end();
   EXPECT_FALSE(body.ended());
+}
+
+TEST(ChunkedBody, OnAppendIsToldEachPublishedPieceUntilTheBodyFinishes) {
+  for (bool ends : {true, false}) {
+    ChunkedBody body;
+    body.append(piece("before"));  // not told: nobody was listening yet
+    std::vector<std::size_t> told;
+    auto owner = std::make_shared<int>(0);  // what the callback captures
+    std::weak_ptr<int> watch = owner;
+    body.on_append([&told, owner](std::size_t n) { told.push_back(n); });
+    owner.reset();
+    body.append(piece("abc"));
+    body.append(piece(""));  // ignored, not told
+    body.append(piece("de"));
+    EXPECT_EQ(told, (std::vector<std::size_t>{3, 2}));
+    EXPECT_FALSE(watch.expired());
+    if (ends)
+      body.end();
+    else
+      body.fail();
+    EXPECT_TRUE(watch.expired()) << "the callback outlived the body's " << (ends ? "end" : "failure");
+    body.append(piece("late"));
+    EXPECT_EQ(told.size(), 2u);
+  }
 }
 
 }  // namespace

@@ -9,7 +9,8 @@
 // - end() marks the body complete; fail() marks it unfinishable (upstream reset, stall): consumers
 //   then close their connections without the last-chunk, so no viewer takes a truncated body for
 //   a whole one.
-// Thread-safe.
+// - on_append() lets whoever keeps the body account for it as it grows (the edge's cache bound).
+// Thread-safe, but append(), end(), fail() and on_append() are the producer's: one thread calls them.
 #pragma once
 
 #include <atomic>
@@ -38,6 +39,10 @@ class ChunkedBody final : public BodySource {
   void end();
   // Producer: the body will not complete.
   void fail();
+  // Producer's thread (an OnHead callback, say): `grown` is called with each piece's size once it
+  // is published, on the producer's thread, outside the body's lock; dropped at end() or fail(),
+  // so what it captures is released when the body finishes either way. Replaces an earlier one.
+  void on_append(std::function<void(std::size_t)> grown);
 
   bool ended() const { return ended_.load(std::memory_order_acquire); }
   bool failed() const { return failed_.load(std::memory_order_acquire); }
@@ -58,6 +63,7 @@ class ChunkedBody final : public BodySource {
   std::atomic<bool> ended_{false};
   std::atomic<bool> failed_{false};
   mutable std::vector<std::pair<boost::asio::any_io_executor, std::function<void()>>> waiters_;
+  std::function<void(std::size_t)> grown_;  // the producer's thread only: no lock
 };
 
 }  // namespace sf::http
