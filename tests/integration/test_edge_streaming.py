@@ -13,6 +13,9 @@ chunk by chunk; one that breaks off ends every waiter's answer without the last-
 cached; while it arrives the edge's cache counts the bytes received so far (its byte bound holds
 with many such objects open). Against the real origin (`streamflex all` fed by ffmpeg): the open segment fetched through
 the edge arrives in pieces spread over the segment's duration, not at its end.
+
+HTTP/1.0 viewers (no chunked coding) of such an answer, waiting for it or arriving while it comes,
+get it only once it is whole, with Content-Length; if it breaks off, a 502, never a short 200.
 """
 import http.server
 import os
@@ -29,6 +32,8 @@ BROKEN = "/live/slow/video/s2.p0.m4s"
 CHUNKED = "/live/slow/video/s3.m4s"         # answered with Transfer-Encoding: chunked
 BROKEN_CHUNKED = "/live/slow/video/s4.m4s"  # chunked, reset halfway the first time
 COUNTED = "/live/slow/video/s7.m4s"         # chunked, the cache's size watched while it arrives
+CHUNKED_10 = "/live/slow/video/s5.m4s"         # chunked, asked for by HTTP/1.0 viewers too
+BROKEN_CHUNKED_10 = "/live/slow/video/s6.m4s"  # the same, reset halfway the first time
 SIZE = 200 * 1024
 PIECES = 20
 PIECE_GAP = 0.05  # 20 pieces of 10 KB, 50 ms apart: the body takes about a second
@@ -48,6 +53,7 @@ class SlowUpstream(http.server.ThreadingHTTPServer):
         self.release = threading.Event()
         self.head_sent = {}         # path -> monotonic time the head went out
         self.last_sent = {}         # path -> ... and its last byte
+        self.ending = {}            # path -> when it began writing the last-chunk (chunked)
         self.broken_once = False
 
 
@@ -66,17 +72,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with srv.lock:
             srv.requests[self.path] = srv.requests.get(self.path, 0) + 1
             n = srv.requests[self.path]
-        if self.path not in (PART, BROKEN, CHUNKED, BROKEN_CHUNKED, COUNTED):
+        if self.path not in (PART, BROKEN, CHUNKED, BROKEN_CHUNKED, COUNTED, CHUNKED_10,
+                             BROKEN_CHUNKED_10):
             self._head(404, 0, "text/plain")
             return
         srv.release.wait(30)
-        chunked = self.path in (CHUNKED, BROKEN_CHUNKED, COUNTED)
+        chunked = self.path in (CHUNKED, BROKEN_CHUNKED, COUNTED, CHUNKED_10, BROKEN_CHUNKED_10)
         self._head(200, None if chunked else SIZE, "video/iso.segment", "public, max-age=31536000, immutable")
         self.wfile.flush()
         srv.head_sent[self.path] = time.monotonic()
         step = SIZE // PIECES
         for i in range(PIECES):
-            if self.path in (BROKEN, BROKEN_CHUNKED) and n == 1 and i == PIECES // 2:
+            if self.path in (BROKEN, BROKEN_CHUNKED, BROKEN_CHUNKED_10) and n == 1 and i == PIECES // 2:
                 # Half the body, then a reset: the answer cannot be completed.
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
                 self.connection.close()
@@ -88,6 +95,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if i < PIECES - 1:
                 time.sleep(PIECE_GAP)  # the trickle is what this upstream is for
         if chunked:
+            srv.ending[self.path] = time.monotonic()  # nobody can have the whole body before this
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         srv.last_sent[self.path] = time.monotonic()
@@ -184,6 +192,48 @@ class Viewer(threading.Thread):
                         break
             self.body = bytes(chunked.body) if chunked is not None else data
             s.close()
+        except OSError as e:
+            self.error = repr(e)
+        finally:
+            self.sent.set()
+
+
+class Viewer10(threading.Thread):
+    """GET `path` as HTTP/1.0 on a raw socket, read to the connection's end (how an HTTP/1.0 client
+    delimits a body without Content-Length): status line, headers, body, when the head came."""
+
+    def __init__(self, port, path):
+        super().__init__(daemon=True)
+        self.port, self.path = port, path
+        self.status_line = ""
+        self.status = 0
+        self.headers = {}
+        self.body = b""
+        self.head_at = None
+        self.error = None
+        self.sent = threading.Event()
+        self.sent_at = None
+
+    def run(self):
+        try:
+            s = socket.create_connection((h.HOST, self.port), timeout=20)
+            s.sendall(f"GET {self.path} HTTP/1.0\r\nHost: {h.HOST}\r\n\r\n".encode())
+            self.sent_at = time.monotonic()
+            self.sent.set()
+            data = b""
+            for _ in range(100000):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                if self.head_at is None and b"\r\n\r\n" in data + chunk:
+                    self.head_at = time.monotonic()
+                data += chunk
+            s.close()
+            head, _, self.body = data.partition(b"\r\n\r\n")
+            lines = head.decode(errors="replace").split("\r\n")
+            self.status_line = lines[0]
+            self.status = int(lines[0].split()[1]) if lines[0] else 0
+            self.headers = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
         except OSError as e:
             self.error = repr(e)
         finally:
@@ -386,3 +436,70 @@ def test_the_cache_counts_a_chunked_body_while_it_arrives(module_servers, slow):
     assert len(arriving) >= 2, f"the cache did not count the body while it arrived: {sorted(set(seen))}"
     assert seen == sorted(seen), "the count went down while the body arrived"
     h.wait_until(lambda: edge.metric("streamflex_edge_cache_bytes") == SIZE, 5, "the complete object's size")
+
+
+def test_http10_viewers_of_an_arriving_chunked_answer_get_it_whole_with_content_length(module_servers, slow):
+    """HTTP/1.0 has no chunked coding: a body delimited by the connection's end would look whole
+    even if it broke off upstream. So HTTP/1.0 viewers, the ones waiting for the object and one that
+    finds it arriving (a hit), get it once it is complete, with Content-Length; HTTP/1.1 viewers
+    meanwhile have it chunk by chunk."""
+    slow.release.clear()
+    edge = h.start_edge(module_servers, [f"{h.HOST}:{slow.server_port}"], args=["--edge.upstream_timeout=10s"])
+    old = [Viewer10(edge.edge_port, CHUNKED_10) for _ in range(3)]
+    new = [Viewer(edge.edge_port, CHUNKED_10) for _ in range(5)]
+    for v in old + new:
+        v.start()
+    for v in old + new:
+        assert v.sent.wait(10), "a viewer could not send its request"
+    h.wait_until(lambda: slow.requests.get(CHUNKED_10, 0) >= 1, 10, "the edge's upstream request")
+    h.wait_until(lambda: edge.metric("streamflex_edge_waiting_requests") >= 8, 10, "every viewer waiting")
+    slow.release.set()
+    # One more HTTP/1.0 viewer once the body is arriving: a hit on the object still arriving.
+    h.wait_until(lambda: any(v.first_byte_at for v in new), 10, "the first chunk at an HTTP/1.1 viewer")
+    late = Viewer10(edge.edge_port, CHUNKED_10)
+    late.start()
+    for v in old + new + [late]:
+        v.join(30)
+        assert not v.is_alive(), "a viewer got no complete answer in 30 s"
+    assert slow.requests[CHUNKED_10] == 1
+    assert [v.error for v in old + new + [late] if v.error] == []
+    ending = slow.ending[CHUNKED_10]
+    assert late.sent_at < ending, "the late viewer came after the body had arrived: not the case under test"
+    for v in new:
+        assert v.status == 200 and v.headers.get("transfer-encoding") == "chunked" and v.complete, v.headers
+        assert v.body == BODY
+    for v in old + [late]:
+        assert v.status_line.startswith("HTTP/1.0 200"), v.status_line
+        assert v.headers.get("content-length") == str(SIZE) and "transfer-encoding" not in v.headers, v.headers
+        assert v.body == BODY, (len(v.body), SIZE)
+        assert v.head_at > ending, f"an HTTP/1.0 head came {ending - v.head_at:.3f} s before the body ended upstream"
+    assert late.headers.get("x-cache") == "HIT", late.headers
+    print(f"\n[edge http/1.0] heads {min(v.head_at for v in old + [late]) - ending:.3f}.."
+          f"{max(v.head_at for v in old + [late]) - ending:.3f} s after the upstream began its last-chunk")
+
+
+def test_http10_viewers_of_a_chunked_answer_broken_off_upstream_get_502(module_servers, slow):
+    slow.release.clear()
+    edge = h.start_edge(module_servers, [f"{h.HOST}:{slow.server_port}"], args=["--edge.upstream_timeout=10s"])
+    old = [Viewer10(edge.edge_port, BROKEN_CHUNKED_10) for _ in range(3)]
+    new = [Viewer(edge.edge_port, BROKEN_CHUNKED_10) for _ in range(3)]
+    for v in old + new:
+        v.start()
+    for v in old + new:
+        assert v.sent.wait(10), "a viewer could not send its request"
+    h.wait_until(lambda: slow.requests.get(BROKEN_CHUNKED_10, 0) >= 1, 10, "the edge's upstream request")
+    h.wait_until(lambda: edge.metric("streamflex_edge_waiting_requests") >= 6, 10, "every viewer waiting")
+    slow.release.set()
+    for v in old + new:
+        v.join(30)
+        assert not v.is_alive(), "a viewer got no answer in 30 s"
+    for v in new:
+        assert v.status == 200 and v.closed_early and not v.complete, (v.status, v.closed_early, v.complete)
+    for v in old:
+        assert v.error is None, v.error
+        assert v.status_line.startswith("HTTP/1.0 502"), (v.status_line, len(v.body))
+        assert v.headers.get("x-cache") == "ERROR"
+    # Not cached: fetched again, whole.
+    status, headers, body = h.http_request(f"{edge.edge}{BROKEN_CHUNKED_10}", timeout=10)
+    assert (status, body == BODY) == (200, True)
+    assert slow.requests[BROKEN_CHUNKED_10] == 2

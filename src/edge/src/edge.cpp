@@ -208,7 +208,10 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       if (int status = auth->check(req)) return finish(res, req, error(status, "not allowed\n"), "ERROR", start);
     }
     std::string key = cache_key(req);
-    if (auto e = cache.find(key, start)) return finish(res, req, respond(*e, req, start), "HIT", start);
+    if (auto e = cache.find(key, start)) {
+      if (needs_whole(req, *e)) return answer_when_whole(res, req, e, "HIT", start);
+      return finish(res, req, respond(*e, req, start), "HIT", start);
+    }
     {
       std::lock_guard lock(flights_mu);
       auto [it, fresh] = flights.try_emplace(key);
@@ -263,7 +266,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     if (entry->status == 200 || entry->status == 404) {
       if (entry->expires > entry->stored) self->cache.store(key, entry);
     }
-    self->answer_waiters(key, *entry);
+    self->answer_waiters(key, entry);
     if (is_blocking && entry->status == 200) self->prefetch_newest_part(ex, target, *entry);
   }
 
@@ -314,19 +317,20 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     if (head.status != 200 || (body.sized && body.sized->size() < kStreamFrom)) return nullptr;
     auto type = head.header("content-type");
     if (type.find("mpegurl") != std::string::npos || type.find("dash+xml") != std::string::npos) return nullptr;
-    auto entry = make_entry(head, target, body.sized, body.chunked);
+    std::shared_ptr<const Entry> entry = make_entry(head, target, body.sized, body.chunked);
     if (entry->expires > entry->stored) {
       cache.store(key, entry);
       // Told on the fetching thread as each piece is published, until the body ends or fails (the
       // fetch, which holds this Impl, lasts that long).
       if (body.chunked) body.chunked->on_append([this, key, e = entry.get()](std::size_t n) { cache.grow(key, e, n); });
     }
-    answer_waiters(key, *entry);
+    answer_waiters(key, entry);
     return entry;
   }
 
   // Answers every request waiting for `key` with `entry` and ends the flight.
-  void answer_waiters(const std::string& key, const Entry& entry) {
+  void answer_waiters(const std::string& key, const std::shared_ptr<const Entry>& e) {
+    const Entry& entry = *e;
     std::vector<Waiter> waiters;
     {
       std::lock_guard lock(flights_mu);
@@ -342,9 +346,34 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     for (auto& w : waiters) {
       const char* result = entry.status >= 500 ? "ERROR" : first ? "MISS" : "COALESCED";
       first = false;
-      finish(w.responder, w.request, respond(entry, w.request, w.start), result, w.start, &batch);
+      if (needs_whole(w.request, entry))
+        answer_when_whole(w.responder, w.request, e, result, w.start);
+      else
+        finish(w.responder, w.request, respond(entry, w.request, w.start), result, w.start, &batch);
     }
     batch.send();
+  }
+
+  // An HTTP/1.0 viewer has no chunked coding: an answer of unknown length would reach it delimited
+  // by the connection's end, and a body broken off upstream would look complete. Like a careful
+  // proxy the edge answers it only once the object is whole, with Content-Length.
+  static bool needs_whole(const http::Request& req, const Entry& e) {
+    return req.version < 11 && e.source && !e.source->ended();
+  }
+
+  // Answers `res` once `e`'s body of unknown length has arrived: with the whole of it (Content-
+  // Length), or 502 if it broke off. No timer: the held route's hold time (then its 504 fallback)
+  // bounds the wait, and the fetch's stall deadline bounds the body.
+  void answer_when_whole(const http::Responder& res, const http::Request& req, std::shared_ptr<const Entry> e,
+                         const char* result, Clock::time_point start) {
+    waiting.Increment();
+    auto source = e->source;
+    source->when_finished(req.executor, [self = shared_from_this(), res, req, e = std::move(e), result, start] {
+      self->waiting.Decrement();
+      if (e->source->failed())
+        return self->finish(res, req, error(502, "the upstream broke off the body\n"), "ERROR", start);
+      self->finish(res, req, self->respond(*e, req, Clock::now()), result, start);
+    });
   }
 
   // Asks the upstreams in order, healthy ones first, until one answers; a failure, a reset or a
@@ -470,7 +499,9 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       r.body = auth::add_token_to_dash(as_chars(e.body.view()), viewer_token);
     } else {
       r.status = e.status;
-      if (e.source)
+      if (e.source && req.version < 11 && e.source->ended())
+        r.pieces = e.source->pieces();  // whole: with Content-Length (needs_whole)
+      else if (e.source)
         r.source = e.source;  // chunked, from the first piece, whether or not it has ended
       else if (e.stream && !e.stream->complete())
         r.stream = e.stream;

@@ -11,6 +11,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -18,6 +20,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -1078,6 +1081,169 @@ TEST(EdgeChunked, ManyArrivingChunkedObjectsKeepTheCacheWithinItsBoundAndEveryVi
   EXPECT_GT(edge.metric("streamflex_edge_cache_evictions"), 0);
   EXPECT_LE(edge.metric("streamflex_edge_cache_bytes"), double(config.cache_bytes));
   EXPECT_EQ(upstream.total(), kObjects);
+}
+
+// One HTTP/1.0 GET on a raw socket, read to the connection's end (an HTTP/1.0 answer without
+// keep-alive ends there) or until `timeout`: the answer as received.
+std::string get_http10(net::Endpoint at, const std::string& target, Clock::duration timeout = 20s) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return {};
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(at.port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string got;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    std::string req = "GET " + target + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
+      timeval tv{0, 100 * 1000};  // each recv waits at most 100 ms: the deadline is checked between
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      auto deadline = Clock::now() + timeout;
+      char buf[65536];
+      while (Clock::now() < deadline) {
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n > 0) {
+          got.append(buf, static_cast<std::size_t>(n));
+        } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+          break;
+        }
+      }
+    }
+  }
+  ::close(fd);
+  return got;
+}
+
+// A raw answer's status line, a header's value ("" if absent) and its body.
+struct RawAnswer {
+  explicit RawAnswer(const std::string& raw) {
+    auto end = raw.find("\r\n\r\n");
+    head = raw.substr(0, end);
+    if (end != std::string::npos) body = raw.substr(end + 4);
+    status_line = head.substr(0, head.find("\r\n"));
+  }
+  std::string header(std::string_view name) const {
+    std::string lower = head;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    auto at = lower.find("\r\n" + std::string(name) + ":");
+    if (at == std::string::npos) return {};
+    auto from = at + 3 + name.size();
+    auto line = head.substr(from, head.find("\r\n", from) - from);
+    return line.substr(line.find_first_not_of(' '));
+  }
+  std::string head, body, status_line;
+};
+
+// An HTTP/1.0 viewer cannot be sent chunked coding, and a body delimited by the connection's end
+// would look whole even if the upstream broke it off: whether it waited for the object (coalesced)
+// or found it arriving (a hit), it gets the whole object once complete, with Content-Length, while
+// HTTP/1.1 viewers have it chunk by chunk.
+TEST(EdgeChunked, HttpOneZeroViewersGetAnArrivingChunkedObjectWholeWithContentLength) {
+  Upstream upstream;
+  EdgeUnderTest edge({upstream.address()});
+  const std::string segment = "/live/s/video/s11.m4s";
+  const std::string body = part_body(300 * 1024);
+  const std::string_view view(body);
+  ChunkedViewers crowd(edge.endpoint(), 3, segment);
+  ASSERT_TRUE(eventually([&] { return edge.metric("streamflex_edge_waiting_requests") == 3; }, 10s));
+  auto waiter = std::async(std::launch::async, [&] { return get_http10(edge.endpoint(), segment); });
+  ASSERT_TRUE(eventually([&] { return edge.metric("streamflex_edge_waiting_requests") == 4; }, 10s));
+  ASSERT_TRUE(eventually([&] { return upstream.held_count() == 1; }, 5s));
+  auto produced = answer_chunked(upstream);
+  append(*produced, view.substr(0, 40 * 1024));
+  ASSERT_TRUE(eventually([&] { return crowd.all_have(40 * 1024); }, 10s));
+  // Arriving now: a hit on the object still arriving, which waits as well.
+  auto hit = std::async(std::launch::async, [&] { return get_http10(edge.endpoint(), segment); });
+  EXPECT_TRUE(eventually([&] { return edge.metric("streamflex_edge_waiting_requests") == 2; }, 10s))
+      << edge.metric("streamflex_edge_waiting_requests") << " waiting (the HTTP/1.0 viewers are)";
+  EXPECT_EQ(waiter.wait_for(0s), std::future_status::timeout) << "an HTTP/1.0 viewer was answered before the end";
+  EXPECT_EQ(hit.wait_for(0s), std::future_status::timeout) << "an HTTP/1.0 viewer was answered before the end";
+  append(*produced, view.substr(40 * 1024));
+  produced->end();
+  ASSERT_TRUE(crowd.wait_done(20s));
+  for (auto& v : crowd.viewers) {
+    ASSERT_TRUE(*v.result);
+    EXPECT_EQ((*v.result)->header("transfer-encoding"), "chunked");
+  }
+  std::map<std::string, int> by_cache;
+  for (auto* f : {&waiter, &hit}) {
+    RawAnswer a(f->get());
+    EXPECT_EQ(a.status_line, "HTTP/1.0 200 OK");
+    EXPECT_EQ(a.header("content-length"), std::to_string(body.size())) << a.head;
+    EXPECT_EQ(a.header("transfer-encoding"), "") << a.head;
+    EXPECT_TRUE(a.body == body) << a.body.size() << " bytes, " << body.size() << " sent upstream";
+    ++by_cache[a.header("x-cache")];
+  }
+  EXPECT_EQ(by_cache["COALESCED"], 1);
+  EXPECT_EQ(by_cache["HIT"], 1);
+  EXPECT_EQ(edge.metric("streamflex_edge_waiting_requests"), 0);
+  EXPECT_EQ(upstream.count(segment), 1);
+}
+
+// If the upstream breaks the body off, the HTTP/1.0 viewers waiting for it get a 502, never a
+// short 200 they would take for the object.
+TEST(EdgeChunked, HttpOneZeroViewersOfABrokenOffChunkedObjectGet502) {
+  Upstream upstream;
+  EdgeUnderTest edge({upstream.address()});
+  const std::string segment = "/live/s/video/s12.m4s";
+  const std::string body = part_body(64 * 1024);
+  auto waiter = std::async(std::launch::async, [&] { return get_http10(edge.endpoint(), segment); });
+  ASSERT_TRUE(eventually([&] { return upstream.held_count() == 1; }, 10s));
+  auto produced = answer_chunked(upstream);
+  append(*produced, std::string_view(body).substr(0, 16 * 1024));
+  ASSERT_TRUE(eventually([&] { return edge.metric("streamflex_edge_cache_bytes") == 16 * 1024; }, 10s));
+  auto hit = std::async(std::launch::async, [&] { return get_http10(edge.endpoint(), segment); });
+  ASSERT_TRUE(eventually([&] { return edge.metric("streamflex_edge_waiting_requests") == 2; }, 10s));
+  produced->fail();
+  for (auto* f : {&waiter, &hit}) {
+    RawAnswer a(f->get());
+    EXPECT_EQ(a.status_line, "HTTP/1.0 502 Bad Gateway") << a.head;
+    EXPECT_EQ(a.header("x-cache"), "ERROR");
+    EXPECT_EQ(a.header("content-length"), std::to_string(a.body.size()));
+  }
+}
+
+// The wait is bounded by the edge's usual hold time: an object still arriving past it gets the
+// HTTP/1.0 viewer a 504, while HTTP/1.1 viewers go on getting it chunk by chunk.
+TEST(EdgeChunked, HttpOneZeroViewerOfAChunkedObjectArrivingPastTheHoldTimeGets504) {
+  Upstream upstream;
+  Config config;
+  config.upstream_timeout = 1500ms;  // the hold: upstream_timeout + blocking_timeout
+  config.blocking_timeout = 500ms;
+  EdgeUnderTest edge({upstream.address()}, config);
+  const std::string segment = "/live/s/video/s13.m4s";
+  const std::string body = part_body(64 * 1024);
+  ChunkedViewers crowd(edge.endpoint(), 1, segment);
+  ASSERT_TRUE(eventually([&] { return upstream.held_count() == 1; }, 10s));
+  auto produced = answer_chunked(upstream);
+  append(*produced, std::string_view(body).substr(0, 1024));
+  ASSERT_TRUE(eventually([&] { return crowd.all_have(1024); }, 10s));
+  auto t0 = Clock::now();
+  auto late = std::async(std::launch::async, [&] { return get_http10(edge.endpoint(), segment); });
+  std::size_t at = 1024;
+  auto more = [&] {
+    if (at >= body.size()) return;
+    append(*produced, std::string_view(body).substr(at, 1024));
+    at += 1024;
+  };
+  // A piece every 250 ms keeps the upstream within its stall deadline; until the hold time the
+  // HTTP/1.0 viewer waits...
+  while (Clock::now() - t0 < 1500ms) {  // the last wait ends by 1.75 s
+    EXPECT_EQ(late.wait_for(250ms), std::future_status::timeout) << "answered before the body ended";
+    more();
+  }
+  // ...then has its 504, the body still arriving.
+  while (Clock::now() - t0 < 4s && late.wait_for(250ms) == std::future_status::timeout) more();
+  more();
+  produced->end();
+  RawAnswer a(late.get());
+  auto answered = Clock::now() - t0;
+  EXPECT_EQ(a.status_line, "HTTP/1.0 504 Gateway Timeout") << a.head;
+  EXPECT_GE(answered, 1900ms);
+  EXPECT_LT(answered, 4s);
+  ASSERT_TRUE(crowd.wait_done(10s));
+  ASSERT_TRUE(*crowd.viewers[0].result);
+  EXPECT_EQ(as_chars((*crowd.viewers[0].result)->body.view()), std::string_view(body).substr(0, at));
 }
 
 // ---- viewer tokens ---------------------------------------------------------------------------

@@ -23,6 +23,7 @@ void ChunkedBody::end() {
   std::unique_lock lock(mu_);
   if (failed()) return;
   ended_.store(true, std::memory_order_release);
+  take_finish_waiters();
   wake_all(lock);
   grown_ = nullptr;
 }
@@ -31,6 +32,7 @@ void ChunkedBody::fail() {
   std::unique_lock lock(mu_);
   if (ended()) return;
   failed_.store(true, std::memory_order_release);
+  take_finish_waiters();
   wake_all(lock);
   grown_ = nullptr;
 }
@@ -69,6 +71,22 @@ void ChunkedBody::when_beyond(std::size_t from, const asio::any_io_executor& ex,
     }
   }
   asio::post(ex, std::move(wake));
+}
+
+void ChunkedBody::when_finished(const asio::any_io_executor& ex, std::function<void()> wake) const {
+  {
+    std::lock_guard lock(mu_);
+    if (!ended() && !failed()) {
+      finish_waiters_.emplace_back(ex, std::move(wake));
+      return;
+    }
+  }
+  asio::post(ex, std::move(wake));
+}
+
+void ChunkedBody::take_finish_waiters() {
+  for (auto& w : finish_waiters_) waiters_.push_back(std::move(w));
+  finish_waiters_.clear();
 }
 
 void ChunkedBody::wake_all(std::unique_lock<std::mutex>& lock) {

@@ -106,5 +106,29 @@ TEST(ChunkedBody, OnAppendIsToldEachPublishedPieceUntilTheBodyFinishes) {
   }
 }
 
+TEST(ChunkedBody, WhenFinishedWakesOnceAtTheEndOrFailureNotPerPiece) {
+  for (bool ends : {true, false}) {
+    asio::io_context ctx;
+    ChunkedBody body;
+    int woken = 0;
+    body.when_finished(ctx.get_executor(), [&] { ++woken; });
+    body.append(piece("a"));
+    body.append(piece("b"));
+    ctx.poll();
+    ctx.restart();
+    EXPECT_EQ(woken, 0);  // pieces are not the end
+    if (ends)
+      body.end();
+    else
+      body.fail();
+    ctx.poll();
+    ctx.restart();
+    EXPECT_EQ(woken, 1);
+    body.when_finished(ctx.get_executor(), [&] { ++woken; });  // finished already: at once
+    ctx.poll();
+    EXPECT_EQ(woken, 2);
+  }
+}
+
 }  // namespace
 }  // namespace sf::http

@@ -749,6 +749,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   static asio::awaitable<void> answer(std::shared_ptr<Impl> self, Conn& conn, unsigned version, bool keep_alive,
                                       error_code& ec) {
     Request& req = conn.req;
+    req.version = version;
     Response out;
     bool path_known = false;
     const Route* route = self->find(req.method, req.path, path_known);

@@ -53,16 +53,21 @@ class ChunkedBody final : public BodySource {
 
   Progress read(std::size_t from, std::vector<Bytes>& out) const override;
   void when_beyond(std::size_t from, const boost::asio::any_io_executor& ex, std::function<void()> wake) const override;
+  // Posts `wake` to `ex` once the body has ended or failed (at once if it has): for a consumer that
+  // wants the whole body, not its pieces (an HTTP/1.0 viewer answered with Content-Length).
+  void when_finished(const boost::asio::any_io_executor& ex, std::function<void()> wake) const;
 
  private:
   void wake_all(std::unique_lock<std::mutex>& lock);
+  void take_finish_waiters();  // into waiters_, at the end or failure; caller holds mu_
 
-  mutable std::mutex mu_;  // guards pieces_, size_, waiters_
+  mutable std::mutex mu_;  // guards pieces_, size_, waiters_, finish_waiters_
   std::vector<Bytes> pieces_;
   std::size_t size_ = 0;
   std::atomic<bool> ended_{false};
   std::atomic<bool> failed_{false};
   mutable std::vector<std::pair<boost::asio::any_io_executor, std::function<void()>>> waiters_;
+  mutable std::vector<std::pair<boost::asio::any_io_executor, std::function<void()>>> finish_waiters_;
   std::function<void(std::size_t)> grown_;  // the producer's thread only: no lock
 };
 

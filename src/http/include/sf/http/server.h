@@ -38,6 +38,7 @@ struct Request {
   std::string head;                       // the header fields as received ("Name: value\r\n"...), read by header()
   std::string remote;                     // peer address
   boost::asio::any_io_executor executor;  // the connection's I/O context (work started for it)
+  unsigned version = 11;                  // as Beast counts: 10 = HTTP/1.0, 11 = HTTP/1.1
   // The value of a query parameter (undecoded), or "" if absent.
   std::string param(std::string_view name) const;
   bool has_param(std::string_view name) const;
