@@ -80,6 +80,36 @@ struct Flight {
   std::vector<Waiter> waiters;
 };
 
+// The access event of an answer whose size is known only once it is written (a body of unknown
+// length): it owns the event's fields, adds up the bytes the server reports written, and hands
+// the event to the hook when the answer's last copy is gone (the server drops the Response once
+// it is written or the viewer has left; a held request not answered in time drops it unsent).
+class SentTally {
+ public:
+  SentTally(std::shared_ptr<AccessLog> log, const AccessEvent& e)
+      : log_(std::move(log)),
+        stream_(e.stream),
+        rendition_(e.rendition),
+        object_(e.object),
+        remote_(e.remote),
+        cache_(e.cache),
+        status_(e.status),
+        ttfb_ms_(e.ttfb_ms) {}
+  SentTally(const SentTally&) = delete;
+  SentTally& operator=(const SentTally&) = delete;
+  ~SentTally() { log_->on_access({stream_, rendition_, object_, bytes_, status_, ttfb_ms_, cache_, remote_}); }
+  // On the viewer's connection thread, after each write.
+  void sent(std::size_t n) { bytes_ += n; }
+
+ private:
+  std::shared_ptr<AccessLog> log_;
+  std::string stream_, rendition_, object_, remote_;
+  std::string_view cache_;  // a literal
+  int status_;
+  double ttfb_ms_;
+  std::uint64_t bytes_ = 0;
+};
+
 }  // namespace
 
 // Gauges read at scrape time from the objects that own the numbers.
@@ -531,10 +561,6 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     auto& counters = by_result(result);
     counters.requests->Increment();
     counters.bytes->Increment(static_cast<double>(size));
-    // A body of unknown length (chunked, still arriving) has no size yet: its bytes are counted
-    // as they are written.
-    if (r.source && req.method != "HEAD")
-      r.on_sent = [c = counters.bytes](std::size_t n) { c->Increment(static_cast<double>(n)); };
     // /live/<stream>/<rendition>/<object> or /live/<stream>/<object>
     std::string_view p(req.path), stream, rendition, object;
     if (p.starts_with("/live/")) {
@@ -548,9 +574,21 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     // Viewers: players served (not refused), not other edges fetching through this one.
     if (!stream.empty() && r.status < 400 && req.header_view("via").empty())
       viewers.seen(stream, req.param_view(auth::kTokenParam), req.remote, req.header_view("user-agent"), now_ms());
-    if (access) {
-      access->on_access({stream, rendition, object, size, r.status,
-                         std::chrono::duration<double, std::milli>(Clock::now() - start).count(), result, req.remote});
+    auto event = [&] {
+      double ttfb_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+      return AccessEvent{stream, rendition, object, size, r.status, ttfb_ms, result, req.remote};
+    };
+    if (r.source && req.method != "HEAD") {
+      // A body of unknown length (chunked, still arriving) has no size yet: its bytes are counted
+      // as they are written, and its access event, with the bytes this viewer was sent, goes out
+      // when the answer ends.
+      auto tally = access ? std::make_shared<SentTally>(access, event()) : nullptr;
+      r.on_sent = [c = counters.bytes, tally](std::size_t n) {
+        c->Increment(static_cast<double>(n));
+        if (tally) tally->sent(n);
+      };
+    } else if (access) {
+      access->on_access(event());
     }
     if (batch)
       batch->add(res, std::move(r));

@@ -1246,6 +1246,79 @@ TEST(EdgeChunked, HttpOneZeroViewerOfAChunkedObjectArrivingPastTheHoldTimeGets50
   EXPECT_EQ(as_chars((*crowd.viewers[0].result)->body.view()), std::string_view(body).substr(0, at));
 }
 
+// Every access event, its views copied.
+struct AccessRecorder final : AccessLog {
+  struct Event {
+    std::string object;
+    std::uint64_t bytes;
+    int status;
+    double ttfb_ms;
+    std::string cache;
+  };
+  void on_access(const AccessEvent& e) override {
+    std::lock_guard lock(mu);
+    events.push_back({std::string(e.object), e.bytes, e.status, e.ttfb_ms, std::string(e.cache)});
+  }
+  std::vector<Event> of(std::string_view object) {
+    std::lock_guard lock(mu);
+    std::vector<Event> out;
+    for (auto& e : events)
+      if (e.object == object) out.push_back(e);
+    return out;
+  }
+  std::mutex mu;
+  std::vector<Event> events;
+};
+
+// A chunked answer's size is unknown when it is handed over: its access event goes out when it
+// ends, with the body bytes written to that viewer (all of them, or those before a break-off).
+TEST(EdgeChunked, AccessEventsOfChunkedAnswersCarryTheBytesEachViewerWasSent) {
+  Upstream upstream;
+  auto log = std::make_shared<AccessRecorder>();
+  EdgeUnderTest edge({upstream.address()}, {}, log);
+  const std::string body = part_body(300 * 1024);
+  const std::string_view view(body);
+  {
+    ChunkedViewers crowd(edge.endpoint(), 5, "/live/s/video/s14.m4s");
+    ASSERT_TRUE(eventually([&] { return edge.metric("streamflex_edge_waiting_requests") == 5; }, 10s));
+    ASSERT_TRUE(eventually([&] { return upstream.held_count() == 1; }, 10s));
+    auto produced = answer_chunked(upstream);
+    append(*produced, view.substr(0, 40 * 1024));
+    ASSERT_TRUE(eventually([&] { return crowd.all_have(40 * 1024); }, 10s));
+    EXPECT_TRUE(log->of("s14.m4s").empty()) << "an event before its answer ended";
+    append(*produced, view.substr(40 * 1024));
+    produced->end();
+    ASSERT_TRUE(crowd.wait_done(20s));
+    ASSERT_TRUE(eventually([&] { return log->of("s14.m4s").size() == 5; }, 10s)) << log->of("s14.m4s").size();
+    std::map<std::string, int> by_cache;
+    for (auto& e : log->of("s14.m4s")) {
+      EXPECT_EQ(e.bytes, body.size());
+      EXPECT_EQ(e.status, 200);
+      EXPECT_GE(e.ttfb_ms, 0);
+      EXPECT_LT(e.ttfb_ms, 10000);
+      ++by_cache[e.cache];
+    }
+    EXPECT_EQ(by_cache["MISS"], 1);
+    EXPECT_EQ(by_cache["COALESCED"], 4);
+  }
+  {
+    ChunkedViewers crowd(edge.endpoint(), 3, "/live/s/video/s15.m4s");
+    ASSERT_TRUE(eventually([&] { return upstream.held_count() == 1; }, 10s));
+    auto produced = answer_chunked(upstream);
+    append(*produced, view.substr(0, 16 * 1024));
+    ASSERT_TRUE(eventually([&] { return crowd.all_have(16 * 1024); }, 10s));
+    produced->fail();
+    ASSERT_TRUE(crowd.wait_done(20s));
+    ASSERT_TRUE(eventually([&] { return log->of("s15.m4s").size() == 3; }, 10s)) << log->of("s15.m4s").size();
+    for (auto& e : log->of("s15.m4s")) EXPECT_EQ(e.bytes, 16u * 1024);
+  }
+  // A hit on the complete object: its size, at once, as ever.
+  get(edge.endpoint(), "/live/s/video/s14.m4s");
+  ASSERT_TRUE(eventually([&] { return log->of("s14.m4s").size() == 6; }, 10s));
+  EXPECT_EQ(log->of("s14.m4s").back().cache, "HIT");
+  EXPECT_EQ(log->of("s14.m4s").back().bytes, body.size());
+}
+
 // ---- viewer tokens ---------------------------------------------------------------------------
 
 // An origin stand-in whose /live/ objects are all marked X-SF-Access: token; it records the

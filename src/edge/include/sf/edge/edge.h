@@ -48,14 +48,15 @@ struct AccessEvent {
   std::string_view stream;
   std::string_view rendition;
   std::string_view object;  // file name: index.m3u8, s12.p3.m4s, ...
-  std::uint64_t bytes = 0;
+  std::uint64_t bytes = 0;  // body bytes: the whole body, or what was written of one of unknown length
   int status = 0;
   double ttfb_ms = 0;      // request received -> response ready to send
   std::string_view cache;  // HIT, MISS, COALESCED, ERROR
   std::string_view remote;
 };
 
-// Hook: one event per served request, for analytics.
+// Hook: one event per served request, for analytics. An answer of unknown length (a chunked body
+// still arriving) reports when it ends, with the bytes written to that viewer.
 class AccessLog {
  public:
   virtual ~AccessLog() = default;
