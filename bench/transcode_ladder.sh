@@ -3,12 +3,20 @@
 # the same bit rates and keyframe interval, by StreamFlex (`streamflex transcode --input`) and by
 # the ffmpeg command line (split + scale, three libx264 outputs), in the same run, as fast as
 # possible and with -re. Prints CPU seconds per media second, speed, peak RSS, PSNR per rung and
-# the ratios. See bench/README.md. Not a test.
+# the ratios, and the goal verdict against the issue's command (ffmpeg direct). See
+# bench/README.md. Not a test.
 #
 # Environment:
 #   DURATION=30        seconds of input (a synthetic clip, cached)   SOURCE=<file.flv> instead
 #   MODES="fast re"    as fast as possible, and/or real time          STREAMFLEX_BIN=build/app/streamflex
-#   MODES=callgrind    instead: both tools under valgrind callgrind, instructions per library (use DURATION=3)
+#   MODES=callgrind    instead: the tools under valgrind callgrind, instructions per library
+#                      (DURATION defaults to 3 here; each run killed after CALLGRIND_TIMEOUT s)
+#   MODES=scalers      instead: libswscale instructions per picture for each rung from each possible
+#                      scaling source (callgrind), and the cascaded pictures' PSNR against direct ones
+#   FFMPEG_SCALE=both  direct (the issue's command: split=3, each rung scaled from the source),
+#                      cascade (StreamFlex's cascaded scaling mirrored), or both (default)
+#   SF_SCALE=cascade   StreamFlex as configured by default (transcode.cascade=true), direct
+#                      (--transcode.cascade=false), or both
 #   FFMPEG_DECODE_THREADS=1 gives ffmpeg's decoder one thread (default: its own, frame threads)
 #   KEEP_TMP=1 keeps the temporary directory (the outputs)
 set -euo pipefail
