@@ -449,7 +449,7 @@ def main():
             met = direct["cpu"] <= 0.9 and direct["psnr_equal"]
             why = []
             if direct["cpu"] > 0.9:
-                why.append(f"CPU {direct['cpu']:.2f} x > 0.9 x")
+                why.append(f"CPU {direct['cpu']:.3f} x > 0.9 x")
             if not direct["psnr_equal"]:
                 worst = max(direct["psnr_delta_db"].items(), key=lambda kv: abs(kv[1]))
                 why.append(f"quality not equal ({worst[0]} {worst[1]:+.2f} dB)")
