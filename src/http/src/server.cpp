@@ -96,21 +96,48 @@ FileBody::~FileBody() {
   if (fd >= 0) ::close(fd);
 }
 
-std::shared_ptr<const FileBody> FileBody::sealed_copy(std::span<const Bytes> pieces) {
-  int fd = ::memfd_create("streamflex-body", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (fd < 0) return nullptr;
-  std::size_t size = 0;
-  for (auto& b : pieces) size += b.size();
-  auto file = std::make_shared<const FileBody>(fd, size);  // closes fd on every return below
+namespace {
+
+bool write_pieces(int fd, std::span<const Bytes> pieces) {
   for (auto& b : pieces) {
     std::size_t done = 0;
     while (done < b.size()) {
       ssize_t n = ::write(fd, b.data() + done, b.size() - done);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return nullptr;
+      if (n <= 0) return false;
       done += static_cast<std::size_t>(n);
     }
   }
+  return true;
+}
+
+std::size_t size_of(std::span<const Bytes> pieces) {
+  std::size_t size = 0;
+  for (auto& b : pieces) size += b.size();
+  return size;
+}
+
+}  // namespace
+
+std::shared_ptr<const FileBody> FileBody::unnamed_copy(std::span<const Bytes> pieces, const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) return nullptr;
+  FileBody writable(fd, size_of(pieces));  // closes fd on every return below
+  if (!write_pieces(fd, pieces)) return nullptr;
+  // The answers' descriptor is read-only; the writable one goes with `writable`.
+  char path[40];
+  auto [end, _] = std::to_chars(path, path + 20, fd);
+  std::string proc = "/proc/self/fd/" + std::string(path, end);
+  int ro = ::open(proc.c_str(), O_RDONLY | O_CLOEXEC);
+  if (ro < 0) return nullptr;
+  return std::make_shared<const FileBody>(ro, writable.size);
+}
+
+std::shared_ptr<const FileBody> FileBody::sealed_copy(std::span<const Bytes> pieces) {
+  int fd = ::memfd_create("streamflex-body", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return nullptr;
+  auto file = std::make_shared<const FileBody>(fd, size_of(pieces));  // closes fd on every return below
+  if (!write_pieces(fd, pieces)) return nullptr;
   // Sealed: nothing can change the bytes that every later answer sends.
   if (::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) return nullptr;
   return file;

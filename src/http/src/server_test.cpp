@@ -193,6 +193,41 @@ TEST(Server, SealedCopyHoldsThePiecesAndCannotBeWritten) {
   EXPECT_NE(::fcntl(file->fd, F_GET_SEALS) & F_SEAL_WRITE, 0);
 }
 
+// The origin's large parts: an unnamed file in a directory, holding the pieces in order, read-only
+// for whoever holds it, leaving no name behind; served whole and by range like any file body. A
+// directory that cannot take it gives no file (the caller falls back to sealed_copy).
+TEST(Server, UnnamedCopyHoldsThePiecesReadOnlyAndIsServed) {
+  std::string dir = ::testing::TempDir();
+  std::vector<Bytes> pieces{Bytes::copy_of(as_bytes(std::string(300000, 'p'))),
+                            Bytes::copy_of(as_bytes(std::string("middle"))),
+                            Bytes::copy_of(as_bytes(std::string(900000, 'q')))};
+  std::string bytes = std::string(300000, 'p') + "middle" + std::string(900000, 'q');
+  auto file = FileBody::unnamed_copy(pieces, dir);
+  ASSERT_TRUE(file);
+  EXPECT_EQ(file->size, bytes.size());
+  std::string back(file->size, '\0');
+  ASSERT_EQ(::pread(file->fd, back.data(), back.size(), 0), static_cast<ssize_t>(back.size()));
+  EXPECT_TRUE(back == bytes);
+  EXPECT_LT(::pwrite(file->fd, "x", 1, 0), 0);  // read-only descriptor
+  EXPECT_EQ(::fcntl(file->fd, F_GETFL) & O_ACCMODE, O_RDONLY);
+  EXPECT_FALSE(FileBody::unnamed_copy(pieces, dir + "/no-such-directory"));
+
+  Fixture f;
+  f.server.route("GET", "/part", [file](Request&) {
+    Response r;
+    r.content_type = "video/iso.segment";
+    r.file = file;
+    return r;
+  });
+  Client c(f.server.port());
+  c.send("GET /part HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto whole = c.response();
+  EXPECT_NE(whole.find("Content-Length: 1200006\r\n"), std::string::npos);
+  EXPECT_TRUE(Client::body(whole) == bytes);
+  c.send("GET /part HTTP/1.1\r\nHost: x\r\nRange: bytes=299998-300009\r\n\r\n");
+  EXPECT_EQ(Client::body(c.response()), "ppmiddleqqqq");
+}
+
 // A viewer that leaves in the middle of a file body (sendfile has no MSG_NOSIGNAL) costs only its
 // own connection: the process is not ended by SIGPIPE and others are served.
 TEST(Server, ViewerLeavingMidFileBodyDisturbsNobodyElse) {

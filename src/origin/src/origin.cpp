@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <charconv>
+#include <cstdlib>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -98,13 +99,25 @@ http::Response for_viewer(http::Response r, const Viewer& v, Manifest manifest =
 
 }  // namespace
 
-// Large parts go out with sendfile(2) from a sealed memfd that holds the part's bytes, filled once
-// when the part is first asked for: per request the kernel then takes page references instead of
+// Large parts go out with sendfile(2) from a file that holds the part's bytes, filled once when
+// the part is first asked for: per request the kernel then takes page references instead of
 // copying the megabyte from user memory (measured: most of the origin's CPU for 1 MB parts went to
-// that copy). Keyed by the part's header block, which an entry keeps alive, so a key cannot be
-// reused by another part while its entry exists. Bounded in bytes, oldest out first. Thread-safe.
+// that copy). The file is an unnamed one (O_TMPFILE, read-only once filled) in the temporary
+// directory ($TMPDIR, else /var/tmp), or a sealed memfd where that cannot be made: on a disk file
+// system sendfile reads the page cache through the generic path, while a memfd (shmem) is looked up
+// page by page (perf, 1 MB part, 100 connections: shmem_file_splice_read 20 % of the origin's
+// samples against 4.6 % for filemap_splice_read in nginx serving the same bytes from ext4). Keyed
+// by the part's header block, which an entry keeps alive, so a key cannot be reused by another
+// part while its entry exists. Bounded in bytes, oldest out first. Thread-safe.
 class PartFiles {
  public:
+  explicit PartFiles(std::string dir) : dir_(std::move(dir)) {}
+
+  static std::string default_dir() {
+    const char* tmp = std::getenv("TMPDIR");
+    return tmp && *tmp ? std::string(tmp) : std::string("/var/tmp");
+  }
+
   static constexpr std::size_t kFrom = 128 * 1024;      // smaller parts: a gather write is cheap
   static constexpr std::size_t kMaxBytes = 256u << 20;  // a few streams' windows of 16 Mbit/s parts
 
@@ -134,12 +147,14 @@ class PartFiles {
   }
 
  private:
-  // One sealed memfd holding the part's header and frames in order (the edge's copy, too).
-  static std::shared_ptr<const http::FileBody> fill(const cmaf::Chunk& chunk) {
+  // One file holding the part's header and frames in order.
+  std::shared_ptr<const http::FileBody> fill(const cmaf::Chunk& chunk) const {
     std::vector<Bytes> pieces;
     pieces.reserve(chunk.payload.size() + 1);
     pieces.push_back(chunk.header);
     for (auto& b : chunk.payload) pieces.push_back(b);
+    if (!dir_.empty())
+      if (auto file = http::FileBody::unnamed_copy(pieces, dir_)) return file;
     return http::FileBody::sealed_copy(pieces);
   }
 
@@ -147,6 +162,7 @@ class PartFiles {
     Bytes header;  // keeps the key's block alive
     std::shared_ptr<const http::FileBody> file;
   };
+  const std::string dir_;  // empty: memfd only
   std::mutex mu_;
   std::unordered_map<const std::byte*, Item> map_;
   std::deque<const std::byte*> order_;
@@ -707,7 +723,7 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
   boost::asio::steady_timer reaper;
   std::unique_ptr<http::Server> server;
   std::map<std::string, std::pair<std::string, Bytes>> web_files;
-  std::shared_ptr<PartFiles> part_files = std::make_shared<PartFiles>();
+  std::shared_ptr<PartFiles> part_files = std::make_shared<PartFiles>(PartFiles::default_dir());
   std::mutex mu;  // guards `streams`: taken on open and on each request's lookup, never per frame
   std::map<std::string, std::shared_ptr<Stream>, std::less<>> streams;
   std::mutex pushed_mu;  // guards `pushed`; taken per pushed object (a few per second per stream)

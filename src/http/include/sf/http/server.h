@@ -62,6 +62,13 @@ struct FileBody {
   // A sealed memfd holding a copy of `pieces`, made once per object and then sent by every answer
   // that carries it; null if the copy cannot be made (no memfd, no memory): send the bytes instead.
   static std::shared_ptr<const FileBody> sealed_copy(std::span<const Bytes> pieces);
+  // A copy of `pieces` in an unnamed file (O_TMPFILE) in `dir`, held through a read-only
+  // descriptor (the writable one is closed once filled, and the file has no name, so nothing can
+  // change it). Sent with sendfile like a memfd, but where `dir` is a disk file system (ext4, xfs)
+  // the kernel reads it through the generic page cache, which costs less per request than shmem's
+  // page-by-page lookups; the pages are written back to the disk once. Null if it cannot be made
+  // (no such directory, no O_TMPFILE there, disk full): use sealed_copy instead.
+  static std::shared_ptr<const FileBody> unnamed_copy(std::span<const Bytes> pieces, const std::string& dir);
 };
 
 struct Response {
