@@ -44,9 +44,8 @@ constexpr std::uint32_t kVideoCsid = 6;
 constexpr std::uint32_t kOutChunkSize = 65536;
 constexpr std::chrono::milliseconds kFirstBackoff{250};
 // The arrival clock: arrivals noted during the publish's first seconds (as the origin's
-// ArrivalClock marks them), a better anchor sent at most this often.
+// ArrivalClock marks them).
 constexpr std::int64_t kClockWindowMs = 5000;
-constexpr std::int64_t kClockSpacingMs = 100;
 
 std::int64_t wall_now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -216,6 +215,7 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
       }
       queue_.clear();
       queued_bytes_ = 0;
+      clock_queued_at_.reset();
       clock_sent_start_.reset();  // a clock dropped with the queue goes again
       requeue_headers();
       if (!(video && item->keyframe) && video_header_) {
@@ -223,7 +223,7 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
         return;
       }
     }
-    queue_clock(item->timestamp, false);
+    queue_clock(item->timestamp);
     push(std::move(*item));
   }
 
@@ -267,13 +267,19 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
     if (!clock_start_ || start < *clock_start_) clock_start_ = start;
   }
   // Queues the clock, expressed at `media_ms` (the frame about to follow), when the peer has not
-  // been sent this anchor yet; improvements at most every kClockSpacingMs unless `force`.
-  void queue_clock(std::uint32_t media_ms, bool force) {
+  // been given this anchor yet. A clock still waiting in the queue is improved in place rather
+  // than followed by another: a publisher's burst (each frame implying an earlier start) costs
+  // one message per write to the peer, not one per frame, and the peer learns each improvement
+  // before the frames that follow it, as it would have from their own arrival.
+  void queue_clock(std::uint32_t media_ms) {
     if (!clock_start_ || (clock_sent_start_ && *clock_sent_start_ <= *clock_start_)) return;
-    auto now = wall_now_ms();
-    if (!force && clock_sent_start_ && now - clock_sent_ms_ < kClockSpacingMs) return;
     clock_sent_start_ = clock_start_;
-    clock_sent_ms_ = now;
+    if (clock_queued_at_ && *clock_queued_at_ < queue_.size()) {
+      Item& queued = queue_[*clock_queued_at_];
+      queued.payload = clock_item(queued.timestamp, *clock_start_ + std::int64_t{queued.timestamp}).payload;
+      return;
+    }
+    clock_queued_at_ = queue_.size();
     push(clock_item(media_ms, *clock_start_ + std::int64_t{media_ms}));
   }
 
@@ -309,13 +315,13 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
   void requeue_headers_and_gop() {
     clock_sent_start_.reset();  // a new connection: the peer learns the clock before any media
     if (gop_.empty()) {
-      queue_clock(std::max(last_video_ms_, last_audio_ms_), true);
+      queue_clock(std::max(last_video_ms_, last_audio_ms_));
       requeue_headers();
       need_keyframe_ = video_header_.has_value();
       return;
     }
     const std::uint32_t at = gop_.front().timestamp;
-    queue_clock(at, true);
+    queue_clock(at);
     requeue_headers(at, at);
     for (auto& it : gop_) {
       queued_bytes_ += it.size();
@@ -354,6 +360,7 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
         self->streaming_ = false;
         self->queue_.clear();
         self->queued_bytes_ = 0;
+        self->clock_queued_at_.reset();
         if (self->stopped_) break;
       }
       // A connection that published for a while starts the backoff over.
@@ -433,6 +440,7 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
       publishing_ = true;
       queue_.clear();
       queued_bytes_ = 0;
+      clock_queued_at_.reset();
       requeue_headers_and_gop();
     }
     asio::co_spawn(ctx_, drain(shared_from_this()), asio::detached);
@@ -457,6 +465,7 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
           queue_.pop_front();
         }
         queued_bytes_ = 0;
+        clock_queued_at_.reset();  // taken: an improvement goes as a new message
         stopping = stopped_;
         if (batch.empty() && !stopping) waiting_ = true;
       }
@@ -633,9 +642,9 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
   bool overflow_logged_ = false;
   std::int64_t clock_first_ms_ = -1;              // wall clock of the first frame
   std::optional<std::int64_t> clock_start_;       // earliest implied start, ms since the epoch
-  std::optional<std::int64_t> clock_sent_start_;  // what this connection's peer was last sent
-  std::int64_t clock_sent_ms_ = 0;
-  bool clock_settled_ = false;  // past the window: clock_start_ is final
+  std::optional<std::int64_t> clock_sent_start_;  // what this connection's peer was last given
+  std::optional<std::size_t> clock_queued_at_;    // index in queue_ of a clock not yet taken by the writer
+  bool clock_settled_ = false;                    // past the window: clock_start_ is final
 
   // The link's context only.
   asio::ip::tcp::socket socket_;
