@@ -1,8 +1,11 @@
 #include "transcode_role.h"
 
+#include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <map>
 
+#include "sf/auth/store.h"
 #include "sf/core/log.h"
 #include "sf/core/secure.h"
 
@@ -29,11 +32,65 @@ class RelayKeyStore final : public auth::KeyStore {
     g.takeover = true;  // an ingest node that reconnects replaces its own stale link
     return g;
   }
+  // The key, then (relays authenticated by the secret only) the stream's settings the relay sent
+  // in the publish name's query (ingest::relay_settings_query).
+  Result<auth::PublishGrant> check_publish(const auth::PublishRequest& req) override {
+    auto grant = check_publish_key(req.key);
+    if (grant && !secret_.empty() && !req.query.empty()) apply_settings(req.query, *grant);
+    return grant;
+  }
   Result<std::vector<auth::KeyInfo>> list_keys() override { return fail(errc::unsupported); }
   Result<int> revoke(std::string_view) override { return fail(errc::unsupported); }
   Result<void> set_takeover(std::string_view, bool) override { return fail(errc::unsupported); }
 
  private:
+  // profile, latency, part_ms, segment_ms (unknown keys ignored), checked together with the
+  // API's bounds (auth::validate_stream); anything invalid: none applied, logged.
+  static void apply_settings(std::string_view query, auth::PublishGrant& grant) {
+    auth::StreamRecord check;  // the API's defaults for what is not given
+    check.name = grant.stream;
+    bool profile = false, latency = false, part = false, segment = false;
+    std::string why;
+    auto number = [&why](std::string_view key, std::string_view text, std::int64_t& into) {
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), into);
+      if (ec != std::errc{} || end != text.data() + text.size()) why = std::string(key) + ": not a number";
+    };
+    while (!query.empty()) {
+      auto pair = query.substr(0, query.find('&'));
+      query.remove_prefix(std::min(query.size(), pair.size() + 1));
+      auto eq = pair.find('=');
+      if (eq == std::string_view::npos) continue;
+      auto key = pair.substr(0, eq), value = pair.substr(eq + 1);
+      if (key == "profile") {
+        check.profile = std::string(value);
+        profile = true;
+      } else if (key == "latency") {
+        check.latency = std::string(value);
+        latency = true;
+      } else if (key == "part_ms") {
+        number(key, value, check.part_target_ms);
+        part = true;
+      } else if (key == "segment_ms") {
+        number(key, value, check.segment_target_ms);
+        segment = true;
+      }
+    }
+    if (!why.empty() || !auth::validate_stream(check, why)) {
+      log::warn("transcode", "relayed stream settings ignored", {{"stream", grant.stream}, {"why", why}});
+      return;
+    }
+    if (profile) grant.profile = check.profile == "default" ? std::string() : check.profile;
+    if (latency) grant.latency = check.latency;
+    if (part) grant.part_target_ms = check.part_target_ms;
+    if (segment) grant.segment_target_ms = check.segment_target_ms;
+    log::info("transcode", "relayed stream settings",
+              {{"stream", grant.stream},
+               {"profile", grant.profile},
+               {"latency", grant.latency},
+               {"part_target_ms", grant.part_target_ms},
+               {"segment_target_ms", grant.segment_target_ms}});
+  }
+
   std::string secret_;
 };
 
@@ -117,7 +174,11 @@ class PushFeeder final : public ingest::Observer {
     auto grid = info.segment_target_ms > 0 ? std::chrono::milliseconds(info.segment_target_ms) : grid_;
     auto anchor = std::make_shared<push::ArrivalAnchor>();
     return std::make_unique<Handler>(
-        info.stream, transcoder_.open_stream(info.stream, info.profile, pusher_.open_stream(info.stream, anchor), grid),
+        info.stream,
+        transcoder_.open_stream(
+            info.stream, info.profile,
+            pusher_.open_stream(info.stream, anchor, {info.latency, info.part_target_ms, info.segment_target_ms}),
+            grid),
         anchor, trust_clock_);
   }
 

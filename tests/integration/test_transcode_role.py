@@ -22,6 +22,7 @@ import time
 
 import pytest
 
+import sfapi
 import sfharness as h
 
 HOST = h.HOST
@@ -436,3 +437,43 @@ def test_program_date_time_is_the_arrival_at_the_ingest_node_not_one_hop_later(m
     else:
         assert HOP_DELAY * 1000 - 250 < late < HOP_DELAY * 1000 + 250, late
         assert not tc.logs("program date time from the ingest node's arrival clock")
+
+
+SOLO = "solo=240p:426x240@30:400k:440k:ultrafast"
+
+
+def test_stream_settings_from_the_ingest_nodes_api_reach_transcoder_and_origin(make_server, procs, clip30, tmp_path):
+    """A stream created on the ingest node's API with profile "solo" (not the transcode node's
+    default), 1 s segments and 300 ms parts: the relay carries the settings in the publish name's
+    query, the transcode node encodes solo's rung with keyframes every second, and the pushed CMAF
+    carries the latency settings to the origin (StreamFlex-* headers), whose playlist says
+    TARGETDURATION 1 and PART-TARGET 0.3 (a stream without settings keeps the transcode node's default
+    profile and the origin's targets: test_ingest_transcode_origin_on_three_processes)."""
+    origin = start_origin(make_server)
+    tc = start_transcoder(make_server, origin, extra=[f"{LADDER[0]};{SOLO}"])
+    api_srv = make_server(role="api")
+    api = sfapi.Api(api_srv)
+    ingest_key = api.api_key("relaying-ingest", "ingest")
+    ing = make_server(role="ingest", record=False,
+                      args=[f"--ingest.api_url={api_srv.api_url()}",
+                            f"--ingest.relay=rtmp://{HOST}:{tc.rtmp_port}/relay/{{stream}}",
+                            f"--ingest.relay_secret={RELAY_SECRET}", "--ingest.relay_max_backoff=1s"],
+                      env={"STREAMFLEX_INGEST_API_KEY": ingest_key})
+    key = api.create_stream("tiny", profile="solo", latency="ll-hls", part_target_ms=300,
+                            segment_target_ms=1000)["key"]["key"]
+    pub = procs.add(h.ffmpeg_publish(clip30, ing.url(key), tmp_path / "pub.log"))
+
+    def listed():
+        return [uri for uri, _ in master_variants(origin, "tiny")] == ["240p/index.m3u8"] and segments(
+            origin, "tiny", "240p") >= 4
+    h.wait_until(listed, 30, "solo's rung with four segments at the origin")
+    status, body, _ = h.http_get(f"{origin.origin}/live/tiny/240p/index.m3u8")
+    assert status == 200
+    assert "#EXT-X-TARGETDURATION:1\n" in body, body
+    assert "#EXT-X-PART-INF:PART-TARGET=0.3\n" in body, body
+    durations = [float(x) for x in re.findall(r"#EXTINF:([0-9.]+)", body)]
+    assert durations and max(durations) <= 1.05, durations
+    tc.wait_log("relayed stream settings", timeout=5, stream="tiny", profile="solo", segment_target_ms=1000)
+    origin.wait_log("pushed stream started", timeout=5, stream="tiny", part_target_ms=300, segment_target_ms=1000)
+    assert pub.alive()
+    assert RELAY_SECRET not in tc.log_text() and RELAY_SECRET not in ing.log_text()

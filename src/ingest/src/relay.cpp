@@ -735,6 +735,26 @@ std::string relay_publish_name(const RelayTarget& target, std::string_view strea
   return name;
 }
 
+std::string relay_settings_query(const PublishInfo& info) {
+  std::string q;
+  auto add = [&q](std::string_view key, std::string_view value) {
+    if (!q.empty()) q += '&';
+    q += key;
+    q += '=';
+    q += value;
+  };
+  bool plain =
+      !info.profile.empty() && info.profile.size() <= 64 &&
+      std::all_of(info.profile.begin(), info.profile.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+      });
+  if (plain) add("profile", info.profile);
+  if (info.latency == "ll-hls" || info.latency == "hls") add("latency", info.latency);
+  if (info.part_target_ms > 0) add("part_ms", std::to_string(info.part_target_ms));
+  if (info.segment_target_ms > 0) add("segment_ms", std::to_string(info.segment_target_ms));
+  return q;
+}
+
 RelayMetrics::RelayMetrics(prometheus::Registry& r)
     : connects(prometheus::BuildCounter()
                    .Name("streamflex_ingest_relay_connects_total")
@@ -791,9 +811,11 @@ Relay::~Relay() = default;
 std::unique_ptr<PublishHandler> Relay::on_publish_start(const PublishInfo& info) {
   if (targets_.empty()) return nullptr;
   std::vector<std::shared_ptr<Link>> links;
+  const std::string settings = config_.relay_secret.empty() ? std::string() : relay_settings_query(info);
   for (const auto& t : targets_) {
-    auto link = std::make_shared<Link>(pool_.next(), t, relay_publish_name(t, info.stream, config_.relay_secret),
-                                       info.stream, config_, metrics_);
+    auto name = relay_publish_name(t, info.stream, config_.relay_secret);
+    if (!settings.empty()) name += (name.find('?') == std::string::npos ? "?" : "&") + settings;
+    auto link = std::make_shared<Link>(pool_.next(), t, std::move(name), info.stream, config_, metrics_);
     Link::start(link);
     links.push_back(std::move(link));
   }

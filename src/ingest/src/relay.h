@@ -14,6 +14,9 @@
 // StreamFlex transcode node anchors program date time on it instead of on its own, later, arrival;
 // other receivers ignore a data message they do not know (nginx-rtmp: no handler; StreamFlex
 // `all`: not metadata).
+// Stream settings: with a relay secret the publish name carries the stream's settings as a query
+// (relay_settings_query), which the transcode node applies (profile, segment target) and passes on
+// to the origin (latency, part and segment targets).
 #pragma once
 
 #include <prometheus/counter.h>
@@ -47,6 +50,13 @@ Result<RelayTarget> parse_relay_url(std::string_view url);
 // The publish name a target is sent: its template with the stream filled in, then ":<secret>"
 // when a relay secret is configured (what a transcode node checks; see RelayKeyStore).
 std::string relay_publish_name(const RelayTarget& target, std::string_view stream, std::string_view secret);
+
+// The stream's settings as a publish-name query for a StreamFlex transcode node:
+// "profile=P&latency=L&part_ms=N&segment_ms=N", only those the stream has (its record's, as in
+// force at the publish), "" when none. Sent (after '?') only with a relay secret: other servers
+// would take the query for part of a stream key. A profile outside [A-Za-z0-9_-] or a latency
+// other than "ll-hls"/"hls" is left out.
+std::string relay_settings_query(const PublishInfo& info);
 
 struct RelayMetrics {
   explicit RelayMetrics(prometheus::Registry& r);

@@ -31,6 +31,20 @@ TEST(RelayUrl, NameTemplateAndDefaultPort) {
   EXPECT_EQ(relay_publish_name(*fixed, "m", ""), "sfk_abc");
 }
 
+TEST(RelaySettings, TheStreamsSettingsAsAQueryOnlyThoseItHas) {
+  PublishInfo info;
+  EXPECT_EQ(relay_settings_query(info), "");
+  info.profile = "sports_hd";
+  info.latency = "ll-hls";
+  info.part_target_ms = 300;
+  info.segment_target_ms = 1000;
+  EXPECT_EQ(relay_settings_query(info), "profile=sports_hd&latency=ll-hls&part_ms=300&segment_ms=1000");
+  info.profile = "a&b=c";  // never from the store; never sent as another key
+  info.latency = "weird";
+  info.part_target_ms = 0;
+  EXPECT_EQ(relay_settings_query(info), "segment_ms=1000");
+}
+
 TEST(RelayUrl, RejectsMalformed) {
   for (const char* bad : {"http://h/live", "rtmp://", "rtmp://h", "rtmp://h/", "rtmp:///live", "rtmp://h:0/live",
                           "rtmp://h:70000/live", "rtmp://h:x/live", "rtmp://h:/live", "rtmp://[::1/live"}) {

@@ -402,6 +402,7 @@ asio::awaitable<void> Session::publish(PublishRequest req) {
   if (key.empty()) key = query_param(app_query_, "key");
   // The key store may block (SQLite): ask it on the worker pool, then come back here.
   auth::PublishRequest check{std::move(key), app_, remote_};
+  if (auto q = req.name.find('?'); q != std::string::npos) check.query = req.name.substr(q + 1);
   auto grant =
       co_await asio::co_spawn(shared_.workers, check_key(&shared_.keys, std::move(check)), asio::use_awaitable);
   if (!socket_.is_open()) co_return;

@@ -4,11 +4,48 @@
 
 #include <chrono>
 
+#include "cmaf_upload.h"
 #include "sf/cmaf/fmp4.h"
 #include "sf/media/codec_config.h"
 
 namespace sf::origin {
 namespace {
+
+http::Request with_head(std::string head) {
+  http::Request r;
+  r.head = std::move(head);
+  return r;
+}
+
+TEST(PushedSettings, TakenWithTheApisBoundsAllOrNone) {
+  using std::chrono::milliseconds;
+  std::string why;
+  auto s = pushed_settings(
+      with_head("StreamFlex-Latency: hls\r\nstreamflex-part-target: 300\r\nStreamFlex-Segment-Target: 1000\r\n"), why);
+  EXPECT_EQ(why, "");
+  EXPECT_FALSE(s.low_latency);
+  EXPECT_EQ(s.part_target, milliseconds(300));
+  EXPECT_EQ(s.segment_target, milliseconds(1000));
+  s = pushed_settings(with_head("Content-Type: video/mp4\r\n"), why);  // none: the origin's own
+  EXPECT_EQ(why, "");
+  EXPECT_TRUE(s.low_latency);
+  EXPECT_EQ(s.part_target, milliseconds(0));
+  EXPECT_EQ(s.segment_target, milliseconds(0));
+  s = pushed_settings(with_head("StreamFlex-Segment-Target: 1000\r\n"), why);  // only what is sent
+  EXPECT_EQ(why, "");
+  EXPECT_EQ(s.part_target, milliseconds(0));
+  EXPECT_EQ(s.segment_target, milliseconds(1000));
+  for (const char* bad :
+       {"StreamFlex-Part-Target: 50\r\nStreamFlex-Segment-Target: 1000\r\n",
+        "StreamFlex-Part-Target: 800\r\nStreamFlex-Segment-Target: 600\r\n", "StreamFlex-Segment-Target: 20000\r\n",
+        "StreamFlex-Segment-Target: 1000ms\r\n", "StreamFlex-Latency: fast\r\nStreamFlex-Segment-Target: 1000\r\n"}) {
+    why.clear();
+    s = pushed_settings(with_head(bad), why);
+    EXPECT_NE(why, "") << bad;
+    EXPECT_TRUE(s.low_latency) << bad;
+    EXPECT_EQ(s.segment_target, milliseconds(0)) << bad;
+  }
+}
 
 TEST(RenditionOf, NamesOnlyWhatADashIfStreamsPathDeclares) {
   EXPECT_EQ(rendition_of("Streams(720p)"), "720p");

@@ -1,7 +1,9 @@
 #include "cmaf_upload.h"
 
+#include <charconv>
 #include <cstring>
 
+#include "sf/auth/store.h"
 #include "sf/core/byte_reader.h"
 
 namespace sf::origin {
@@ -30,6 +32,29 @@ Result<std::optional<BoxHead>> box_at(ByteView in, std::size_t at) {
 }
 
 }  // namespace
+
+StreamSettings pushed_settings(const http::Request& req, std::string& why) {
+  auto latency = req.header("streamflex-latency");
+  auto part = req.header("streamflex-part-target");
+  auto segment = req.header("streamflex-segment-target");
+  StreamSettings out;
+  if (latency.empty() && part.empty() && segment.empty()) return out;
+  auth::StreamRecord check;  // the API's defaults where a header is absent
+  check.name = "pushed";
+  if (!latency.empty()) check.latency = std::string(latency);
+  auto number = [&why](std::string_view text, const char* name, std::int64_t& into) {
+    if (text.empty()) return;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), into);
+    if (ec != std::errc{} || end != text.data() + text.size()) why = std::string(name) + ": not a number";
+  };
+  number(part, "StreamFlex-Part-Target", check.part_target_ms);
+  number(segment, "StreamFlex-Segment-Target", check.segment_target_ms);
+  if (!why.empty() || !auth::validate_stream(check, why)) return {};
+  out.low_latency = check.latency != "hls";
+  if (!part.empty()) out.part_target = std::chrono::milliseconds(check.part_target_ms);
+  if (!segment.empty()) out.segment_target = std::chrono::milliseconds(check.segment_target_ms);
+  return out;
+}
 
 Result<std::size_t> CmafUpload::next_unit(bool& is_media, bool& skip) const {
   ByteView in(pending_.data(), pending_.size());

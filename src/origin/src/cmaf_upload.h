@@ -15,6 +15,13 @@
 
 namespace sf::origin {
 
+// The stream settings a StreamFlex pusher sends with its objects (push::StreamSettings):
+// "StreamFlex-Latency: ll-hls|hls", "StreamFlex-Part-Target: <ms>", "StreamFlex-Segment-Target:
+// <ms>", checked with the API's bounds (auth::validate_stream). Absent ones: the origin's
+// configuration. Any malformed or out of bounds: none of them, and `why` says what was wrong.
+// The request is authenticated (ingest secret) before this is asked.
+StreamSettings pushed_settings(const http::Request& req, std::string& why);
+
 class CmafUpload final : public http::BodySink {
  public:
   CmafUpload(std::shared_ptr<CmafIngest> ingest, std::string representation, std::size_t max_unit,

@@ -354,7 +354,7 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
     if (!valid) return http::Response::text(400, "bad stream name\n");
     // Manifests pushed beside the media describe what the origin derives itself.
     if (file.ends_with(".mpd") || file.ends_with(".m3u8")) return std::make_unique<Discard>();
-    auto session = pushed_session(name);
+    auto session = pushed_session(name, req);
     if (!session) return http::Response::text(503, "origin is full\n");
     count("ingest", 200);
     return std::make_unique<CmafUpload>(std::move(session), representation_of(file),
@@ -391,17 +391,24 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
     log::info("origin", "pushed stream ended by its pusher", {{"stream", name}});
   }
 
-  std::shared_ptr<CmafIngest> pushed_session(const std::string& name) {
+  std::shared_ptr<CmafIngest> pushed_session(const std::string& name, const http::Request& req) {
     // pushed_mu is held across open() so two first pushes of a stream cannot both open it.
     std::lock_guard lock(pushed_mu);
     if (auto it = pushed.find(name); it != pushed.end()) return it->second;
+    // The pusher's stream settings (StreamFlex-* headers), taken when the stream starts.
+    std::string why;
+    StreamSettings settings = pushed_settings(req, why);
+    if (!why.empty()) log::warn("origin", "pushed stream settings ignored", {{"stream", name}, {"why", why}});
     // Program date time from the pushed prft boxes (the source's arrival), else this origin's own.
-    StreamSettings settings;
     auto arrival = std::make_shared<ArrivalClock>();
     settings.arrival = arrival;
     auto sink = open(name, settings);
     if (!sink) return nullptr;
-    log::info("origin", "pushed stream started", {{"stream", name}});
+    log::info("origin", "pushed stream started",
+              {{"stream", name},
+               {"low_latency", settings.low_latency},
+               {"part_target_ms", settings.part_target.count()},
+               {"segment_target_ms", settings.segment_target.count()}});
     return pushed[name] = std::make_shared<CmafIngest>(std::move(sink), 4.0, std::move(arrival));
   }
 

@@ -63,6 +63,7 @@ struct StreamState {
   std::shared_ptr<Pusher::Impl> owner;
   std::string name;
   asio::io_context& ctx;
+  std::vector<std::pair<std::string, std::string>> settings;  // StreamFlex-* headers of every POST
   // On ctx only:
   std::unique_ptr<http::Pool> http;
   std::map<std::string, std::unique_ptr<Rep>> reps;
@@ -161,7 +162,10 @@ void skip_to_keyframe(StreamState& s, Rep& r) {
 }
 
 std::vector<std::pair<std::string, std::string>> headers_of(const StreamState& s, const Rep& r) {
-  return {{"Authorization", "Bearer " + s.owner->config.secret}, {"Content-Type", r.content_type}};
+  std::vector<std::pair<std::string, std::string>> h{{"Authorization", "Bearer " + s.owner->config.secret},
+                                                     {"Content-Type", r.content_type}};
+  h.insert(h.end(), s.settings.begin(), s.settings.end());
+  return h;
 }
 
 asio::awaitable<void> send_delete(std::shared_ptr<StreamState> s) {
@@ -439,8 +443,14 @@ Bytes write_prft(std::uint32_t track_id, std::int64_t wall_ms, std::uint64_t med
   return Bytes::freeze(std::move(b));
 }
 
-std::shared_ptr<transcode::Sink> Pusher::open_stream(std::string stream, std::shared_ptr<const ArrivalAnchor> anchor) {
+std::shared_ptr<transcode::Sink> Pusher::open_stream(std::string stream, std::shared_ptr<const ArrivalAnchor> anchor,
+                                                     StreamSettings settings) {
   auto s = std::make_shared<StreamState>(impl_, std::move(stream), impl_->pool.next());
+  if (!settings.latency.empty()) s->settings.emplace_back("StreamFlex-Latency", settings.latency);
+  if (settings.part_target_ms > 0)
+    s->settings.emplace_back("StreamFlex-Part-Target", std::to_string(settings.part_target_ms));
+  if (settings.segment_target_ms > 0)
+    s->settings.emplace_back("StreamFlex-Segment-Target", std::to_string(settings.segment_target_ms));
   {
     std::lock_guard lk(impl_->mu);
     std::erase_if(impl_->streams, [](auto& w) { return w.expired(); });

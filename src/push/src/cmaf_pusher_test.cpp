@@ -18,6 +18,7 @@ using namespace std::chrono_literals;
 struct Seen {
   std::string method, path, auth;
   std::string body;
+  std::string settings;  // the StreamFlex-* headers, "latency part segment"
 };
 
 // A fake origin: records every ingest request; answers 503 to the first `fail_first` POSTs, and
@@ -27,7 +28,10 @@ struct FakeOrigin {
     server.body_limit("/ingest/", 4 * 1024 * 1024);
     auto record = [this](http::Request& req) {
       std::lock_guard lk(mu);
-      seen.push_back({req.method, req.path, req.header("authorization"), req.body});
+      seen.push_back({req.method, req.path, req.header("authorization"), req.body,
+                      std::string(req.header("streamflex-latency")) + " " +
+                          std::string(req.header("streamflex-part-target")) + " " +
+                          std::string(req.header("streamflex-segment-target"))});
       if (req.method == "POST" && fails > 0) {
         --fails;
         return http::Response::text(503, "not now\n");
@@ -155,6 +159,45 @@ TEST(Pusher, PushesInitThenChunksInOrderAndEndsTheStream) {
   EXPECT_EQ(totals.objects, seen.size() - 1);
   EXPECT_EQ(totals.failures, 0u);
   EXPECT_EQ(totals.dropped, 0u);
+  pusher.stop();
+  pool.join();
+}
+
+TEST(Pusher, EveryObjectCarriesTheStreamsSettings) {
+  FakeOrigin origin;
+  net::IoPool pool(1);
+  Metrics metrics;
+  Config cfg;
+  cfg.origin_url = origin.url();
+  cfg.secret = "sec";
+  Pusher pusher(pool, cfg, metrics);
+  pool.start();
+  {
+    auto sink = pusher.open_stream("s1", nullptr, StreamSettings{"hls", 300, 1000});
+    sink->on_track(aac_track());
+    for (int i = 0; i < 30; ++i) sink->on_frame(aac_frame(i));
+    auto plain = pusher.open_stream("s2");
+    plain->on_track(aac_track());
+    for (int i = 0; i < 30; ++i) plain->on_frame(aac_frame(i));
+  }
+  ASSERT_TRUE(wait_for([&] {
+    int deletes = 0;
+    for (auto& s : origin.requests()) deletes += s.method == "DELETE";
+    return deletes == 2;
+  }));
+  int s1 = 0, s2 = 0;
+  for (auto& s : origin.requests()) {
+    if (s.method != "POST") continue;
+    if (s.path.starts_with("/ingest/s1/")) {
+      EXPECT_EQ(s.settings, "hls 300 1000") << s.path;
+      ++s1;
+    } else {
+      EXPECT_EQ(s.settings, "  ") << s.path;  // none set: none sent
+      ++s2;
+    }
+  }
+  EXPECT_GE(s1, 2);  // the init and the chunks
+  EXPECT_GE(s2, 2);
   pusher.stop();
   pool.join();
 }

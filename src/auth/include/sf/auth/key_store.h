@@ -30,6 +30,9 @@ struct PublishRequest {
   std::string key;     // secret: never log it
   std::string app;     // RTMP application ("live")
   std::string remote;  // peer address:port
+  // The publish name's query, after '?' (not part of the key): a StreamFlex relay's stream
+  // settings, which only a relay's key store (the transcode role's) reads.
+  std::string query{};
 };
 
 struct KeyInfo {

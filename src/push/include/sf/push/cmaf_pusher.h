@@ -67,6 +67,15 @@ class ArrivalAnchor {
   std::optional<Mark> best_;
 };
 
+// A stream's delivery settings for the origin, sent with every pushed object (the origin applies
+// them when the stream starts there, whichever request comes first) as headers, each only when
+// set: "StreamFlex-Latency: ll-hls|hls", "StreamFlex-Part-Target: <ms>",
+// "StreamFlex-Segment-Target: <ms>". Authenticated as the push is (its Bearer secret).
+struct StreamSettings {
+  std::string latency;  // "", "ll-hls" or "hls"
+  std::int64_t part_target_ms = 0, segment_target_ms = 0;
+};
+
 // A prft box (version 1, flags 24: the time the sample was captured, here its arrival) saying
 // that `media_time` (in the track's timescale) of track `track_id` arrived at `wall_ms`.
 Bytes write_prft(std::uint32_t track_id, std::int64_t wall_ms, std::uint64_t media_time);
@@ -85,8 +94,10 @@ class Pusher {
   Pusher(net::IoPool& pool, Config config, Metrics& metrics);
   ~Pusher();
   // The sink of one stream's transcoded output. Releasing it ends the stream (see above). With an
-  // anchor, each chunk carries a prft with its arrival time (see above).
-  std::shared_ptr<transcode::Sink> open_stream(std::string stream, std::shared_ptr<const ArrivalAnchor> anchor = {});
+  // anchor, each chunk carries a prft with its arrival time (see above); `settings` go with every
+  // object (see StreamSettings).
+  std::shared_ptr<transcode::Sink> open_stream(std::string stream, std::shared_ptr<const ArrivalAnchor> anchor = {},
+                                               StreamSettings settings = {});
   // Stops every stream's requests (shutdown); call before the pool stops.
   void stop();
   PushStats totals() const;
