@@ -6,11 +6,17 @@ ffmpeg -xerror read. The receiving process is stopped and started again while th
 on: the relay reconnects and the stream comes back there; the publisher never notices. A relay to a
 dead port leaves `streamflex all`'s own publish and HLS untouched; a relay whose key the peer
 refuses is counted as a failure and never logs the key; a peer that accepts TCP and then never
-answers costs one ingest.relay_timeout per attempt.
+answers costs one ingest.relay_timeout per attempt. nginx-rtmp, relayed to with the arrival clock
+(the @streamflex data message) on, ignores that message and records the stream whole.
 """
+import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
+
+import pytest
 
 import sfharness as h
 
@@ -135,3 +141,63 @@ def test_relay_peer_that_never_answers_times_out(make_server, procs, clip10, tmp
         hole.close()
         for c in held:
             c.close()
+
+
+NGINX_RTMP = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+
+
+@pytest.mark.skipif(not (shutil.which("nginx") and os.path.exists(NGINX_RTMP)), reason="nginx-rtmp not installed")
+def test_nginx_rtmp_takes_a_relay_with_the_arrival_clock(make_server, procs, clip10, tmp_path):
+    """An unrelated RTMP server gets the relay's @streamflex data message (ingest.relay_clock, on by
+    default) before the media: nginx-rtmp has no handler for it, takes the publish and records every
+    frame; its error log says nothing about it."""
+    port = h.free_port()
+    prefix = tmp_path / "nginx"
+    (prefix / "logs").mkdir(parents=True)
+    (prefix / "rec").mkdir()
+    conf = prefix / "nginx.conf"
+    conf.write_text(f"""load_module {NGINX_RTMP};
+worker_processes 1;
+daemon off;
+master_process off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log info;
+events {{ worker_connections 64; }}
+rtmp {{
+    server {{
+        listen {HOST}:{port};
+        application live {{
+            live on;
+            record all;
+            record_path {prefix}/rec;
+        }}
+    }}
+}}
+""")
+    nginx = subprocess.Popen(["nginx", "-p", f"{prefix}/", "-c", str(conf), "-e", f"{prefix}/logs/error.log"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        h.wait_until(lambda: socket.socket().connect_ex((HOST, port)) == 0, 10, "nginx-rtmp listening")
+        src = make_server(role="ingest", record=False,
+                          args=[f"--ingest.relay=rtmp://{HOST}:{port}/live", "--ingest.relay_max_backoff=1s"])
+        key = src.create_key("cam")
+        pub = procs.add(h.ffmpeg_publish(clip10, src.url(key), tmp_path / "pub.log"))
+        src.wait_metric("streamflex_ingest_relay_connects_total", 1, timeout=15)
+        assert pub.wait(40) == 0, pub.tail()
+        h.wait_until(lambda: src.metric("streamflex_ingest_relay_links_up") == 0, 10, "the relay link closed")
+        rec = prefix / "rec" / "cam.flv"
+        h.wait_until(lambda: rec.exists() and rec.stat().st_size > 100000, 10, "nginx-rtmp's recording")
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
+    streams = h.probe_streams(str(rec))
+    assert streams["video"]["codec_name"] == "h264"
+    assert streams["audio"]["codec_name"] == "aac"
+    got, sent = len(h.video_packets(str(rec))), len(h.video_packets(str(clip10)))
+    print(f"nginx-rtmp recorded {got} of the {sent} video frames published")
+    assert got >= sent - 1, (got, sent)
+    assert src.metric("streamflex_ingest_relay_connect_failures_total") == 0
+    assert src.metric("streamflex_ingest_relay_dropped_frames_total") == 0
+    errors = [line for line in (prefix / "logs" / "error.log").read_text().splitlines()
+              if "[error]" in line or "[crit]" in line or "[alert]" in line or "[emerg]" in line]
+    assert not errors, errors
