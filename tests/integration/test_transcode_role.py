@@ -8,8 +8,10 @@ BANDWIDTH, highest first (the rung name travels in the request path, the declare
 segment's btrt); ffprobe and ffmpeg -xerror read it. The origin is killed and started again mid-
 stream: the transcoder retries and the origin serves the stream again. When the publish ends the
 transcoder ends the stream at the origin. The origin's program date time is the source's arrival,
-carried in the pushed chunks' prft boxes. A relay with a wrong secret is refused by the transcoder
-and nothing reaches the origin.
+carried in the pushed chunks' prft boxes, and with a slow relay hop (a proxy delaying it 1.5 s) still
+the arrival at the ingest node, whose clock the relay sends (@streamflex). A stream's settings made
+on the ingest node's API (profile, segment and part targets) reach the transcoder and the origin. A
+relay with a wrong secret is refused by the transcoder and nothing reaches the origin.
 """
 import collections
 import datetime
