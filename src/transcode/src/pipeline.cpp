@@ -448,6 +448,18 @@ void Pipeline::replan(int width, int height) {
             {{"stream", opt_.stream}, {"source", fmt::format("{}x{}", width, height)}, {"rungs", names}});
 }
 
+std::size_t scaling_source(const std::vector<ScalingCandidate>& made, int width, int height, bool cascade) {
+  std::size_t best = 0;
+  if (!cascade || made.empty()) return best;
+  for (std::size_t i = 1; i < made.size(); ++i) {
+    const auto& m = made[i];
+    if (m.width >= width && m.height >= height && m.yuv420p &&
+        std::int64_t(m.width) * m.height < std::int64_t(made[best].width) * made[best].height)
+      best = i;
+  }
+  return best;
+}
+
 void Pipeline::picture(std::uint64_t slot, std::uint32_t index, AVFrame* pic) {
   if (*stopping_) return;
   std::int64_t pts = pic->best_effort_timestamp != AV_NOPTS_VALUE ? pic->best_effort_timestamp : pic->pts;
@@ -503,7 +515,9 @@ void Pipeline::picture(std::uint64_t slot, std::uint32_t index, AVFrame* pic) {
     AVFrame* frame;
   };
   std::vector<Made> made;  // pictures available as scaling sources, the source first
+  std::vector<ScalingCandidate> candidates;
   made.push_back({pic->width, pic->height, pic});
+  candidates.push_back({pic->width, pic->height, pic->format == AV_PIX_FMT_YUV420P});
   std::vector<FramePtr> keep_alive;
   bool yuv420 = pic->format == AV_PIX_FMT_YUV420P;
   for (auto& r : rungs_) {
@@ -523,12 +537,7 @@ void Pipeline::picture(std::uint64_t slot, std::uint32_t index, AVFrame* pic) {
     } else {
       // Scale from the smallest picture made so far that is at least as large (cascade), or from
       // the source.
-      const Made* src = &made.front();
-      if (opt_.cascade)
-        for (auto& m : made)
-          if (m.w >= int(p.width) && m.h >= int(p.height) && m.w * m.h < src->w * src->h &&
-              m.frame->format == AV_PIX_FMT_YUV420P)
-            src = &m;
+      const Made* src = &made[scaling_source(candidates, int(p.width), int(p.height), opt_.cascade)];
       if (!r->sws || r->sws_src_w != src->w || r->sws_src_h != src->h || r->sws_src_fmt != src->frame->format) {
         r->sws.reset(sws_getContext(src->w, src->h, static_cast<AVPixelFormat>(src->frame->format), int(p.width),
                                     int(p.height), AV_PIX_FMT_YUV420P, SWS_BICUBIC, nullptr, nullptr, nullptr));
@@ -555,6 +564,7 @@ void Pipeline::picture(std::uint64_t slot, std::uint32_t index, AVFrame* pic) {
       }
       sws_scale(r->sws.get(), src->frame->data, src->frame->linesize, 0, src->h, out->data, out->linesize);
       made.push_back({out->width, out->height, out.get()});
+      candidates.push_back({out->width, out->height, out->format == AV_PIX_FMT_YUV420P});
     }
     keep_alive.push_back(out);
     double fps = std::min(p.rung.max_fps, source_fps);

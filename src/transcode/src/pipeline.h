@@ -66,6 +66,20 @@ class RestorePolicy {
   double calm_since_ = 0;
 };
 
+// A picture a rung could be scaled from: the decoded source, or a rung already scaled from it.
+struct ScalingCandidate {
+  int width = 0, height = 0;
+  bool yuv420p = false;
+};
+
+// Which of `made` (the decoded source first, then the pictures scaled so far) a rung of
+// width x height is scaled from. With cascade, the smallest yuv420p picture at least as large in
+// both dimensions, else the source: swscale's bicubic cost follows the size of the picture it
+// reads, so this is the cheapest source for every rung of the default and the bench's ladders
+// (bench/transcode_ladder.sh MODES=scalers; it costs PSNR against direct scaling, see
+// bench/README.md). Without cascade, always the source.
+std::size_t scaling_source(const std::vector<ScalingCandidate>& made, int width, int height, bool cascade);
+
 struct PipelineOptions {
   std::string stream;
   Profile profile;
