@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,6 +24,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <climits>
 #include <mutex>
 #include <span>
 #include <thread>
@@ -98,14 +100,30 @@ FileBody::~FileBody() {
 
 namespace {
 
+// Gathered, up to IOV_MAX pieces per writev: a file system with large folios (ext4, xfs) then
+// sizes them for the whole write instead of per frame, and sendfile later walks fewer of them
+// (1 MB in 40 KB pieces on ext4, /proc/kpageflags: 6 folios gathered, 108 written piece by piece).
+// No CPU difference per answer showed through the noise of a loaded machine.
 bool write_pieces(int fd, std::span<const Bytes> pieces) {
-  for (auto& b : pieces) {
-    std::size_t done = 0;
-    while (done < b.size()) {
-      ssize_t n = ::write(fd, b.data() + done, b.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      done += static_cast<std::size_t>(n);
+  std::vector<iovec> iov;
+  iov.reserve(std::min<std::size_t>(pieces.size(), IOV_MAX));
+  std::size_t next = 0;  // first piece not yet in iov
+  while (next < pieces.size() || !iov.empty()) {
+    while (next < pieces.size() && iov.size() < IOV_MAX) {
+      auto& b = pieces[next++];
+      if (b.size()) iov.push_back({const_cast<std::byte*>(b.data()), b.size()});
+    }
+    if (iov.empty()) break;
+    ssize_t n = ::writev(fd, iov.data(), static_cast<int>(iov.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    // Drop what went (a short write leaves the rest of a piece at the front).
+    std::size_t left = static_cast<std::size_t>(n), done = 0;
+    while (done < iov.size() && left >= iov[done].iov_len) left -= iov[done++].iov_len;
+    iov.erase(iov.begin(), iov.begin() + static_cast<std::ptrdiff_t>(done));
+    if (left) {
+      iov.front().iov_base = static_cast<char*>(iov.front().iov_base) + left;
+      iov.front().iov_len -= left;
     }
   }
   return true;

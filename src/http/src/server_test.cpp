@@ -211,6 +211,21 @@ TEST(Server, UnnamedCopyHoldsThePiecesReadOnlyAndIsServed) {
   EXPECT_LT(::pwrite(file->fd, "x", 1, 0), 0);  // read-only descriptor
   EXPECT_EQ(::fcntl(file->fd, F_GETFL) & O_ACCMODE, O_RDONLY);
   EXPECT_FALSE(FileBody::unnamed_copy(pieces, dir + "/no-such-directory"));
+  // More pieces than one writev takes (IOV_MAX), empty ones among them, all in order.
+  std::vector<Bytes> many;
+  std::string many_bytes;
+  for (int i = 0; i < 3000; ++i) {
+    std::string piece(static_cast<std::size_t>(i % 7 == 0 ? 0 : 100 + i % 13), static_cast<char>('a' + i % 26));
+    many_bytes += piece;
+    many.push_back(Bytes::copy_of(as_bytes(piece)));
+  }
+  for (auto copy : {FileBody::unnamed_copy(many, dir), FileBody::sealed_copy(many)}) {
+    ASSERT_TRUE(copy);
+    ASSERT_EQ(copy->size, many_bytes.size());
+    std::string got(copy->size, '\0');
+    ASSERT_EQ(::pread(copy->fd, got.data(), got.size(), 0), static_cast<ssize_t>(got.size()));
+    EXPECT_TRUE(got == many_bytes);
+  }
 
   Fixture f;
   f.server.route("GET", "/part", [file](Request&) {
