@@ -5,7 +5,8 @@
 //   node play.mjs dash <manifest.mpd URL> <seconds> <out dir>   dash.js on a page loaded from a file:// URL,
 //                                                               so every media request is cross-origin (CORS)
 //
-// Every second the player's state is sampled (t = Date.now()); at the end a screenshot is saved in
+// Every second the player's state is sampled (t = Date.now(); the video element's size, time and
+// frames decoded, and for dash.js the Periods it switched to); at the end a screenshot is saved in
 // <out dir>. Requests the page made are summarised (count and non-2xx answers per kind).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,7 +31,7 @@ const DASH_PAGE = `<!doctype html>
 <script>
   const video = document.getElementById('video');
   const state = { latency: null, targetLatency: 3, stalls: 0, fatalErrors: [], errors: [], playing: false,
-                  framesDecoded: 0, samples: [] };
+                  framesDecoded: 0, samples: [], periodSwitches: [] };
   window.sfPlayer = state;
   const player = dashjs.MediaPlayer().create();
   player.updateSettings({ streaming: { delay: { liveDelay: 3 }, liveCatchup: { enabled: true } } });
@@ -41,6 +42,11 @@ const DASH_PAGE = `<!doctype html>
   });
   player.on(dashjs.MediaPlayer.events.PLAYBACK_ERROR, (e) => state.fatalErrors.push('playback/' + (e.error && e.error.message)));
   player.on(dashjs.MediaPlayer.events.PLAYBACK_WAITING, () => { if (state.playing) state.stalls++; });
+  player.on(dashjs.MediaPlayer.events.PERIOD_SWITCH_COMPLETED, (e) => {
+    if (state.periodSwitches.length < 100)
+      state.periodSwitches.push({ t: Date.now(), to: e.toStreamInfo ? e.toStreamInfo.id : null,
+                                  currentTime: video.currentTime });
+  });
   video.addEventListener('playing', () => { state.playing = true; });
   player.initialize(video, ${JSON.stringify(target)}, true);
   setInterval(() => {
@@ -105,7 +111,8 @@ try {
                targetLatency: p.targetLatency ?? null, playing: !!p.playing, framesDecoded: p.framesDecoded || 0,
                stalls: p.stalls || 0, fatalErrors: (p.fatalErrors || []).slice(), errors: (p.errors || []).slice(-20),
                currentTime: v ? v.currentTime : null, bufferedEnd: b, paused: v ? v.paused : null,
-               readyState: v ? v.readyState : null };
+               readyState: v ? v.readyState : null, videoWidth: v ? v.videoWidth : null,
+               videoHeight: v ? v.videoHeight : null, periodSwitches: (p.periodSwitches || []).slice() };
     });
     result.samples.push(s);
   }

@@ -6,10 +6,19 @@ the drop and plays through it; the test reloads the video playlist every 200 ms 
 playlist must carry on (media sequence numbers keep growing, EXT-X-DISCONTINUITY before the first
 segment of the new publish, the same init unless the codec configuration changed) and the player
 must carry on after the discontinuity without a fatal error.
+
+dash.js (tests/browser/play.mjs, dash mode) plays the MPD the same way across a republish with the
+same configuration (after AWAY_SECONDS) and with a new resolution (at once): the MPD gets a new
+Period, and dash.js must switch to it and keep playing at the new size. It also plays through a
+publish whose timestamps jump forward and back, which ingest rebases onto one timeline (one Period).
 """
+import json
+import re
+import socket
 import threading
 import time
 import types
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -207,3 +216,303 @@ def test_new_codec_configuration_after_reconnect_gets_new_init(resized):
     path.write_bytes(resized.inits[after["map"]] + resized.first_after)
     v = h.probe_streams(path)["video"]
     assert (v["width"], v["height"]) == (640, 360), v
+
+
+# ---- dash.js across a new Period ---------------------------------------------------------------
+
+DASH_PLAY_SECONDS = 30
+NS = {"d": "urn:mpeg:dash:schema:mpd:2011"}
+
+
+def parse_mpd(text):
+    """The MPD's root attributes and, per Period, its id, start (s) and the video Representations'
+    (id, width, height) with the SegmentTemplate that applies to them."""
+    root = ET.fromstring(text)
+
+    def seconds(v):
+        m = re.fullmatch(r"PT(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?", v or "")
+        assert m, f"not a duration: {v!r}"
+        return int(m[1] or 0) * 3600 + int(m[2] or 0) * 60 + float(m[3] or 0)
+
+    periods = []
+    for p in root.findall("d:Period", NS):
+        video = []
+        for a in p.findall("d:AdaptationSet", NS):
+            if a.get("contentType") != "video":
+                continue
+            for rep in a.findall("d:Representation", NS):
+                tpl = rep.find("d:SegmentTemplate", NS)
+                tpl = tpl if tpl is not None else a.find("d:SegmentTemplate", NS)
+                video.append({"id": rep.get("id"), "width": int(rep.get("width", 0)),
+                              "height": int(rep.get("height", 0)), "template": dict(tpl.attrib) if tpl is not None
+                              else None})
+        periods.append({"id": p.get("id"), "start": seconds(p.get("start")), "video": video})
+    return {"ast": root.get("availabilityStartTime"), "publishTime": root.get("publishTime"), "periods": periods}
+
+
+def start_dash_js(mpd_url, art, seconds=DASH_PLAY_SECONDS):
+    """play.mjs in dash mode for `seconds` on a thread; its report lands in out["result"]."""
+    out = {}
+
+    def play():
+        out["result"] = h.run_node_json("play.mjs", ["dash", mpd_url, seconds, art], timeout=seconds + 60,
+                                        artifacts=art)
+
+    player = threading.Thread(target=play, daemon=True)
+    player.start()
+    return player, out
+
+
+def keep(art, r):
+    """The player's report and every MPD version seen, for a person to read after the run."""
+    (art / "play.json").write_text(json.dumps(r.play, indent=1))
+    (art / "mpds.txt").write_text("".join(f"---- {t:.3f}\n{body}" for t, body in r.versions))
+
+
+def republish_under_dash_js(srv, procs, first_clip, second_clip, stream, away, work, art):
+    """Publishes first_clip, starts dash.js on the MPD, and once the first publisher has finished
+    and `away` seconds passed publishes second_clip with the same key. The MPD is fetched every
+    200 ms meanwhile; returns the player's report, the MPD versions and the times of the drop and
+    the return. The second publisher is left running (its clip outlasts the player)."""
+    key = srv.create_key(stream)
+    mpd_url = f"{srv.origin}/live/{stream}/manifest.mpd"
+    r = types.SimpleNamespace(versions=[], play=None, dropped_at=None, back_at=None, second=None, mpd_url=mpd_url)
+    first = procs.add(h.ffmpeg_publish(first_clip, srv.url(key), work / f"{stream}-first.log"))
+
+    def has_segment():
+        status, body, _ = h.http_get(f"{srv.origin}/live/{stream}/video/index.m3u8")
+        return status == 200 and "#EXTINF" in body
+
+    h.wait_until(has_segment, 15, f"{stream}: a complete segment from the first publish")
+    player, out = start_dash_js(mpd_url, art)
+    deadline = time.monotonic() + DASH_PLAY_SECONDS + 30
+    for _ in range(10000):
+        if time.monotonic() > deadline or not player.is_alive():
+            break
+        status, body, _ = h.http_get(mpd_url)
+        now = time.time()
+        if status == 200 and (not r.versions or r.versions[-1][1] != body):
+            r.versions.append((now, body))
+        if r.dropped_at is None and not first.alive():
+            r.dropped_at = now
+        if r.second is None and r.dropped_at and now >= r.dropped_at + away:
+            r.second = procs.add(h.ffmpeg_publish(second_clip, srv.url(key), work / f"{stream}-second.log"))
+            r.back_at = time.time()
+        time.sleep(0.2)
+    player.join(DASH_PLAY_SECONDS + 60)
+    r.play = out.get("result")
+    keep(art, r)
+    return r
+
+
+@pytest.fixture(scope="module")
+def dash_reconnect(module_servers, module_procs, clip10, clip30, browser_deps, tmp_path_factory):
+    """dash.js on the MPD while the publisher drops and comes back AWAY_SECONDS later with the same
+    configuration (a new Period, the same init)."""
+    srv = h.start_origin(module_servers)
+    art = h.artifact_dir("origin-reconnect-dash")
+    print(f"\ndash.js reconnect artifacts: {art}")
+    r = republish_under_dash_js(srv, module_procs, clip10, clip30, "drc", AWAY_SECONDS,
+                                tmp_path_factory.mktemp("dash-reconnect"), art)
+    r.width = 1280
+    return r
+
+
+@pytest.fixture(scope="module")
+def dash_resized(module_servers, module_procs, clip10, browser_deps, tmp_path_factory):
+    """dash.js on the MPD while the publisher (1280x720) comes back at once at 640x360: a new
+    Period with a new init segment."""
+    small = h.encode_clip_variant(30)
+    srv = h.start_origin(module_servers)
+    art = h.artifact_dir("origin-resized-dash")
+    print(f"\ndash.js resized artifacts: {art}")
+    r = republish_under_dash_js(srv, module_procs, clip10, small, "drs", 0, tmp_path_factory.mktemp("dash-resized"),
+                                art)
+    r.width = 640
+    return r
+
+
+@pytest.fixture(params=["same configuration", "new resolution"])
+def dash_run(request):
+    return request.getfixturevalue("dash_reconnect" if request.param == "same configuration" else "dash_resized")
+
+
+def test_mpd_starts_a_new_period_at_the_republish(dash_run):
+    r = dash_run
+    assert r.back_at, "the second publisher never started"
+    mpds = [(t, parse_mpd(body)) for t, body in r.versions]
+    assert len({m["ast"] for _, m in mpds}) == 1, "availabilityStartTime changed while the stream ran"
+    assert h.is_non_decreasing([m["publishTime"] for _, m in mpds])
+    two = [m for t, m in mpds if len(m["periods"]) >= 2]
+    assert two, f"no MPD with two Periods after the republish; last:\n{r.versions[-1][1]}"
+    old, new = two[-1]["periods"][-2:]
+    assert old["id"] != new["id"]
+    # The new Period starts after the old one's media (and, after a pause, after the pause).
+    assert new["start"] > old["start"], (old, new)
+    assert old["video"] and new["video"], two[-1]
+    assert [v["width"] for v in new["video"]] == [r.width], new
+    assert old["video"][0]["template"] and new["video"][0]["template"]
+    if r.width != old["video"][0]["width"]:
+        assert new["video"][0]["template"]["initialization"] != old["video"][0]["template"]["initialization"]
+    # Segment numbers carry on: the new Period's first is after the old Period's.
+    assert int(new["video"][0]["template"]["startNumber"]) > int(old["video"][0]["template"]["startNumber"])
+
+
+def check_plays_past(res, since_ms, width, what):
+    """dash.js ran without a fatal error, played several seconds past `since_ms` (wall clock), is
+    still advancing at the end, and shows pictures `width` wide; returns the samples as a trace."""
+    samples = res["samples"]
+    final = samples[-1]
+    before = [s for s in samples if s["t"] <= since_ms]
+    after = [s for s in samples if s["t"] > since_ms]
+    trace = [(round((s["t"] - since_ms) / 1000, 1), s["currentTime"], s["framesDecoded"], s["videoWidth"])
+             for s in samples]
+    assert not final["fatalErrors"], (final["fatalErrors"], res["failed"][:10])
+    assert not res["pageErrors"], res["pageErrors"]
+    assert before and len(after) >= 5, f"the player did not run for 5 s after {what}: {trace}"
+    # Several seconds played after it, and still advancing at the end.
+    assert after[-1]["currentTime"] > before[-1]["currentTime"] + 4, trace
+    assert after[-1]["framesDecoded"] - before[-1]["framesDecoded"] >= 120, trace
+    recent = samples[-4:]
+    assert recent[-1]["framesDecoded"] - recent[0]["framesDecoded"] >= 45, trace
+    assert after[-1]["videoWidth"] == width, trace
+
+
+def report(capsys, res, what, since_s):
+    final = res["samples"][-1]
+    playing = [s for s in res["samples"] if s["playing"] and s["latency"] is not None]
+    latencies = sorted(s["latency"] for s in playing[-10:])
+    with capsys.disabled():
+        print(f"\n[origin-reconnect] dash.js {what}: period switches "
+              f"{[(round(s['t'] / 1000 - since_s, 1), s['to']) for s in final['periodSwitches']]} "
+              f"(s after it), frames {final['framesDecoded']}, stalls {final['stalls']}, "
+              f"latency (median of the last 10 samples) {latencies[len(latencies) // 2] if latencies else None} s, "
+              f"size {final['videoWidth']}x{final['videoHeight']}, errors {final['errors'][-5:]}, "
+              f"failed requests {res['failed'][:5]}, screenshot {res.get('screenshot')}")
+
+
+def test_dash_js_plays_into_the_new_period(dash_run, capsys):
+    r = dash_run
+    res = r.play
+    assert res and not res.get("error"), res and (res.get("error"), res.get("_stderr"))
+    assert res["samples"], res
+    report(capsys, res, f"across a republish (to {r.width} wide)", r.back_at)
+    switches = res["samples"][-1]["periodSwitches"]
+    assert switches, f"dash.js never switched Period: {[(s['t'], s['currentTime']) for s in res['samples']]}"
+    check_plays_past(res, switches[-1]["t"], r.width, "the Period switch")
+
+
+def test_old_period_leaves_the_mpd_with_the_window(dash_run):
+    r = dash_run
+
+    def one_period():
+        status, body, _ = h.http_get(r.mpd_url)
+        return status == 200 and len(parse_mpd(body)["periods"]) == 1 and body
+
+    body = h.wait_until(one_period, 20, "the first publish's Period out of the window")
+    assert [v["width"] for v in parse_mpd(body)["periods"][0]["video"]] == [r.width]
+
+
+# ---- dash.js across a timestamp jump -----------------------------------------------------------
+
+JUMP_AT_MS = 8000  # media time of the first tag sent with jumped timestamps
+# The 30 s clip is sent once: the player stops a few seconds before its end, so "still advancing
+# at the end" is about the player, not the clip running out.
+JUMP_PLAY_SECONDS = 22
+
+
+@pytest.fixture(scope="module", params=[30000, -8000], ids=["forward 30 s", "back 8 s"])
+def dash_jumped(request, module_servers, module_procs, clip30, browser_deps, tmp_path_factory):
+    """One publish whose FLV timestamps jump by the param (ms) at JUMP_AT_MS of media, sent in real
+    time (paced by the clip's own timestamps) while dash.js plays the MPD."""
+    jump = request.param
+    srv = h.start_origin(module_servers)
+    stream = "djf" if jump > 0 else "djb"
+    key = srv.create_key(stream)
+    art = h.artifact_dir(f"origin-jump-dash-{stream}")
+    print(f"\ndash.js timestamp jump artifacts: {art}")
+    tags = [t for t in h.flv_tags(clip30) if t[0] in (8, 9)]
+    pub = h.TagPublisher(srv.rtmp_port, key)
+    pub.client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    r = types.SimpleNamespace(versions=[], playlists=[], play=None, jumped_at=None, errors=[], done=threading.Event(),
+                              jump=jump, mpd_url=f"{srv.origin}/live/{stream}/manifest.mpd", srv=srv, stream=stream)
+
+    def send():
+        try:
+            t0 = time.monotonic()
+            for ttype, ts, body in tags:
+                if r.done.is_set():
+                    break
+                wait = t0 + ts / 1000 - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                if ts >= JUMP_AT_MS:
+                    if r.jumped_at is None:
+                        r.jumped_at = time.time()
+                    ts += jump
+                pub.send([(ttype, ts, body)])
+        except Exception as e:  # reported by the tests
+            r.errors.append(repr(e))
+        finally:
+            pub.close()
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+
+    def has_segment():
+        status, body, _ = h.http_get(f"{srv.origin}/live/{stream}/video/index.m3u8")
+        return status == 200 and "#EXTINF" in body
+
+    h.wait_until(has_segment, 15, f"{stream}: a complete segment")
+    player, out = start_dash_js(r.mpd_url, art, JUMP_PLAY_SECONDS)
+    deadline = time.monotonic() + JUMP_PLAY_SECONDS + 30
+    for _ in range(10000):
+        if time.monotonic() > deadline or not player.is_alive():
+            break
+        status, body, _ = h.http_get(r.mpd_url)
+        if status == 200 and (not r.versions or r.versions[-1][1] != body):
+            r.versions.append((time.time(), body))
+        status, body, _ = h.http_get(f"{srv.origin}/live/{stream}/video/index.m3u8")
+        if status == 200:
+            r.playlists.append(body)
+        time.sleep(0.2)
+    player.join(JUMP_PLAY_SECONDS + 60)
+    r.play = out.get("result")
+    keep(art, r)
+    yield r
+    r.done.set()
+    sender.join(10)
+
+
+def test_ingest_rebases_the_timestamp_jump(dash_jumped):
+    r = dash_jumped
+    assert not r.errors, r.errors
+    assert r.jumped_at, "the publisher never reached the jump"
+    assert r.srv.logs("timestamp jump rebased"), r.srv.log_tail()
+
+
+def test_mpd_timeline_stays_continuous_across_the_jump(dash_jumped):
+    """Ingest puts the media after a jump right after the media before it (one timeline), so the
+    MPD keeps its one Period and each segment starts where the previous one ended."""
+    r = dash_jumped
+    assert r.versions, "no MPD seen"
+    assert len({parse_mpd(body)["ast"] for _, body in r.versions}) == 1
+    for t, body in r.versions:
+        assert [p["id"] for p in parse_mpd(body)["periods"]] == ["p0"], body
+    root = ET.fromstring(r.versions[-1][1])
+    for tpl in root.iter(f"{{{NS['d']}}}SegmentTemplate"):
+        end = None
+        for s in tpl.iter(f"{{{NS['d']}}}S"):
+            if end is not None and s.get("t") is not None:
+                assert int(s.get("t")) == end, r.versions[-1][1]
+            end = (int(s.get("t")) if s.get("t") is not None else end) + int(s.get("d"))
+    assert not any("#EXT-X-DISCONTINUITY\n" in pl for pl in r.playlists)
+
+
+def test_dash_js_plays_through_the_timestamp_jump(dash_jumped, capsys):
+    r = dash_jumped
+    res = r.play
+    assert res and not res.get("error"), res and (res.get("error"), res.get("_stderr"))
+    assert res["samples"], res
+    report(capsys, res, f"across a timestamp jump of {r.jump / 1000:+.0f} s", r.jumped_at)
+    check_plays_past(res, r.jumped_at * 1000, 1280, "the jump")
