@@ -39,11 +39,17 @@ std::string render_mpd(const StreamView& view, const Config& config, int target_
   // audio ones: they share segment numbers and times, so a player switches between them.
   std::map<std::uint64_t, dash::Period> periods;
   std::map<std::uint64_t, std::map<std::uint32_t, dash::AdaptationSet>> sets;  // period -> set id -> set
+  std::map<std::uint64_t, std::uint64_t> last_msn;                             // period -> its last listed msn
+  std::map<std::uint32_t, std::uint64_t> window_start;  // set id -> first msn any of its renditions lists
   for (auto& r : view.renditions) {
     if (!r->track.video && !r->track.audio) continue;
     if (!r->active) continue;
     std::uint32_t set_id = r->track.video ? 0 : 1;
     std::size_t from = first_listed(*r, config.window_segments);
+    if (from < r->segments.size()) {
+      auto [at, fresh] = window_start.try_emplace(set_id, r->segments[from]->msn);
+      if (!fresh) at->second = std::min(at->second, r->segments[from]->msn);
+    }
     std::map<std::uint64_t, dash::Representation> reps;
     auto ts = r->track.timescale;
     // Low latency, live: the timeline ends with the segment in progress (or, between segments,
@@ -59,6 +65,8 @@ std::string render_mpd(const StreamView& view, const Config& config, int target_
       const Segment& s = *r->segments[i];
       if (!s.complete && !extend) continue;
       auto& period = periods[s.discontinuity_sequence];
+      auto& last = last_msn[s.discontinuity_sequence];
+      last = std::max(last, s.msn);
       if (period.id.empty()) {
         period.id = fmt::format("p{}", s.discontinuity_sequence);
         period.start = double(s.period_start_ms - view.availability_start_ms) / 1000.0;
@@ -116,7 +124,14 @@ std::string render_mpd(const StreamView& view, const Config& config, int target_
           [](const dash::Representation& a, const dash::Representation& b) { return a.height > b.height; });
       periods[seq].adaptation_sets.push_back(std::move(set));
     }
-  for (auto& [_, p] : periods) mpd.periods.push_back(std::move(p));
+  // A Period leaves with the first content type whose window moved past it: the renditions'
+  // windows end a segment apart for a moment (the video's segment closes at its keyframe, the
+  // audio's at its next frame), and a Period listed with audio only would be played that way by a
+  // client that reads it then (23009-1 5.3.2: a Period's AdaptationSets are its content).
+  std::uint64_t start = 0;
+  for (auto& [_, msn] : window_start) start = std::max(start, msn);
+  for (auto& [seq, p] : periods)
+    if (last_msn[seq] >= start) mpd.periods.push_back(std::move(p));
   return dash::render_mpd(mpd);
 }
 
