@@ -41,6 +41,12 @@ std::string render_mpd(const StreamView& view, const Config& config, int target_
   std::map<std::uint64_t, std::map<std::uint32_t, dash::AdaptationSet>> sets;  // period -> set id -> set
   std::map<std::uint64_t, std::uint64_t> last_msn;                             // period -> its last listed msn
   std::map<std::uint32_t, std::uint64_t> window_start;  // set id -> first msn any of its renditions lists
+  std::map<std::uint64_t, std::uint64_t> first_msn;     // period -> its first listed msn
+  // The leader's newest Period: only there does a timeline go on past its last segment.
+  std::uint64_t newest = 0;
+  for (auto& r : view.renditions)
+    if (r->active && (r->track.video || r->track.audio) && !r->segments.empty())
+      newest = std::max(newest, r->segments.back()->discontinuity_sequence);
   for (auto& r : view.renditions) {
     if (!r->track.video && !r->track.audio) continue;
     if (!r->active) continue;
@@ -67,6 +73,8 @@ std::string render_mpd(const StreamView& view, const Config& config, int target_
       auto& period = periods[s.discontinuity_sequence];
       auto& last = last_msn[s.discontinuity_sequence];
       last = std::max(last, s.msn);
+      auto [first, none] = first_msn.try_emplace(s.discontinuity_sequence, s.msn);
+      if (!none) first->second = std::min(first->second, s.msn);
       if (period.id.empty()) {
         period.id = fmt::format("p{}", s.discontinuity_sequence);
         period.start = double(s.period_start_ms - view.availability_start_ms) / 1000.0;
@@ -98,12 +106,15 @@ std::string render_mpd(const StreamView& view, const Config& config, int target_
       }
       auto d = static_cast<std::uint64_t>(std::llround(s.duration * ts));
       auto t = s.start_dts - static_cast<std::int64_t>(rep.segment_template.presentation_time_offset);
+      // A track still finishing its segment of an older Period (the leader started the new one a
+      // frame earlier) ends there: its next segment is in the new Period.
+      const bool goes_on = s.discontinuity_sequence == newest;
       if (!s.complete) {
-        rep.segment_template.timeline.push_back({std::max<std::int64_t>(0, t), target_ticks, -1});
+        rep.segment_template.timeline.push_back({std::max<std::int64_t>(0, t), target_ticks, goes_on ? -1 : 0});
         break;  // the open segment is the last one
       }
       rep.segment_template.timeline.push_back({std::max<std::int64_t>(0, t), d, 0});
-      if (extend && i + 1 == r->segments.size())  // between segments: the next one is on its way
+      if (extend && goes_on && i + 1 == r->segments.size())  // between segments: the next one is on its way
         rep.segment_template.timeline.push_back({-1, target_ticks, -1});
     }
     for (auto& [seq, rep] : reps) {
@@ -130,6 +141,16 @@ std::string render_mpd(const StreamView& view, const Config& config, int target_
   // client that reads it then (23009-1 5.3.2: a Period's AdaptationSets are its content).
   std::uint64_t start = 0;
   for (auto& [_, msn] : window_start) start = std::max(start, msn);
+  // A new Period waits, while it has its first segment only, for the content types of the Period
+  // before it: the audio starts its segment a frame after the video's keyframe. A publish that
+  // dropped a type is listed without it from its second segment on.
+  if (periods.size() >= 2) {
+    auto newest_it = std::prev(periods.end());
+    auto before = std::prev(newest_it);
+    if (first_msn[newest_it->first] == last_msn[newest_it->first] &&
+        newest_it->second.adaptation_sets.size() < before->second.adaptation_sets.size())
+      periods.erase(newest_it);
+  }
   for (auto& [seq, p] : periods)
     if (last_msn[seq] >= start) mpd.periods.push_back(std::move(p));
   return dash::render_mpd(mpd);
