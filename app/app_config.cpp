@@ -163,7 +163,14 @@ void bind(ConfigSchema& s, AppConfig& c) {
   s.add("transcode.max_queue_frames",
         "Source frames queued per stream at most; beyond, frames are skipped to a keyframe", t.max_queue_frames, 2,
         10000);
-  s.add("transcode.cascade", "Scale each rung from the next larger rung's picture instead of the source", t.cascade);
+  s.add("transcode.scaler",
+        "Library that scales the rungs, bicubic either way: zimg (8-bit yuv420p sources; other formats go to "
+        "swscale) or swscale",
+        t.scaler);
+  s.add("transcode.cascade",
+        "Scale each rung from the next larger rung's picture instead of the source: cheaper, but lower PSNR (see "
+        "bench/README.md)",
+        t.cascade);
   s.add("transcode.max_stream_labels", "Most streams exported by name on /metrics", t.max_stream_labels, 1, 100000);
   s.add("transcode.listen",
         "The transcode role alone: RTMP address taking streams relayed by ingest nodes (their ingest.relay)",

@@ -538,14 +538,7 @@ void Pipeline::picture(std::uint64_t slot, std::uint32_t index, AVFrame* pic) {
       // Scale from the smallest picture made so far that is at least as large (cascade), or from
       // the source.
       const Made* src = &made[scaling_source(candidates, int(p.width), int(p.height), opt_.cascade)];
-      if (!r->sws || r->sws_src_w != src->w || r->sws_src_h != src->h || r->sws_src_fmt != src->frame->format) {
-        r->sws.reset(sws_getContext(src->w, src->h, static_cast<AVPixelFormat>(src->frame->format), int(p.width),
-                                    int(p.height), AV_PIX_FMT_YUV420P, SWS_BICUBIC, nullptr, nullptr, nullptr));
-        r->sws_src_w = src->w;
-        r->sws_src_h = src->h;
-        r->sws_src_fmt = src->frame->format;
-      }
-      if (!r->sws) continue;
+      if (!r->scaler) r->scaler = make_scaler(opt_.scaler);
       // A picture from the rung's pool that no encoder task holds any more (x264 copies its
       // input), else a new one: no allocation per frame in the steady state.
       for (auto& f : r->pool)
@@ -555,14 +548,11 @@ void Pipeline::picture(std::uint64_t slot, std::uint32_t index, AVFrame* pic) {
           break;
         }
       if (!out) {
-        out = make_frame();
-        out->width = int(p.width);
-        out->height = int(p.height);
-        out->format = AV_PIX_FMT_YUV420P;
-        if (av_frame_get_buffer(out.get(), 0) < 0) continue;
+        out = alloc_picture(int(p.width), int(p.height));  // aligned as zimg needs
+        if (!out) continue;
         if (r->pool.size() < 8) r->pool.push_back(out);
       }
-      sws_scale(r->sws.get(), src->frame->data, src->frame->linesize, 0, src->h, out->data, out->linesize);
+      if (!r->scaler->scale(*src->frame, *out)) continue;
       made.push_back({out->width, out->height, out.get()});
       candidates.push_back({out->width, out->height, out->format == AV_PIX_FMT_YUV420P});
     }

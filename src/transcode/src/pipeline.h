@@ -19,6 +19,7 @@
 #include "audio.h"
 #include "av.h"
 #include "encoder.h"
+#include "scaler.h"
 #include "sequencer.h"
 #include "sf/transcode/transcoder.h"
 
@@ -77,7 +78,7 @@ struct ScalingCandidate {
 // both dimensions, else the source: swscale's bicubic cost follows the size of the picture it
 // reads, so this is the cheapest source for every rung of the default and the bench's ladders
 // (bench/transcode_ladder.sh MODES=scalers; it costs PSNR against direct scaling, see
-// bench/README.md). Without cascade, always the source.
+// bench/README.md). Without cascade (the default), always the source.
 std::size_t scaling_source(const std::vector<ScalingCandidate>& made, int width, int height, bool cascade);
 
 struct PipelineOptions {
@@ -87,7 +88,8 @@ struct PipelineOptions {
   std::int64_t keyframe_ticks = 180000;  // the segment grid in 1/90000
   double max_lag = 2.0;                  // seconds of media queued before the top rung goes
   std::size_t max_queue = 120;           // source frames waiting at most
-  bool cascade = true;
+  ScalerKind scaler = ScalerKind::zimg;
+  bool cascade = false;
   bool backpressure = false;  // file input: block the caller instead of dropping
   bool audio_always = false;  // re-encode AAC sources too (transcode.audio=aac)
   RestorePolicy::Options restore;
@@ -114,8 +116,7 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
     std::uint32_t track_id = 0;
     Strand strand;
     // Decode strand only.
-    SwsPtr sws;
-    int sws_src_w = 0, sws_src_h = 0, sws_src_fmt = -1;
+    std::unique_ptr<Scaler> scaler;  // made on the rung's first scaled picture
     std::int64_t next_keep = INT64_MIN;
     std::vector<FramePtr> pool;  // scaled pictures, reused once no encoder task holds them
     bool in_plan = true;

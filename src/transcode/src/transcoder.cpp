@@ -164,6 +164,8 @@ Transcoder::Transcoder(Config config, Metrics& metrics) {
     throw std::invalid_argument("transcode.profile: no profile named '" + config.profile + "'");
   if (config.audio != "auto" && config.audio != "aac")
     throw std::invalid_argument("transcode.audio: 'auto' or 'aac', not '" + config.audio + "'");
+  if (!parse_scaler(config.scaler))
+    throw std::invalid_argument("transcode.scaler: 'zimg' or 'swscale', not '" + config.scaler + "'");
   if (!have_encoder(config.encoder))
     throw std::invalid_argument("transcode.encoder: libavcodec has no video encoder '" + config.encoder + "'");
   std::size_t n = config.threads > 0 ? std::size_t(config.threads) : std::max(1u, std::thread::hardware_concurrency());
@@ -219,6 +221,7 @@ std::unique_ptr<StreamInput> Transcoder::open_stream(std::string_view stream, st
   opt.restore.max_load = impl_->config.restore_load;
   opt.load = impl_->load;
   opt.max_queue = std::size_t(std::max<std::int64_t>(2, impl_->config.max_queue_frames));
+  opt.scaler = *parse_scaler(impl_->config.scaler);
   opt.cascade = impl_->config.cascade;
   opt.backpressure = impl_->config.backpressure;
   opt.audio_always = impl_->config.audio == "aac";

@@ -44,7 +44,8 @@ struct Config {
   std::chrono::milliseconds restore_max_hold{320000};
   double restore_load = 0.7;
   std::int64_t max_queue_frames = 120;   // per stream and per rung; beyond it frames are skipped
-  bool cascade = true;                   // scale from the next larger rung when cheaper
+  std::string scaler = "zimg";           // zimg (yuv420p sources; others go to swscale) or swscale
+  bool cascade = false;                  // scale from the next larger rung when cheaper (costs PSNR)
   std::string audio = "auto";            // auto: AAC passes through, else AAC-LC 48k stereo; aac: always
   std::int64_t max_stream_labels = 200;  // per-stream metric series at most
   bool backpressure = false;             // file input (bench): on_frame blocks when the queue is full, no drops
