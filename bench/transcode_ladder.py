@@ -181,9 +181,12 @@ def callgrind_objects(outfile):
     return objects
 
 
-# StreamFlex's own scaling: its default (transcode.cascade=true) and/or every rung from the source
-# (transcode.cascade=false, the same scaling as the issue's command). SF_SCALE=cascade|direct|both.
-SF_SCALE = os.environ.get("SF_SCALE", "cascade")
+# StreamFlex's own scaling: each rung from the next larger rung's picture (transcode.cascade=true)
+# and/or every rung from the source (transcode.cascade=false, its default and the same scaling as
+# the issue's command), SF_SCALE=cascade|direct|both; by zimg (its default) and/or swscale
+# (transcode.scaler), SF_SCALER=zimg|swscale|both. Both keys are always passed explicitly.
+SF_SCALE = os.environ.get("SF_SCALE", "direct")
+SF_SCALER = os.environ.get("SF_SCALER", "zimg")
 
 
 def sf_variants():
@@ -194,18 +197,26 @@ def sf_variants():
     return [SF_SCALE]
 
 
+def sf_scalers():
+    if SF_SCALER == "both":
+        return ["zimg", "swscale"]
+    if SF_SCALER not in ("zimg", "swscale"):
+        raise SystemExit(f"SF_SCALER={SF_SCALER}: expected zimg, swscale or both")
+    return [SF_SCALER]
+
+
 def tools():
-    """(name, label) of every tool in a run: StreamFlex (its default, cascade, is "streamflex"), then
-    the ffmpeg variants asked for."""
-    sf = [("streamflex" if v == "cascade" else "streamflex-direct", "StreamFlex" if v == "cascade" else "StreamFlex direct")
-          for v in sf_variants()]
+    """(name, label) of every tool in a run: StreamFlex ("streamflex-SCALER-VARIANT", one per scaler
+    and scaling source asked for; the label names both), then the ffmpeg variants asked for."""
+    sf = [(f"streamflex-{lib}-{v}", f"StreamFlex {lib} {v}") for lib in sf_scalers() for v in sf_variants()]
     return sf + [(f"ffmpeg-{v}", f"ffmpeg {v}") for v in variants()]
 
 
 def tool_argv(tool, args, src, outdir, realtime):
     if tool.startswith("streamflex"):
-        return streamflex_argv(args.bin, src, outdir, realtime) + (
-            ["--transcode.cascade=false"] if tool == "streamflex-direct" else [])
+        _, lib, variant = tool.split("-")
+        return streamflex_argv(args.bin, src, outdir, realtime) + [
+            f"--transcode.scaler={lib}", f"--transcode.cascade={'true' if variant == 'cascade' else 'false'}"]
     return ffmpeg_argv(src, outdir, realtime, tool.split("-", 1)[1])
 
 
@@ -232,17 +243,17 @@ def callgrind_run(args, src, media):
     allobj = set().union(*(set(c) for c in counts.values()))
     objs = sorted(allobj, key=lambda o: -max(c.get(o, 0) for c in counts.values()))
     floor = 0.005 * max(sum(c.values()) for c in counts.values())
-    print(f"\n{'instructions (G)':24s} " + " ".join(f"{n:>16s}" for n in names) + f"   ({media:.2f} s of input)")
+    print(f"\n{'instructions (G)':24s} " + " ".join(f"{n:>24s}" for n in names) + f"   ({media:.2f} s of input)")
     rest = {n: 0 for n in names}
     for o in objs:
         if max(counts[n].get(o, 0) for n in names) < floor:
             for n in names:
                 rest[n] += counts[n].get(o, 0)
             continue
-        print(f"{o:24s} " + " ".join(f"{counts[n].get(o, 0) / 1e9:16.3f}" for n in names))
-    print(f"{'(everything else)':24s} " + " ".join(f"{rest[n] / 1e9:16.3f}" for n in names))
+        print(f"{o:24s} " + " ".join(f"{counts[n].get(o, 0) / 1e9:24.3f}" for n in names))
+    print(f"{'(everything else)':24s} " + " ".join(f"{rest[n] / 1e9:24.3f}" for n in names))
     totals = {n: sum(counts[n].values()) for n in names}
-    print(f"{'total':24s} " + " ".join(f"{totals[n] / 1e9:16.3f}" for n in names))
+    print(f"{'total':24s} " + " ".join(f"{totals[n] / 1e9:24.3f}" for n in names))
     ratios = {}
     for a in (n for n in names if n.startswith("streamflex")):
         for b in (n for n in names if n.startswith("ffmpeg")):
@@ -377,7 +388,8 @@ def main():
     bl.log("transcode", f"input {src} ({media:.1f} s of 1920x1080@30), load average {load[0]:.2f} {load[1]:.2f}, "
                         f"{os.cpu_count()} cores")
     record = {"input": src, "media_seconds": media, "ffmpeg_decode_threads": FFMPEG_DECODE_THREADS or "auto",
-              "ffmpeg_scale": variants(), "streamflex_scale": sf_variants(), "load_before": load, "cores": os.cpu_count(),
+              "ffmpeg_scale": variants(), "streamflex_scale": sf_variants(),
+              "streamflex_scaler": sf_scalers(), "load_before": load, "cores": os.cpu_count(),
               "binary": bl.binary_info(args.bin), "runs": []}
     if "scalers" in modes:
         record["scalers"] = scalers_run(args, src, (1920, 1080))
@@ -414,7 +426,7 @@ def main():
                     bl.log("transcode", f"WARNING: {tool} {name}: {run['frames'][name]} frames, {compared} compared, "
                                         f"source {src_frames}: the pairing is not frame-exact")
             record["runs"].append(run)
-            bl.log("transcode", f"{label:17s} {mode:4s} cpu/media-s {run['cpu_per_media_s']:.3f}  speed "
+            bl.log("transcode", f"{label:26s} {mode:4s} cpu/media-s {run['cpu_per_media_s']:.3f}  speed "
                                 f"{run['speed']:.2f}x  peak RSS {rss:.0f} MB  PSNR " +
                    " ".join(f"{n} {run['psnr'][n]:.2f} dB ({run['bytes'][n] * 8 / media / 1000:.0f} kb/s, "
                             f"{run['frames'][n]} frames)"
@@ -423,11 +435,11 @@ def main():
     print()
     for v in variants():
         print(f"ffmpeg {v}: {VARIANTS[v]}")
-    print(f"\n{'tool':17s} {'mode':4s} {'CPU s/media s':>13s} {'speed':>7s} {'peak RSS MB':>11s}  " +
+    print(f"\n{'tool':26s} {'mode':4s} {'CPU s/media s':>13s} {'speed':>7s} {'peak RSS MB':>11s}  " +
           "  ".join(f"{'PSNR ' + n:>11s}" for n, *_ in RUNGS))
     labels = dict(tools())
     for r in record["runs"]:
-        print(f"{labels[r['tool']]:17s} {r['mode']:4s} {r['cpu_per_media_s']:13.3f} {r['speed']:6.2f}x "
+        print(f"{labels[r['tool']]:26s} {r['mode']:4s} {r['cpu_per_media_s']:13.3f} {r['speed']:6.2f}x "
               f"{r['peak_rss_mb']:11.0f}  " + "  ".join(f"{r['psnr'][n]:8.2f} dB" for n, *_ in RUNGS))
     for mode in modes:
         for sft, sfl in (t for t in tools() if t[0].startswith("streamflex")):

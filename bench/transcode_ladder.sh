@@ -15,8 +15,10 @@
 #                      scaling source (callgrind), and the cascaded pictures' PSNR against direct ones
 #   FFMPEG_SCALE=both  direct (the issue's command: split=3, each rung scaled from the source),
 #                      cascade (StreamFlex's cascaded scaling mirrored), or both (default)
-#   SF_SCALE=cascade   StreamFlex as configured by default (transcode.cascade=true), direct
-#                      (--transcode.cascade=false), or both
+#   SF_SCALE=direct    StreamFlex scaling every rung from the source (--transcode.cascade=false, its
+#                      default), cascade (--transcode.cascade=true), or both
+#   SF_SCALER=zimg     StreamFlex's scaling library (--transcode.scaler): zimg (its default), swscale,
+#                      or both; every StreamFlex row names its scaler and scaling source
 #   FFMPEG_DECODE_THREADS=1 gives ffmpeg's decoder one thread (default: its own, frame threads)
 #   KEEP_TMP=1 keeps the temporary directory (the outputs)
 set -euo pipefail
