@@ -23,10 +23,11 @@ enum class ScalerKind { zimg, swscale };
 std::optional<ScalerKind> parse_scaler(std::string_view name);  // "zimg" or "swscale"
 const char* scaler_name(ScalerKind kind);
 
-// zimg's alignment for plane addresses and strides (32 bytes on x86 with ZIMG_CPU_AUTO; 64 covers
-// its 64-byte mode too). Rung pictures are allocated at it.
+// zimg's alignment for plane addresses and strides: 32 bytes on x86 (ZIMG_CPU_AUTO), 64 for its
+// 512-bit code (ZIMG_CPU_AUTO_64B), used when both pictures are aligned to 64. Rung pictures are
+// allocated at 64.
 inline constexpr int kScalerAlign = 64;
-inline constexpr int kZimgInputAlign = 32;  // what zimg needs of the pictures it reads (ZIMG_CPU_AUTO)
+inline constexpr int kZimgInputAlign = 32;
 
 // A yuv420p picture of width x height with buffers at kScalerAlign, or null.
 FramePtr alloc_picture(int width, int height);
