@@ -114,8 +114,9 @@ class ZimgScaler final : public Scaler {
     if (!zimg_takes(src) || !zimg_takes(dst)) {
       if (!told_) {
         told_ = true;  // once per rung: the source format rarely changes
+        const char* format = av_get_pix_fmt_name(static_cast<AVPixelFormat>(src.format));
         log::info("transcode", "zimg does not take this picture: swscale scales it",
-                  {{"format", av_get_pix_fmt_name(static_cast<AVPixelFormat>(src.format)) ?: "?"},
+                  {{"format", format ? format : "?"},
                    {"from", fmt::format("{}x{}", src.width, src.height)},
                    {"to", fmt::format("{}x{}", dst.width, dst.height)}});
       }
