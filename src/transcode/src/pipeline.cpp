@@ -824,7 +824,6 @@ StreamStats Pipeline::stats() const {
   s.audio_frames = audio_frames_;
   s.audio_transcoded = audio_transcode_;
   std::lock_guard lk(stats_mu_);
-  auto now = std::chrono::steady_clock::now();
   for (auto& r : rungs_snapshot_) {
     StreamStats::RungStats rs;
     rs.name = r->plan.rung.name;
