@@ -28,6 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import rtmp_client  # noqa: E402  (the integration suite's minimal RTMP client)
+import sfharness  # noqa: E402
 
 NGINX_RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
 
@@ -129,9 +130,8 @@ class Registry:
 # ---------------------------------------------------------------- small helpers
 
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the ephemeral range (the integration harness's choice, see there)."""
+    return sfharness.free_port()
 
 
 def tcp_open(port):

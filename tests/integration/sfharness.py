@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import pathlib
+import random
 import re
 import signal
 import socket
@@ -19,10 +20,44 @@ BIN = os.environ.get("STREAMFLEX_BIN") or "/work/main/build/app/streamflex"
 HOST = "127.0.0.1"
 
 
+def _ephemeral_range():
+    try:
+        lo, hi = (int(v) for v in pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_handed_out = set()
+_port_rng = random.Random(os.getpid() ^ time.time_ns())
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A port nothing holds now, chosen below the kernel's ephemeral range.
+
+    bind(0) would pick from the ephemeral range, where any outgoing connection (a relay, a
+    pusher, a client) can take the port between this choice and the server's own bind; that
+    was a real CI failure ("Address already in use"). Ports below the range are only ever
+    taken by an explicit bind, and this process never hands out the same port twice.
+    """
+    eph_lo, _ = _ephemeral_range()
+    lo, hi = 10000, eph_lo - 1
+    if hi - lo < 1000:  # an unusual ephemeral range: fall back to the kernel's choice
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((HOST, 0))
+            return s.getsockname()[1]
+    for _ in range(500):
+        port = _port_rng.randint(lo, hi)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((HOST, port))  # no SO_REUSEADDR: a port in TIME_WAIT is skipped too
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {lo}-{hi}")
 
 
 def wait_until(pred, timeout, what="condition", interval=0.05):
