@@ -27,6 +27,9 @@ void add_loadgen_command(CLI::App& app, LoadgenCommand& cmd) {
   cmd.sub->add_option("--bandwidth", o.bandwidth,
                       "With --abr: each viewer's simulated link, 3M, 1M-8M (spread over viewers) or 500k,2M,6M "
                       "(round robin); default: the real network");
+  cmd.sub->add_option("--reference", o.reference,
+                      "ll mode: the same stream at its origin; measures each part from its listing there to the "
+                      "viewer (part delivery since origin)");
   cmd.sub->add_flag("--skip", o.skip, "ll mode: ask blocking reloads for delta updates (_HLS_skip=YES) when offered");
 }
 

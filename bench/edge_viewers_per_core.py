@@ -18,8 +18,16 @@ on exit). Standard library only.
   - For N in N_LIST: `streamflex loadgen --url http://proxy/live/bench/master.m3u8 --viewers N
     --duration D --ramp R --threads 1 --json ...` on CLIENT_CORE. RSS of the proxy (all its
     processes) is read before (idle, after one warm-up request) and every 0.5 s during the run.
-    A step passes when part delivery p99 <= P99_LIMIT_MS, no errors and no failed viewers; stepping
-    stops for that proxy at the first step that does not pass.
+    A step passes when part delivery p99 <= P99_LIMIT_MS, no errors and no failed viewers.
+  - Two measures of part delivery, both printed, each with its own largest N:
+    - "reload": from the proxy's answer to the viewer's blocking reload to the part's last byte
+      (the loadgen's part_delivery). A proxy that answers blocking reloads late (nginx's
+      proxy_cache_lock waiters re-check the lock on a 500 ms timer) spreads its viewers' part
+      requests over time and does well here, at the cost of its viewers' latency;
+    - "origin": from the moment the part was listed at the origin (a reference player in the
+      loadgen follows the origin directly, `--reference`) to the part's last byte at the viewer:
+      what the proxy adds, reload and download together, which is what a viewer waits for.
+    Stepping stops for a proxy at the first step that passes neither.
   - Memory per viewer = (peak RSS during the run - idle RSS) / N. For StreamFlex the growth of its
     memory cache over the run (streamflex_edge_cache_bytes) is also taken off, in its own column.
 """
@@ -112,7 +120,7 @@ def main():
                 lg_log = os.path.join(args.workdir, f"loadgen-{sname}-{n}.log")
                 argv = ["taskset", "-c", args.client_core, args.streamflex_bin, "loadgen", "--url", url,
                         "--viewers", str(n), "--duration", f"{args.duration}s", "--ramp", f"{args.ramp}s",
-                        "--threads", "1", "--json", out_json]
+                        "--threads", "1", "--json", out_json, "--reference", master]
                 log(f"{sname}: {n} viewers for {args.duration} s (ramp {args.ramp} s)")
                 cpu0, busy0 = el.cpu_total(srv.pids()), el.core_busy()
                 sampler = Sampler(srv.pids())
@@ -146,6 +154,7 @@ def main():
                 srv.stop()
                 peak = max((s + memfd_end for _, s in sampler.samples), default=rss_idle)
                 pd = lg.get("part_delivery", {})
+                po = lg.get("part_since_origin", {})
                 errors = lg.get("error_count")
                 failed = (lg.get("viewers") or {}).get("failed")
                 row = {"server": sname, "viewers": n, "loadgen_exit": p.returncode, "loadgen": lg,
@@ -156,6 +165,8 @@ def main():
                        "loadgen_cpu_pct": 100 * lg_cpu / wall if lg_cpu is not None else None,
                        "p99_ms": pd.get("p99_ms"), "p50_ms": pd.get("p50_ms"), "p95_ms": pd.get("p95_ms"),
                        "parts": pd.get("count"),
+                       "origin_p50_ms": po.get("p50_ms"), "origin_p99_ms": po.get("p99_ms"),
+                       "origin_parts": po.get("count"), "parts_unreferenced": lg.get("parts_unreferenced"),
                        "part_age_p50_ms": (lg.get("part_age") or {}).get("p50_ms"),
                        "part_age_p99_ms": (lg.get("part_age") or {}).get("p99_ms"),
                        "live_edge_p50_ms": (lg.get("live_edge") or {}).get("p50_ms"), "errors": errors, "failed_viewers": failed,
@@ -167,13 +178,18 @@ def main():
                     row["edge_upstream_mean_ms"] = 1000 * m_end.get("streamflex_edge_upstream_seconds_sum", 0) / cnt if cnt else None
                 if cache_idle is not None and cache_end is not None:
                     row["rss_kib_per_viewer_excl_cache"] = (peak - rss_idle - (cache_end - cache_idle) / 1024) / n
-                row["pass"] = bool(lg) and p.returncode == 0 and pd.get("count", 0) > 0 and \
-                    pd.get("p99_ms") is not None and pd["p99_ms"] <= args.p99_limit_ms and errors == 0 and failed == 0
+                clean = bool(lg) and p.returncode == 0 and errors == 0 and failed == 0
+                row["pass"] = clean and pd.get("count", 0) > 0 and pd.get("p99_ms") is not None and \
+                    pd["p99_ms"] <= args.p99_limit_ms
+                # Most parts must have a reference time, else the figure is not about them.
+                row["pass_origin"] = clean and po.get("count", 0) > 0.9 * pd.get("count", 0) and \
+                    po.get("p99_ms") is not None and po["p99_ms"] <= args.p99_limit_ms
                 rows.append(row)
-                log(f"{sname} N={n}: part delivery p99 {row['p99_ms']} ms, errors {errors}, failed {failed}, "
-                    f"RSS {rss_idle}->{peak} KiB -> {'pass' if row['pass'] else 'FAIL'}")
+                log(f"{sname} N={n}: part delivery p99 {row['p99_ms']} ms after the reload, {row['origin_p99_ms']} ms "
+                    f"after the origin listed it; errors {errors}, failed {failed}, RSS {rss_idle}->{peak} KiB -> "
+                    f"reload {'pass' if row['pass'] else 'FAIL'}, origin {'pass' if row['pass_origin'] else 'FAIL'}")
                 time.sleep(1)
-                if not row["pass"]:
+                if not row["pass"] and not row["pass_origin"]:
                     break
         record["publisher_alive_at_end"] = pub.poll() is None
         record["origin_alive_at_end"] = origin.alive()
@@ -193,30 +209,35 @@ def main():
           f"core {args.client_core} with the origin and its publisher; proxy on core {args.server_core} "
           f"(StreamFlex edge --io.threads=1 / nginx proxy_cache, 1 worker), fresh for each N; source "
           f"{record['source_kbit_s']} kbit/s, 0.5 s parts")
-    print(f"pass: part delivery p99 <= {args.p99_limit_ms:g} ms, no errors, no failed viewers.  part delivery = blocking "
-          f"reload answered -> part downloaded (loadgen); age = wall clock - part's PDT at download; "
+    print(f"pass: part delivery p99 <= {args.p99_limit_ms:g} ms, no errors, no failed viewers. Part delivery: "
+          f"'reload' = the proxy answered the blocking reload -> part downloaded; 'origin' = the part was listed at "
+          f"the origin (reference player) -> part downloaded. age = wall clock - part's PDT at download; "
           f"edge = wall clock - playback position (ms)")
-    print(f"{'server':<10} {'N':>6} | {'p50 ms':>7} | {'p95 ms':>7} | {'p99 ms':>7} | {'parts':>7} | {'errors':>6} | "
+    print(f"{'server':<10} {'N':>6} | {'p50 ms':>7} | {'p95 ms':>7} | {'p99 ms':>7} | {'orig p50':>8} | {'orig p99':>8} | "
+          f"{'parts':>7} | {'errors':>6} | "
           f"{'failed':>6} | {'stalls':>6} | {'age p50':>7} | {'edge p50':>8} | {'RSS idle MiB':>12} | {'RSS peak MiB':>12} | "
           f"{'KiB/viewer':>10} | {'excl.cache':>10} | srv cpu% | lg cpu% | pass")
     for r in rows:
         print(f"{r['server']:<10} {r['viewers']:>6} | {f(r['p50_ms'], '7.1f')} | {f(r['p95_ms'], '7.1f')} | "
-              f"{f(r['p99_ms'], '7.1f')} | {f(r['parts'], '7d')} | {f(r['errors'], '6d')} | "
+              f"{f(r['p99_ms'], '7.1f')} | {f(r['origin_p50_ms'], '8.1f')} | {f(r['origin_p99_ms'], '8.1f')} | "
+              f"{f(r['parts'], '7d')} | {f(r['errors'], '6d')} | "
               f"{f(r['failed_viewers'], '6d')} | {f(r['stalls'], '6d')} | {f(r['part_age_p50_ms'], '7.0f')} | "
               f"{f(r['live_edge_p50_ms'], '8.0f')} | {r['rss_idle_kib'] / 1024:12.1f} | "
               f"{r['rss_peak_kib'] / 1024:12.1f} | {r['rss_kib_per_viewer']:10.1f} | "
               f"{f(r.get('rss_kib_per_viewer_excl_cache'), '10.1f')} | {r['server_cpu_pct']:8.0f} | "
-              f"{f(r['loadgen_cpu_pct'], '7.0f')} | {'yes' if r['pass'] else 'NO'}")
-    best = {}
-    for sname in servers:
-        ok = [r["viewers"] for r in rows if r["server"] == sname and r["pass"]]
-        best[sname] = max(ok) if ok else None
-        tested = [r["viewers"] for r in rows if r["server"] == sname]
-        capped = bool(ok) and max(ok) == n_list[-1]
-        print(f"largest N ({sname}): {best[sname] if best[sname] else 'none of ' + str(tested)}"
-              f"{' (the largest tried: the limit is higher)' if capped else ''}")
-    if best.get("streamflex") and best.get("nginx"):
-        print(f"ratio StreamFlex/nginx (largest N): {best['streamflex'] / best['nginx']:.2f}")
+              f"{f(r['loadgen_cpu_pct'], '7.0f')} | reload {'yes' if r['pass'] else 'NO'}, "
+              f"origin {'yes' if r['pass_origin'] else 'NO'}")
+    best, best_origin = {}, {}
+    for key, measure, table in (("pass", "after the reload", best), ("pass_origin", "after the origin", best_origin)):
+        for sname in servers:
+            ok = [r["viewers"] for r in rows if r["server"] == sname and r[key]]
+            table[sname] = max(ok) if ok else None
+            tested = [r["viewers"] for r in rows if r["server"] == sname]
+            capped = bool(ok) and max(ok) == n_list[-1]
+            print(f"largest N, delivery {measure} ({sname}): {table[sname] if table[sname] else 'none of ' + str(tested)}"
+                  f"{' (the largest tried: the limit is higher)' if capped else ''}")
+        if table.get("streamflex") and table.get("nginx"):
+            print(f"ratio StreamFlex/nginx (largest N, delivery {measure}): {table['streamflex'] / table['nginx']:.2f}")
     notes = []
     lg_bound = [r for r in rows if (r["loadgen_cpu_pct"] or 0) > 85]
     if lg_bound:
@@ -229,7 +250,7 @@ def main():
             f"{r['server']}/{r['viewers']} ({r['core_busy_pct'].get(int(args.server_core), 0):.0f}% busy)" for r in other))
     for n_ in notes:
         print("note: " + n_)
-    record["notes"], record["largest_n"] = notes, best
+    record["notes"], record["largest_n"], record["largest_n_from_origin"] = notes, best, best_origin
     print(f"load average {record['loadavg_start']} -> {record['loadavg_end']}")
     path = bl.write_json(args.results, NAME, record)
     print(f"JSON: {path}")

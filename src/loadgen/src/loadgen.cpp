@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -49,7 +50,8 @@ class Counter {
 };
 
 struct WorkerStats {
-  Histogram startup, live_edge, part_delivery, part_age;
+  Histogram startup, live_edge, part_delivery, part_age, part_since_origin;
+  std::uint64_t parts_unreferenced = 0;  // --reference: downloaded parts the reference never saw listed
   Counter requests, bytes, started, failed, errors;
   std::uint64_t playlists = 0, parts = 0, segments = 0, inits = 0, delta_playlists = 0;
   std::uint64_t ok = 0, stalls = 0, stalled_viewers = 0;
@@ -91,7 +93,29 @@ struct Worker {
   asio::io_context ctx;
   WorkerStats stats;
   PlaylistCache cache;
+
+  // --reference: when this worker's reference player first saw each part listed at the origin
+  // (NaN: already listed when it started), by part_key(); the oldest go past kMaxAnnounced.
+  static constexpr std::size_t kMaxAnnounced = 4096;
+  WorkerStats reference_stats;  // the reference player's own requests, kept out of the viewers'
+  std::unordered_map<std::string, double> announced;
+  std::deque<std::string> announced_order;
+  void announce(std::string key, double at) {
+    auto [it, fresh] = announced.emplace(std::move(key), at);
+    if (!fresh) return;  // the first sighting counts
+    announced_order.push_back(it->first);
+    if (announced_order.size() > kMaxAnnounced) {
+      announced.erase(announced_order.front());
+      announced_order.pop_front();
+    }
+  }
 };
+
+// A part of a media playlist, named the same whichever server lists it: the playlist's path (no
+// host, no query) and the part's numbers.
+std::string part_key(std::string_view playlist, std::uint64_t msn, std::uint32_t index) {
+  return fmt::format("{}#{}.{}", playlist.substr(0, playlist.find('?')), msn, index);
+}
 
 // Read-only while the run lasts.
 struct Plan {
@@ -139,9 +163,11 @@ std::string error_kind(const std::error_code& ec) {
 // One simulated player. Shared by its track coroutines (video, audio) on one worker thread; the
 // last one to finish destroys it, which books the viewer's totals.
 struct Viewer {
-  Viewer(Worker& w, const Plan& p, double start) : worker(w), plan(p), start(start), playback(1, 0) {}
+  Viewer(Worker& w, const Plan& p, double start) : Viewer(w, w.stats, p, start) {}
+  Viewer(Worker& w, WorkerStats& books, const Plan& p, double start)
+      : worker(w), stats(books), plan(p), start(start), playback(1, 0) {}
   ~Viewer() {
-    auto& st = worker.stats;
+    auto& st = stats;
     double end = std::min(plan.now(), plan.seconds(plan.deadline));
     playback.advance(end);
     if (playback.stalls() > 0) ++st.stalled_viewers;
@@ -160,8 +186,8 @@ struct Viewer {
   bool over() const { return gave_up || Clock::now() >= plan.deadline; }
 
   void error(const std::string& kind) {
-    ++worker.stats.errors_by_kind[kind];
-    worker.stats.errors.add();
+    ++stats.errors_by_kind[kind];
+    stats.errors.add();
     if (++consecutive_errors >= kMaxConsecutiveErrors) gave_up = true;
   }
 
@@ -171,17 +197,18 @@ struct Viewer {
     playback.on_media(track, end_pdt, now);
     if (!counted_start && playback.started()) {
       counted_start = true;
-      worker.stats.started.add();
-      worker.stats.startup.add_seconds(playback.started_at() - start);
+      stats.started.add();
+      stats.startup.add_seconds(playback.started_at() - start);
     }
     // Distance behind the live edge, as the viewer sees it: the wall clock now minus the
     // PROGRAM-DATE-TIME of the media being shown (the playback position). PDT is the server's
     // wall clock when the media was packaged, so on one host (or NTP-synced hosts) this is
     // end-to-end latency from the origin to the screen: hold-back + delivery + stalls.
-    if (track == 0 && playback.playing()) worker.stats.live_edge.add_seconds(wall_now() - playback.position());
+    if (track == 0 && playback.playing()) stats.live_edge.add_seconds(wall_now() - playback.position());
   }
 
   Worker& worker;
+  WorkerStats& stats;  // where its requests and experience are booked
   const Plan& plan;
   double start;  // when this viewer began (seconds since t0)
   Playback playback;
@@ -217,7 +244,7 @@ asio::awaitable<Fetched> fetch(Viewer& v, http::Connection& conn, std::string ta
   auto op = conn.request("GET", std::move(target), std::move(no_headers), std::min(v.plan.opt.timeout, left));
   auto r = co_await std::move(op);
   out.seconds = std::chrono::duration<double>(Clock::now() - sent).count();
-  auto& st = v.worker.stats;
+  auto& st = v.stats;
   st.requests.add();
   if (!r) {
     if (Clock::now() + milliseconds(2) < v.plan.deadline) v.error(error_kind(r.error()));
@@ -255,7 +282,7 @@ asio::awaitable<bool> backoff(Viewer& v) {
 asio::awaitable<std::string> abr_after_download(Viewer& v, const Fetched& f) {
   if (!v.abr) co_return std::string();
   auto& abr = *v.abr;
-  ++v.worker.stats.media_by_bandwidth[v.variant_bandwidths[abr.current()]];
+  ++v.stats.media_by_bandwidth[v.variant_bandwidths[abr.current()]];
   double link = abr.link_seconds(f.bytes, f.seconds);
   if (link > f.seconds &&
       !co_await pause(v, std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(link - f.seconds))))
@@ -276,8 +303,8 @@ asio::awaitable<std::shared_ptr<const MediaPlaylist>> get_playlist(Viewer& v, ht
     v.error("bad_playlist");
     co_return nullptr;
   }
-  ++v.worker.stats.playlists;
-  if (pl->skipped_segments > 0) ++v.worker.stats.delta_playlists;
+  ++v.stats.playlists;
+  if (pl->skipped_segments > 0) ++v.stats.delta_playlists;
   co_return pl;
 }
 
@@ -306,7 +333,7 @@ asio::awaitable<bool> ensure_init(Viewer& v, http::Connection& conn, const std::
   }
   auto f = co_await fetch(v, conn, std::move(*target), false);
   if (!f.ok) co_return false;
-  ++v.worker.stats.inits;
+  ++v.stats.inits;
   loaded = map;
   co_return true;
 }
@@ -343,7 +370,7 @@ asio::awaitable<void> ll_track(std::shared_ptr<Viewer> v, std::unique_ptr<http::
     if (v->audio_target) spawn_track(v, *v->audio_target, 1);
   }
 
-  auto& st = v->worker.stats;
+  auto& st = v->stats;
   std::string init;
   std::uint64_t last_msn = 0;
   std::uint32_t last_index = 0;
@@ -370,8 +397,16 @@ asio::awaitable<void> ll_track(std::shared_ptr<Viewer> v, std::unique_ptr<http::
       ++st.parts;
       if (track == 0) {
         if (!std::isnan(answered_at)) {  // parts announced by a blocking reload, not the catch-up at start
-          st.part_delivery.add_seconds(v->plan.now() - answered_at);
+          double now = v->plan.now();
+          st.part_delivery.add_seconds(now - answered_at);
           st.part_age.add_seconds(wall_now() - p.pdt);
+          if (!v->worker.announced.empty()) {
+            auto it = v->worker.announced.find(part_key(playlist, p.msn, p.index));
+            if (it == v->worker.announced.end())
+              ++st.parts_unreferenced;
+            else if (!std::isnan(it->second))
+              st.part_since_origin.add_seconds(std::max(0.0, now - it->second));
+          }
         }
       }
       v->on_media(track, p.pdt + p.duration);
@@ -446,7 +481,7 @@ asio::awaitable<void> poll_track(std::shared_ptr<Viewer> v, std::unique_ptr<http
     if (v->audio_target) spawn_track(v, *v->audio_target, 1);
   }
 
-  auto& st = v->worker.stats;
+  auto& st = v->stats;
   auto reload_every = std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double>(std::max(0.1, pl->target_duration / 2)));
   auto reloaded = Clock::now();
@@ -496,6 +531,54 @@ asio::awaitable<void> poll_track(std::shared_ptr<Viewer> v, std::unique_ptr<http
     }
     pl = std::move(answer);
     next = segments_after(*pl, last_msn);
+  }
+}
+
+// The reference player (--reference): one per worker, following the stream's first video variant
+// on the origin itself with blocking reloads, noting when each part was first listed there. A
+// viewer's part delivery since the origin is measured from that moment: what a viewer waits for
+// whatever the proxy in between does. (part_delivery starts at the proxy's own answer to the
+// viewer's blocking reload, so a proxy that answers those late looks better on it, not on this.)
+asio::awaitable<void> reference_player(std::shared_ptr<Viewer> v) {
+  auto& w = v->worker;
+  auto conn = std::make_unique<http::Connection>(w.ctx.get_executor(), v->plan.url.endpoint, v->plan.limits);
+  const auto retry = milliseconds(250);
+  std::string playlist;
+  while (playlist.empty()) {
+    if (v->over()) co_return;
+    auto f = co_await fetch(*v, *conn, v->plan.url.target);
+    if (f.ok) {
+      auto m = parse_multivariant(f.body);
+      const Variant* variant = m ? first_video_variant(*m) : nullptr;
+      if (variant) {
+        if (auto t = resolve_uri(v->plan.url.target, variant->uri, v->plan.url.endpoint)) playlist = std::move(*t);
+      } else if (m && as_chars(f.body.view()).find("#EXT-X-TARGETDURATION") != std::string_view::npos) {
+        playlist = v->plan.url.target;
+      }
+    }
+    if (playlist.empty() && !co_await pause(*v, retry)) co_return;
+  }
+  std::shared_ptr<const MediaPlaylist> pl;
+  while (!v->over()) {
+    std::string target = playlist;
+    if (pl && !pl->parts.empty())
+      target += (playlist.find('?') == std::string::npos ? "?" : "&") +
+                blocking_query(pl->parts.back().msn, pl->parts.back().index);
+    auto answer = co_await get_playlist(*v, *conn, std::move(target), "reference " + playlist);
+    if (!answer) {
+      if (!co_await pause(*v, retry)) break;
+      continue;
+    }
+    double at = pl ? v->plan.now() : NAN;  // what the first answer lists was there before the reference
+    for (const Part& p : answer->parts) w.announce(part_key(playlist, p.msn, p.index), at);
+    bool grew =
+        !pl || (!answer->parts.empty() && (pl->parts.empty() || answer->parts.back().msn != pl->parts.back().msn ||
+                                           answer->parts.back().index != pl->parts.back().index));
+    pl = std::move(answer);
+    if (pl->endlist) break;
+    if (!grew && !co_await pause(*v, std::chrono::duration_cast<Clock::duration>(
+                                         std::chrono::duration<double>(std::max(0.1, pl->part_target)))))
+      break;
   }
 }
 
@@ -659,10 +742,27 @@ Result<Summary> run(const Options& options, std::FILE* progress) {
   plan.limits.timeout = options.timeout;
   plan.t0 = Clock::now() + milliseconds(50);
   plan.deadline = plan.t0 + options.duration;
+  std::optional<Plan> reference_plan;
+  if (!options.reference.empty()) {
+    auto ref = parse_http_url(options.reference);
+    if (!ref || options.mode != Mode::ll) {
+      log::error("loadgen", "--reference needs ll mode and an http://host:port/path URL", {{"url", options.reference}});
+      return fail(errc::invalid_argument);
+    }
+    boost::system::error_code ref_not_ip;
+    asio::ip::make_address(ref->endpoint.host, ref_not_ip);
+    single_threaded = single_threaded && !ref_not_ip;
+    reference_plan = plan;
+    reference_plan->url = std::move(*ref);
+  }
 
   double cpu_start = cpu_now();
   std::vector<std::unique_ptr<Worker>> workers;
   for (std::size_t i = 0; i < options.threads; ++i) workers.push_back(std::make_unique<Worker>(single_threaded));
+  if (reference_plan)  // before the viewers: it should see the parts before any of them does
+    for (auto& w : workers)
+      asio::co_spawn(w->ctx, reference_player(std::make_shared<Viewer>(*w, w->reference_stats, *reference_plan, 0.0)),
+                     log_exception);
   auto ramp = std::min<Clock::duration>(options.ramp, options.duration);
   for (std::size_t i = 0; i < options.viewers; ++i) {
     auto& w = *workers[i % workers.size()];
@@ -712,9 +812,12 @@ Result<Summary> run(const Options& options, std::FILE* progress) {
   s.options = options;
   s.viewers = options.viewers;
   s.seconds = std::chrono::duration<double>(std::max(Clock::now(), plan.deadline) - plan.t0).count();
-  Histogram startup, live_edge, delivery, age;
+  Histogram startup, live_edge, delivery, age, since_origin;
   for (auto& w : workers) {
     auto& st = w->stats;
+    since_origin.merge(st.part_since_origin);
+    s.parts_unreferenced += st.parts_unreferenced;
+    if (reference_plan) s.reference_errors += w->reference_stats.errors.get();
     startup.merge(st.startup);
     live_edge.merge(st.live_edge);
     delivery.merge(st.part_delivery);
@@ -741,6 +844,7 @@ Result<Summary> run(const Options& options, std::FILE* progress) {
   s.live_edge = percentiles_ms(live_edge);
   s.part_delivery = percentiles_ms(delivery);
   s.part_age = percentiles_ms(age);
+  s.part_since_origin = percentiles_ms(since_origin);
   return s;
 }
 
@@ -761,6 +865,11 @@ std::string format_summary(const Summary& s) {
   if (o.mode == Mode::ll) {
     out += line("part delivery", s.part_delivery);
     out += line("part age", s.part_age);
+    if (!o.reference.empty()) {
+      out += line("since origin", s.part_since_origin);
+      out += fmt::format("{:<14}{} parts not seen by the reference, {} reference errors\n", "", s.parts_unreferenced,
+                         s.reference_errors);
+    }
   }
   out +=
       fmt::format("{:<14}{} ({} viewers, {:.1f} s stalled)\n", "stalls", s.stalls, s.stalled_viewers, s.stall_seconds);
@@ -797,7 +906,8 @@ nlohmann::json to_json(const Summary& s) {
         {"audio", o.audio},
         {"skip", o.skip},
         {"abr", o.abr},
-        {"bandwidth", o.bandwidth}}},
+        {"bandwidth", o.bandwidth},
+        {"reference", o.reference}}},
       {"seconds", s.seconds},
       {"viewers", {{"total", s.viewers}, {"started", s.started}, {"ok", s.ok}, {"failed", s.failed}}},
       {"requests", s.requests},
@@ -814,6 +924,9 @@ nlohmann::json to_json(const Summary& s) {
       {"live_edge", json_of(s.live_edge)},
       {"part_delivery", json_of(s.part_delivery)},
       {"part_age", json_of(s.part_age)},
+      {"part_since_origin", json_of(s.part_since_origin)},
+      {"parts_unreferenced", s.parts_unreferenced},
+      {"reference_errors", s.reference_errors},
       {"stalls", {{"count", s.stalls}, {"viewers", s.stalled_viewers}, {"seconds", s.stall_seconds}}},
       {"errors", errors},
       {"error_count", s.error_count()},

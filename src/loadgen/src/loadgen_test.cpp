@@ -74,7 +74,14 @@ struct LiveOrigin {
   static constexpr double kPart = 0.1;
   static constexpr int kPerSegment = 4;
 
-  LiveOrigin() : pool(1), server(pool, net::Endpoint{"127.0.0.1", 0}) {
+  // `lag`: blocking reloads are answered this long after their part is published (a proxy that
+  // answers late); `same_as`: publish on that origin's clock (the same parts at the same moments).
+  explicit LiveOrigin(std::chrono::milliseconds lag = 0ms, const LiveOrigin* same_as = nullptr)
+      : lag(lag), pool(1), server(pool, net::Endpoint{"127.0.0.1", 0}) {
+    if (same_as) {
+      t0 = same_as->t0;
+      wall0 = same_as->wall0;
+    }
     server.route("GET", "/live/x/master.m3u8", [](http::Request&) {
       return http::Response::text(200,
                                   "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=100000,RESOLUTION=64x64\nvideo/index.m3u8\n");
@@ -86,7 +93,7 @@ struct LiveOrigin {
           long want = std::stol(req.param("_HLS_msn")) * kPerSegment +
                       (req.has_param("_HLS_part") ? std::stol(req.param("_HLS_part")) : 0);
           if (want < published()) return res(playlist(published()));
-          auto timer = std::make_shared<boost::asio::steady_timer>(req.executor, time_of(want + 1));
+          auto timer = std::make_shared<boost::asio::steady_timer>(req.executor, time_of(want + 1) + this->lag);
           timer->async_wait([this, timer, res, want](const boost::system::error_code&) { res(playlist(want + 1)); });
         });
     server.route_prefix("GET", "/live/x/video/", [](http::Request&) {
@@ -138,6 +145,7 @@ struct LiveOrigin {
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(server.port()) + "/live/x/master.m3u8"; }
 
+  std::chrono::milliseconds lag;
   std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
   std::chrono::system_clock::time_point wall0 = std::chrono::system_clock::now();
   net::IoPool pool;
@@ -233,6 +241,38 @@ TEST(Run, LiveViewersFollowBlockingReloadsPartByPart) {
   // Playback runs about PART-HOLD-BACK (0.3 s) behind the newest part.
   EXPECT_GT(s->live_edge.p50, 200.0);
   EXPECT_LT(s->live_edge.p50, 1000.0);
+}
+
+TEST(Run, ReferenceMeasuresPartsFromTheirListingAtTheOrigin) {
+  LiveOrigin origin;
+  auto o = options(origin.url());
+  o.viewers = 4;
+  o.duration = 2s;
+  o.reference = origin.url();
+  auto s = run(o, nullptr);
+  ASSERT_TRUE(s) << s.error().message();
+  EXPECT_EQ(s->error_count(), 0u) << format_summary(*s);
+  EXPECT_EQ(s->reference_errors, 0u);
+  // Viewers on the origin itself: their parts arrive right after the reference saw them listed.
+  EXPECT_GE(s->part_since_origin.count, s->part_delivery.count * 9 / 10) << format_summary(*s);
+  EXPECT_LT(s->part_since_origin.p50, 50.0) << format_summary(*s);
+}
+
+TEST(Run, ReferenceShowsWhatALateProxyAddsAndPartDeliveryDoesNot) {
+  LiveOrigin origin;
+  LiveOrigin late(60ms, &origin);  // the same parts at the same moments, its reloads answered 60 ms late
+  // (less than a part: each answer lists just the part asked for)
+  auto o = options(late.url());
+  o.viewers = 4;
+  o.duration = 2s;
+  o.reference = origin.url();
+  auto s = run(o, nullptr);
+  ASSERT_TRUE(s) << s.error().message();
+  EXPECT_EQ(s->error_count(), 0u) << format_summary(*s);
+  EXPECT_GE(s->part_since_origin.count, s->part_delivery.count * 9 / 10) << format_summary(*s);
+  EXPECT_LT(s->part_delivery.p50, 50.0) << format_summary(*s);  // from the late answer: as prompt as ever
+  EXPECT_GE(s->part_since_origin.p50, 55.0) << format_summary(*s);
+  EXPECT_LT(s->part_since_origin.p50, 100.0) << format_summary(*s);
 }
 
 TEST(Run, RefusesUrlsItCannotUse) {

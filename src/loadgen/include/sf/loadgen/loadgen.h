@@ -46,6 +46,10 @@ struct Options {
   // Simulated per-viewer link for `abr`: "3M", "1M-8M" (spread over the viewers), "500k,2M,6M"
   // (round robin); empty: the real network's rate only.
   std::string bandwidth;
+  // ll mode: the same stream at its origin (http://host:port/live/<stream>/master.m3u8). A
+  // reference player there notes when each part is first listed, and part_since_origin measures
+  // every viewer's part from that moment (what the proxy between adds, reload and download).
+  std::string reference;
 };
 
 // Latency percentiles in milliseconds.
@@ -66,9 +70,12 @@ struct Summary {
   std::uint64_t playlists = 0, parts = 0, segments = 0, inits = 0;  // successful downloads
   std::uint64_t delta_playlists = 0;                                // of `playlists`: delta updates (EXT-X-SKIP)
   Percentiles startup;                                              // viewer start -> playback start
-  Percentiles live_edge;      // wall clock - PDT of the playback position, sampled per download
-  Percentiles part_delivery;  // blocking reload answered -> new part's last byte (ll mode)
-  Percentiles part_age;       // part's last byte - PDT of its start (how live the part is on arrival)
+  Percentiles live_edge;                 // wall clock - PDT of the playback position, sampled per download
+  Percentiles part_delivery;             // blocking reload answered -> new part's last byte (ll mode)
+  Percentiles part_age;                  // part's last byte - PDT of its start (how live the part is on arrival)
+  Percentiles part_since_origin;         // --reference: part listed at the origin -> its last byte at the viewer
+  std::uint64_t parts_unreferenced = 0;  // --reference: parts downloaded that the reference never saw listed
+  std::uint64_t reference_errors = 0;
   std::uint64_t stalls = 0;
   std::size_t stalled_viewers = 0;
   double stall_seconds = 0;
