@@ -26,6 +26,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// The body of the 504 a held request gets when the upstream did not answer within its hold.
+constexpr std::string_view kHoldExpired = "upstream did not answer in time\n";
+
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
@@ -220,8 +223,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       bool any = std::any_of(upstreams.begin(), upstreams.end(), [](auto& u) { return u->up.load(); });
       return any ? http::Response::text(200, "ok\n") : http::Response::text(503, "no upstream is up\n");
     });
-    auto fallback = http::Response::text(504, "upstream did not answer in time\n");
-    fallback.headers.emplace_back("Cache-Control", "no-store");
+    auto fallback = error(504, std::string(kHoldExpired));
     auto hold = config.blocking_timeout + config.upstream_timeout;
     server->route_held("GET", "/", hold, fallback,
                        [this](const http::Request& req, http::Responder res) { serve(req, std::move(res)); });
@@ -556,6 +558,12 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
 
   void finish(const http::Responder& res, const http::Request& req, http::Response r, const char* result,
               Clock::time_point start, http::ResponderBatch* batch = nullptr) {
+    if (res.answered()) {
+      // The request's hold ran out first and the server sent the route's 504 fallback: book
+      // that, not the answer that came too late (it is dropped unsent below).
+      r = error(504, std::string(kHoldExpired));
+      result = "ERROR";
+    }
     r.headers.emplace_back("X-Cache", result);
     auto size = r.size();
     auto& counters = by_result(result);

@@ -1203,6 +1203,30 @@ TEST(EdgeChunked, HttpOneZeroViewersOfABrokenOffChunkedObjectGet502) {
   }
 }
 
+// Every access event, its views copied.
+struct AccessRecorder final : AccessLog {
+  struct Event {
+    std::string object;
+    std::uint64_t bytes;
+    int status;
+    double ttfb_ms;
+    std::string cache;
+  };
+  void on_access(const AccessEvent& e) override {
+    std::lock_guard lock(mu);
+    events.push_back({std::string(e.object), e.bytes, e.status, e.ttfb_ms, std::string(e.cache)});
+  }
+  std::vector<Event> of(std::string_view object) {
+    std::lock_guard lock(mu);
+    std::vector<Event> out;
+    for (auto& e : events)
+      if (e.object == object) out.push_back(e);
+    return out;
+  }
+  std::mutex mu;
+  std::vector<Event> events;
+};
+
 // The wait is bounded by the edge's usual hold time: an object still arriving past it gets the
 // HTTP/1.0 viewer a 504, while HTTP/1.1 viewers go on getting it chunk by chunk.
 TEST(EdgeChunked, HttpOneZeroViewerOfAChunkedObjectArrivingPastTheHoldTimeGets504) {
@@ -1210,7 +1234,8 @@ TEST(EdgeChunked, HttpOneZeroViewerOfAChunkedObjectArrivingPastTheHoldTimeGets50
   Config config;
   config.upstream_timeout = 1500ms;  // the hold: upstream_timeout + blocking_timeout
   config.blocking_timeout = 500ms;
-  EdgeUnderTest edge({upstream.address()}, config);
+  auto log = std::make_shared<AccessRecorder>();
+  EdgeUnderTest edge({upstream.address()}, config, log);
   const std::string segment = "/live/s/video/s13.m4s";
   const std::string body = part_body(64 * 1024);
   ChunkedViewers crowd(edge.endpoint(), 1, segment);
@@ -1244,31 +1269,15 @@ TEST(EdgeChunked, HttpOneZeroViewerOfAChunkedObjectArrivingPastTheHoldTimeGets50
   ASSERT_TRUE(crowd.wait_done(10s));
   ASSERT_TRUE(*crowd.viewers[0].result);
   EXPECT_EQ(as_chars((*crowd.viewers[0].result)->body.view()), std::string_view(body).substr(0, at));
+  // Its access event says what it got: the 504, not the 200 that came after the hold.
+  ASSERT_TRUE(eventually([&] { return log->of("s13.m4s").size() == 2; }, 10s)) << log->of("s13.m4s").size();
+  auto events = log->of("s13.m4s");
+  auto timed_out = std::find_if(events.begin(), events.end(), [](auto& e) { return e.status == 504; });
+  ASSERT_NE(timed_out, events.end());
+  EXPECT_EQ(timed_out->cache, "ERROR");
+  EXPECT_EQ(timed_out->bytes, a.body.size());
+  EXPECT_EQ(std::count_if(events.begin(), events.end(), [](auto& e) { return e.status == 200; }), 1);
 }
-
-// Every access event, its views copied.
-struct AccessRecorder final : AccessLog {
-  struct Event {
-    std::string object;
-    std::uint64_t bytes;
-    int status;
-    double ttfb_ms;
-    std::string cache;
-  };
-  void on_access(const AccessEvent& e) override {
-    std::lock_guard lock(mu);
-    events.push_back({std::string(e.object), e.bytes, e.status, e.ttfb_ms, std::string(e.cache)});
-  }
-  std::vector<Event> of(std::string_view object) {
-    std::lock_guard lock(mu);
-    std::vector<Event> out;
-    for (auto& e : events)
-      if (e.object == object) out.push_back(e);
-    return out;
-  }
-  std::mutex mu;
-  std::vector<Event> events;
-};
 
 // A chunked answer's size is unknown when it is handed over: its access event goes out when it
 // ends, with the body bytes written to that viewer (all of them, or those before a break-off).
