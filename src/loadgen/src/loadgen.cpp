@@ -404,8 +404,8 @@ asio::awaitable<void> ll_track(std::shared_ptr<Viewer> v, std::unique_ptr<http::
             auto it = v->worker.announced.find(part_key(playlist, p.msn, p.index));
             if (it == v->worker.announced.end())
               ++st.parts_unreferenced;
-            else if (!std::isnan(it->second))
-              st.part_since_origin.add_seconds(std::max(0.0, now - it->second));
+            else if (!std::isnan(it->second) && it->second >= v->start)           // listed before the viewer
+              st.part_since_origin.add_seconds(std::max(0.0, now - it->second));  // began: not late to it
           }
         }
       }

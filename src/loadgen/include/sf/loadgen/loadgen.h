@@ -70,10 +70,12 @@ struct Summary {
   std::uint64_t playlists = 0, parts = 0, segments = 0, inits = 0;  // successful downloads
   std::uint64_t delta_playlists = 0;                                // of `playlists`: delta updates (EXT-X-SKIP)
   Percentiles startup;                                              // viewer start -> playback start
-  Percentiles live_edge;                 // wall clock - PDT of the playback position, sampled per download
-  Percentiles part_delivery;             // blocking reload answered -> new part's last byte (ll mode)
-  Percentiles part_age;                  // part's last byte - PDT of its start (how live the part is on arrival)
-  Percentiles part_since_origin;         // --reference: part listed at the origin -> its last byte at the viewer
+  Percentiles live_edge;      // wall clock - PDT of the playback position, sampled per download
+  Percentiles part_delivery;  // blocking reload answered -> new part's last byte (ll mode)
+  Percentiles part_age;       // part's last byte - PDT of its start (how live the part is on arrival)
+  // --reference: part listed at the origin -> its last byte at the viewer (parts listed there before
+  // the viewer began are left out: a joining viewer catches up on those)
+  Percentiles part_since_origin;
   std::uint64_t parts_unreferenced = 0;  // --reference: parts downloaded that the reference never saw listed
   std::uint64_t reference_errors = 0;
   std::uint64_t stalls = 0;
