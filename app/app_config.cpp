@@ -31,8 +31,14 @@ void bind(ConfigSchema& s, AppConfig& c) {
   s.add("ingest.window_ack_size", "Acknowledgement window announced to publishers, in bytes", i.window_ack_size, 4096,
         0x7FFFFFFF);
   s.add("ingest.out_chunk_size", "Chunk size of messages the server sends", i.out_chunk_size, 128, 65536);
-  s.add("ingest.max_timestamp_jump", "Timestamp gaps above this are rebased onto a continuous timeline",
+  s.add("ingest.max_timestamp_jump",
+        "A timestamp step larger than this, forward or back, is a jump (see ingest.timestamp_jump)",
         i.max_timestamp_jump, milliseconds(100), milliseconds(3600000));
+  s.add("ingest.timestamp_jump",
+        "What a timestamp jump does: discontinuity (the media goes on from where it was, and the origin starts an "
+        "EXT-X-DISCONTINUITY with a new init and a new DASH Period at the next keyframe) or rebase (the media goes "
+        "on from where it was, nothing signalled)",
+        i.timestamp_jump);
   s.add("ingest.record_dir", "When set, each publish is also written to <dir>/<stream>-<ms>.flv", i.record_dir);
   s.add("ingest.read_batch",
         "Wake for a publisher only once this much media is buffered (SO_RCVLOWAT at its bitrate): less CPU, "

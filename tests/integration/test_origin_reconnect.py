@@ -9,9 +9,15 @@ must carry on after the discontinuity without a fatal error.
 
 dash.js (tests/browser/play.mjs, dash mode) plays the MPD the same way across a republish with the
 same configuration (after AWAY_SECONDS) and with a new resolution (at once): the MPD gets a new
-Period, and dash.js must switch to it and keep playing at the new size. It also plays through a
-publish whose timestamps jump forward and back, which ingest rebases onto one timeline (one Period).
+Period, and dash.js must switch to it and keep playing at the new size.
+
+A publish whose timestamps jump forward and back (by more than ingest.max_timestamp_jump) goes on
+from where it was and, by default, starts a discontinuity as a republish does: EXT-X-DISCONTINUITY
+with a new init segment and a new DASH Period; hls.js and dash.js play on across it and ffmpeg
+-xerror decodes every frame, also through a transcoded ladder (every rung at the same segment).
+With --ingest.timestamp_jump=rebase the media goes on and nothing is signalled (one Period).
 """
+import datetime
 import json
 import re
 import socket
@@ -413,29 +419,23 @@ def test_old_period_leaves_the_mpd_with_the_window(dash_run):
     assert [v["width"] for v in parse_mpd(body)["periods"][0]["video"]] == [r.width]
 
 
-# ---- dash.js across a timestamp jump -----------------------------------------------------------
+# ---- a timestamp jump within one publish ------------------------------------------------------
 
 JUMP_AT_MS = 8000  # media time of the first tag sent with jumped timestamps
 # The 30 s clip is sent once: the player stops a few seconds before its end, so "still advancing
 # at the end" is about the player, not the clip running out.
 JUMP_PLAY_SECONDS = 22
+JUMP_READ_SECONDS = 14  # ffmpeg -xerror reads the live HLS this long, from before the jump to after it
 
 
-@pytest.fixture(scope="module", params=[30000, -8000], ids=["forward 30 s", "back 8 s"])
-def dash_jumped(request, module_servers, module_procs, clip30, browser_deps, tmp_path_factory):
-    """One publish whose FLV timestamps jump by the param (ms) at JUMP_AT_MS of media, sent in real
-    time (paced by the clip's own timestamps) while dash.js plays the MPD."""
-    jump = request.param
-    srv = h.start_origin(module_servers)
-    stream = "djf" if jump > 0 else "djb"
+def send_with_jump(srv, stream, clip, jump, r):
+    """Sends the clip's FLV tags as `stream` in real time (paced by their own timestamps), each tag
+    from JUMP_AT_MS on shifted by `jump` ms, until the clip ends or r.done is set; r.jumped_at is
+    the wall clock of the first shifted tag, r.errors what went wrong. Returns the thread."""
     key = srv.create_key(stream)
-    art = h.artifact_dir(f"origin-jump-dash-{stream}")
-    print(f"\ndash.js timestamp jump artifacts: {art}")
-    tags = [t for t in h.flv_tags(clip30) if t[0] in (8, 9)]
+    tags = [t for t in h.flv_tags(clip) if t[0] in (8, 9)]
     pub = h.TagPublisher(srv.rtmp_port, key)
     pub.client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    r = types.SimpleNamespace(versions=[], playlists=[], play=None, jumped_at=None, errors=[], done=threading.Event(),
-                              jump=jump, mpd_url=f"{srv.origin}/live/{stream}/manifest.mpd", srv=srv, stream=stream)
 
     def send():
         try:
@@ -458,46 +458,239 @@ def dash_jumped(request, module_servers, module_procs, clip30, browser_deps, tmp
 
     sender = threading.Thread(target=send, daemon=True)
     sender.start()
+    return sender
+
+
+def read_hls(url, seconds, out):
+    """ffmpeg -xerror reads `seconds` of the live playlist at `url` on a thread; its
+    CompletedProcess lands in out["read"]."""
+    def read():
+        out["read"] = h.run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i", url, "-t",
+                             str(seconds), "-f", "null", "-progress", "pipe:1", "-"], timeout=seconds + 60)
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    return t
+
+
+def jump_run(srv, stream, clip, jump, art, renditions=("video",), players=True, watch_seconds=JUMP_PLAY_SECONDS):
+    """Publishes `clip` with a timestamp jump of `jump` ms while ffmpeg -xerror reads the HLS (and,
+    with `players`, hls.js and dash.js play); the MPD and the media playlists of `renditions` are
+    fetched every 200 ms meanwhile. Yields nothing: returns the namespace, the sender still
+    running (set r.done and join r.sender when finished)."""
+    base = f"{srv.origin}/live/{stream}/"
+    r = types.SimpleNamespace(versions=[], playlists={n: [] for n in renditions}, play=None, hls_play=None,
+                              read=None, jumped_at=None, errors=[], done=threading.Event(), jump=jump,
+                              mpd_url=base + "manifest.mpd", srv=srv, stream=stream, base=base)
+    r.sender = send_with_jump(srv, stream, clip, jump, r)
 
     def has_segment():
-        status, body, _ = h.http_get(f"{srv.origin}/live/{stream}/video/index.m3u8")
+        status, body, _ = h.http_get(f"{base}{renditions[0]}/index.m3u8")
         return status == 200 and "#EXTINF" in body
 
-    h.wait_until(has_segment, 15, f"{stream}: a complete segment")
-    player, out = start_dash_js(r.mpd_url, art, JUMP_PLAY_SECONDS)
-    deadline = time.monotonic() + JUMP_PLAY_SECONDS + 30
+    h.wait_until(has_segment, 20, f"{stream}: a complete segment")
+    out = {}
+    threads = [read_hls(base + "master.m3u8", JUMP_READ_SECONDS, out)]
+    if players:
+        dash, dash_out = start_dash_js(r.mpd_url, art / "dash", JUMP_PLAY_SECONDS)
+        hls_out = {}
+
+        def play_hls():
+            hls_out["result"] = h.run_node_json("play.mjs", ["hls", f"{srv.origin}/?stream={stream}", JUMP_PLAY_SECONDS,
+                                                             art / "hls"], timeout=JUMP_PLAY_SECONDS + 60,
+                                                artifacts=art / "hls")
+
+        hls = threading.Thread(target=play_hls, daemon=True)
+        hls.start()
+        threads += [dash, hls]
+    deadline = time.monotonic() + watch_seconds + 30
     for _ in range(10000):
-        if time.monotonic() > deadline or not player.is_alive():
+        if time.monotonic() > deadline or not any(t.is_alive() for t in threads):
             break
         status, body, _ = h.http_get(r.mpd_url)
         if status == 200 and (not r.versions or r.versions[-1][1] != body):
             r.versions.append((time.time(), body))
-        status, body, _ = h.http_get(f"{srv.origin}/live/{stream}/video/index.m3u8")
-        if status == 200:
-            r.playlists.append(body)
+        for n in renditions:
+            status, body, _ = h.http_get(f"{base}{n}/index.m3u8")
+            if status == 200:
+                r.playlists[n].append(body)
         time.sleep(0.2)
-    player.join(JUMP_PLAY_SECONDS + 60)
-    r.play = out.get("result")
+    for t in threads:
+        t.join(JUMP_PLAY_SECONDS + 60)
+    r.read = out.get("read")
+    if players:
+        r.play = dash_out.get("result")
+        r.hls_play = hls_out.get("result")
     keep(art, r)
+    return r
+
+
+@pytest.fixture(scope="module", params=[30000, -8000], ids=["forward 30 s", "back 8 s"])
+def jumped(request, module_servers, module_procs, clip30, browser_deps, tmp_path_factory):
+    """One publish whose FLV timestamps jump by the param (ms) at JUMP_AT_MS of media, sent in real
+    time, while dash.js and hls.js play and ffmpeg reads the HLS (default: a discontinuity)."""
+    srv = h.start_origin(module_servers)
+    stream = "djf" if request.param > 0 else "djb"
+    art = h.artifact_dir(f"origin-jump-{stream}")
+    print(f"\ntimestamp jump artifacts: {art}")
+    (art / "dash").mkdir(parents=True, exist_ok=True)
+    (art / "hls").mkdir(parents=True, exist_ok=True)
+    r = jump_run(srv, stream, clip30, request.param, art, renditions=("video", "audio"))
     yield r
     r.done.set()
-    sender.join(10)
+    r.sender.join(10)
 
 
-def test_ingest_rebases_the_timestamp_jump(dash_jumped):
-    r = dash_jumped
+def pdt_seconds(pdt):
+    return datetime.datetime.fromisoformat(pdt.replace("Z", "+00:00")).timestamp()
+
+
+def discontinuity_at(r, rendition):
+    """The last playlist version of `rendition` listing a discontinuity, and the index of that
+    segment in it."""
+    for body in reversed(r.playlists[rendition]):
+        pl = h.MediaPlaylist(body)
+        for i, s in enumerate(pl.segments):
+            if s["discontinuity"]:
+                return pl, i
+    return None, None
+
+
+def test_ingest_signals_the_jump_once(jumped):
+    r = jumped
     assert not r.errors, r.errors
     assert r.jumped_at, "the publisher never reached the jump"
-    assert r.srv.logs("timestamp jump rebased"), r.srv.log_tail()
+    lines = r.srv.logs("timestamp jump: discontinuity")
+    assert len(lines) == 1, lines or r.srv.log_tail()
+    assert not r.srv.logs("timestamp jump rebased")
+    assert r.srv.metric("streamflex_ingest_timestamp_jumps_total", handling="discontinuity") == 1
+    assert r.srv.metric("streamflex_ingest_stream_timestamp_jumps_total", stream=r.stream) == 1
 
 
-def test_mpd_timeline_stays_continuous_across_the_jump(dash_jumped):
-    """Ingest puts the media after a jump right after the media before it (one timeline), so the
-    MPD keeps its one Period and each segment starts where the previous one ended."""
-    r = dash_jumped
+def test_playlists_take_a_discontinuity_with_a_new_init_at_the_jump(jumped):
+    r = jumped
+    at = {}
+    for name in ("video", "audio"):
+        pl, i = discontinuity_at(r, name)
+        assert pl, f"no EXT-X-DISCONTINUITY in any {name} playlist:\n{r.playlists[name][-1]}"
+        assert i > 0, pl.text
+        before, after = pl.segments[i - 1], pl.segments[i]
+        assert sum(s["discontinuity"] for s in pl.segments) == 1, pl.text
+        # Numbering goes on; a new init; the media goes on where it was (program date time).
+        assert after["msn"] == before["msn"] + 1, pl.text
+        assert after["map"] != before["map"], pl.text
+        assert abs(pdt_seconds(before["pdt"]) + before["duration"] - pdt_seconds(after["pdt"])) < 0.1, pl.text
+        at[name] = after["msn"]
+    assert at["video"] == at["audio"], at
+    # The segment before the discontinuity began before the jump reached the origin.
+    print(f"\n[origin-reconnect] jump of {r.jump / 1000:+.0f} s: discontinuity at segment {at['video']}")
+
+
+def period_end(period_xml):
+    """Where the Period's video media ends, in seconds of the MPD timeline (its start plus its
+    SegmentTimeline's end, less presentationTimeOffset)."""
+    m = re.fullmatch(r"PT(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?", period_xml.get("start") or "")
+    assert m, period_xml.get("start")
+    start = int(m[1] or 0) * 3600 + int(m[2] or 0) * 60 + float(m[3] or 0)
+    for a in period_xml.findall("d:AdaptationSet", NS):
+        if a.get("contentType") != "video":
+            continue
+        tpl = a.find("d:SegmentTemplate", NS)
+        if tpl is None:
+            tpl = a.find("d:Representation", NS).find("d:SegmentTemplate", NS)
+        scale, pto, end = int(tpl.get("timescale", 1)), int(tpl.get("presentationTimeOffset", 0)), None
+        for s in tpl.iter(f"{{{NS['d']}}}S"):
+            t = int(s.get("t")) if s.get("t") is not None else end
+            end = t + int(s.get("d")) * (1 + max(0, int(s.get("r", 0))))
+        return start + (end - pto) / scale
+    return None
+
+
+def test_mpd_starts_a_new_period_at_the_jump(jumped):
+    r = jumped
     assert r.versions, "no MPD seen"
     assert len({parse_mpd(body)["ast"] for _, body in r.versions}) == 1
-    for t, body in r.versions:
+    two = [body for _, body in r.versions if len(parse_mpd(body)["periods"]) == 2]
+    assert two, f"no MPD with two Periods after the jump; last:\n{r.versions[-1][1]}"
+    body = two[-1]
+    old, new = parse_mpd(body)["periods"]
+    assert old["id"] != new["id"]
+    assert old["video"][0]["template"]["initialization"] != new["video"][0]["template"]["initialization"]
+    assert int(new["video"][0]["template"]["startNumber"]) > int(old["video"][0]["template"]["startNumber"])
+    # The new Period starts where the old one's media ends: the media went on across the jump.
+    end = period_end(ET.fromstring(body).findall("d:Period", NS)[0])
+    assert abs(new["start"] - end) < 0.1, (old["start"], end, new["start"], body)
+
+
+def test_dash_js_plays_through_the_timestamp_jump(jumped, capsys):
+    r = jumped
+    res = r.play
+    assert res and not res.get("error"), res and (res.get("error"), res.get("_stderr"))
+    assert res["samples"], res
+    report(capsys, res, f"across a timestamp jump of {r.jump / 1000:+.0f} s", r.jumped_at)
+    assert res["samples"][-1]["periodSwitches"], "dash.js never switched to the Period after the jump"
+    check_plays_past(res, r.jumped_at * 1000, 1280, "the jump")
+
+
+def test_hls_js_plays_through_the_timestamp_jump(jumped, capsys):
+    r = jumped
+    res = r.hls_play
+    assert res and not res.get("error"), res and (res.get("error"), res.get("_stderr"))
+    samples = res["samples"]
+    final = samples[-1]
+    with capsys.disabled():
+        print(f"\n[origin-reconnect] hls.js across a timestamp jump of {r.jump / 1000:+.0f} s: frames "
+              f"{final['framesDecoded']}, stalls {final['stalls']}, latency {final['latency']}, "
+              f"errors {final['errors'][-5:]}")
+    assert not final["fatalErrors"], final["fatalErrors"]
+    assert not res["pageErrors"], res["pageErrors"]
+    since = r.jumped_at * 1000
+    before = [s for s in samples if s["t"] <= since]
+    after = [s for s in samples if s["t"] > since + 6000]
+    trace = [(round((s["t"] - since) / 1000, 1), s["currentTime"], s["framesDecoded"]) for s in samples]
+    assert before and after, f"the player did not run across the jump: {trace}"
+    assert after[-1]["currentTime"] > before[-1]["currentTime"] + 5, trace
+    assert after[-1]["framesDecoded"] - before[-1]["framesDecoded"] >= 150, trace
+    recent = samples[-4:]
+    assert recent[-1]["framesDecoded"] - recent[0]["framesDecoded"] >= 45, trace
+
+
+def check_read(r, fps=30):
+    """ffmpeg -xerror read JUMP_READ_SECONDS across the jump without an error and decoded every
+    frame of it."""
+    p = r.read
+    assert p is not None, "ffmpeg did not finish"
+    assert p.returncode == 0, p.stderr[-2000:]
+    frames = [int(l.split("=")[1]) for l in p.stdout.splitlines() if l.startswith("frame=")]
+    assert frames and frames[-1] >= (JUMP_READ_SECONDS - 0.5) * fps, (frames[-1:], p.stderr[-500:])
+    return frames[-1]
+
+
+def test_ffmpeg_decodes_every_frame_across_the_jump(jumped):
+    frames = check_read(jumped)
+    print(f"\nffmpeg -xerror across the jump: {frames} frames in {JUMP_READ_SECONDS} s")
+
+
+# ---- the same jump with ingest.timestamp_jump=rebase --------------------------------------------
+
+@pytest.fixture(scope="module")
+def rebased(module_servers, module_procs, clip30, tmp_path_factory):
+    srv = h.start_origin(module_servers, args=["--ingest.timestamp_jump=rebase"])
+    art = h.artifact_dir("origin-jump-rebase")
+    r = jump_run(srv, "drb", clip30, 30000, art, players=False, watch_seconds=JUMP_READ_SECONDS)
+    yield r
+    r.done.set()
+    r.sender.join(10)
+
+
+def test_rebase_keeps_one_timeline_without_a_discontinuity(rebased):
+    r = rebased
+    assert not r.errors, r.errors
+    assert r.jumped_at, "the publisher never reached the jump"
+    assert len(r.srv.logs("timestamp jump rebased")) == 1, r.srv.log_tail()
+    assert r.srv.metric("streamflex_ingest_timestamp_jumps_total", handling="rebase") == 1
+    assert r.versions, "no MPD seen"
+    for _, body in r.versions:
         assert [p["id"] for p in parse_mpd(body)["periods"]] == ["p0"], body
     root = ET.fromstring(r.versions[-1][1])
     for tpl in root.iter(f"{{{NS['d']}}}SegmentTemplate"):
@@ -506,13 +699,49 @@ def test_mpd_timeline_stays_continuous_across_the_jump(dash_jumped):
             if end is not None and s.get("t") is not None:
                 assert int(s.get("t")) == end, r.versions[-1][1]
             end = (int(s.get("t")) if s.get("t") is not None else end) + int(s.get("d"))
-    assert not any("#EXT-X-DISCONTINUITY\n" in pl for pl in r.playlists)
+    assert r.playlists["video"] and not any("#EXT-X-DISCONTINUITY\n" in pl for pl in r.playlists["video"])
+    # The playlists seen span the jump.
+    last = h.MediaPlaylist(r.playlists["video"][-1])
+    assert pdt_seconds(last.segments[-1]["pdt"]) > r.jumped_at, last.text
+    check_read(r)
 
 
-def test_dash_js_plays_through_the_timestamp_jump(dash_jumped, capsys):
-    r = dash_jumped
-    res = r.play
-    assert res and not res.get("error"), res and (res.get("error"), res.get("_stderr"))
-    assert res["samples"], res
-    report(capsys, res, f"across a timestamp jump of {r.jump / 1000:+.0f} s", r.jumped_at)
-    check_plays_past(res, r.jumped_at * 1000, 1280, "the jump")
+# ---- the jump through a transcoded ladder ---------------------------------------------------------
+
+LADDER = "jt=360p:640x360@30:800k:880k:ultrafast,180p:320x180@30:300k:330k:ultrafast"
+
+
+@pytest.fixture(scope="module")
+def ladder_jumped(module_servers, module_procs, clip30, tmp_path_factory):
+    srv = h.start_origin(module_servers, args=["--transcode.profile=jt", f"--transcode.profiles={LADDER}"])
+    art = h.artifact_dir("origin-jump-ladder")
+    r = jump_run(srv, "djl", clip30, 30000, art, renditions=("360p", "180p", "audio"), players=False,
+                 watch_seconds=JUMP_READ_SECONDS)
+    yield r
+    r.done.set()
+    r.sender.join(10)
+
+
+def test_every_rung_takes_the_discontinuity_at_the_same_segment(ladder_jumped):
+    r = ladder_jumped
+    assert not r.errors, r.errors
+    assert len(r.srv.logs("timestamp jump: discontinuity")) == 1, r.srv.log_tail()
+    at = {}
+    for name in ("360p", "180p", "audio"):
+        pl, i = discontinuity_at(r, name)
+        assert pl, f"no EXT-X-DISCONTINUITY in any {name} playlist:\n{r.playlists[name][-1:]}"
+        before, after = pl.segments[i - 1], pl.segments[i]
+        assert after["msn"] == before["msn"] + 1 and after["map"] != before["map"], pl.text
+        assert abs(pdt_seconds(before["pdt"]) + before["duration"] - pdt_seconds(after["pdt"])) < 0.1, pl.text
+        at[name] = after["msn"]
+    assert len(set(at.values())) == 1, at
+    # Each rung's segment after the jump starts with a keyframe: an independent first part.
+    for name in ("360p", "180p"):
+        pl, i = discontinuity_at(r, name)
+        parts = pl.segments[i]["parts"]
+        assert not parts or parts[0]["independent"], pl.text
+
+
+def test_ffmpeg_decodes_every_frame_of_the_ladder_across_the_jump(ladder_jumped):
+    frames = check_read(ladder_jumped)
+    print(f"\nffmpeg -xerror across the jump (ladder): {frames} frames in {JUMP_READ_SECONDS} s")

@@ -10,7 +10,7 @@
 
 namespace sf::ingest {
 
-IngestMetrics::IngestMetrics(prometheus::Registry& r)
+IngestMetrics::IngestMetrics(prometheus::Registry& r, const Config& c)
     : connections_total(prometheus::BuildCounter()
                             .Name("streamflex_ingest_connections_total")
                             .Help("RTMP connections accepted")
@@ -41,6 +41,12 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r)
                            .Help("Completed RTMP handshakes by mode")
                            .Register(r)
                            .Add({{"mode", "plain"}})),
+      timestamp_jumps(prometheus::BuildCounter()
+                          .Name("streamflex_ingest_timestamp_jumps_total")
+                          .Help("Publisher timestamp jumps beyond ingest.max_timestamp_jump, by how they were handled "
+                                "(ingest.timestamp_jump)")
+                          .Register(r)
+                          .Add({{"handling", c.timestamp_jump}})),
       closed_family_(prometheus::BuildCounter()
                          .Name("streamflex_ingest_connections_closed_total")
                          .Help("RTMP connections closed, by reason")
@@ -69,6 +75,9 @@ prometheus::Counter& IngestMetrics::publish(std::string_view result) {
 
 struct Ingest::Impl {
   Impl(net::IoPool& p, Config c, auth::KeyStore& k, Metrics& m) : pool(p), shared(std::move(c), k, m) {
+    if (shared.config.timestamp_jump != "discontinuity" && shared.config.timestamp_jump != "rebase")
+      throw std::runtime_error("ingest.timestamp_jump: 'discontinuity' or 'rebase', not '" +
+                               shared.config.timestamp_jump + "'");
     m.add_collectable(shared.registry);
     if (!shared.config.record_dir.empty())
       shared.observers.push_back(std::make_shared<Recorder>(shared.config.record_dir));

@@ -60,8 +60,9 @@ std::vector<prometheus::MetricFamily> Registry::Collect() const {
        MetricType::Counter, [](const StreamStats& s) { return double(s.dropped_frames); }},
       {"streamflex_ingest_stream_late_frames_total", "Frames whose decode time went backwards", MetricType::Counter,
        [](const StreamStats& s) { return double(s.late_frames); }},
-      {"streamflex_ingest_stream_timestamp_jumps_total", "Timestamp jumps rebased onto a continuous timeline",
-       MetricType::Counter, [](const StreamStats& s) { return double(s.timestamp_jumps); }},
+      {"streamflex_ingest_stream_timestamp_jumps_total",
+       "Timestamp jumps beyond ingest.max_timestamp_jump (a discontinuity, or rebased)", MetricType::Counter,
+       [](const StreamStats& s) { return double(s.timestamp_jumps); }},
   };
   auto streams = live();
   // One snapshot per exported stream (bounded cardinality; streams_live counts them all).

@@ -433,7 +433,10 @@ asio::awaitable<void> Session::publish(PublishRequest req) {
   }
   live_ = std::move(live);
   demuxer_.emplace();
-  timeline_.emplace(shared_.config.max_timestamp_jump);
+  timeline_.emplace(shared_.config.max_timestamp_jump, shared_.config.timestamp_jump == "rebase"
+                                                           ? Timeline::JumpMode::rebase
+                                                           : Timeline::JumpMode::discontinuity);
+  epoch_ = 0;
   phase_ = Phase::publishing;
   deadline_ = std::chrono::steady_clock::now() + shared_.config.idle_timeout;
   shared_.metrics.publish("accepted").Increment();
@@ -522,13 +525,17 @@ Result<void> Session::on_media(std::uint8_t type, std::uint32_t timestamp, const
     return {};
   }
   if (t.verdict == Timeline::Verdict::jumped) {
+    // Once per jump: the other track's jump is absorbed by the timeline's shared offset.
     live_->count_jump();
-    log::warn("ingest", "timestamp jump rebased",
+    shared_.metrics.timestamp_jumps.Increment();
+    log::warn("ingest", t.epoch != epoch_ ? "timestamp jump: discontinuity" : "timestamp jump rebased",
               {{"stream", live_->info().stream},
                {"wire_ms", timestamp},
                {"continues_at_ms", t.ms},
+               {"epoch", t.epoch},
                {"track", video ? "video" : "audio"}});
   }
+  epoch_ = t.epoch;  // stamped on the frames the demuxer hands out for this message
   auto before = demuxer_->skipped_frames();
   auto r = video ? demuxer_->video(t.ms, body, *this) : demuxer_->audio(t.ms, body, *this);
   if (!r) {
@@ -593,6 +600,7 @@ void Session::on_track(const media::TrackConfig& track) {
 }
 
 void Session::on_frame(media::MediaFrame&& frame) {
+  frame.epoch = epoch_;
   live_->count_frame(frame, std::chrono::steady_clock::now());
   for (auto& h : handlers_) h->on_frame(frame);
 }

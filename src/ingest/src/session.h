@@ -94,7 +94,8 @@ class Session : public std::enable_shared_from_this<Session>, private media::Flv
   std::vector<std::unique_ptr<PublishHandler>> handlers_;
   std::optional<media::FlvDemuxer> demuxer_;
   std::optional<Timeline> timeline_;
-  int low_water_ = 0;  // current SO_RCVLOWAT
+  std::uint32_t epoch_ = 0;  // the timeline's epoch for the message being demuxed
+  int low_water_ = 0;        // current SO_RCVLOWAT
   std::chrono::steady_clock::time_point low_water_checked_{};
   void adjust_low_water();
 };

@@ -20,7 +20,7 @@
 namespace sf::ingest {
 
 struct IngestMetrics {
-  explicit IngestMetrics(prometheus::Registry& r);
+  IngestMetrics(prometheus::Registry& r, const Config& c);
   prometheus::Counter& closed(std::string_view reason);
   prometheus::Counter& publish(std::string_view result);
 
@@ -30,6 +30,7 @@ struct IngestMetrics {
   prometheus::Counter& bytes_received;
   prometheus::Counter& handshakes_digest;
   prometheus::Counter& handshakes_plain;
+  prometheus::Counter& timestamp_jumps;  // labelled with ingest.timestamp_jump
 
  private:
   prometheus::Family<prometheus::Counter>& closed_family_;
@@ -45,7 +46,7 @@ struct SharedState {
       : config(std::move(c)),
         keys(k),
         registry(std::make_shared<Registry>(config.max_stream_labels)),
-        metrics(m.registry()),
+        metrics(m.registry(), config),
         workers(2) {}
 
   const Config config;

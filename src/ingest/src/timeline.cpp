@@ -9,7 +9,7 @@ Timeline::Result Timeline::map(Track track, std::uint32_t wire_ms) {
     s.last_wire = wire_ms;
     s.unwrapped = wire_ms;
     s.last_out = s.unwrapped + offset_;
-    return {Verdict::ok, s.last_out};
+    return {Verdict::ok, s.last_out, epoch_};
   }
   // RTMP timestamps are u32 ms and wrap every ~49.7 days: the signed 32-bit difference is the step.
   auto step = static_cast<std::int64_t>(static_cast<std::int32_t>(wire_ms - s.last_wire));
@@ -26,11 +26,13 @@ Timeline::Result Timeline::map(Track track, std::uint32_t wire_ms) {
     offset_ += continue_at - out;
     s.last_step = continue_at - s.last_out;
     s.last_out = continue_at;
-    return {Verdict::jumped, continue_at};
+    // The other track's jump, when it comes, is absorbed by the offset: one epoch per jump.
+    if (mode_ == JumpMode::discontinuity) ++epoch_;
+    return {Verdict::jumped, continue_at, epoch_};
   }
   if (delta > 0) s.last_step = delta;
   s.last_out = out;
-  return {Verdict::ok, out};
+  return {Verdict::ok, out, epoch_};
 }
 
 }  // namespace sf::ingest

@@ -1,7 +1,10 @@
 // Turns a publisher's 32-bit RTMP millisecond timestamps into one 64-bit, monotonic timeline per
 // stream. Wraps are unwrapped per track; a jump larger than the limit (encoder restart, clock
-// reset) rebases every track by one shared offset, so audio and video stay in sync; a timestamp
-// that goes backwards by less than the limit is late. One per publish, I/O thread only.
+// reset), forward or back, rebases every track by one shared offset, so audio and video stay in
+// sync; a timestamp that goes backwards by less than the limit is late. In `discontinuity` mode
+// (ingest.timestamp_jump) each jump also starts a new epoch, which every later result of every
+// track carries (MediaFrame::epoch: the packager starts an EXT-X-DISCONTINUITY and a DASH Period
+// there); in `rebase` mode the epoch stays 0. One per publish, I/O thread only.
 #pragma once
 
 #include <array>
@@ -14,12 +17,15 @@ class Timeline {
  public:
   enum class Track { video = 0, audio = 1 };
   enum class Verdict { ok, late, jumped };
+  enum class JumpMode { discontinuity, rebase };
   struct Result {
     Verdict verdict = Verdict::ok;
-    std::int64_t ms = 0;  // the frame's time on the output timeline (valid unless late)
+    std::int64_t ms = 0;      // the frame's time on the output timeline (valid unless late)
+    std::uint32_t epoch = 0;  // jumps signalled as discontinuities so far (valid unless late)
   };
 
-  explicit Timeline(std::chrono::milliseconds max_jump) : max_jump_(max_jump.count()) {}
+  explicit Timeline(std::chrono::milliseconds max_jump, JumpMode mode = JumpMode::rebase)
+      : max_jump_(max_jump.count()), mode_(mode) {}
   Result map(Track track, std::uint32_t wire_ms);
 
  private:
@@ -31,7 +37,9 @@ class Timeline {
     std::int64_t last_step = 0;  // duration of the last frame, to continue after a jump
   };
   std::int64_t max_jump_;
+  JumpMode mode_;
   std::int64_t offset_ = 0;
+  std::uint32_t epoch_ = 0;
   std::array<State, 2> tracks_{};
 };
 

@@ -105,7 +105,10 @@ std::string render_mpd(const StreamView& view, const Config& config, int target_
         }
       }
       auto d = static_cast<std::uint64_t>(std::llround(s.duration * ts));
-      auto t = s.start_dts - static_cast<std::int64_t>(rep.segment_template.presentation_time_offset);
+      // S@t is media time, as tfdt (23009-1 5.3.9.6: @t minus @presentationTimeOffset is the MPD
+      // time in the Period); a Period whose media does not start near 0 (after a timestamp jump the
+      // times go on) has a large offset, and S@t less the offset put its segments at the wrong times.
+      auto t = s.start_dts;
       // A track still finishing its segment of an older Period (the leader started the new one a
       // frame earlier) ends there: its next segment is in the new Period.
       const bool goes_on = s.discontinuity_sequence == newest;

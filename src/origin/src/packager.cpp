@@ -53,6 +53,7 @@ void Packager::restart(std::shared_ptr<const ArrivalClock> arrival) {
   have_leader_segment_ = false;
   wall_base_ms_ = -1;
   live_ = true;
+  epoch_ = 0;
 }
 
 void Packager::reconfigure(const Config& config) {
@@ -109,7 +110,25 @@ void Packager::on_track(const media::TrackConfig& track) {
   r->track.version = v;
 }
 
+void Packager::begin_discontinuity(std::uint32_t epoch) {
+  epoch_ = epoch;
+  for (auto& r : renditions_) {
+    r.discontinuity = true;
+    if (r.inits->empty()) continue;
+    // "A source that ... jumps its timestamps gets a new init segment" (issue 3), even when its
+    // configuration is the same: a new version of the same bytes, named by the new segments.
+    auto inits = std::make_shared<std::map<std::uint32_t, Bytes>>(*r.inits);
+    auto [last, bytes] = *inits->rbegin();
+    (*inits)[last + 1] = bytes;
+    r.inits = std::move(inits);
+    r.track.version = last + 1;
+  }
+  log::info("origin", "source discontinuity: the next segment starts a new one",
+            {{"stream", stream_}, {"epoch", epoch}, {"discontinuity_sequence", discontinuities_ + 1}});
+}
+
 std::shared_ptr<const StreamView> Packager::on_frame(const media::MediaFrame& f) {
+  if (f.epoch > epoch_) begin_discontinuity(f.epoch);
   Rendition* rp = rendition_for(f.track_id);
   if (!rp || rp->inits->empty()) return nullptr;
   Rendition& r = *rp;

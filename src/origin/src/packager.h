@@ -34,7 +34,10 @@ class Packager {
   // no URL ever names different bytes.
   void reconfigure(const Config& config);
   void on_track(const media::TrackConfig& track);
-  // Returns a new view when the frame completed a part, else nullptr.
+  // Returns a new view when the frame completed a part, else nullptr. A frame whose epoch is
+  // higher than any before in this publish (a source timestamp jump, media/frame.h) starts a
+  // discontinuity: every rendition's segment ends before the leader's next keyframe, which opens
+  // the new discontinuity (EXT-X-DISCONTINUITY, a new DASH Period) with a new init version.
   std::shared_ptr<const StreamView> on_frame(const media::MediaFrame& frame);
   // The publisher left: the open parts are flushed and a final view returned.
   std::shared_ptr<const StreamView> on_stop();
@@ -59,6 +62,10 @@ class Packager {
   };
 
   Rendition* rendition_for(std::uint32_t track_id);
+  // A source discontinuity within the publish (a timestamp jump): as restart() and a new
+  // configuration do, every rendition starts its next segment as a discontinuity, with a new
+  // init version (the same bytes); times and anchor go on.
+  void begin_discontinuity(std::uint32_t epoch);
   // Closes the part being filled (if any) with `next_dts` as the end of its last sample.
   bool close_part(Rendition& r, std::int64_t next_dts);
   void close_segment(Rendition& r);
@@ -78,6 +85,7 @@ class Packager {
   std::vector<Rendition> renditions_;
   std::uint64_t next_msn_ = 0;  // msn the leader opens next
   std::uint64_t discontinuities_ = 0;
+  std::uint32_t epoch_ = 0;           // the highest MediaFrame::epoch seen in this publish
   double leader_segment_start_ = -1;  // seconds, start of the leader's open segment
   double leader_segment_pts_ = -1;    // seconds, presentation time of its first frame
   std::uint64_t leader_msn_ = 0;
@@ -93,10 +101,10 @@ class Packager {
   double media_base_ = 0;
   std::shared_ptr<const ArrivalClock> arrival_;
   std::optional<ArrivalClock::Mark> own_best_;  // the earliest implied start of frames arriving here
-  bool settled_ = false;       // the anchor is final for this publish (its first view went out)
-  bool period_set_here_ = false;        // period_start_ms_ was set in this publish
-  bool availability_set_here_ = false;  // availability_start_ms_ was set in this publish
-  std::int64_t pdt_end_ms_ = 0;  // program date time where the last closed segment ends
+  bool settled_ = false;                        // the anchor is final for this publish (its first view went out)
+  bool period_set_here_ = false;                // period_start_ms_ was set in this publish
+  bool availability_set_here_ = false;          // availability_start_ms_ was set in this publish
+  std::int64_t pdt_end_ms_ = 0;                 // program date time where the last closed segment ends
   int target_duration_ = 2;
   std::uint64_t version_ = 0;
   bool live_ = true;

@@ -1,5 +1,6 @@
 #include "packager.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -48,6 +49,8 @@ struct Feed {
   std::shared_ptr<const StreamView> last;
   std::function<void(const StreamView&)> on_view;  // called with every view published
   media::TrackConfig v = video_track(), a = audio_track();
+  std::uint32_t epoch = 0;              // stamped on the frames run() sends
+  std::int64_t next_v = 0, next_a = 0;  // the times after the last frames run() sent
 
   Feed() {
     packager.on_track(v);
@@ -60,10 +63,16 @@ struct Feed {
       double vt = vf / 30.0, at = af * 1024 / 48000.0;
       if (vt > seconds && at > seconds) break;
       if (vt <= at) {
-        if (auto view = packager.on_frame(frame(v, video_offset + vf * 3000, vf % gop == 0))) seen(view);
+        auto fv = frame(v, video_offset + vf * 3000, vf % gop == 0);
+        fv.epoch = epoch;
+        if (auto view = packager.on_frame(fv)) seen(view);
+        next_v = fv.dts + 3000;
         ++vf;
       } else {
-        if (auto view = packager.on_frame(frame(a, audio_offset + af * 1024, true))) seen(view);
+        auto fa = frame(a, audio_offset + af * 1024, true);
+        fa.epoch = epoch;
+        if (auto view = packager.on_frame(fa)) seen(view);
+        next_a = fa.dts + 1024;
         ++af;
       }
     }
@@ -302,6 +311,82 @@ TEST(Packager, ChangedConfigurationGetsANewInitVersion) {
   EXPECT_EQ(v.inits->size(), 2u);
   EXPECT_NE(as_chars(v.playlist.view()).find("init2.mp4"), std::string::npos);
   EXPECT_EQ(v.segments.back()->init_version, 2u);
+}
+
+TEST(Packager, EpochRiseIsOneDiscontinuityWithANewInitAndPeriodInEveryRendition) {
+  Feed f;
+  f.run(5);     // the jump comes in the middle of a segment
+  f.epoch = 1;  // a timestamp jump: ingest keeps the times continuous and raises the epoch
+  const std::int64_t jump_dts = f.next_v;
+  f.run(6, 30, f.next_v, f.next_a);
+  std::uint64_t video_disc_msn = 0;
+  for (const char* name : {"video", "audio"}) {
+    auto& r = f.rendition(name);
+    int discontinuities = 0;
+    const Segment* prev = nullptr;
+    for (auto& s : r.segments) {
+      if (prev) EXPECT_EQ(s->msn, prev->msn + 1) << name;  // numbering goes on
+      if (s->discontinuity) {
+        ++discontinuities;
+        ASSERT_NE(prev, nullptr) << name;
+        EXPECT_EQ(prev->init_version, 1u) << name;
+        EXPECT_EQ(s->init_version, 2u) << name;
+        if (std::string_view(name) == "video") {
+          video_disc_msn = s->msn;
+          EXPECT_EQ(s->start_dts, jump_dts);  // the first frame after the jump
+        } else {
+          EXPECT_EQ(s->msn, video_disc_msn);
+        }
+      }
+      prev = s.get();
+    }
+    EXPECT_EQ(discontinuities, 1) << name;
+    EXPECT_EQ(r.inits->size(), 2u) << name;
+    auto pl = as_chars(r.playlist.view());
+    EXPECT_NE(pl.find("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init2.mp4\""), std::string::npos) << pl;
+  }
+  auto periods = mpd_periods(as_chars(f.last->mpd.view()));
+  ASSERT_EQ(periods.size(), 2u) << as_chars(f.last->mpd.view());
+  // The new Period maps the media's own times (tfdt, going on from before the jump) onto its start:
+  // S@t is media time and presentationTimeOffset that of the Period's start.
+  EXPECT_NE(periods[1].find(fmt::format("presentationTimeOffset=\"{}\"", jump_dts)), std::string::npos) << periods[1];
+  EXPECT_NE(periods[1].find(fmt::format("<S t=\"{}\"", jump_dts)), std::string::npos) << periods[1];
+}
+
+TEST(Packager, EpochRiseMidGopStartsTheDiscontinuityAtTheNextKeyframe) {
+  Feed f;
+  f.run(3);
+  // The source's clock jumps two frames into a GOP: those frames end the segment before it.
+  f.epoch = 1;
+  const std::int64_t at = f.next_v;
+  for (int i = 0; i < 30; ++i) {
+    auto fv = frame(f.v, at + i * 3000, i == 2);
+    fv.epoch = 1;
+    if (auto view = f.packager.on_frame(fv)) f.seen(view);
+  }
+  f.run(2, 30, at + 30 * 3000, f.next_a);
+  auto& v = f.rendition("video");
+  const Segment* disc = nullptr;
+  for (auto& s : v.segments)
+    if (s->discontinuity) disc = s.get();
+  ASSERT_NE(disc, nullptr);
+  EXPECT_EQ(disc->start_dts, at + 2 * 3000);
+}
+
+TEST(Packager, EpochsCountFromZeroInEachPublish) {
+  Feed f;
+  f.run(3);
+  f.epoch = 1;
+  f.run(3, 30, f.next_v, f.next_a);
+  f.packager.restart();
+  f.epoch = 0;  // the next publish's epochs start over: its epoch 0 is no discontinuity of its own
+  f.run(3);
+  f.epoch = 1;
+  f.run(3, 30, f.next_v, f.next_a);
+  int discontinuities = 0;
+  for (auto& s : f.rendition("video").segments) discontinuities += s->discontinuity;
+  EXPECT_EQ(discontinuities, 3);
+  EXPECT_EQ(f.rendition("video").inits->size(), 3u);
 }
 
 TEST(Packager, PublishedSegmentsAreNeverModified) {

@@ -339,6 +339,12 @@ void Pipeline::decode(std::uint64_t slot, media::MediaFrame f) {
       if (source_keys_.size() > kMaxHeld) source_keys_.pop_front();
     }
   }
+  if (f.epoch > epoch_in_) {
+    // A source discontinuity (a timestamp jump, ingest.timestamp_jump): its first picture is
+    // forced to a keyframe in every rung, which carry the new epoch from there (picture()).
+    epoch_in_ = f.epoch;
+    epoch_pts_ = f.pts;
+  }
   if (decoder_ && !*stopping_) {
     av_packet_unref(packet_.get());
     if (av_new_packet(packet_.get(), static_cast<int>(f.data.size())) == 0) {
@@ -477,6 +483,7 @@ void Pipeline::picture(std::uint64_t slot, std::uint32_t index, AVFrame* pic) {
   maybe_drop_rung();
 
   bool key = false;
+  bool discontinuity = epoch_in_ > epoch_out_ && pts >= epoch_pts_;
   if (opt_.profile.source) {
     // The grid follows the source: a source keyframe at least a segment target (less half a frame,
     // for millisecond timestamps) after the last forced picture is forced in every rung, so the
@@ -487,17 +494,23 @@ void Pipeline::picture(std::uint64_t slot, std::uint32_t index, AVFrame* pic) {
       source_key = source_key || source_keys_.front() == pts;
       source_keys_.pop_front();
     }
-    key = source_key && (last_forced_ == INT64_MIN || pts - last_forced_ + min_step_ / 2 >= opt_.keyframe_ticks);
+    key = source_key &&
+          (last_forced_ == INT64_MIN || pts - last_forced_ + min_step_ / 2 >= opt_.keyframe_ticks || discontinuity);
     if (key) last_forced_ = pts;
+    // The rungs' discontinuity waits for the source's keyframe, where the source rung's can begin.
+    if (key && discontinuity) epoch_out_ = epoch_in_;
   } else {
     // Keyframes on the segment grid of source media time: every rung forces the same pictures.
     // The grid starts at the stream's first picture, so the first segment is a whole one.
-    if (grid_origin_ == INT64_MIN) grid_origin_ = pts;
+    // A source discontinuity starts the grid over at its first picture, so the segment after it
+    // is a whole one too.
+    if (grid_origin_ == INT64_MIN || discontinuity) grid_origin_ = pts;
     std::int64_t since = pts - grid_origin_;
     std::int64_t grid =
         since >= 0 ? since / opt_.keyframe_ticks : -((-since + opt_.keyframe_ticks - 1) / opt_.keyframe_ticks);
-    key = grid != last_grid_;
+    key = grid != last_grid_ || discontinuity;
     last_grid_ = grid;
+    if (discontinuity) epoch_out_ = epoch_in_;
   }
 
   // x264's rate control spends the bit rate per frame at the nominal rate: the source's, as
@@ -559,9 +572,8 @@ void Pipeline::picture(std::uint64_t slot, std::uint32_t index, AVFrame* pic) {
     keep_alive.push_back(out);
     double fps = std::min(p.rung.max_fps, source_fps);
     seq_.add_pending(slot, 1);
-    asio::post(r->strand, [self = shared_from_this(), r, slot, index, out, pts, key, w = p.width, h = p.height, fps] {
-      self->encode(r, slot, index, out, pts, key, w, h, fps);
-    });
+    asio::post(r->strand, [self = shared_from_this(), r, slot, index, out, pts, key, w = p.width, h = p.height, fps,
+                           epoch = epoch_out_] { self->encode(r, slot, index, out, pts, key, w, h, fps, epoch); });
   }
   // The source's frames presented up to this picture go out in its slot, after every rung's frame
   // of it (the packager's leader cuts first).
@@ -663,7 +675,7 @@ void Pipeline::maybe_restore_rung(bool key) {
 }
 
 void Pipeline::encode(std::shared_ptr<RungState> r, std::uint64_t slot, std::uint32_t index, FramePtr pic,
-                      std::int64_t pts, bool key, std::uint32_t w, std::uint32_t h, double fps) {
+                      std::int64_t pts, bool key, std::uint32_t w, std::uint32_t h, double fps, std::uint32_t epoch) {
   CpuScope cpu(cpu_ns_);
   BusyScope busy(opt_.load.get(), &r->busy_ns);
   if (!r->active || *stopping_) {
@@ -710,7 +722,7 @@ void Pipeline::encode(std::shared_ptr<RungState> r, std::uint64_t slot, std::uin
   }
   // The picture's slot stays open until the encoder gives its frame back (x264 holds one picture
   // to learn its duration), so every rung's frame of a picture goes out in that picture's slot.
-  r->in_encoder.push_back({pts, slot, index});
+  r->in_encoder.push_back({pts, slot, index, epoch});
   // A new encoder starts with an IDR anyway; force it so the flag is explicit.
   if (auto rc = r->encoder->encode(pic.get(), pts, key, out); !rc) {
     log::warn("transcode", "encode failed", {{"stream", opt_.stream}, {"rung", r->plan.rung.name}});
@@ -733,6 +745,7 @@ void Pipeline::place(RungState& r, std::vector<EncodedFrame>& out, std::uint64_t
     if (own) {
       at = r.in_encoder.front().slot;
       picture = r.in_encoder.front().index;
+      r.epoch = r.in_encoder.front().epoch;
     }
     r.frames.fetch_add(1, std::memory_order_relaxed);
     r.bytes.fetch_add(static_cast<std::int64_t>(e.data.size()), std::memory_order_relaxed);
@@ -742,7 +755,8 @@ void Pipeline::place(RungState& r, std::vector<EncodedFrame>& out, std::uint64_t
     SeqItem item;
     item.picture = picture;
     item.area = area;
-    item.media = {r.track_id, media::MediaType::video, media::Codec::h264, e.dts, e.pts, e.keyframe, r.version, e.data};
+    item.media = {r.track_id, media::MediaType::video, media::Codec::h264, e.dts, e.pts, e.keyframe, r.version, e.data,
+                  r.epoch};
     seq_.add(at, std::move(item));
     if (own) {
       seq_.done(at);

@@ -131,7 +131,9 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
       std::int64_t pts;
       std::uint64_t slot;  // kept open until the encoder gives the picture's frame back
       std::uint32_t index;
+      std::uint32_t epoch;  // the source discontinuity the picture belongs to (MediaFrame::epoch)
     };
+    std::uint32_t epoch = 0;  // of the last frame out
     std::deque<InEncoder> in_encoder;
     // Any thread.
     std::atomic<bool> active{true};
@@ -165,7 +167,7 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   double now_seconds() const;
   // Rung strand.
   void encode(std::shared_ptr<RungState> r, std::uint64_t slot, std::uint32_t index, FramePtr pic, std::int64_t pts,
-              bool key, std::uint32_t w, std::uint32_t h, double fps);
+              bool key, std::uint32_t w, std::uint32_t h, double fps, std::uint32_t epoch);
   // Hands encoded frames to the slots of their pictures (closing them), or to `slot` if unknown.
   void place(RungState& r, std::vector<EncodedFrame>& out, std::uint64_t slot, std::uint32_t index);
   void release_in_encoder(RungState& r);  // closes the slots of pictures the encoder still holds
@@ -209,6 +211,10 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   std::int64_t last_grid_ = INT64_MIN;
   std::int64_t grid_origin_ = INT64_MIN;  // pts of the first picture
   std::int64_t min_step_ = 0;             // smallest pts step seen: the source frame rate
+  // Source discontinuities (MediaFrame::epoch): the highest epoch decoded, the pts of its first
+  // frame, and the epoch of the pictures handed to the rungs.
+  std::uint32_t epoch_in_ = 0, epoch_out_ = 0;
+  std::int64_t epoch_pts_ = INT64_MIN;
   // Source rung (profile.source): the source's items (its track, its frames in decode order) held
   // until the decoder has output the picture they present, then added to that picture's slot,
   // after every rung's frame of it (the packager's leader cuts first). Decode strand.

@@ -178,6 +178,8 @@ class Capture : public Sink {
   std::shared_ptr<Captured> c_;
 };
 
+std::vector<std::int64_t> key_pts(const std::vector<media::MediaFrame>& frames);
+
 Config test_config() {
   Config c;
   c.threads = 2;
@@ -282,6 +284,22 @@ TEST(Pipeline, TimestampJumpKeepsTimeGoingForward) {
     auto it = std::find_if(c->frames[id].begin(), c->frames[id].end(), [](auto& f) { return f.pts >= 900000; });
     ASSERT_NE(it, c->frames[id].end());
     EXPECT_TRUE(it->keyframe);
+  }
+}
+
+TEST(Pipeline, SourceDiscontinuityIsAKeyframeWithTheNewEpochInEveryRung) {
+  Metrics m;
+  Transcoder t(test_config(), m);
+  // Ingest signalled a timestamp jump at frame 40 (pts 120000, between grid keyframes): its
+  // times go on, the epoch rises.
+  auto src = make_source(640, 360, 90, 3000);
+  for (auto& f : src.frames) f.epoch = f.pts >= 120000 ? 1 : 0;
+  auto c = run(t, {src});
+  for (auto id : {10u, 11u}) {
+    ASSERT_FALSE(c->frames[id].empty()) << id;
+    for (auto& f : c->frames[id]) EXPECT_EQ(f.epoch, f.pts >= 120000 ? 1u : 0u) << id << " pts " << f.pts;
+    // The grid starts over at the discontinuity, so the segment after it is a whole one.
+    EXPECT_EQ(key_pts(c->frames[id]), (std::vector<std::int64_t>{0, 90000, 120000, 210000})) << id;
   }
 }
 

@@ -30,8 +30,12 @@ struct Config {
   std::int64_t max_chunk_size = 1024 * 1024;          // largest Set Chunk Size accepted
   std::int64_t window_ack_size = 2500000;             // announced to publishers
   std::int64_t out_chunk_size = 4096;
-  std::chrono::milliseconds max_timestamp_jump{3000};  // larger gaps rebase the timeline
-  std::string record_dir;                              // non-empty: write each publish as FLV here
+  std::chrono::milliseconds max_timestamp_jump{3000};  // larger gaps are jumps
+  // What a jump does: "discontinuity" (the times go on continuously and the frames after it carry
+  // a new MediaFrame::epoch, so the packager starts a discontinuity) or "rebase" (continuous
+  // times, nothing signalled).
+  std::string timestamp_jump = "discontinuity";
+  std::string record_dir;  // non-empty: write each publish as FLV here
   // Wake for a publisher's bytes only once this much media (at its measured bitrate) is buffered
   // in the kernel (SO_RCVLOWAT): fewer wakeups and less CPU per stream, at up to this much added
   // ingest latency. 0: read every byte as it arrives (lowest latency).
@@ -94,9 +98,9 @@ struct StreamStats {
   std::uint64_t video_frames = 0;
   std::uint64_t audio_frames = 0;
   std::uint64_t keyframes = 0;
-  std::uint64_t dropped_frames = 0;  // before a sequence header, or late
-  std::uint64_t late_frames = 0;     // decode time went backwards
-  std::uint64_t timestamp_jumps = 0;
+  std::uint64_t dropped_frames = 0;   // before a sequence header, or late
+  std::uint64_t late_frames = 0;      // decode time went backwards
+  std::uint64_t timestamp_jumps = 0;  // rebased, or signalled as discontinuities
 };
 
 struct StreamSnapshot {

@@ -72,6 +72,10 @@ struct MediaFrame {
   bool keyframe = false;             // IDR / random access point (every audio frame is one)
   std::uint32_t config_version = 0;  // TrackConfig::version this frame decodes with
   Bytes data;                        // H.264/HEVC: length-prefixed NAL units; AAC: raw frame; AV1: OBUs
+  // Rises by one at each discontinuity of the source (ingest: a timestamp jump, with
+  // ingest.timestamp_jump=discontinuity), from 0 at each publish; times stay on one timeline. A
+  // packager starts a discontinuity where it rises.
+  std::uint32_t epoch = 0;
 };
 
 }  // namespace sf::media
