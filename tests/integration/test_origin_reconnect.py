@@ -708,15 +708,24 @@ def test_rebase_keeps_one_timeline_without_a_discontinuity(rebased):
 
 # ---- the jump through a transcoded ladder ---------------------------------------------------------
 
-LADDER = "jt=360p:640x360@30:800k:880k:ultrafast,180p:320x180@30:300k:330k:ultrafast"
+LADDERS = {
+    # Two rungs on the transcoder's grid.
+    "jt": ("jt=360p:640x360@30:800k:880k:ultrafast,180p:320x180@30:300k:330k:ultrafast", ("360p", "180p")),
+    # The source passed through beside a rung: the rung's discontinuity waits for a source keyframe.
+    "jts": ("jts=source,360p:640x360@30:800k:880k:ultrafast", ("source", "360p")),
+}
 
 
-@pytest.fixture(scope="module")
-def ladder_jumped(module_servers, module_procs, clip30, tmp_path_factory):
-    srv = h.start_origin(module_servers, args=["--transcode.profile=jt", f"--transcode.profiles={LADDER}"])
-    art = h.artifact_dir("origin-jump-ladder")
-    r = jump_run(srv, "djl", clip30, 30000, art, renditions=("360p", "180p", "audio"), players=False,
+@pytest.fixture(scope="module", params=sorted(LADDERS), ids=["two rungs", "source and a rung"])
+def ladder_jumped(request, module_servers, module_procs, clip30, tmp_path_factory):
+    profiles, rungs = LADDERS[request.param]
+    srv = h.start_origin(module_servers, args=[f"--transcode.profile={request.param}",
+                                               f"--transcode.profiles={profiles}"])
+    stream = f"dj{request.param}"
+    art = h.artifact_dir(f"origin-jump-{stream}")
+    r = jump_run(srv, stream, clip30, 30000, art, renditions=(*rungs, "audio"), players=False,
                  watch_seconds=JUMP_READ_SECONDS)
+    r.rungs = rungs
     yield r
     r.done.set()
     r.sender.join(10)
@@ -727,16 +736,17 @@ def test_every_rung_takes_the_discontinuity_at_the_same_segment(ladder_jumped):
     assert not r.errors, r.errors
     assert len(r.srv.logs("timestamp jump: discontinuity")) == 1, r.srv.log_tail()
     at = {}
-    for name in ("360p", "180p", "audio"):
+    for name in (*r.rungs, "audio"):
         pl, i = discontinuity_at(r, name)
         assert pl, f"no EXT-X-DISCONTINUITY in any {name} playlist:\n{r.playlists[name][-1:]}"
         before, after = pl.segments[i - 1], pl.segments[i]
         assert after["msn"] == before["msn"] + 1 and after["map"] != before["map"], pl.text
         assert abs(pdt_seconds(before["pdt"]) + before["duration"] - pdt_seconds(after["pdt"])) < 0.1, pl.text
         at[name] = after["msn"]
+    print(f"\n[origin-reconnect] ladder {r.stream}: discontinuity at segment {at}")
     assert len(set(at.values())) == 1, at
     # Each rung's segment after the jump starts with a keyframe: an independent first part.
-    for name in ("360p", "180p"):
+    for name in r.rungs:
         pl, i = discontinuity_at(r, name)
         parts = pl.segments[i]["parts"]
         assert not parts or parts[0]["independent"], pl.text

@@ -455,6 +455,31 @@ TEST(Pipeline, SourceRungPassesTheSourceThroughAndTheGridFollowsItsKeyframes) {
   EXPECT_EQ(c->frames[11].size(), 180u);
 }
 
+TEST(Pipeline, SourceDiscontinuityWithASourceRungWaitsForTheSourcesKeyframe) {
+  Metrics m;
+  Transcoder t(source_config(), m);
+  // Source keyframes every 20 frames (0.67 s, too soon for the 1 s target on their own); ingest
+  // signalled a jump at frame 45 (pts 165000): the rungs' discontinuity is the source's next
+  // keyframe, frame 60, forced though it comes 0.67 s after the last forced one (frame 40).
+  auto src = make_bframe_source(640, 360, 120, {0, 20, 40, 60, 80, 100});
+  ASSERT_EQ(src.frames.size(), 120u);
+  const std::int64_t jump = 30000 + 45 * 3000, key = 30000 + 60 * 3000;
+  bool after = false;
+  for (auto& f : src.frames) {  // decode order: the epoch rises at the first frame of the jump
+    after = after || f.pts >= jump;
+    f.epoch = after ? 1 : 0;
+  }
+  auto c = run(t, {src});
+  std::vector<std::int64_t> forced;
+  for (int i : {0, 40, 60, 100}) forced.push_back(30000 + i * 3000);
+  for (auto id : {11u, 12u}) {
+    EXPECT_EQ(key_pts(c->frames[id]), forced) << id;
+    for (auto& f : c->frames[id]) EXPECT_EQ(f.epoch, f.pts >= key ? 1u : 0u) << id << " pts " << f.pts;
+  }
+  // The source rung's frames keep the epoch ingest gave them.
+  for (std::size_t i = 0; i < src.frames.size(); ++i) EXPECT_EQ(c->frames[9][i].epoch, src.frames[i].epoch) << i;
+}
+
 TEST(Pipeline, SourceRungWithoutAnyOtherRung) {
   // A source smaller than every rung: only the source rung, which then leads.
   Metrics m;
