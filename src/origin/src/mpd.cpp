@@ -89,19 +89,27 @@ std::string render_mpd(const StreamView& view, const Config& config, int target_
         st.initialization = fmt::format("$RepresentationID$/init{}.mp4", s.init_version);
         st.media = "$RepresentationID$/s$Number$.m4s";
         st.start_number = s.msn;
-        auto offset = static_cast<std::int64_t>(std::llround(double(s.pdt_ms - s.period_start_ms) * ts / 1000.0));
+        // A Period that closed the gap before it presents its media period_lead_ms earlier than
+        // its PDT, and says each segment is requestable that much less early: the same wall clock.
+        auto offset = static_cast<std::int64_t>(
+            std::llround(double(s.pdt_ms - s.period_lead_ms - s.period_start_ms) * ts / 1000.0));
         st.presentation_time_offset = static_cast<std::uint64_t>(std::max<std::int64_t>(0, s.start_dts - offset));
-        st.availability_time_offset = ll ? config.segment_target.count() / 1000.0 - part : 0;
+        const auto ato_ms = std::llround(config.segment_target.count() - part * 1000) - s.period_lead_ms;
+        st.availability_time_offset = ll ? double(std::max<std::int64_t>(0, ato_ms)) / 1000.0 : 0;
         st.availability_time_complete = !ll;
-        if (r->track.video) {
-          rep.codecs = r->track.video->codec_string;
-          rep.width = r->track.video->width;
-          rep.height = r->track.video->height;
+        // The configuration this Period's segments were made with: an old Period keeps its codec
+        // and size after a new configuration started the next one (a Period's content does not
+        // change across MPD updates; dash.js otherwise loses track of the old Period's video).
+        const media::TrackConfig& track = r->config(s.init_version);
+        if (track.video) {
+          rep.codecs = track.video->codec_string;
+          rep.width = track.video->width;
+          rep.height = track.video->height;
           rep.frame_rate_num = static_cast<std::uint32_t>(std::lround(r->frame_rate > 0 ? r->frame_rate : 30));
-        } else {
-          rep.codecs = r->track.audio->codec_string;
-          rep.audio_sampling_rate = r->track.audio->sample_rate;
-          rep.audio_channels = r->track.audio->channels;
+        } else if (track.audio) {
+          rep.codecs = track.audio->codec_string;
+          rep.audio_sampling_rate = track.audio->sample_rate;
+          rep.audio_channels = track.audio->channels;
         }
       }
       auto d = static_cast<std::uint64_t>(std::llround(s.duration * ts));

@@ -108,6 +108,9 @@ void Packager::on_track(const media::TrackConfig& track) {
   r->inits = std::move(inits);
   r->track = track;
   r->track.version = v;
+  auto configs = std::make_shared<std::map<std::uint32_t, media::TrackConfig>>(*r->configs);
+  (*configs)[v] = r->track;
+  r->configs = std::move(configs);
 }
 
 void Packager::begin_discontinuity(std::uint32_t epoch) {
@@ -267,12 +270,15 @@ void Packager::settle_anchor() {
   if (delta != 0) {
     // Nothing of this publish is in a view yet: the open segments are this packager's alone.
     wall_base_ms_ += delta;
+    if (period_set_here_) begin_period(period_pdt_ms_ + delta);
     for (auto& r : renditions_)
       if (r.open) {
         r.open->pdt_ms += delta;
-        if (period_set_here_) r.open->period_start_ms += delta;
+        if (period_set_here_) {
+          r.open->period_start_ms = period_start_ms_;
+          r.open->period_lead_ms = period_lead_ms_;
+        }
       }
-    if (period_set_here_) period_start_ms_ += delta;
     if (availability_set_here_) availability_start_ms_ += delta;
   }
   log::info("origin", "program date time anchored",
@@ -305,6 +311,7 @@ void Packager::close_segment(Rendition& r) {
   r.open.reset();
   if (seg->parts.empty()) return;
   pdt_end_ms_ = std::max(pdt_end_ms_, seg->pdt_ms + static_cast<std::int64_t>(std::llround(seg->duration * 1000)));
+  if (r.leader) leader_pdt_end_ms_ = seg->pdt_ms + static_cast<std::int64_t>(std::llround(seg->duration * 1000));
   if (seg->duration > target_duration_ + 0.5) {
     // TARGETDURATION must bound every segment; an encoder with a longer GOP than the target raises
     // it (once) rather than producing segments that break the playlist's promise.
@@ -323,7 +330,8 @@ void Packager::open_segment(Rendition& r, std::uint64_t msn, const media::MediaF
   seg->pdt_ms = wall_base_ms_ + static_cast<std::int64_t>(std::llround((seconds(r, first.dts) - media_base_) * 1000));
   seg->init_version = r.track.version;
   if (r.leader && (r.discontinuity || r.done.empty())) {
-    period_start_ms_ = seg->pdt_ms;
+    prev_period_end_ms_ = leader_pdt_end_ms_ >= 0 ? leader_pdt_end_ms_ - period_lead_ms_ : -1;
+    begin_period(seg->pdt_ms);
     period_set_here_ = !settled_;
   }
   if (availability_start_ms_ < 0) {
@@ -331,6 +339,7 @@ void Packager::open_segment(Rendition& r, std::uint64_t msn, const media::MediaF
     availability_set_here_ = !settled_;
   }
   seg->period_start_ms = period_start_ms_;
+  seg->period_lead_ms = period_lead_ms_;
   bool first_ever = r.done.empty();
   if (r.leader) {
     seg->discontinuity = r.discontinuity && !first_ever;
@@ -344,6 +353,24 @@ void Packager::open_segment(Rendition& r, std::uint64_t msn, const media::MediaF
   r.discontinuity = false;
   seg->discontinuity_sequence = discontinuities_;
   r.open = std::move(seg);
+}
+
+void Packager::begin_period(std::int64_t pdt) {
+  period_pdt_ms_ = pdt;
+  period_start_ms_ = pdt;
+  period_lead_ms_ = 0;
+  if (prev_period_end_ms_ < 0 || !config_.low_latency) return;
+  // A publisher that reconnects at once (or a new configuration) leaves a gap of a few hundred ms
+  // between the Periods' media, which dash.js waits out as a stall. Closed on the MPD's timeline,
+  // the new media plays on from the old; the segments stay requestable when they really are,
+  // because availabilityTimeOffset shrinks by the same amount (render_mpd). A gap that long or
+  // longer (a publisher away for seconds) stays: the player waits it out, keeping its latency.
+  std::int64_t gap = pdt - prev_period_end_ms_;
+  auto ato_ms = std::llround(config_.segment_target.count() - advertised_part_target() * 1000);
+  if (gap > 0 && gap < ato_ms) {
+    period_start_ms_ = prev_period_end_ms_;
+    period_lead_ms_ = gap;
+  }
 }
 
 double Packager::advertised_part_target() const {
@@ -374,6 +401,7 @@ std::shared_ptr<const StreamView> Packager::publish() {
     rv->name = r.name;
     rv->track = r.track;
     rv->inits = r.inits;
+    rv->configs = r.configs;
     rv->segments.assign(r.done.begin(), r.done.end());
     if (r.open && !r.open->parts.empty()) rv->segments.push_back(r.open);
     double seconds_total = 0;

@@ -47,6 +47,9 @@ class Packager {
     std::string name;
     media::TrackConfig track;
     std::shared_ptr<std::map<std::uint32_t, Bytes>> inits = std::make_shared<std::map<std::uint32_t, Bytes>>();
+    // The track as each init version describes it (RenditionView::configs).
+    std::shared_ptr<std::map<std::uint32_t, media::TrackConfig>> configs =
+        std::make_shared<std::map<std::uint32_t, media::TrackConfig>>();
     std::deque<std::shared_ptr<const Segment>> done;  // complete segments in the window
     std::shared_ptr<Segment> open;                    // the segment being filled
     std::vector<media::MediaFrame> pending;           // frames of the part being filled
@@ -95,7 +98,16 @@ class Packager {
   std::uint64_t leader_part_ = 0;      // counts the leader's parts; followers cut when it moves on
   double part_target_ = 0;             // seconds, as advertised: see advertised_part_target()
   double advertised_part_target() const;
-  std::int64_t period_start_ms_ = 0;  // pdt of the leader's first segment since the last discontinuity
+  // The DASH Period of the discontinuity that starts at program date time `pdt` (the leader's
+  // first segment): it starts where the previous one ends on the MPD's timeline when the gap
+  // between them is shorter than availabilityTimeOffset, its media presented that much earlier
+  // than its PDT (period_lead_ms_), else at `pdt`.
+  void begin_period(std::int64_t pdt);
+  std::int64_t period_start_ms_ = 0;      // wall clock where the current DASH Period starts
+  std::int64_t period_pdt_ms_ = 0;        // pdt of the leader's first segment since the last discontinuity
+  std::int64_t period_lead_ms_ = 0;       // Segment::period_lead_ms of the current Period
+  std::int64_t prev_period_end_ms_ = -1;  // where the Period before it ends on the MPD's timeline; < 0: none
+  std::int64_t leader_pdt_end_ms_ = -1;   // program date time where the leader's last closed segment ends
   std::int64_t availability_start_ms_ = -1;
   std::int64_t wall_base_ms_ = -1;  // wall clock at media time `media_base_` (seconds)
   double media_base_ = 0;

@@ -197,6 +197,29 @@ TEST(Packager, EveryMpdPeriodAcrossARestartHasBothVideoAndAudio) {
   EXPECT_EQ(extended, 0u) << views << " views";
 }
 
+TEST(Packager, OldMpdPeriodKeepsItsRepresentationsAfterANewConfiguration) {
+  Feed f;
+  f.run(5);
+  f.packager.restart();
+  auto small = video_track(1);
+  small.video->width = 640;
+  small.video->height = 360;
+  small.video->codec_string = "avc1.64001e";
+  f.packager.on_track(small);
+  f.v = small;
+  f.run(5);
+  auto periods = mpd_periods(as_chars(f.last->mpd.view()));
+  ASSERT_EQ(periods.size(), 2u) << as_chars(f.last->mpd.view());
+  // 23009-1 5.4: an MPD update does not change a Period's content; dash.js lost the old Period's
+  // video (and stalled at its end) when its Representation took the new size and codec.
+  EXPECT_NE(periods[0].find("codecs=\"avc1.64001f\" bandwidth="), std::string::npos) << periods[0];
+  EXPECT_NE(periods[0].find("width=\"1280\" height=\"720\""), std::string::npos) << periods[0];
+  EXPECT_NE(periods[0].find("init1.mp4"), std::string::npos) << periods[0];
+  EXPECT_NE(periods[1].find("codecs=\"avc1.64001e\" bandwidth="), std::string::npos) << periods[1];
+  EXPECT_NE(periods[1].find("width=\"640\" height=\"360\""), std::string::npos) << periods[1];
+  EXPECT_NE(periods[1].find("init2.mp4"), std::string::npos) << periods[1];
+}
+
 TEST(Packager, ProgramDateTimeIsTheEarliestMarkedArrivalBeforeTheFirstPart) {
   Feed f;
   // Ingest saw media time 0 arrive 5 s ago, late (media time 0.1 came 20 ms after it); the
@@ -246,6 +269,76 @@ TEST(Packager, ProgramDateTimeNeverGoesBackAcrossAReconnect) {
     EXPECT_GE(s->pdt_ms, last) << s->msn;
     last = s->pdt_ms;
   }
+}
+
+// The value of the first `name="..."` attribute in `text`; "" if there is none.
+std::string attribute(std::string_view text, std::string_view name) {
+  std::string key = " " + std::string(name) + "=\"";
+  auto at = text.find(key);
+  if (at == std::string_view::npos) return "";
+  at += key.size();
+  return std::string(text.substr(at, text.find('"', at) - at));
+}
+
+double period_start(std::string_view period) {
+  auto v = attribute(period, "start");  // PT<seconds>S
+  return std::stod(v.substr(2, v.size() - 3));
+}
+
+// A publisher reconnects `gap_ms` after the end of its first publish's 5 s of media (its first
+// frame marked then); returns the feed after 5 s of the new publish.
+Feed& republish_after(Feed& f, std::int64_t gap_ms, std::int64_t* old_end_ms) {
+  f.run(5);
+  f.on_stop();
+  std::int64_t end = 0;
+  for (auto& s : f.rendition("video").segments)
+    end = std::max<std::int64_t>(end, s->pdt_ms + std::llround(s->duration * 1000));
+  *old_end_ms = end;
+  auto clock = std::make_shared<ArrivalClock>();
+  clock->mark(0, end + gap_ms);
+  f.packager.restart(clock);
+  f.run(5);
+  return f;
+}
+
+TEST(Packager, ShortGapBeforeANewPeriodIsClosedOnTheMpdTimelineWithTrueAvailability) {
+  Feed f;
+  std::int64_t old_end = 0;
+  republish_after(f, 300, &old_end);
+  const Segment* first_new = nullptr;
+  for (auto& s : f.rendition("video").segments)
+    if (s->discontinuity) first_new = s.get();
+  ASSERT_NE(first_new, nullptr);
+  EXPECT_EQ(first_new->pdt_ms, old_end + 300);  // HLS: the program date time is the arrival, as before
+  const std::string mpd(as_chars(f.last->mpd.view()));
+  auto periods = mpd_periods(mpd);
+  ASSERT_EQ(periods.size(), 2u) << mpd;
+  // The new Period starts where the old one's video ends: no gap for dash.js to wait out.
+  const double ast = double(f.last->availability_start_ms) / 1000;
+  EXPECT_NEAR(period_start(periods[1]), double(old_end) / 1000 - ast, 1e-6) << mpd;
+  // Its first segment is at the Period's start on the MPD's timeline...
+  const auto pto = attribute(periods[1], "presentationTimeOffset");  // omitted when 0
+  EXPECT_EQ(pto.empty() ? "0" : pto, std::to_string(first_new->start_dts)) << periods[1];
+  EXPECT_NE(periods[1].find("<S t=\"0\" d=\"180000\"/>"), std::string::npos) << periods[1];
+  // ...and requestable when it really is: availabilityTimeOffset is 0.3 s shorter, so AST + Period
+  // start + segment end - availabilityTimeOffset is the segment's PDT + 2 s - 1.478 s, as in the
+  // old Period and as without the closed gap.
+  EXPECT_EQ(attribute(periods[0], "availabilityTimeOffset"), "1.478");
+  ASSERT_EQ(attribute(periods[1], "availabilityTimeOffset"), "1.178") << periods[1];
+  const double available = ast + period_start(periods[1]) + 2.0 - 1.178;
+  EXPECT_NEAR(available, double(first_new->pdt_ms) / 1000 + 2.0 - 1.478, 1e-6);
+}
+
+TEST(Packager, LongGapBeforeANewPeriodStaysOnTheMpdTimeline) {
+  Feed f;
+  std::int64_t old_end = 0;
+  republish_after(f, 3000, &old_end);  // a publisher away for 3 s: the player waits, keeping its latency
+  const std::string mpd(as_chars(f.last->mpd.view()));
+  auto periods = mpd_periods(mpd);
+  ASSERT_EQ(periods.size(), 2u) << mpd;
+  const double ast = double(f.last->availability_start_ms) / 1000;
+  EXPECT_NEAR(period_start(periods[1]), double(old_end + 3000) / 1000 - ast, 1e-6) << mpd;
+  EXPECT_EQ(attribute(periods[1], "availabilityTimeOffset"), "1.478") << periods[1];
 }
 
 TEST(Packager, LiveLowLatencyMpdAddressesTheOpenSegmentUntilTheStreamEnds) {

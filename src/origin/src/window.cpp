@@ -17,6 +17,12 @@ const Segment* RenditionView::find(std::uint64_t msn) const {
   return nullptr;
 }
 
+const media::TrackConfig& RenditionView::config(std::uint32_t init_version) const {
+  if (configs)
+    if (auto it = configs->find(init_version); it != configs->end()) return it->second;
+  return track;
+}
+
 const RenditionView* StreamView::rendition(std::string_view name) const {
   for (auto& r : renditions)
     if (r->name == name) return r.get();

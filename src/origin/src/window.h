@@ -35,6 +35,9 @@ struct Segment {
   std::uint32_t init_version = 1;
   std::uint64_t discontinuity_sequence = 0;  // discontinuities before this segment
   std::int64_t period_start_ms = 0;          // wall clock where this discontinuity group (DASH period) begins
+  // DASH: how much earlier than its program date time the Period presents its media (the short
+  // gap before it, closed on the MPD's timeline; see Packager::begin_period). 0: as the PDT says.
+  std::int64_t period_lead_ms = 0;
   std::size_t bytes = 0;
 };
 
@@ -42,8 +45,12 @@ struct RenditionView {
   std::string name;  // "video", "audio", or a transcoder's rung name ("720p"): the path component
   media::TrackConfig track;
   std::shared_ptr<const std::map<std::uint32_t, Bytes>> inits;  // init segment per version
-  std::vector<std::shared_ptr<const Segment>> segments;         // oldest first; last may be open
-  std::uint64_t discontinuity_sequence = 0;                     // of the first listed segment
+  // The track's configuration per init version: an old DASH Period keeps describing the codec and
+  // size its segments have after a new configuration started the next one.
+  std::shared_ptr<const std::map<std::uint32_t, media::TrackConfig>> configs;
+  const media::TrackConfig& config(std::uint32_t init_version) const;
+  std::vector<std::shared_ptr<const Segment>> segments;  // oldest first; last may be open
+  std::uint64_t discontinuity_sequence = 0;              // of the first listed segment
   double frame_rate = 0;
   std::uint64_t peak_bps = 0;
   std::uint64_t average_bps = 0;
