@@ -35,6 +35,22 @@ const DASH_PAGE = `<!doctype html>
   window.sfPlayer = state;
   const player = dashjs.MediaPlayer().create();
   player.updateSettings({ streaming: { delay: { liveDelay: 3 }, liveCatchup: { enabled: true } } });
+  if (${JSON.stringify(!!process.env.SF_DASH_DEBUG)}) player.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_DEBUG } });
+  // Freezes: spans (polled every 50 ms) in which the video's currentTime did not advance while it
+  // should have been playing (after the first 'playing', not paused), with where they began.
+  state.freezes = [];
+  let lastTime = null, frozenSince = null, frozenAt = null;
+  setInterval(() => {
+    const now = Date.now();
+    if (!state.playing || video.paused || video.ended) { lastTime = video.currentTime; frozenSince = null; return; }
+    if (lastTime !== null && video.currentTime === lastTime) {
+      if (frozenSince === null) { frozenSince = now; frozenAt = video.currentTime; }
+    } else if (frozenSince !== null) {
+      if (state.freezes.length < 200) state.freezes.push({ t: frozenSince, ms: now - frozenSince, currentTime: frozenAt });
+      frozenSince = null;
+    }
+    lastTime = video.currentTime;
+  }, 50);
   player.on(dashjs.MediaPlayer.events.ERROR, (e) => {
     const msg = 'error/' + (e.error && (e.error.code + ':' + e.error.message) || JSON.stringify(e).slice(0, 200));
     state.errors.push(msg);
@@ -60,6 +76,7 @@ const DASH_PAGE = `<!doctype html>
 
 const profile = mkdtempSync(join(tmpdir(), 'sf-chromium-'));
 let context;
+const consoleLog = [];
 const result = { mode, target, samples: [], console: [], pageErrors: [], requests: {}, failed: [], screenshot: null };
 try {
   context = await chromium.launchPersistentContext(profile, {
@@ -72,6 +89,8 @@ try {
   });
   const page = context.pages()[0] || await context.newPage();
   page.on('console', (m) => { if (['error', 'warning'].includes(m.type()) && result.console.length < 100) result.console.push(`${m.type()}: ${m.text()}`); });
+  // SF_DASH_DEBUG=1: dash.js logs at debug level, every console line (with its wall clock) kept in <out dir>/console.txt.
+  if (process.env.SF_DASH_DEBUG) page.on('console', (m) => { if (consoleLog.length < 200000) consoleLog.push(`${Date.now()} ${m.type()}: ${m.text()}`); });
   page.on('pageerror', (e) => result.pageErrors.push(String(e)));
   const kind = (url) => {
     const path = new URL(url).pathname;
@@ -112,7 +131,8 @@ try {
                stalls: p.stalls || 0, fatalErrors: (p.fatalErrors || []).slice(), errors: (p.errors || []).slice(-20),
                currentTime: v ? v.currentTime : null, bufferedEnd: b, paused: v ? v.paused : null,
                readyState: v ? v.readyState : null, videoWidth: v ? v.videoWidth : null,
-               videoHeight: v ? v.videoHeight : null, periodSwitches: (p.periodSwitches || []).slice() };
+               videoHeight: v ? v.videoHeight : null, periodSwitches: (p.periodSwitches || []).slice(),
+               freezes: (p.freezes || []).slice() };
     });
     result.samples.push(s);
   }
@@ -123,6 +143,7 @@ try {
 } catch (e) {
   result.error = String(e && e.stack || e);
 } finally {
+  if (process.env.SF_DASH_DEBUG) writeFileSync(join(resolve(outDir), 'console.txt'), consoleLog.join('\n') + '\n');
   if (context) await context.close().catch(() => {});
   rmSync(profile, { recursive: true, force: true });
 }

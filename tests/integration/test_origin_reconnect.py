@@ -230,9 +230,26 @@ DASH_PLAY_SECONDS = 30
 NS = {"d": "urn:mpeg:dash:schema:mpd:2011"}
 
 
+def timeline_end(tpl):
+    """Seconds from its Period's start to the end of a SegmentTemplate element's last segment;
+    None without a timeline or when it goes on (@r="-1")."""
+    timeline = tpl.find("d:SegmentTimeline", NS) if tpl is not None else None
+    if timeline is None:
+        return None
+    t = 0
+    for s in timeline.findall("d:S", NS):
+        t = int(s.get("t", t))
+        r = int(s.get("r", 0))
+        if r < 0:
+            return None
+        t += int(s.get("d")) * (r + 1)
+    return (t - int(tpl.get("presentationTimeOffset", 0))) / int(tpl.get("timescale"))
+
+
 def parse_mpd(text):
     """The MPD's root attributes and, per Period, its id, start (s) and the video Representations'
-    (id, width, height) with the SegmentTemplate that applies to them."""
+    (id, width, height) with the SegmentTemplate that applies to them and where its timeline ends
+    (s after the Period's start; None while it goes on)."""
     root = ET.fromstring(text)
 
     def seconds(v):
@@ -251,7 +268,7 @@ def parse_mpd(text):
                 tpl = tpl if tpl is not None else a.find("d:SegmentTemplate", NS)
                 video.append({"id": rep.get("id"), "width": int(rep.get("width", 0)),
                               "height": int(rep.get("height", 0)), "template": dict(tpl.attrib) if tpl is not None
-                              else None})
+                              else None, "end": timeline_end(tpl)})
         periods.append({"id": p.get("id"), "start": seconds(p.get("start")), "video": video})
     return {"ast": root.get("availabilityStartTime"), "publishTime": root.get("publishTime"), "periods": periods}
 
@@ -321,6 +338,7 @@ def dash_reconnect(module_servers, module_procs, clip10, clip30, browser_deps, t
     r = republish_under_dash_js(srv, module_procs, clip10, clip30, "drc", AWAY_SECONDS,
                                 tmp_path_factory.mktemp("dash-reconnect"), art)
     r.width = 1280
+    r.away = AWAY_SECONDS
     return r
 
 
@@ -335,6 +353,7 @@ def dash_resized(module_servers, module_procs, clip10, browser_deps, tmp_path_fa
     r = republish_under_dash_js(srv, module_procs, clip10, small, "drs", 0, tmp_path_factory.mktemp("dash-resized"),
                                 art)
     r.width = 640
+    r.away = 0
     return r
 
 
@@ -384,6 +403,27 @@ def check_plays_past(res, since_ms, width, what):
     assert after[-1]["videoWidth"] == width, trace
 
 
+def period_gap(r):
+    """Seconds between the end of the old Period's video and the start of the new Period on the
+    MPD's timeline, in the last MPD that lists both (the old one complete); None if there was none."""
+    for _, body in reversed(r.versions):
+        periods = parse_mpd(body)["periods"]
+        if len(periods) >= 2 and periods[-2]["video"] and periods[-2]["video"][0]["end"] is not None:
+            old, new = periods[-2:]
+            return new["start"] - (old["start"] + old["video"][0]["end"])
+    return None
+
+
+def longest_freeze(res, since_s):
+    """The longest span (s) in which dash.js's video did not advance while playing, of those that
+    began after `since_s` (wall clock; play.mjs polls every 50 ms), and where it began."""
+    freezes = [f for f in res["samples"][-1].get("freezes", []) if f["t"] >= since_s * 1000]
+    if not freezes:
+        return 0.0, None
+    worst = max(freezes, key=lambda f: f["ms"])
+    return worst["ms"] / 1000, worst["currentTime"]
+
+
 def report(capsys, res, what, since_s):
     final = res["samples"][-1]
     playing = [s for s in res["samples"] if s["playing"] and s["latency"] is not None]
@@ -406,6 +446,39 @@ def test_dash_js_plays_into_the_new_period(dash_run, capsys):
     switches = res["samples"][-1]["periodSwitches"]
     assert switches, f"dash.js never switched Period: {[(s['t'], s['currentTime']) for s in res['samples']]}"
     check_plays_past(res, switches[-1]["t"], r.width, "the Period switch")
+
+
+# A publisher that reconnects at once leaves a gap of a few hundred ms between the Periods' media;
+# dash.js waited it out as a stall of 1.6 s (its gap controller's stall detection; the old Period's
+# video, its Representation rewritten with the new size, never finished buffering). The origin now
+# starts such a Period where the old one's video ends, so there is nothing to wait for: half a
+# second (one part) is the bound. A publisher away for seconds keeps its gap, the player waits it
+# out keeping its latency: the bound is the gap and one MPD refresh (dash.js learns of the new
+# Period at its next refresh of the MPD, minimumUpdatePeriod 2 s).
+MAX_FREEZE_AT_ONCE = 0.5
+MPD_REFRESH = 2.0
+
+
+def test_dash_js_does_not_stall_at_the_period_boundary(dash_run, capsys):
+    r = dash_run
+    res = r.play
+    assert res and not res.get("error") and res["samples"], res and (res.get("error"), res.get("_stderr"))
+    assert r.dropped_at, "the first publisher never finished"
+    gap = period_gap(r)
+    assert gap is not None, f"no MPD listed the old Period complete beside the new one; last:\n{r.versions[-1][1]}"
+    freeze, at = longest_freeze(res, r.dropped_at - 1)
+    with capsys.disabled():
+        print(f"\n[origin-reconnect] dash.js across a republish after {r.away} s away (to {r.width} wide): "
+              f"longest freeze {freeze:.3f} s at {at}, gap between the Periods on the MPD timeline {gap:.3f} s, "
+              f"stalls {res['samples'][-1]['stalls']}")
+    if r.away == 0:
+        assert abs(gap) < 0.002, f"the new Period does not start where the old one's video ends: gap {gap:.3f} s"
+        assert freeze <= MAX_FREEZE_AT_ONCE, (freeze, at, res["samples"][-1]["freezes"])
+    else:
+        assert gap >= r.away - 0.2, f"a publisher away {r.away} s left a gap of {gap:.3f} s on the MPD timeline"
+        assert freeze <= gap + MPD_REFRESH, (freeze, at, gap, res["samples"][-1]["freezes"])
+    # It plays on after the boundary, at the new size.
+    check_plays_past(res, (r.dropped_at + r.away + 4) * 1000, r.width, "the Period boundary")
 
 
 def test_old_period_leaves_the_mpd_with_the_window(dash_run):
