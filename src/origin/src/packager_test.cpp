@@ -329,6 +329,33 @@ TEST(Packager, ShortGapBeforeANewPeriodIsClosedOnTheMpdTimelineWithTrueAvailabil
   EXPECT_NEAR(available, double(first_new->pdt_ms) / 1000 + 2.0 - 1.478, 1e-6);
 }
 
+TEST(Packager, GapThatTheSettledAnchorShortensIsClosedToo) {
+  Feed f;
+  f.run(5);
+  f.on_stop();
+  std::int64_t end = 0;
+  for (auto& s : f.rendition("video").segments)
+    end = std::max<std::int64_t>(end, s->pdt_ms + std::llround(s->duration * 1000));
+  // The new publish's first frame arrives 2.5 s after the old media's end (a gap kept open when
+  // its first segment opens), but a frame before its first part shows it started 300 ms after.
+  auto clock = std::make_shared<ArrivalClock>();
+  clock->mark(0, end + 2500);
+  f.packager.restart(clock);
+  for (int i = 0; i < 5; ++i) f.packager.on_frame(frame(f.v, i * 3000, i == 0));
+  clock->mark(0.1, end + 400);
+  f.run(5);
+  const Segment* first_new = nullptr;
+  for (auto& s : f.rendition("video").segments)
+    if (s->discontinuity) first_new = s.get();
+  ASSERT_NE(first_new, nullptr);
+  EXPECT_EQ(first_new->pdt_ms, end + 300);
+  const std::string mpd(as_chars(f.last->mpd.view()));
+  auto periods = mpd_periods(mpd);
+  ASSERT_EQ(periods.size(), 2u) << mpd;
+  EXPECT_NEAR(period_start(periods[1]), double(end - f.last->availability_start_ms) / 1000, 1e-6) << mpd;
+  EXPECT_EQ(attribute(periods[1], "availabilityTimeOffset"), "1.178") << periods[1];
+}
+
 TEST(Packager, LongGapBeforeANewPeriodStaysOnTheMpdTimeline) {
   Feed f;
   std::int64_t old_end = 0;
