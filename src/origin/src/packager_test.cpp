@@ -356,6 +356,35 @@ TEST(Packager, GapThatTheSettledAnchorShortensIsClosedToo) {
   EXPECT_EQ(attribute(periods[1], "availabilityTimeOffset"), "1.178") << periods[1];
 }
 
+TEST(Packager, ClosedGapsAddUpToAtMostAvailabilityTimeOffsetThenOneStays) {
+  Feed f;
+  f.config.window_segments = 20;  // every Period stays in the MPD
+  f.packager.reconfigure(f.config);
+  f.run(5);
+  // Three reconnects, 300, 300 and 1000 ms after the last media's end: the second Period's media
+  // is presented 0.3 s early, the third's 0.6 s; the fourth's would be 1.6 s early, more than
+  // availabilityTimeOffset (1.478 s) can take, so its gap stays and it is presented on time.
+  std::vector<std::int64_t> starts;  // program date time of each new publish's first segment
+  for (std::int64_t gap : {300, 300, 1000}) {
+    f.on_stop();
+    std::int64_t end = 0;
+    for (auto& s : f.rendition("video").segments)
+      end = std::max<std::int64_t>(end, s->pdt_ms + std::llround(s->duration * 1000));
+    auto clock = std::make_shared<ArrivalClock>();
+    clock->mark(0, end + gap);
+    f.packager.restart(clock);
+    f.run(5);
+    starts.push_back(end + gap);
+  }
+  const std::string mpd(as_chars(f.last->mpd.view()));
+  auto periods = mpd_periods(mpd);
+  ASSERT_EQ(periods.size(), 4u) << mpd;
+  EXPECT_EQ(attribute(periods[1], "availabilityTimeOffset"), "1.178") << periods[1];
+  EXPECT_EQ(attribute(periods[2], "availabilityTimeOffset"), "0.878") << periods[2];
+  EXPECT_EQ(attribute(periods[3], "availabilityTimeOffset"), "1.478") << periods[3];
+  EXPECT_NEAR(period_start(periods[3]), double(starts[2] - f.last->availability_start_ms) / 1000, 1e-6) << mpd;
+}
+
 TEST(Packager, LongGapBeforeANewPeriodStaysOnTheMpdTimeline) {
   Feed f;
   std::int64_t old_end = 0;
