@@ -23,8 +23,9 @@ PY = "/usr/bin/python3"
 
 
 def memfd_kib(pid):
-    """Bytes (KiB) in the memfd files `pid` holds open: StreamFlex keeps large cached objects in
-    sealed memfds (sent with sendfile), which are memory but, being unmapped, not in VmRSS."""
+    """Bytes (KiB) in the memfd and unnamed (O_TMPFILE, deleted) files `pid` holds open: StreamFlex
+    keeps large cached objects in such files (sent with sendfile), whose pages are memory (shmem or
+    page cache) but, being unmapped, not in VmRSS."""
     total = 0
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
@@ -33,7 +34,9 @@ def memfd_kib(pid):
     for fd in fds:
         path = f"/proc/{pid}/fd/{fd}"
         try:
-            if os.readlink(path).startswith("/memfd:"):
+            target = os.readlink(path)
+            if target.startswith("/memfd:") or (target.startswith("/") and target.endswith(" (deleted)")
+                                                 and "/#" in target):
                 total += os.stat(path).st_size
         except OSError:
             pass

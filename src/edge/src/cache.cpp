@@ -16,7 +16,7 @@ std::shared_ptr<const Entry> Cache::find(const std::string& key, Clock::time_poi
   auto& f = front();
   if (auto it = f.map.find(key); it != f.map.end()) {
     // A streamed entry whose body has completed is replaced in the store by the final entry (its
-    // ETag, its memfd): look there rather than keep serving the stand-in from this front.
+    // ETag, its file): look there rather than keep serving the stand-in from this front.
     const auto& e = *it->second;
     if (e.fresh(now) && !e.arrived()) return it->second;
     f.map.erase(it);

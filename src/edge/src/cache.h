@@ -51,7 +51,7 @@ struct Entry {
   // received so far, told by Cache::grow(), until the complete entry replaces it). An entry whose
   // source failed is never served.
   std::shared_ptr<const http::ChunkedBody> source;
-  // Large complete objects: the body in a sealed memfd, sent with sendfile(2) (`body` is then
+  // Large complete objects: the body in an unnamed file (or memfd), sent with sendfile(2) (`body` is then
   // empty: the bytes are kept once).
   std::shared_ptr<const http::FileBody> file;
   std::size_t bytes() const { return file ? file->size : body.size(); }

@@ -268,7 +268,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   // Objects at least this large are handed to their waiters as the upstream's bytes arrive;
   // smaller ones (playlists, blocking answers) once complete.
   static constexpr std::size_t kStreamFrom = 16 * 1024;
-  // Complete objects at least this large are served from a sealed memfd (make_entry).
+  // Complete objects at least this large are served from a file (make_entry).
   static constexpr std::size_t kFileFrom = 128 * 1024;
 
   static asio::awaitable<void> fetch(std::shared_ptr<Impl> self, asio::any_io_executor ex, std::string key,
@@ -490,13 +490,14 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     // edge and after every refetch (hashed once per fetch, never per request).
     if (!e->stream && !e->source)
       e->etag = fmt::format("\"{:x}-{:x}\"", fnv1a(as_chars(e->body.view())), e->body.size());
-    // A large complete media object is copied once into a sealed memfd and sent with sendfile(2)
-    // by every hit: per answer the kernel takes page references instead of copying the bytes from
-    // user memory (the copy was most of the origin's CPU for large parts, the same here). Playlists
+    // A large complete media object is copied once into an unnamed temporary file (else a sealed
+    // memfd; http::FileBody::spare_copy, as the origin's parts) and sent with sendfile(2) by every
+    // hit: per answer the kernel takes page references instead of copying the bytes from user
+    // memory (the copy was most of the origin's CPU for large parts, the same here). Playlists
     // and MPDs stay in memory (a viewer's token may rewrite them).
     if (!e->stream && !e->source && e->status == 200 && e->body.size() >= kFileFrom &&
         e->content_type.find("mpegurl") == std::string::npos && e->content_type.find("dash+xml") == std::string::npos) {
-      if (auto file = http::FileBody::sealed_copy(std::span(&e->body, 1))) {
+      if (auto file = http::FileBody::spare_copy(std::span(&e->body, 1))) {
         e->file = std::move(file);
         e->body = {};
       }

@@ -714,7 +714,7 @@ TEST(Edge, RepeatRequestIsAHitWithoutAnUpstreamRequest) {
 
 // A blocking reload's answer announces a part every viewer will ask for at once: the edge fetches
 // it right away (once), and serves it from its cache, whole and by range (a large object: from a
-// sealed memfd with sendfile).
+// file with sendfile).
 TEST(Edge, BlockingReloadAnswerPrefetchesItsNewestPartOnce) {
   const std::string playlist = "/live/s/video/index.m3u8";
   const std::string text =
@@ -940,7 +940,7 @@ TEST(EdgeChunked, WaitersGetAnUnknownLengthBodyChunkByChunkAndLaterViewersTheCac
   };
   EXPECT_TRUE(eventually([&] { return sent() == double(kChunkedViewers * body.size()); }, 5s))
       << sent() << " bytes counted, " << kChunkedViewers * body.size() << " sent";
-  // Complete: cached with its length and ETag (from a memfd, so a Range works too).
+  // Complete: cached with its length and ETag (from a file, so a Range works too).
   auto hit = get(edge.endpoint(), segment);
   EXPECT_EQ(hit.header("x-cache"), "HIT");
   EXPECT_EQ(hit.header("content-length"), std::to_string(body.size()));

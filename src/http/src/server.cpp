@@ -25,6 +25,7 @@
 #include <cerrno>
 #include <charconv>
 #include <climits>
+#include <cstdlib>
 #include <mutex>
 #include <span>
 #include <thread>
@@ -149,6 +150,17 @@ std::shared_ptr<const FileBody> FileBody::unnamed_copy(std::span<const Bytes> pi
   int ro = ::open(proc.c_str(), O_RDONLY | O_CLOEXEC);
   if (ro < 0) return nullptr;
   return std::make_shared<const FileBody>(ro, writable.size);
+}
+
+std::string FileBody::spare_dir() {
+  const char* tmp = std::getenv("TMPDIR");
+  return tmp && *tmp ? std::string(tmp) : std::string("/var/tmp");
+}
+
+std::shared_ptr<const FileBody> FileBody::spare_copy(std::span<const Bytes> pieces) {
+  static const std::string dir = spare_dir();
+  if (auto file = unnamed_copy(pieces, dir)) return file;
+  return sealed_copy(pieces);
 }
 
 std::shared_ptr<const FileBody> FileBody::sealed_copy(std::span<const Bytes> pieces) {

@@ -113,10 +113,7 @@ class PartFiles {
  public:
   explicit PartFiles(std::string dir) : dir_(std::move(dir)) {}
 
-  static std::string default_dir() {
-    const char* tmp = std::getenv("TMPDIR");
-    return tmp && *tmp ? std::string(tmp) : std::string("/var/tmp");
-  }
+  static std::string default_dir() { return http::FileBody::spare_dir(); }
 
   static constexpr std::size_t kFrom = 128 * 1024;      // smaller parts: a gather write is cheap
   static constexpr std::size_t kMaxBytes = 256u << 20;  // a few streams' windows of 16 Mbit/s parts

@@ -69,6 +69,10 @@ struct FileBody {
   // page-by-page lookups; the pages are written back to the disk once. Null if it cannot be made
   // (no such directory, no O_TMPFILE there, disk full): use sealed_copy instead.
   static std::shared_ptr<const FileBody> unnamed_copy(std::span<const Bytes> pieces, const std::string& dir);
+  // Where unnamed copies go by default: $TMPDIR, else /var/tmp.
+  static std::string spare_dir();
+  // unnamed_copy in spare_dir(), else sealed_copy; null if neither can be made.
+  static std::shared_ptr<const FileBody> spare_copy(std::span<const Bytes> pieces);
 };
 
 struct Response {
