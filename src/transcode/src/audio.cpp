@@ -124,6 +124,10 @@ bool AudioTranscoder::set_source(const media::TrackConfig& source, std::string* 
 
 void AudioTranscoder::push(const media::MediaFrame& f, std::vector<media::MediaFrame>& out) {
   if (!decoder_ || f.data.size() == 0) return;
+  if (f.epoch > epoch_in_) {
+    epoch_in_ = f.epoch;
+    epoch_src_ = f.pts;  // placed on the output timeline with its first decoded samples (resample)
+  }
   av_packet_unref(packet_.get());
   if (av_new_packet(packet_.get(), static_cast<int>(f.data.size())) != 0) return;
   std::memcpy(packet_->data, f.data.data(), f.data.size());
@@ -159,6 +163,11 @@ void AudioTranscoder::resample(const AVFrame* in, std::vector<media::MediaFrame>
     }
   }
   expect_src_ = pts + av_rescale(in->nb_samples, src_rate_, in->sample_rate);
+  if (epoch_src_ && pts >= *epoch_src_) {
+    // The new epoch's first samples follow what is buffered on the output timeline.
+    epoch_rises_.emplace_back(next_out_ + buffered, epoch_in_);
+    epoch_src_.reset();
+  }
 
   int channels = in->ch_layout.nb_channels;
   if (!swr_ || swr_rate_ != in->sample_rate || swr_fmt_ != in->format || swr_channels_ != channels) {
@@ -220,6 +229,11 @@ void AudioTranscoder::encode(const AVFrame* frame, std::vector<media::MediaFrame
       m.dts = m.pts = pts;
       m.keyframe = true;
       m.config_version = track_.version;
+      while (!epoch_rises_.empty() && pts >= epoch_rises_.front().first) {
+        epoch_out_ = epoch_rises_.front().second;
+        epoch_rises_.pop_front();
+      }
+      m.epoch = epoch_out_;
       m.data = Bytes::copy_of(ByteView(reinterpret_cast<const std::byte*>(packet_->data), std::size_t(packet_->size)));
       out.push_back(std::move(m));
       last_out_ = pts;

@@ -6,6 +6,9 @@
 // FLV times), re-anchored only when the source's time jumps by more than 100 ms. The encoder's
 // priming frame (libavcodec stamps it 1024 samples before the first input sample) is left out, so
 // every emitted frame decodes to source time at its pts.
+// Source discontinuities (MediaFrame::epoch): the encoded frames carry the epoch of the samples
+// they start with, so the first one whose samples all come from a higher epoch carries it (the
+// packager starts the discontinuity there; the frame across the boundary keeps the old epoch).
 // Private to the transcode component; one thread at a time.
 #pragma once
 
@@ -14,8 +17,11 @@ extern "C" {
 #include <libswresample/swresample.h>
 }
 
+#include <deque>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "av.h"
@@ -71,6 +77,12 @@ class AudioTranscoder {
   std::int64_t first_out_ = INT64_MIN;   // output time of the first sample: earlier packets are priming
   std::int64_t last_out_ = INT64_MIN;
   std::int64_t undecodable_ = 0, reanchored_ = 0;
+  // Epochs: the highest one pushed and the source time of its first frame, until its first
+  // decoded samples are placed; then (output time of that first sample, epoch) until the encoder
+  // emits a frame from there; the epoch of the frames out.
+  std::uint32_t epoch_in_ = 0, epoch_out_ = 0;
+  std::optional<std::int64_t> epoch_src_;
+  std::deque<std::pair<std::int64_t, std::uint32_t>> epoch_rises_;
 };
 
 }  // namespace sf::transcode

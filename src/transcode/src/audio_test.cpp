@@ -137,6 +137,38 @@ TEST_P(AudioTranscoderTest, DecodesOnceIntoAacLc48kStereoCoveringTheSource) {
   EXPECT_LE(std::llabs(out.front().pts), 2048);
 }
 
+TEST_P(AudioTranscoderTest, EncodedFramesCarryTheSourcesEpochFromItsFirstSamples) {
+  const Case& k = GetParam();
+  auto src = encode_tone(k.encoder, k.codec, k.rate, k.channels);
+  ASSERT_GT(src.frames.size(), 10u);
+  // A discontinuity half way: the times go on (as ingest keeps them), the epoch rises.
+  const std::int64_t rise_src = k.rate / 2;
+  for (auto& f : src.frames) f.epoch = f.pts >= rise_src ? 1 : 0;
+  std::string error;
+  auto t = AudioTranscoder::make(2, 128000, &error);
+  ASSERT_TRUE(t) << error;
+  ASSERT_TRUE(t->set_source(src.track, &error)) << error;
+  std::vector<media::MediaFrame> out;
+  for (auto& f : src.frames) t->push(f, out);
+  t->flush(out);
+  ASSERT_FALSE(out.empty());
+  EXPECT_EQ(out.front().epoch, 0u);
+  EXPECT_EQ(out.back().epoch, 1u);
+  // One rise, where the output reaches the first sample of the new epoch (the source frame that
+  // starts it, give or take the codecs' delays: two frames).
+  const std::int64_t rise_out = 24000;
+  int rises = 0;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (i > 0 && out[i].epoch != out[i - 1].epoch) {
+      ++rises;
+      EXPECT_EQ(out[i].epoch, out[i - 1].epoch + 1) << i;
+    }
+    if (out[i].pts + 1024 <= rise_out - 2048) EXPECT_EQ(out[i].epoch, 0u) << "pts " << out[i].pts;
+    if (out[i].pts >= rise_out + 2048) EXPECT_EQ(out[i].epoch, 1u) << "pts " << out[i].pts;
+  }
+  EXPECT_EQ(rises, 1);
+}
+
 INSTANTIATE_TEST_SUITE_P(Codecs, AudioTranscoderTest,
                          ::testing::Values(Case{"libopus", media::Codec::opus, 48000, 2},
                                            Case{"ac3", media::Codec::ac3, 48000, 2},
