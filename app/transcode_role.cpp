@@ -29,7 +29,8 @@ class RelayKeyStore final : public auth::KeyStore {
     auth::PublishGrant g;
     g.stream = std::string(name);
     g.key_id = "relay";
-    g.takeover = true;  // an ingest node that reconnects replaces its own stale link
+    g.takeover = true;           // an ingest node that reconnects replaces its own stale link
+    g.relay = !secret_.empty();  // authenticated: the timestamp jumps it announces are applied
     return g;
   }
   // The key, then (relays authenticated by the secret only) the stream's settings the relay sent

@@ -11,7 +11,9 @@ transcoder ends the stream at the origin. The origin's program date time is the 
 carried in the pushed chunks' prft boxes, and with a slow relay hop (a proxy delaying it 1.5 s) still
 the arrival at the ingest node, whose clock the relay sends (@streamflex). A stream's settings made
 on the ingest node's API (profile, segment and part targets) reach the transcoder and the origin. A
-relay with a wrong secret is refused by the transcoder and nothing reaches the origin.
+relay with a wrong secret is refused by the transcoder and nothing reaches the origin. A timestamp
+jump at the ingest node (relayed with continuous times and an @streamflex epoch) is a discontinuity
+at the same segment in every rendition at the origin, audio re-encoded included.
 """
 import collections
 import datetime
@@ -479,3 +481,112 @@ def test_stream_settings_from_the_ingest_nodes_api_reach_transcoder_and_origin(m
     origin.wait_log("pushed stream started", timeout=5, stream="tiny", part_target_ms=300, segment_target_ms=1000)
     assert pub.alive()
     assert RELAY_SECRET not in tc.log_text() and RELAY_SECRET not in ing.log_text()
+
+
+JUMP_AT_MS = 8000  # media time of the first tag the publisher sends with jumped timestamps
+JUMP_MS = 30000
+JUMP_READ_SECONDS = 14  # ffmpeg -xerror reads the live HLS this long, from before the jump to after it
+
+
+def test_a_timestamp_jump_at_the_ingest_node_is_a_discontinuity_in_every_rendition_at_the_origin(
+        make_server, clip30, tmp_path):
+    """The publisher's FLV timestamps jump 30 s forward at 8 s of media. The ingest node keeps the
+    relayed times continuous and tells the transcode node of the jump (@streamflex {epoch}) right
+    before the first frame after it; the transcode node (an authenticated relay: it applies it) starts
+    the discontinuity in every rung and in the audio, re-encoded here (transcode.audio=aac), and the
+    origin behind it lists an EXT-X-DISCONTINUITY with a new init at the same segment in every
+    rendition. ffmpeg -xerror reads across it."""
+    origin = start_origin(make_server)
+    tc = start_transcoder(make_server, origin, extra=["--transcode.audio=aac"])
+    ing = start_ingest(make_server, tc)
+    key = ing.create_key("jmp")
+    tags = [t for t in h.flv_tags(clip30) if t[0] in (8, 9)]
+    pub = h.TagPublisher(ing.rtmp_port, key)
+    pub.client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    ing.wait_metric("streamflex_ingest_relay_connects_total", 1, timeout=15)
+    done, state = threading.Event(), {"jumped_at": None, "errors": []}
+
+    def send():  # in real time, paced by the tags' own times
+        try:
+            t0 = time.monotonic()
+            for ttype, ts, body in tags:
+                if done.is_set():
+                    break
+                wait = t0 + ts / 1000 - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                if ts >= JUMP_AT_MS:
+                    state["jumped_at"] = state["jumped_at"] or time.time()
+                    ts += JUMP_MS
+                pub.send([(ttype, ts, body)])
+        except Exception as e:  # reported below
+            state["errors"].append(repr(e))
+        finally:
+            pub.close()
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    try:
+        h.wait_until(lambda: segments(origin, "jmp", "360p") >= 1, 30, "a 360p segment at the origin")
+        status, master, _ = h.http_get(f"{origin.origin}/live/jmp/master.m3u8")
+        audio = re.search(r'#EXT-X-MEDIA:TYPE=AUDIO[^\n]*URI="([^"]+)"', master)
+        assert audio, master
+        renditions = {"360p": "360p/index.m3u8", "160p": "160p/index.m3u8", "audio": audio.group(1)}
+        out = {}
+
+        def read():
+            out["read"] = h.run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i",
+                                 f"{origin.origin}/live/jmp/master.m3u8", "-t", str(JUMP_READ_SECONDS), "-f",
+                                 "null", "-progress", "pipe:1", "-"], timeout=JUMP_READ_SECONDS + 60)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        seen = {n: [] for n in renditions}
+        deadline = time.monotonic() + JUMP_READ_SECONDS + 40
+        for _ in range(2000):
+            if time.monotonic() > deadline or not reader.is_alive():
+                break
+            for n, uri in renditions.items():
+                status, body, _ = h.http_get(f"{origin.origin}/live/jmp/{uri}")
+                if status == 200:
+                    seen[n].append(body)
+            time.sleep(0.2)
+        reader.join(JUMP_READ_SECONDS + 60)
+    finally:
+        done.set()
+        sender.join(10)
+    assert not state["errors"], state["errors"]
+    assert state["jumped_at"], "the publisher never reached the jump"
+    # The ingest node took the jump as a discontinuity; the transcode node saw continuous times and
+    # took the relayed epoch instead, once.
+    assert len(ing.logs("timestamp jump: discontinuity")) == 1, ing.log_tail()
+    relayed = tc.logs("relayed timestamp jump: discontinuity", stream="jmp")
+    assert [r.get("relayed_epoch") for r in relayed] == [1], tc.log_tail()
+    assert not tc.logs("timestamp jump: discontinuity") and not tc.logs("timestamp jump rebased"), tc.log_tail()
+    at = {}
+    for name, bodies in seen.items():
+        found = None
+        for body in reversed(bodies):
+            pl = h.MediaPlaylist(body)
+            i = next((i for i, s in enumerate(pl.segments) if s["discontinuity"]), None)
+            if i is not None:
+                found = (pl, i)
+                break
+        assert found, f"no EXT-X-DISCONTINUITY in any {name} playlist:\n{bodies[-1:]}"
+        pl, i = found
+        assert i > 0 and sum(s["discontinuity"] for s in pl.segments) == 1, pl.text
+        before, after = pl.segments[i - 1], pl.segments[i]
+        # Numbering goes on, a new init, the media goes on where it was (program date time).
+        assert after["msn"] == before["msn"] + 1 and after["map"] != before["map"], pl.text
+        assert abs(datetime.datetime.fromisoformat(before["pdt"].replace("Z", "+00:00")).timestamp() +
+                   before["duration"] -
+                   datetime.datetime.fromisoformat(after["pdt"].replace("Z", "+00:00")).timestamp()) < 0.1, pl.text
+        at[name] = after["msn"]
+    print(f"\n[transcode-role] relayed timestamp jump: discontinuity at segment {at}")
+    assert len(set(at.values())) == 1, at
+    p = out.get("read")
+    assert p is not None, "ffmpeg did not finish"
+    assert p.returncode == 0, p.stderr[-2000:]
+    frames = [int(l.split("=")[1]) for l in p.stdout.splitlines() if l.startswith("frame=")]
+    print(f"ffmpeg -xerror across the relayed jump: {frames[-1:]} frames in {JUMP_READ_SECONDS} s")
+    assert frames and frames[-1] >= (JUMP_READ_SECONDS - 0.5) * 30, (frames[-1:], p.stderr[-500:])

@@ -60,7 +60,8 @@ struct Item {
   std::uint8_t prefix_size = 0;
   Bytes payload;
   bool keyframe = false;
-  bool header = false;  // a sequence header, or the arrival clock (not a frame)
+  bool header = false;      // a sequence header, or a "@streamflex" message (not a frame)
+  std::uint32_t epoch = 0;  // a frame's MediaFrame::epoch
   std::size_t size() const { return prefix_size + payload.size(); }
 };
 
@@ -84,7 +85,10 @@ class TagCapture {
     begin(frame.data);
     writer_.write_frame(frame);
     auto item = finish();
-    if (item) item->keyframe = frame.keyframe;
+    if (item) {
+      item->keyframe = frame.keyframe;
+      item->epoch = frame.epoch;
+    }
     return item;
   }
 
@@ -136,19 +140,19 @@ std::string amf_string_at(const std::vector<amf0::Value>& args, std::size_t i) {
   return args.size() > i && args[i].string() ? *args[i].string() : std::string();
 }
 
-// ["@streamflex", {media_ms, arrival_ms}]: the frame at media_ms (the relayed timeline) arrived
-// here at arrival_ms (see relay.h).
-Item clock_item(std::uint32_t media_ms, std::int64_t arrival_ms) {
-  std::vector<std::byte> body;
-  amf0::encode_all({"@streamflex", amf0::Object{{"media_ms", static_cast<double>(media_ms)},
-                                                {"arrival_ms", static_cast<double>(arrival_ms)}}},
-                   body);
+Item data_item(std::uint32_t timestamp, const std::vector<std::byte>& body) {
   Item it;
   it.type = rtmp::kAmf0Data;
-  it.timestamp = media_ms;
+  it.timestamp = timestamp;
   it.payload = Bytes::copy_of(ByteView(body.data(), body.size()));
   it.header = true;
   return it;
+}
+
+// ["@streamflex", {media_ms, arrival_ms}]: the frame at media_ms (the relayed timeline) arrived
+// here at arrival_ms (see relay.h).
+Item clock_item(std::uint32_t media_ms, std::int64_t arrival_ms) {
+  return data_item(media_ms, relay_clock_message(media_ms, arrival_ms));
 }
 
 // One publish to one target. Publisher thread: on_track/on_frame/stop (under mu_). The link's
@@ -216,7 +220,8 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
       queue_.clear();
       queued_bytes_ = 0;
       clock_queued_at_.reset();
-      clock_sent_start_.reset();  // a clock dropped with the queue goes again
+      clock_sent_start_.reset();                    // a clock dropped with the queue goes again
+      if (epoch_base_) epoch_sent_ = *epoch_base_;  // so may an epoch (the peer keeps the highest)
       requeue_headers();
       if (!(video && item->keyframe) && video_header_) {
         need_keyframe_ = true;
@@ -224,7 +229,7 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
       }
     }
     queue_clock(item->timestamp);
-    push(std::move(*item));
+    push_frame(std::move(*item));
   }
 
   void stop() {
@@ -283,6 +288,19 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
     push(clock_item(media_ms, *clock_start_ + std::int64_t{media_ms}));
   }
 
+  // Queues a frame, after ["@streamflex", {epoch}] when its epoch is higher than any the peer was
+  // given on this connection (epochs counted from the connection's first frame: the peer's
+  // publish starts at 0).
+  void push_frame(Item item) {
+    if (!epoch_base_) {
+      epoch_base_ = item.epoch;
+      epoch_sent_ = item.epoch;
+    } else if (item.epoch > epoch_sent_) {
+      epoch_sent_ = item.epoch;
+      push(data_item(item.timestamp, relay_epoch_message(item.epoch - *epoch_base_)));
+    }
+    push(std::move(item));
+  }
   void push(Item item) {
     queued_bytes_ += item.size();
     queue_.push_back(std::move(item));
@@ -314,6 +332,7 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
   // carry the time of what follows them, so the peer's timeline never steps back.
   void requeue_headers_and_gop() {
     clock_sent_start_.reset();  // a new connection: the peer learns the clock before any media
+    epoch_base_.reset();        // and its epochs count from its first frame
     if (gop_.empty()) {
       queue_clock(std::max(last_video_ms_, last_audio_ms_));
       requeue_headers();
@@ -323,10 +342,7 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
     const std::uint32_t at = gop_.front().timestamp;
     queue_clock(at);
     requeue_headers(at, at);
-    for (auto& it : gop_) {
-      queued_bytes_ += it.size();
-      queue_.push_back(std::move(it));
-    }
+    for (auto& it : gop_) push_frame(std::move(it));
     gop_.clear();
     gop_bytes_ = 0;
     need_keyframe_ = false;
@@ -645,6 +661,8 @@ class Link final : public std::enable_shared_from_this<Link>, public net::Watche
   std::optional<std::int64_t> clock_sent_start_;  // what this connection's peer was last given
   std::optional<std::size_t> clock_queued_at_;    // index in queue_ of a clock not yet taken by the writer
   bool clock_settled_ = false;                    // past the window: clock_start_ is final
+  std::optional<std::uint32_t> epoch_base_;       // the epoch of this connection's first frame
+  std::uint32_t epoch_sent_ = 0;                  // the highest epoch queued for the peer
 
   // The link's context only.
   asio::ip::tcp::socket socket_;
@@ -733,6 +751,39 @@ std::string relay_publish_name(const RelayTarget& target, std::string_view strea
     name += secret;
   }
   return name;
+}
+
+std::vector<std::byte> relay_clock_message(std::uint32_t media_ms, std::int64_t arrival_ms) {
+  std::vector<std::byte> body;
+  amf0::encode_all({"@streamflex", amf0::Object{{"media_ms", static_cast<double>(media_ms)},
+                                                {"arrival_ms", static_cast<double>(arrival_ms)}}},
+                   body);
+  return body;
+}
+
+std::vector<std::byte> relay_epoch_message(std::uint32_t epoch) {
+  std::vector<std::byte> body;
+  amf0::encode_all({"@streamflex", amf0::Object{{"epoch", static_cast<double>(epoch)}}}, body);
+  return body;
+}
+
+std::optional<RelayMessage> parse_relay_message(const std::vector<amf0::Value>& args) {
+  if (args.empty() || !args[0].string() || *args[0].string() != "@streamflex") return std::nullopt;
+  RelayMessage msg;
+  if (args.size() < 2) return msg;
+  auto number = [&args](std::string_view key) -> std::optional<double> {
+    const amf0::Value* v = args[1].get(key);
+    if (!v || !v->number()) return std::nullopt;
+    return *v->number();
+  };
+  auto media = number("media_ms"), arrival = number("arrival_ms");
+  if (media && arrival && *media >= 0 && *media <= 4294967295.0 && *arrival > 0 && *arrival < 1e15) {
+    msg.media_ms = static_cast<std::int64_t>(*media);
+    msg.arrival_ms = static_cast<std::int64_t>(*arrival);
+  }
+  if (auto epoch = number("epoch"); epoch && *epoch >= 0 && *epoch <= 4294967295.0)
+    msg.epoch = static_cast<std::uint32_t>(*epoch);
+  return msg;
 }
 
 std::string relay_settings_query(const PublishInfo& info) {

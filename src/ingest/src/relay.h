@@ -14,6 +14,13 @@
 // StreamFlex transcode node anchors program date time on it instead of on its own, later, arrival;
 // other receivers ignore a data message they do not know (nginx-rtmp: no handler; StreamFlex
 // `all`: not metadata).
+// Timestamp jumps (ingest.timestamp_jump=discontinuity): the relayed times are continuous, so the
+// link tells the peer where the jump was: when a frame's MediaFrame::epoch rises it sends
+// ["@streamflex", {epoch}] right before that frame, the epoch counted from the connection's first
+// frame (0 for the peer's publish). A StreamFlex session takes it from an authenticated relay only
+// (auth::PublishGrant::relay: the transcode role's secret matched) and raises its own frames'
+// epoch from then on, so a standalone transcode node starts the discontinuity too; other
+// receivers ignore it as they ignore the clock.
 // Stream settings: with a relay secret the publish name carries the stream's settings as a query
 // (relay_settings_query), which the transcode node applies (profile, segment target) and passes on
 // to the origin (latency, part and segment targets).
@@ -24,6 +31,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +40,7 @@
 #include "sf/core/result.h"
 #include "sf/ingest/ingest.h"
 #include "sf/net/io_pool.h"
+#include "sf/rtmp/amf0.h"
 
 namespace sf::ingest {
 
@@ -57,6 +66,34 @@ std::string relay_publish_name(const RelayTarget& target, std::string_view strea
 // would take the query for part of a stream key. A profile outside [A-Za-z0-9_-] or a latency
 // other than "ll-hls"/"hls" is left out.
 std::string relay_settings_query(const PublishInfo& info);
+
+// The "@streamflex" AMF0 data message bodies a link sends, and what a receiver reads from one.
+std::vector<std::byte> relay_clock_message(std::uint32_t media_ms, std::int64_t arrival_ms);
+std::vector<std::byte> relay_epoch_message(std::uint32_t epoch);
+struct RelayMessage {
+  std::optional<std::int64_t> media_ms, arrival_ms;  // the arrival clock: both or neither
+  std::optional<std::uint32_t> epoch;                // a timestamp jump: the frames from the next one on
+};
+// nullopt: not ["@streamflex", {...}]. Fields missing, not numbers or out of range are left out (a
+// 32-bit RTMP time, a wall clock after 1970 and before the year 33658, a 32-bit epoch).
+std::optional<RelayMessage> parse_relay_message(const std::vector<rtmp::amf0::Value>& args);
+
+// A receiving publish's epoch: its own timeline's (its own jumps) plus the highest a trusted relay
+// announced (the jumps before the relay). Both only rise, so their sum does, at either's jumps.
+class RelayedEpoch {
+ public:
+  // An announced epoch: true when it raises the relayed one (a repeat or an older one does not).
+  bool raise(std::uint32_t relayed) {
+    if (relayed <= relayed_) return false;
+    relayed_ = relayed;
+    return true;
+  }
+  std::uint32_t stamp(std::uint32_t own) const { return own + relayed_; }
+  std::uint32_t relayed() const { return relayed_; }
+
+ private:
+  std::uint32_t relayed_ = 0;
+};
 
 struct RelayMetrics {
   explicit RelayMetrics(prometheus::Registry& r);

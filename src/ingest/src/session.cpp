@@ -437,6 +437,9 @@ asio::awaitable<void> Session::publish(PublishRequest req) {
                                                            ? Timeline::JumpMode::rebase
                                                            : Timeline::JumpMode::discontinuity);
   epoch_ = 0;
+  trusted_relay_ = grant->relay;
+  relay_epoch_refused_ = false;
+  relayed_epoch_ = {};
   phase_ = Phase::publishing;
   deadline_ = std::chrono::steady_clock::now() + shared_.config.idle_timeout;
   shared_.metrics.publish("accepted").Increment();
@@ -493,15 +496,23 @@ void Session::end_publish(std::string_view reason) {
 
 void Session::on_data(const std::vector<amf0::Value>& args) {
   if (!live_ || args.empty()) return;
-  if (args[0].string() && *args[0].string() == "@streamflex") {
-    // A StreamFlex relay's arrival clock (relay.h): handed on, trusted or not by the handlers.
-    const amf0::Value* media = args.size() > 1 ? args[1].get("media_ms") : nullptr;
-    const amf0::Value* arrival = args.size() > 1 ? args[1].get("arrival_ms") : nullptr;
-    if (!media || !arrival || !media->number() || !arrival->number()) return;
-    double m = *media->number(), a = *arrival->number();
-    // A 32-bit RTMP time and a wall clock after 1970 and before the year 33658.
-    if (!(m >= 0 && m <= 4294967295.0) || !(a > 0 && a < 1e15)) return;
-    for (auto& h : handlers_) h->on_relay_clock(static_cast<std::int64_t>(m), static_cast<std::int64_t>(a));
+  if (auto msg = parse_relay_message(args)) {
+    // A StreamFlex relay's (relay.h). Its arrival clock is handed on, trusted or not by the
+    // handlers; a timestamp jump it announces raises this publish's epoch from the next frame on,
+    // from an authenticated relay only (anyone else could start discontinuities at will).
+    if (msg->epoch && *msg->epoch > relayed_epoch_.relayed()) {
+      if (!trusted_relay_) {
+        if (!relay_epoch_refused_)
+          log::warn("ingest", "relayed timestamp jump ignored: not an authenticated relay",
+                    {{"session", id_}, {"stream", live_->info().stream}});
+        relay_epoch_refused_ = true;
+      } else if (relayed_epoch_.raise(*msg->epoch)) {
+        log::info("ingest", "relayed timestamp jump: discontinuity",
+                  {{"session", id_}, {"stream", live_->info().stream}, {"relayed_epoch", *msg->epoch}});
+      }
+    }
+    if (msg->media_ms && msg->arrival_ms)
+      for (auto& h : handlers_) h->on_relay_clock(*msg->media_ms, *msg->arrival_ms);
     return;
   }
   // ["@setDataFrame", "onMetaData", {...}] or ["onMetaData", {...}]; keep the metadata itself.
@@ -600,7 +611,7 @@ void Session::on_track(const media::TrackConfig& track) {
 }
 
 void Session::on_frame(media::MediaFrame&& frame) {
-  frame.epoch = epoch_;
+  frame.epoch = relayed_epoch_.stamp(epoch_);
   live_->count_frame(frame, std::chrono::steady_clock::now());
   for (auto& h : handlers_) h->on_frame(frame);
 }

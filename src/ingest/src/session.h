@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "live_stream.h"
+#include "relay.h"
 #include "sf/media/flv.h"
 #include "sf/rtmp/amf0.h"
 #include "sf/rtmp/chunk.h"
@@ -94,8 +95,11 @@ class Session : public std::enable_shared_from_this<Session>, private media::Flv
   std::vector<std::unique_ptr<PublishHandler>> handlers_;
   std::optional<media::FlvDemuxer> demuxer_;
   std::optional<Timeline> timeline_;
-  std::uint32_t epoch_ = 0;  // the timeline's epoch for the message being demuxed
-  int low_water_ = 0;        // current SO_RCVLOWAT
+  std::uint32_t epoch_ = 0;     // the timeline's epoch for the message being demuxed
+  bool trusted_relay_ = false;  // the publish is an authenticated relay (PublishGrant::relay)
+  bool relay_epoch_refused_ = false;
+  RelayedEpoch relayed_epoch_;  // the jumps before the relay, from its "@streamflex" messages
+  int low_water_ = 0;           // current SO_RCVLOWAT
   std::chrono::steady_clock::time_point low_water_checked_{};
   void adjust_low_water();
 };

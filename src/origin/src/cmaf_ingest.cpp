@@ -36,7 +36,8 @@ std::string rendition_of(std::string_view path) {
   return valid ? std::string(name) : std::string();
 }
 
-Result<void> CmafIngest::push(const std::string& representation, const Bytes& body, const std::string& rendition) {
+Result<void> CmafIngest::push(const std::string& representation, const Bytes& body, const std::string& rendition,
+                              std::uint32_t epoch) {
   std::lock_guard lock(mu_);
   last_push_ = std::chrono::steady_clock::now();
   auto& rep = representations_[representation];
@@ -68,7 +69,10 @@ Result<void> CmafIngest::push(const std::string& representation, const Bytes& bo
   if (rep.init.tracks.empty()) return fail(errc::invalid_argument);  // media before its init segment
   auto frames = cmaf::parse_fragments(body, rep.init);
   if (!frames) return std::unexpected(frames.error());
+  if (!epoch_base_) epoch_base_ = epoch;
+  epoch = epoch > *epoch_base_ ? epoch - *epoch_base_ : 0;
   for (auto& f : *frames) {
+    f.epoch = epoch;
     auto id = rep.ids.find(f.track_id);
     if (id == rep.ids.end()) continue;
     auto& track = tracks_[id->second];

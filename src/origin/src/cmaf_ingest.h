@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "sf/cmaf/demux.h"
 #include "sf/core/result.h"
@@ -34,8 +35,12 @@ class CmafIngest {
   // One pushed object. `representation` names the track it belongs to (from the request path).
   // Init segments (moov) set the representation's tracks; media segments feed frames. A non-empty
   // `rendition` names the video tracks' renditions (a ladder rung, "720p"); their declared peak
-  // rate comes from the init segment's btrt (TrackConfig::bandwidth).
-  Result<void> push(const std::string& representation, const Bytes& body, const std::string& rendition = {});
+  // rate comes from the init segment's btrt (TrackConfig::bandwidth). A media segment's frames
+  // carry `epoch` (the pusher's source discontinuity, StreamFlex-Epoch), counted from the first
+  // one this stream was pushed: an origin that restarted after a jump starts at 0 as the packager
+  // does, and the next jump is a discontinuity.
+  Result<void> push(const std::string& representation, const Bytes& body, const std::string& rendition = {},
+                    std::uint32_t epoch = 0);
   std::chrono::steady_clock::time_point last_push() const;
   // The representation stopped: its tracks are not waited for until it pushes again.
   void end_representation(const std::string& representation);
@@ -64,6 +69,7 @@ class CmafIngest {
   std::map<std::string, Representation> representations_;
   std::map<std::uint32_t, Track> tracks_;
   std::uint32_t next_track_id_ = 1;
+  std::optional<std::uint32_t> epoch_base_;  // the epoch of the first media pushed
   std::chrono::steady_clock::time_point last_push_ = std::chrono::steady_clock::now();
 };
 

@@ -189,5 +189,45 @@ TEST(CmafIngest, AnEndedRepresentationIsNotWaitedForUntilItPushesAgain) {
   EXPECT_GE(out.size(), 15u);
 }
 
+TEST(PushedEpoch, AStreamFlexEpochHeaderOrZero) {
+  EXPECT_EQ(pushed_epoch(with_head("StreamFlex-Epoch: 3\r\n")), 3u);
+  EXPECT_EQ(pushed_epoch(with_head("Content-Type: video/mp4\r\n")), 0u);
+  for (const char* bad : {"StreamFlex-Epoch: -1\r\n", "StreamFlex-Epoch: 1x\r\n", "StreamFlex-Epoch: 4294967296\r\n"})
+    EXPECT_EQ(pushed_epoch(with_head(bad)), 0u) << bad;
+}
+
+TEST(CmafIngest, FramesCarryThePushedEpochFromTheFirstOnePushed) {
+  media::TrackConfig v;
+  v.track_id = 1;
+  v.type = media::MediaType::video;
+  v.codec = media::Codec::h264;
+  v.timescale = 90000;
+  v.record = hex("0164001fffe1001a6764001facd9405005bb0110000003001000000303c0f183196001000668ebe3cb22c0fdf8f800");
+  v.video = *media::parse_avcc(v.record.view());
+  auto init = cmaf::write_init_segment(v);
+  ASSERT_TRUE(init);
+  auto chunk = [&](std::uint32_t seq, std::int64_t from) {
+    std::vector<media::MediaFrame> f;
+    for (int i = 0; i < 3; ++i)
+      f.push_back({1, media::MediaType::video, media::Codec::h264, from + i * 3000, from + i * 3000, i == 0, 1,
+                   Bytes::copy_of(as_bytes("frame"))});
+    auto c = cmaf::write_chunk(v, seq, f, from + 9000, false);
+    std::vector<std::byte> out(c.header.view().begin(), c.header.view().end());
+    for (auto& b : c.payload) out.insert(out.end(), b.view().begin(), b.view().end());
+    return Bytes::copy_of(out);
+  };
+  for (std::uint32_t first : {0u, 2u}) {  // 2: an origin that restarted after two jumps
+    std::vector<media::MediaFrame> out;
+    {
+      CmafIngest ingest(std::make_unique<FrameRecorder>(&out), 4.0);
+      ASSERT_TRUE(ingest.push("360p", *init, "360p"));
+      ASSERT_TRUE(ingest.push("360p", chunk(1, 0), "360p", first));
+      ASSERT_TRUE(ingest.push("360p", chunk(2, 9000), "360p", first + 1));
+    }  // what is queued goes out
+    ASSERT_EQ(out.size(), 6u) << first;
+    for (std::size_t i = 0; i < out.size(); ++i) EXPECT_EQ(out[i].epoch, i < 3 ? 0u : 1u) << first << " " << i;
+  }
+}
+
 }  // namespace
 }  // namespace sf::origin

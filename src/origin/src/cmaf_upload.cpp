@@ -56,6 +56,13 @@ StreamSettings pushed_settings(const http::Request& req, std::string& why) {
   return out;
 }
 
+std::uint32_t pushed_epoch(const http::Request& req) {
+  auto text = req.header("streamflex-epoch");
+  std::uint32_t epoch = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), epoch);
+  return ec == std::errc{} && end == text.data() + text.size() ? epoch : 0;
+}
+
 Result<std::size_t> CmafUpload::next_unit(bool& is_media, bool& skip) const {
   ByteView in(pending_.data(), pending_.size());
   auto first = box_at(in, 0);
@@ -105,7 +112,7 @@ bool CmafUpload::on_data(ByteView piece) {
       // The unit gets its own block: frames share it for as long as the window holds them.
       MutableBytes block(*n);
       std::memcpy(block.data(), pending_.data(), *n);
-      if (auto r = ingest_->push(representation_, Bytes::freeze(std::move(block)), rendition_); !r) {
+      if (auto r = ingest_->push(representation_, Bytes::freeze(std::move(block)), rendition_, epoch_); !r) {
         error_ = r.error();
         return false;
       }

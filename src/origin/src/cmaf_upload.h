@@ -22,14 +22,20 @@ namespace sf::origin {
 // The request is authenticated (ingest secret) before this is asked.
 StreamSettings pushed_settings(const http::Request& req, std::string& why);
 
+// "StreamFlex-Epoch: <n>" on a pushed media object (push::Pusher): its frames' MediaFrame::epoch,
+// the source discontinuity they belong to (a timestamp jump at the ingest node). 0 when absent or
+// not a 32-bit number.
+std::uint32_t pushed_epoch(const http::Request& req);
+
 class CmafUpload final : public http::BodySink {
  public:
   CmafUpload(std::shared_ptr<CmafIngest> ingest, std::string representation, std::size_t max_unit,
-             std::string rendition = {})
+             std::string rendition = {}, std::uint32_t epoch = 0)
       : ingest_(std::move(ingest)),
         representation_(std::move(representation)),
         rendition_(std::move(rendition)),
-        max_unit_(max_unit) {}
+        max_unit_(max_unit),
+        epoch_(epoch) {}
 
   bool on_data(ByteView piece) override;
   http::Response finish() override;
@@ -42,6 +48,7 @@ class CmafUpload final : public http::BodySink {
   std::string representation_;
   std::string rendition_;
   std::size_t max_unit_;
+  std::uint32_t epoch_;  // pushed_epoch of the request
   std::vector<std::byte> pending_;
   std::error_code error_;
   std::size_t units_ = 0;

@@ -355,7 +355,8 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
     if (!session) return http::Response::text(503, "origin is full\n");
     count("ingest", 200);
     return std::make_unique<CmafUpload>(std::move(session), representation_of(file),
-                                        static_cast<std::size_t>(config.ingest_max_object), rendition_of(file));
+                                        static_cast<std::size_t>(config.ingest_max_object), rendition_of(file),
+                                        pushed_epoch(req));
   }
 
   struct Discard final : http::BodySink {

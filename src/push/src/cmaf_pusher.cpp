@@ -39,6 +39,7 @@ struct Object {
   bool key = false;  // starts with a keyframe: where a representation may resume
   Bytes init;
   bool end = false;  // not media: DELETE the representation (its rung was dropped; the origin stops waiting for it)
+  std::uint32_t epoch = 0;  // its frames' MediaFrame::epoch: sent as StreamFlex-Epoch when not 0
 };
 
 struct Rep {
@@ -210,7 +211,9 @@ asio::awaitable<void> drain(std::shared_ptr<StreamState> s, Rep* r) {
     Bytes init = front.init;
     std::vector<Bytes> body = init_step ? std::vector<Bytes>{init} : front.pieces;
     std::size_t size = init_step ? init.size() : front.bytes;
-    auto res = co_await s->http->request_with_pieces("POST", r->path, headers_of(*s, *r), std::move(body), cfg.timeout);
+    auto headers = headers_of(*s, *r);
+    if (!init_step && front.epoch > 0) headers.emplace_back("StreamFlex-Epoch", std::to_string(front.epoch));
+    auto res = co_await s->http->request_with_pieces("POST", r->path, std::move(headers), std::move(body), cfg.timeout);
     if (s->stopped) break;
     if (res && res->status / 100 == 2) {
       s->objects += 1;
@@ -335,7 +338,8 @@ class PushSink final : public transcode::Sink {
       std::int64_t span = frame.dts - t.frames.front().dts;
       std::int64_t target = s_->owner->config.chunk_duration.count() * std::int64_t(t.config.timescale) / 1000;
       bool new_gop = frame.type == media::MediaType::video && frame.keyframe;
-      if (new_gop || span >= target) flush(t, frame.dts);
+      // A chunk's frames share one epoch (one header per request): a new one starts a new chunk.
+      if (new_gop || span >= target || frame.epoch != t.frames.front().epoch) flush(t, frame.dts);
     }
     if (t.last_dts != INT64_MIN && frame.dts > t.last_dts) t.last_duration = frame.dts - t.last_dts;
     t.last_dts = frame.dts;
@@ -373,6 +377,7 @@ class PushSink final : public transcode::Sink {
     auto chunk = cmaf::write_chunk(t.config, t.sequence++, t.frames, next_dts, false);
     Object obj;
     obj.key = t.frames.front().keyframe;
+    obj.epoch = t.frames.front().epoch;
     obj.bytes = chunk.size();  // and the prft's, below
     obj.pieces.reserve(chunk.payload.size() + 2);
     if (auto mark = anchor_ ? anchor_->best() : std::nullopt; mark && t.config.timescale > 0) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "sf/cmaf/demux.h"
@@ -19,6 +20,7 @@ struct Seen {
   std::string method, path, auth;
   std::string body;
   std::string settings;  // the StreamFlex-* headers, "latency part segment"
+  std::string epoch;     // StreamFlex-Epoch
 };
 
 // A fake origin: records every ingest request; answers 503 to the first `fail_first` POSTs, and
@@ -31,7 +33,8 @@ struct FakeOrigin {
       seen.push_back({req.method, req.path, req.header("authorization"), req.body,
                       std::string(req.header("streamflex-latency")) + " " +
                           std::string(req.header("streamflex-part-target")) + " " +
-                          std::string(req.header("streamflex-segment-target"))});
+                          std::string(req.header("streamflex-segment-target")),
+                      std::string(req.header("streamflex-epoch"))});
       if (req.method == "POST" && fails > 0) {
         --fails;
         return http::Response::text(503, "not now\n");
@@ -198,6 +201,49 @@ TEST(Pusher, EveryObjectCarriesTheStreamsSettings) {
   }
   EXPECT_GE(s1, 2);  // the init and the chunks
   EXPECT_GE(s2, 2);
+  pusher.stop();
+  pool.join();
+}
+
+TEST(Pusher, AnEpochStartsANewChunkSentWithItsEpoch) {
+  FakeOrigin origin;
+  net::IoPool pool(1);
+  Metrics metrics;
+  Config cfg;
+  cfg.origin_url = origin.url();
+  cfg.secret = "sec";
+  cfg.chunk_duration = 10s;  // one chunk per epoch, not per duration
+  Pusher pusher(pool, cfg, metrics);
+  pool.start();
+  {
+    auto sink = pusher.open_stream("s1");
+    sink->on_track(aac_track());
+    for (int i = 0; i < 30; ++i) {
+      auto f = aac_frame(i);
+      f.epoch = i >= 17 ? 1 : 0;  // the jump's first frame is no keyframe boundary of its own
+      sink->on_frame(f);
+    }
+  }
+  ASSERT_TRUE(wait_for([&] { return origin.deleted(); }));
+  std::vector<std::string> epochs;
+  std::vector<std::int64_t> first_dts;
+  std::optional<cmaf::InitSegment> init;
+  for (auto& s : origin.requests()) {
+    if (s.method != "POST") continue;
+    auto body = Bytes::copy_of(as_bytes(s.body));
+    if (s.body.substr(4, 4) == "ftyp") {
+      init = cmaf::parse_init_segment(body).value();
+      EXPECT_EQ(s.epoch, "");
+      continue;
+    }
+    ASSERT_TRUE(init);
+    auto frames = cmaf::parse_fragments(body, *init);
+    ASSERT_TRUE(frames && !frames->empty());
+    epochs.push_back(s.epoch);
+    first_dts.push_back(frames->front().dts);
+  }
+  EXPECT_EQ(epochs, (std::vector<std::string>{"", "1"}));  // 0 is not sent
+  EXPECT_EQ(first_dts, (std::vector<std::int64_t>{0, 17 * 1024}));
   pusher.stop();
   pool.join();
 }

@@ -23,6 +23,9 @@ struct PublishGrant {
   // The stream's delivery settings: "ll-hls" or "hls" ("": the origin's defaults, as are 0 targets).
   std::string latency{};
   std::int64_t part_target_ms = 0, segment_target_ms = 0;
+  // An authenticated StreamFlex relay (the transcode role's secret matched): the session applies
+  // the epochs its "@streamflex" messages announce (ingest/relay.h).
+  bool relay = false;
 };
 
 // What ingest knows when a publisher asks to publish (for checks beyond the key, e.g. webhooks).

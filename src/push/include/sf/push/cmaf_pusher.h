@@ -71,6 +71,9 @@ class ArrivalAnchor {
 // them when the stream starts there, whichever request comes first) as headers, each only when
 // set: "StreamFlex-Latency: ll-hls|hls", "StreamFlex-Part-Target: <ms>",
 // "StreamFlex-Segment-Target: <ms>". Authenticated as the push is (its Bearer secret).
+// Source discontinuities (MediaFrame::epoch, a timestamp jump): a chunk holds frames of one epoch
+// (a rise starts a new chunk), sent with "StreamFlex-Epoch: <n>" when not 0; the origin stamps its
+// frames with it, so its packager starts the discontinuity there.
 struct StreamSettings {
   std::string latency;  // "", "ll-hls" or "hls"
   std::int64_t part_target_ms = 0, segment_target_ms = 0;
