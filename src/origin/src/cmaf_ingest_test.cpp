@@ -142,6 +142,30 @@ TEST(CmafIngest, AProducerReferenceTimeMarksTheStreamsArrival) {
   EXPECT_FALSE(ingest.push("360p", Bytes::copy_of(std::span(box).first(20)), "360p"));
 }
 
+// A 90 kHz H.264 track for the pushed-representation tests, and a chunk of it: three 3000-tick
+// frames from `from` (the first a keyframe), sequence number `seq`, as one pushed object.
+media::TrackConfig pushed_video_track() {
+  media::TrackConfig v;
+  v.track_id = 1;
+  v.type = media::MediaType::video;
+  v.codec = media::Codec::h264;
+  v.timescale = 90000;
+  v.record = hex("0164001fffe1001a6764001facd9405005bb0110000003001000000303c0f183196001000668ebe3cb22c0fdf8f800");
+  v.video = *media::parse_avcc(v.record.view());
+  return v;
+}
+
+Bytes pushed_video_chunk(const media::TrackConfig& v, std::uint32_t seq, std::int64_t from) {
+  std::vector<media::MediaFrame> f;
+  for (int i = 0; i < 3; ++i)
+    f.push_back({1, media::MediaType::video, media::Codec::h264, from + i * 3000, from + i * 3000, i == 0, 1,
+                 Bytes::copy_of(as_bytes("frame"))});
+  auto c = cmaf::write_chunk(v, seq, f, from + 9000, false);
+  std::vector<std::byte> out(c.header.view().begin(), c.header.view().end());
+  for (auto& b : c.payload) out.insert(out.end(), b.view().begin(), b.view().end());
+  return Bytes::copy_of(out);
+}
+
 struct FrameRecorder final : StreamSink {
   std::vector<media::MediaFrame>* frames;
   explicit FrameRecorder(std::vector<media::MediaFrame>* f) : frames(f) {}
@@ -150,25 +174,10 @@ struct FrameRecorder final : StreamSink {
 };
 
 TEST(CmafIngest, AnEndedRepresentationIsNotWaitedForUntilItPushesAgain) {
-  media::TrackConfig v;
-  v.track_id = 1;
-  v.type = media::MediaType::video;
-  v.codec = media::Codec::h264;
-  v.timescale = 90000;
-  v.record = hex("0164001fffe1001a6764001facd9405005bb0110000003001000000303c0f183196001000668ebe3cb22c0fdf8f800");
-  v.video = *media::parse_avcc(v.record.view());
+  const auto v = pushed_video_track();
   auto init = cmaf::write_init_segment(v);
   ASSERT_TRUE(init);
-  auto chunk = [&](std::uint32_t seq, std::int64_t from) {
-    std::vector<media::MediaFrame> f;
-    for (int i = 0; i < 3; ++i)
-      f.push_back({1, media::MediaType::video, media::Codec::h264, from + i * 3000, from + i * 3000, i == 0, 1,
-                   Bytes::copy_of(as_bytes("frame"))});
-    auto c = cmaf::write_chunk(v, seq, f, from + 9000, false);
-    std::vector<std::byte> out(c.header.view().begin(), c.header.view().end());
-    for (auto& b : c.payload) out.insert(out.end(), b.view().begin(), b.view().end());
-    return Bytes::copy_of(out);
-  };
+  auto chunk = [&v](std::uint32_t seq, std::int64_t from) { return pushed_video_chunk(v, seq, from); };
   std::vector<media::MediaFrame> out;
   CmafIngest ingest(std::make_unique<FrameRecorder>(&out), 4.0);
   ASSERT_TRUE(ingest.push("160p", *init, "160p"));
@@ -197,25 +206,10 @@ TEST(PushedEpoch, AStreamFlexEpochHeaderOrZero) {
 }
 
 TEST(CmafIngest, FramesCarryThePushedEpochFromTheFirstOnePushed) {
-  media::TrackConfig v;
-  v.track_id = 1;
-  v.type = media::MediaType::video;
-  v.codec = media::Codec::h264;
-  v.timescale = 90000;
-  v.record = hex("0164001fffe1001a6764001facd9405005bb0110000003001000000303c0f183196001000668ebe3cb22c0fdf8f800");
-  v.video = *media::parse_avcc(v.record.view());
+  const auto v = pushed_video_track();
   auto init = cmaf::write_init_segment(v);
   ASSERT_TRUE(init);
-  auto chunk = [&](std::uint32_t seq, std::int64_t from) {
-    std::vector<media::MediaFrame> f;
-    for (int i = 0; i < 3; ++i)
-      f.push_back({1, media::MediaType::video, media::Codec::h264, from + i * 3000, from + i * 3000, i == 0, 1,
-                   Bytes::copy_of(as_bytes("frame"))});
-    auto c = cmaf::write_chunk(v, seq, f, from + 9000, false);
-    std::vector<std::byte> out(c.header.view().begin(), c.header.view().end());
-    for (auto& b : c.payload) out.insert(out.end(), b.view().begin(), b.view().end());
-    return Bytes::copy_of(out);
-  };
+  auto chunk = [&v](std::uint32_t seq, std::int64_t from) { return pushed_video_chunk(v, seq, from); };
   for (std::uint32_t first : {0u, 2u}) {  // 2: an origin that restarted after two jumps
     std::vector<media::MediaFrame> out;
     {

@@ -94,7 +94,9 @@ TEST(Packager, PartsNeverExceedTheAdvertisedTargetAndSegmentsStartOnKeyframes) {
   for (const char* name : {"video", "audio"}) {
     for (auto& s : f.rendition(name).segments) {
       for (auto& p : s->parts) EXPECT_LE(p->duration, f.last->part_target + 1e-9) << name << " msn " << s->msn;
-      if (s->complete) EXPECT_LE(s->duration, 2.0 + 0.05) << name;
+      if (s->complete) {
+        EXPECT_LE(s->duration, 2.0 + 0.05) << name;
+      }
     }
   }
   for (auto& s : f.rendition("video").segments)
@@ -285,19 +287,25 @@ double period_start(std::string_view period) {
   return std::stod(v.substr(2, v.size() - 3));
 }
 
-// A publisher reconnects `gap_ms` after the end of its first publish's 5 s of media (its first
-// frame marked then); returns the feed after 5 s of the new publish.
-Feed& republish_after(Feed& f, std::int64_t gap_ms, std::int64_t* old_end_ms) {
-  f.run(5);
+// The publisher stops and reconnects `gap_ms` after the end of the media so far (its first frame
+// marked then), and publishes 5 s; returns where the old media ended (program date time, ms).
+std::int64_t reconnect_after(Feed& f, std::int64_t gap_ms) {
   f.on_stop();
   std::int64_t end = 0;
   for (auto& s : f.rendition("video").segments)
     end = std::max<std::int64_t>(end, s->pdt_ms + std::llround(s->duration * 1000));
-  *old_end_ms = end;
   auto clock = std::make_shared<ArrivalClock>();
   clock->mark(0, end + gap_ms);
   f.packager.restart(clock);
   f.run(5);
+  return end;
+}
+
+// A publisher reconnects `gap_ms` after the end of its first publish's 5 s of media; returns the
+// feed after 5 s of the new publish.
+Feed& republish_after(Feed& f, std::int64_t gap_ms, std::int64_t* old_end_ms) {
+  f.run(5);
+  *old_end_ms = reconnect_after(f, gap_ms);
   return f;
 }
 
@@ -365,17 +373,7 @@ TEST(Packager, ClosedGapsAddUpToAtMostAvailabilityTimeOffsetThenOneStays) {
   // is presented 0.3 s early, the third's 0.6 s; the fourth's would be 1.6 s early, more than
   // availabilityTimeOffset (1.478 s) can take, so its gap stays and it is presented on time.
   std::vector<std::int64_t> starts;  // program date time of each new publish's first segment
-  for (std::int64_t gap : {300, 300, 1000}) {
-    f.on_stop();
-    std::int64_t end = 0;
-    for (auto& s : f.rendition("video").segments)
-      end = std::max<std::int64_t>(end, s->pdt_ms + std::llround(s->duration * 1000));
-    auto clock = std::make_shared<ArrivalClock>();
-    clock->mark(0, end + gap);
-    f.packager.restart(clock);
-    f.run(5);
-    starts.push_back(end + gap);
-  }
+  for (std::int64_t gap : {300, 300, 1000}) starts.push_back(reconnect_after(f, gap) + gap);
   const std::string mpd(as_chars(f.last->mpd.view()));
   auto periods = mpd_periods(mpd);
   ASSERT_EQ(periods.size(), 4u) << mpd;
@@ -474,7 +472,9 @@ TEST(Packager, EpochRiseIsOneDiscontinuityWithANewInitAndPeriodInEveryRendition)
     int discontinuities = 0;
     const Segment* prev = nullptr;
     for (auto& s : r.segments) {
-      if (prev) EXPECT_EQ(s->msn, prev->msn + 1) << name;  // numbering goes on
+      if (prev) {  // numbering goes on
+        EXPECT_EQ(s->msn, prev->msn + 1) << name;
+      }
       if (s->discontinuity) {
         ++discontinuities;
         ASSERT_NE(prev, nullptr) << name;
@@ -651,7 +651,9 @@ TEST(Packager, RungThatComesBackStartsItsWindowOverWithTheLeadersNumbers) {
   EXPECT_GE(hi.segments.front()->start_dts, 10 * 90000);
   for (std::size_t i = 0; i < hi.segments.size(); ++i) {
     const Segment& s = *hi.segments[i];
-    if (i > 0) EXPECT_EQ(s.msn, hi.segments[i - 1]->msn + 1);
+    if (i > 0) {
+      EXPECT_EQ(s.msn, hi.segments[i - 1]->msn + 1);
+    }
     const Segment* leader = lo.find(s.msn);
     ASSERT_NE(leader, nullptr) << s.msn;
     EXPECT_EQ(s.start_dts, leader->start_dts) << s.msn;
@@ -715,7 +717,9 @@ TEST(Packager, SourceRungWithBFramesStartsEachSegmentOnItsKeyframeWithTheLeaders
     EXPECT_TRUE(b.segments[i]->parts[0]->independent) << i;  // its keyframe first
     // The keyframe two pictures earlier in decode time than the leader's.
     EXPECT_EQ(b.segments[i]->start_dts, a.segments[i]->start_dts - 6000) << i;
-    if (i + 1 < a.segments.size()) EXPECT_NEAR(b.segments[i]->duration, a.segments[i]->duration, 1e-6) << i;
+    if (i + 1 < a.segments.size()) {
+      EXPECT_NEAR(b.segments[i]->duration, a.segments[i]->duration, 1e-6) << i;
+    }
   }
   // Declaring no rate, it is listed by its measured peak (tiny here), below the 160p rung.
   std::string mv(as_chars(last->multivariant.view()));
