@@ -98,6 +98,10 @@ void bind(ConfigSchema& s, AppConfig& c) {
   s.add("edge.health_interval", "How often each upstream's /healthz is probed", e.health_interval, milliseconds(100),
         milliseconds(60000));
   s.add("edge.max_connections", "Most player connections open at once", e.max_connections, 1, 1000000);
+  s.add("edge.access_log",
+        "Access log: one JSON line per served request (stream, rendition, object, status, bytes, ttfb_ms, cache) "
+        "appended to this file, or - for standard output; empty: off",
+        c.edge_access_log);
   auto& a = c.api;
   s.add_endpoint("api.listen", "HTTP address of the REST API and the dashboard", a.listen);
   s.add("api.web_root", "Directory of the dashboard served at / (default: web/dashboard/dist beside the build)",

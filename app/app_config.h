@@ -31,7 +31,8 @@ struct AppConfig {
   std::string transcode_listen = "127.0.0.1:1936";
   std::string transcode_relay_secret;  // checked against the <name>:<secret> of each relay
   push::Config push;                   // transcode.origin_url, transcode.origin_secret, transcode.push_*
-  std::string edge_upstreams;   // comma-separated; in `all`, the in-process origin
+  std::string edge_upstreams;          // comma-separated; in `all`, the in-process origin
+  std::string edge_access_log;         // "" off, "-" standard output, else a file (JSON lines)
   api::Config api;
   api::WebhookConfig webhooks;
   std::string webhooks_on_publish_default = "deny";  // "allow" | "deny"

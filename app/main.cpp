@@ -140,6 +140,13 @@ int run_roles(const AppConfig& cfg, Roles roles, const std::string& role_name) {
     if (token_keys.empty())
       log::warn("edge", "no viewer token keys (auth.token_keys): objects of token-protected streams are refused");
     edge = std::make_unique<edge::Edge>(pool, ecfg, metrics);
+    if (!cfg.edge_access_log.empty()) {
+      auto access = edge::open_access_log(cfg.edge_access_log, metrics);
+      if (!access)
+        throw std::runtime_error(
+            fmt::format("edge.access_log: cannot open {}: {}", cfg.edge_access_log, access.error().message()));
+      edge->set_access_log(std::move(*access));
+    }
   }
   std::unique_ptr<transcode::Transcoder> transcoder;
   if (roles.transcode) {

@@ -5,6 +5,7 @@ front of it. A viewer thread follows the video playlist through the edge for the
 fetching each newly listed part; the last test checks what it saw. Hostile requests are raw
 sockets, so nothing between the test and the edge normalises them.
 """
+import json
 import re
 import select
 import socket
@@ -71,7 +72,10 @@ def edge(module_servers, module_procs, clip30, tmp_path_factory):
         status, body, _ = h.http_get(f"{origin.origin}/live/{STREAM}/video/index.m3u8")
         return status == 200 and h.MediaPlaylist(body).segments
     h.wait_until(segment_listed, 10, "a complete segment at the origin")
-    e = h.start_edge(module_servers, [f"{h.HOST}:{origin.origin_port}"], edge_id="edge")
+    access_log = work / "access.log"
+    e = h.start_edge(module_servers, [f"{h.HOST}:{origin.origin_port}"], edge_id="edge",
+                     args=[f"--edge.access_log={access_log}"])
+    e.access_log = access_log
     e.viewer = Viewer(e.edge)
     h.wait_until(lambda: len(e.viewer.parts) >= 2, 10, "the viewer fetching parts")
     yield e
@@ -229,3 +233,26 @@ def test_a_parallel_viewer_saw_only_200s_throughout(edge):
           f"longest wait for a new part {max(gaps):.2f}s")
     assert not bad, bad[:10]
     assert max(gaps) < 2.0, "the viewer went more than a segment without a new part"
+
+
+def test_access_log_has_one_json_line_per_viewer_request_and_hostile_ones_stay_valid(edge):
+    # Runs after the hostile tests: every line is still one valid JSON object, and each of the
+    # viewer's requests (all 200s) has its line, with the bytes it was sent.
+    v = edge.viewer
+    v.stop()
+    wanted = {(uri, 200) for _, uri in v.parts}
+    lines = []
+
+    def logged():
+        lines[:] = [json.loads(line) for line in edge.access_log.read_text().splitlines()]
+        return wanted <= {(l["object"], l["status"]) for l in lines} and any(l["status"] >= 400 for l in lines)
+    # Lines are written within 250 ms; the hostile requests the edge answered (the traversals,
+    # 404 from the origin) are logged too.
+    h.wait_until(logged, 5, "the viewer's part requests and the refused requests in the access log")
+    fields = {"time", "remote", "stream", "rendition", "object", "status", "bytes", "ttfb_ms", "cache"}
+    assert all(set(l) == fields for l in lines), [l for l in lines if set(l) != fields][:3]
+    parts = [l for l in lines if l["object"] in {uri for _, uri in v.parts}]
+    assert all(l["stream"] == STREAM and l["rendition"] == "video" and l["bytes"] > 1000 for l in parts), parts[:3]
+    assert all(l["cache"] in ("HIT", "MISS", "COALESCED") for l in parts), parts[:3]
+    playlists = [l for l in lines if l["object"] == "index.m3u8" and l["stream"] == STREAM]
+    assert len(playlists) >= sum(1 for _, what, _ in v.log if what == "playlist") - 1

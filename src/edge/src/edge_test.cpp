@@ -27,6 +27,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <map>
@@ -37,6 +38,9 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "sf/auth/token.h"
 #include "sf/http/client.h"
@@ -1463,6 +1467,96 @@ TEST(EdgeViewerTokens, WithoutKeysMarkedObjectsAreRefused) {
   const auth::TokenKey key{"k1", "edge-test-secret-0123456789"};
   EXPECT_EQ(get(edge.endpoint(), "/live/s/video/s1.m4s?token=" + auth::issue_token(key, "s", unix_now() + 60)).status,
             403);
+}
+
+// ---- the access log file --------------------------------------------------------------------
+
+std::vector<nlohmann::json> json_lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<nlohmann::json> out;
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << "not JSON: " << line;
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+// Each served request is one JSON line, written within the writer's 250 ms: a miss then a hit of a
+// part.
+TEST(EdgeAccessLog, EveryServedRequestIsOneJsonLineInTheFile) {
+  auto dir = std::filesystem::temp_directory_path() / fmt::format("sf-access-{}", ::getpid());
+  std::filesystem::create_directories(dir);
+  auto path = (dir / "access.log").string();
+  Upstream upstream;
+  upstream.add(kPart, part_body(), kImmutable);
+  Metrics log_metrics;
+  auto log = open_access_log(path, log_metrics);
+  ASSERT_TRUE(log) << log.error().message();
+  EdgeUnderTest edge({upstream.address()}, {}, *log);
+  EXPECT_EQ(get(edge.endpoint(), kPart).status, 200);
+  EXPECT_EQ(get(edge.endpoint(), kPart).status, 200);
+  std::vector<nlohmann::json> lines;
+  EXPECT_TRUE(eventually([&] { return (lines = json_lines(path)).size() >= 2; }, 5s));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0]["object"], "s5.p2.m4s");
+  EXPECT_EQ(lines[0]["stream"], "s");
+  EXPECT_EQ(lines[0]["rendition"], "video");
+  EXPECT_EQ(lines[0]["status"], 200);
+  EXPECT_EQ(lines[0]["bytes"], part_body().size());
+  EXPECT_EQ(lines[0]["cache"], "MISS");
+  EXPECT_EQ(lines[0]["remote"], "127.0.0.1");
+  EXPECT_TRUE(lines[0]["time"].get<std::string>().ends_with("Z"));
+  EXPECT_GE(lines[0]["ttfb_ms"].get<double>(), 0.0);
+  EXPECT_EQ(lines[1]["cache"], "HIT");
+  EXPECT_EQ(edge.metric("streamflex_edge_access_log_lines_total", {"written"}), -1);  // its own registry
+  EXPECT_TRUE(eventually(
+      [&] {
+        std::ostringstream m;
+        m << log_metrics.serialize();
+        return m.str().find("streamflex_edge_access_log_lines_total{result=\"written\"} 2") != std::string::npos;
+      },
+      5s));
+  std::filesystem::remove_all(dir);
+}
+
+// Whatever a request target holds (quotes, backslashes, line breaks, control and non-ASCII bytes)
+// stays inside its JSON string: one valid line per event. Lines not yet written go out when the log
+// is closed.
+TEST(EdgeAccessLog, HostileFieldsStayInsideTheirStringsAndCloseWritesTheRest) {
+  auto dir = std::filesystem::temp_directory_path() / fmt::format("sf-access-hostile-{}", ::getpid());
+  std::filesystem::create_directories(dir);
+  auto path = (dir / "access.log").string();
+  const std::string hostile = std::string("a\"b\\c\nd\r\x01\x7f\xff\xc3\xa9}") + std::string(1, '\0') + "e";
+  {
+    Metrics metrics;
+    auto log = open_access_log(path, metrics);
+    ASSERT_TRUE(log) << log.error().message();
+    for (int i = 0; i < 100; ++i) (*log)->on_access({hostile, hostile, hostile, 7, 200, 0.5, "HIT", hostile});
+  }  // closed at once: well within the writer's 250 ms
+  auto lines = json_lines(path);
+  ASSERT_EQ(lines.size(), 100u);
+  for (auto& l : lines) {
+    EXPECT_EQ(l.size(), 9u);
+    EXPECT_EQ(l["bytes"], 7);
+    std::string object = l["object"];
+    EXPECT_TRUE(object.starts_with("a\"b\\c\nd\r")) << object;
+    EXPECT_TRUE(object.ends_with(std::string(1, '\0') + "e")) << object;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// A log that cannot be written (a full disk) loses its lines, counted, and nothing else.
+TEST(EdgeAccessLog, UnwritableLogCountsItsLinesAsDropped) {
+  Metrics metrics;
+  {
+    auto log = open_access_log("/dev/full", metrics);
+    ASSERT_TRUE(log) << log.error().message();
+    for (int i = 0; i < 5; ++i) (*log)->on_access({"s", "video", "s1.m4s", 1, 200, 0.1, "HIT", "127.0.0.1"});
+  }
+  EXPECT_NE(metrics.serialize().find("streamflex_edge_access_log_lines_total{result=\"dropped\"} 5"), std::string::npos)
+      << metrics.serialize();
+  EXPECT_FALSE(open_access_log("/nonexistent-dir/access.log", metrics));
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 
 #include "sf/auth/token.h"
 #include "sf/core/metrics.h"
+#include "sf/core/result.h"
 #include "sf/http/server.h"
 #include "sf/net/io_pool.h"
 
@@ -62,6 +63,12 @@ class AccessLog {
   virtual ~AccessLog() = default;
   virtual void on_access(const AccessEvent& event) = 0;
 };
+
+// An AccessLog that appends each event as one JSON object per line ({"time", "remote", "stream",
+// "rendition", "object", "status", "bytes", "ttfb_ms", "cache"}) to `path` ("-": standard output),
+// written in batches by its own thread, at most 250 ms after the request. Bounded: past 8 MiB not
+// yet written, events are dropped and counted (streamflex_edge_access_log_lines_total).
+Result<std::shared_ptr<AccessLog>> open_access_log(const std::string& path, Metrics& metrics);
 
 class Edge {
  public:
