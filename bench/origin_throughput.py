@@ -18,6 +18,7 @@ exit). Standard library only.
 """
 
 import argparse
+import statistics
 import hashlib
 import os
 import re
@@ -124,6 +125,7 @@ def main():
     ap.add_argument("--source", required=True)
     ap.add_argument("--duration", default="10")
     ap.add_argument("--conns", default="100 1000")
+    ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--publish-seconds", type=float, default=8)
     ap.add_argument("--server-core", default="0")
     ap.add_argument("--client-core", default="1")
@@ -217,14 +219,18 @@ def main():
             if len(h) != 1:
                 raise bl.Abort(f"{tname}: the servers answer different bodies: {record['bodies']}")
 
-        for tname, path in targets.items():
-            for n in conns:
-                for sname, (origin, pids) in servers.items():
-                    log(f"wrk {tname} -c{n} {sname}")
-                    r = run_wrk(args, origin + path, n, pids, wrk_log)
-                    r.update({"object": tname, "conns": n, "server": sname})
-                    rows.append(r)
-                    time.sleep(1)
+        # Rounds: every case again, the servers' order swapped each round (the machine's noise
+        # between runs is the same size as the differences measured: the verdict uses the medians).
+        for rnd in range(args.rounds):
+            for tname, path in targets.items():
+                for n in conns:
+                    order = list(servers.items()) if rnd % 2 == 0 else list(reversed(servers.items()))
+                    for sname, (origin, pids) in order:
+                        log(f"wrk {tname} -c{n} {sname} (round {rnd + 1}/{args.rounds})")
+                        r = run_wrk(args, origin + path, n, pids, wrk_log)
+                        r.update({"object": tname, "conns": n, "server": sname, "round": rnd + 1})
+                        rows.append(r)
+                        time.sleep(1)
         record["servers_alive_at_end"] = {"streamflex": sf.alive(), "nginx": ng.alive()}
     finally:
         reg.stop_all()
@@ -240,10 +246,29 @@ def main():
     print(f"part {record['part']['uri']} = {record['part']['bytes']} B, playlist = {record['playlist_bytes']} B")
     print(f"{'object':<8} {'conns':>5} {'server':<10} | {'req/s':>9} | {'MB/s':>8} | {'p50 ms':>7} | "
           f"{'p99 ms':>7} | errors | srv cpu% | cpu us/req | wrk cpu%")
+    def median_row(sname, tname, n):
+        """The case's runs over the rounds, each figure its median; None without a run."""
+        runs = [r for r in rows if r["server"] == sname and r["object"] == tname and r["conns"] == n]
+        if not runs:
+            return None
+
+        def med(k):
+            v = sorted(r[k] for r in runs if r.get(k) is not None)
+            return statistics.median(v) if v else None
+        out = {k: med(k) for k in ("rps", "mb_s", "p50_ms", "p99_ms", "server_cpu_pct", "cpu_us_per_req",
+                                   "wrk_cpu_pct")}
+        out["socket_errors"] = {"all": sum(sum(r["socket_errors"].values()) for r in runs)}
+        out["non_2xx"] = sum(r["non_2xx"] for r in runs)
+        out["runs"] = runs
+        return out
+
+    if args.rounds > 1:
+        print(f"{args.rounds} rounds, the servers' order swapped each round; each figure is the median over the rounds")
     verdicts = []
+    record["medians"] = []
     for tname in targets:
         for n in conns:
-            pair = {r["server"]: r for r in rows if r["object"] == tname and r["conns"] == n}
+            pair = {s: median_row(s, tname, n) for s in ("streamflex", "nginx")}
             for sname in ("streamflex", "nginx"):
                 r = pair.get(sname)
                 if not r:
@@ -263,6 +288,16 @@ def main():
                       if a.get("cpu_us_per_req") and b.get("cpu_us_per_req") else None)
                 print(f"{'':<8} {'':>5} {'ratio':<10} | {rr:9.2f} | {mr:8.2f} | {'':>7} | {pr:7.2f} | {'':>6} | "
                       f"{'':>8} | {f(cr, '10.2f')} |   -> {'MET' if ok else 'NOT MET'}")
+                if args.rounds > 1:
+                    by_round = []
+                    for ra, rb in zip(a["runs"], b["runs"]):
+                        won = ra["rps"] >= rb["rps"] and ra["p99_ms"] < rb["p99_ms"]
+                        by_round.append(f"{ra['rps'] / rb['rps']:.2f}/{ra['p99_ms'] / rb['p99_ms']:.2f}"
+                                        + ("" if won else "*"))
+                    print(f"{'':<8} {'':>5} {'rounds':<10} | req/s / p99 ratio per round (* = not met): "
+                          + "  ".join(by_round))
+                record["medians"].append({"object": tname, "conns": n, "rps_ratio": rr, "mb_s_ratio": mr,
+                                          "p99_ratio": pr, "cpu_ratio": cr, "met": ok})
     stalled = [r for r in rows if r.get("thread_req_s_avg") and r.get("rps") and r["thread_req_s_avg"] > 2 * r["rps"]]
     if stalled:
         print("note: answers stopped for part of the run (wrk Req/Sec avg > 2x Requests/sec) in: " + ", ".join(

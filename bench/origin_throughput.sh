@@ -7,6 +7,8 @@
 #
 # Environment:
 #   DURATION=10   seconds per wrk run         CONNS="100 1000"     PUBLISH_SECONDS=8
+#   ROUNDS=3      every case this many times, the servers' order swapped each round; the verdict
+#                 uses each figure's median (runs here differ by up to 15 % from one to the next)
 #   STREAMFLEX_BIN=build/app/streamflex       SERVER_CORE=0 CLIENT_CORE=1
 #   SOURCE=<flv>  ~16 Mbit/s source (default: encoded once and cached in bench/results/)
 #   KEEP_TMP=1 keeps the temporary directory (server logs, wrk output, nginx config)
@@ -20,6 +22,7 @@ cd "$ROOT"
 
 DURATION="${DURATION:-10}"
 CONNS="${CONNS:-100 1000}"
+ROUNDS="${ROUNDS:-3}"
 PUBLISH_SECONDS="${PUBLISH_SECONDS:-8}"
 STREAMFLEX_BIN="${STREAMFLEX_BIN:-build/app/streamflex}"
 SERVER_CORE="${SERVER_CORE:-0}"
@@ -31,6 +34,7 @@ for tool in ffmpeg taskset timeout "$PY"; do command -v "$tool" >/dev/null || be
 command -v wrk >/dev/null || bench_die "wrk not found (apt-get install -y wrk)"
 command -v nginx >/dev/null || bench_die "nginx not found (apt-get install nginx)"
 [[ "$DURATION" =~ ^[0-9]+$ ]] || bench_die "DURATION must be whole seconds"
+[[ "$ROUNDS" =~ ^[0-9]+$ && "$ROUNDS" -ge 1 && "$ROUNDS" -le 20 ]] || bench_die "ROUNDS must be 1..20"
 max_c=0
 for c in $CONNS; do
   [[ "$c" =~ ^[0-9]+$ && "$c" -ge 1 ]] || bench_die "CONNS must hold positive integers"
@@ -64,8 +68,8 @@ if [ ! -s "$SRC" ]; then
 fi
 
 n=$(echo $CONNS | wc -w)
-budget=$(( 2 * 2 * n * (DURATION + 35) + ${PUBLISH_SECONDS%.*} + 120 ))
+budget=$(( ROUNDS * 2 * 2 * n * (DURATION + 35) + ${PUBLISH_SECONDS%.*} + 120 ))
 bench_run_helper "$budget" taskset -c "$CLIENT_CORE" "$PY" "$HERE/origin_throughput.py" \
   --workdir "$WORK" --results "$RESULTS" --streamflex-bin "$STREAMFLEX_BIN" --source "$SRC" \
-  --duration "$DURATION" --conns "$CONNS" --publish-seconds "$PUBLISH_SECONDS" \
+  --duration "$DURATION" --conns "$CONNS" --rounds "$ROUNDS" --publish-seconds "$PUBLISH_SECONDS" \
   --server-core "$SERVER_CORE" --client-core "$CLIENT_CORE"
