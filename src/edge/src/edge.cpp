@@ -227,6 +227,11 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     auto hold = config.blocking_timeout + config.upstream_timeout;
     server->route_held("GET", "/", hold, fallback,
                        [this](const http::Request& req, http::Responder res) { serve(req, std::move(res)); });
+    // Requests refused before any route saw them (malformed, too large, too slow) are access
+    // events too, with no stream or object.
+    server->on_refused([this](int status, const std::string& remote) {
+      if (access) access->on_access({{}, {}, {}, 0, status, 0, "ERROR", remote});
+    });
   }
 
   // -- serving --

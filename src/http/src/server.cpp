@@ -878,9 +878,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     }
     if (ec) {
       int status = 0;
-      if (conn.timed_out)
+      if (conn.timed_out) {
         status = 0;
-      else if (ec == bhttp::error::header_limit)
+        if (self->refused) self->refused(408, conn.req.remote);  // part of a head, then nothing
+      } else if (ec == bhttp::error::header_limit)
         status = 431;
       else if (ec == bhttp::error::body_limit)
         status = 413;
@@ -888,6 +889,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
                ec != asio::error::connection_reset && ec != asio::error::eof && ec != asio::error::bad_descriptor)
         status = 400;  // malformed, including conflicting Content-Length / Transfer-Encoding
       if (status) {
+        if (self->refused) self->refused(status, conn.req.remote);
         Response r = Response::text(status, ec.message() + "\n");
         Request none;
         conn.idle_timeout = std::chrono::seconds(2);
@@ -956,6 +958,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   ServerLimits limits;
   std::vector<Route> routes;
   std::vector<std::pair<std::string, std::size_t>> body_limits;
+  Server::RefusedHook refused;
   std::vector<std::unique_ptr<Sweeper>> sweepers;
   std::unique_ptr<net::Listener> listener;
   std::atomic<std::size_t> active{0};
@@ -992,6 +995,10 @@ void Server::route_streaming(std::string method, std::string prefix, StreamingHa
 
 void Server::body_limit(std::string prefix, std::size_t bytes) {
   impl_->body_limits.emplace_back(std::move(prefix), bytes);
+}
+
+void Server::on_refused(RefusedHook hook) {
+  impl_->refused = std::move(hook);
 }
 
 void Server::start() {

@@ -47,8 +47,16 @@ struct Fixture {
         res(Response::text(200, "answer " + q));
       }).detach();
     });
+    server.on_refused([this](int status, const std::string& remote) {
+      std::lock_guard lock(mu);
+      refused.emplace_back(status, remote);
+    });
     pool.start();
     server.start();
+  }
+  std::vector<std::pair<int, std::string>> refusals() {
+    std::lock_guard lock(mu);
+    return refused;
   }
   ~Fixture() {
     server.stop();
@@ -58,6 +66,7 @@ struct Fixture {
 
   net::IoPool pool;
   Server server;
+  std::vector<std::pair<int, std::string>> refused;  // on_refused, under mu
   std::mutex mu;
   std::optional<Responder> kept;
 };
@@ -516,6 +525,22 @@ TEST(Server, AmbiguousFramingIsRefusedByTheFullParser) {
   auto r = c.response();
   EXPECT_TRUE(r.starts_with("HTTP/1.1 400")) << r;
   EXPECT_EQ(c.response(), "");  // closed: the smuggled request is never answered
+  EXPECT_EQ(f.refusals(), (std::vector<std::pair<int, std::string>>{{400, "127.0.0.1"}}));
+}
+
+TEST(Server, OversizedHeadGets431AndIsReportedAsRefused) {
+  ServerLimits limits;
+  limits.max_header_bytes = 1024;
+  Fixture f(limits);
+  Client c(f.server.port());
+  c.send("GET /a HTTP/1.1\r\nX-Big: " + std::string(4096, 'a') + "\r\n\r\n");
+  auto r = c.response();
+  EXPECT_TRUE(r.starts_with("HTTP/1.1 431")) << r;
+  EXPECT_EQ(f.refusals(), (std::vector<std::pair<int, std::string>>{{431, "127.0.0.1"}}));
+  Client ok(f.server.port());  // an ordinary request is no refusal
+  ok.send("GET /a HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(Client::body(ok.response()), "A");
+  EXPECT_EQ(f.refusals().size(), 1u);
 }
 
 TEST(Server, Http10WithoutKeepAliveIsClosedAfterTheAnswer) {
@@ -547,6 +572,7 @@ TEST(Server, IncompleteHeadIsClosedAfterTheHeaderTimeout) {
   c.send("GET /a HTTP/1.1\r\nX-Slow: a");
   EXPECT_FALSE(c.closed_within(200ms));
   EXPECT_TRUE(c.closed_within(1500ms));
+  EXPECT_EQ(f.refusals(), (std::vector<std::pair<int, std::string>>{{408, "127.0.0.1"}}));
 }
 
 TEST(Server, HeldAnswersGoToTheirOwnRequestsOnAReusedConnection) {

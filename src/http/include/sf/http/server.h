@@ -171,6 +171,12 @@ class Server {
   // Requests under `prefix` may carry bodies up to `bytes` (others: ServerLimits::max_body_bytes).
   // The limit is chosen after the header is read, before any body byte is buffered.
   void body_limit(std::string prefix, std::size_t bytes);
+  // Called (on the connection's I/O thread) for each request refused before any route saw it:
+  // 400 malformed or ambiguous framing, 413 body too large, 431 header too large (each answered,
+  // then the connection closed), 408 a head that did not arrive within the header timeout (the
+  // connection closed without an answer). Set before start().
+  using RefusedHook = std::function<void(int status, const std::string& remote)>;
+  void on_refused(RefusedHook hook);
 
   void start();
   // Stops accepting and closes open connections.
