@@ -34,7 +34,10 @@ const DASH_PAGE = `<!doctype html>
                   framesDecoded: 0, samples: [], periodSwitches: [] };
   window.sfPlayer = state;
   const player = dashjs.MediaPlayer().create();
-  player.updateSettings({ streaming: { delay: { liveDelay: 3 }, liveCatchup: { enabled: true } } });
+  // SF_DASH_DEFAULTS=1: dash.js as it comes (a standard-latency stream's player); else tuned for
+  // low latency (3 s behind the live edge, catch-up on).
+  if (!${JSON.stringify(!!process.env.SF_DASH_DEFAULTS)})
+    player.updateSettings({ streaming: { delay: { liveDelay: 3 }, liveCatchup: { enabled: true } } });
   if (${JSON.stringify(!!process.env.SF_DASH_DEBUG)}) player.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_DEBUG } });
   // Freezes: spans (polled every 50 ms) in which the video's currentTime did not advance while it
   // should have been playing (after the first 'playing', not paused), with where they began.

@@ -674,12 +674,13 @@ def ensure_node_modules(timeout=300):
 CHROMIUM = os.environ.get("SF_CHROMIUM") or "/usr/bin/chromium"
 
 
-def run_node_json(script, args, timeout, artifacts=None):
-    """Runs a tests/browser script; its last stdout line is a JSON object, returned.
+def run_node_json(script, args, timeout, artifacts=None, env=None):
+    """Runs a tests/browser script (with `env` added to the environment); its last stdout line is a
+    JSON object, returned.
 
     Raises with the script's stderr when it exits non-zero or prints no JSON.
     """
-    env = dict(os.environ, SF_CHROMIUM=CHROMIUM)
+    env = dict(os.environ, SF_CHROMIUM=CHROMIUM, **(env or {}))
     p = run(["node", str(BROWSER_DIR / script), *[str(a) for a in args]], timeout=timeout, cwd=BROWSER_DIR, env=env)
     lines = [l for l in p.stdout.splitlines() if l.strip()]
     if artifacts is not None:

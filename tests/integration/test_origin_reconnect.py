@@ -28,6 +28,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+import sfapi
 import sfharness as h
 
 PLAY_SECONDS = 24
@@ -273,13 +274,14 @@ def parse_mpd(text):
     return {"ast": root.get("availabilityStartTime"), "publishTime": root.get("publishTime"), "periods": periods}
 
 
-def start_dash_js(mpd_url, art, seconds=DASH_PLAY_SECONDS):
-    """play.mjs in dash mode for `seconds` on a thread; its report lands in out["result"]."""
+def start_dash_js(mpd_url, art, seconds=DASH_PLAY_SECONDS, defaults=False):
+    """play.mjs in dash mode for `seconds` on a thread (tuned for low latency, or with dash.js's
+    own settings); its report lands in out["result"]."""
     out = {}
 
     def play():
         out["result"] = h.run_node_json("play.mjs", ["dash", mpd_url, seconds, art], timeout=seconds + 60,
-                                        artifacts=art)
+                                        artifacts=art, env={"SF_DASH_DEFAULTS": "1"} if defaults else None)
 
     player = threading.Thread(target=play, daemon=True)
     player.start()
@@ -292,12 +294,13 @@ def keep(art, r):
     (art / "mpds.txt").write_text("".join(f"---- {t:.3f}\n{body}" for t, body in r.versions))
 
 
-def republish_under_dash_js(srv, procs, first_clip, second_clip, stream, away, work, art):
+def republish_under_dash_js(srv, procs, first_clip, second_clip, stream, away, work, art, key=None,
+                            dash_defaults=False):
     """Publishes first_clip, starts dash.js on the MPD, and once the first publisher has finished
     and `away` seconds passed publishes second_clip with the same key. The MPD is fetched every
     200 ms meanwhile; returns the player's report, the MPD versions and the times of the drop and
-    the return. The second publisher is left running (its clip outlasts the player)."""
-    key = srv.create_key(stream)
+    the return. The second publisher is left running, its clip looped, for the module's later tests."""
+    key = key or srv.create_key(stream)
     mpd_url = f"{srv.origin}/live/{stream}/manifest.mpd"
     r = types.SimpleNamespace(versions=[], play=None, dropped_at=None, back_at=None, second=None, mpd_url=mpd_url)
     first = procs.add(h.ffmpeg_publish(first_clip, srv.url(key), work / f"{stream}-first.log"))
@@ -307,7 +310,7 @@ def republish_under_dash_js(srv, procs, first_clip, second_clip, stream, away, w
         return status == 200 and "#EXTINF" in body
 
     h.wait_until(has_segment, 15, f"{stream}: a complete segment from the first publish")
-    player, out = start_dash_js(mpd_url, art)
+    player, out = start_dash_js(mpd_url, art, defaults=dash_defaults)
     deadline = time.monotonic() + DASH_PLAY_SECONDS + 30
     for _ in range(10000):
         if time.monotonic() > deadline or not player.is_alive():
@@ -319,7 +322,7 @@ def republish_under_dash_js(srv, procs, first_clip, second_clip, stream, away, w
         if r.dropped_at is None and not first.alive():
             r.dropped_at = now
         if r.second is None and r.dropped_at and now >= r.dropped_at + away:
-            r.second = procs.add(h.ffmpeg_publish(second_clip, srv.url(key), work / f"{stream}-second.log"))
+            r.second = procs.add(h.ffmpeg_publish_looped(second_clip, srv.url(key), work / f"{stream}-second.log"))
             r.back_at = time.time()
         time.sleep(0.2)
     player.join(DASH_PLAY_SECONDS + 60)
@@ -357,9 +360,32 @@ def dash_resized(module_servers, module_procs, clip10, browser_deps, tmp_path_fa
     return r
 
 
-@pytest.fixture(params=["same configuration", "new resolution"])
+@pytest.fixture(scope="module")
+def dash_resized_standard(module_servers, module_procs, clip10, browser_deps, tmp_path_factory):
+    """As dash_resized, on a standard-latency stream (latency "hls": an MPD without
+    availabilityTimeOffset, so a gap between the Periods cannot be closed)."""
+    small = h.encode_clip_variant(30)
+    srv = h.start_origin(module_servers)
+    created = sfapi.Api(srv).create_stream("dst", latency="hls", profile="passthrough")
+    art = h.artifact_dir("origin-resized-dash-standard")
+    print(f"\ndash.js resized (standard latency) artifacts: {art}")
+    r = republish_under_dash_js(srv, module_procs, clip10, small, "dst", 0,
+                                tmp_path_factory.mktemp("dash-resized-standard"), art, key=created["key"]["key"], dash_defaults=True)
+    r.width = 640
+    r.away = 0
+    r.low_latency = False
+    return r
+
+
+DASH_RUNS = {"same configuration": "dash_reconnect", "new resolution": "dash_resized",
+             "standard latency, new resolution": "dash_resized_standard"}
+
+
+@pytest.fixture(params=list(DASH_RUNS))
 def dash_run(request):
-    return request.getfixturevalue("dash_reconnect" if request.param == "same configuration" else "dash_resized")
+    r = request.getfixturevalue(DASH_RUNS[request.param])
+    r.low_latency = getattr(r, "low_latency", True)
+    return r
 
 
 def test_mpd_starts_a_new_period_at_the_republish(dash_run):
@@ -475,13 +501,21 @@ def test_dash_js_does_not_stall_at_the_period_boundary(dash_run, capsys):
         print(f"\n[origin-reconnect] dash.js across a republish after {r.away} s away (to {r.width} wide): "
               f"longest freeze {freeze:.3f} s at {at}, gap between the Periods on the MPD timeline {gap:.3f} s, "
               f"stalls {res['samples'][-1]['stalls']}")
-    assert ato > 0, "a low-latency stream's MPD without availabilityTimeOffset"
+    if r.low_latency:
+        assert ato > 0, "a low-latency stream's MPD without availabilityTimeOffset"
+    else:
+        assert ato == 0, "a standard-latency stream's MPD with availabilityTimeOffset"
     if r.away > 0:
         assert gap >= r.away - 0.2, f"a publisher away {r.away} s left a gap of {gap:.3f} s on the MPD timeline"
     if abs(gap) < 0.002:  # closed: the new Period starts where the old one's video ends
-        assert freeze <= MAX_FREEZE_CLOSED, (freeze, at, res["samples"][-1]["freezes"])
+        # Standard latency lists the new Period's first segment only once it is complete: dash.js
+        # learns of it at an MPD refresh (1.8-2.1 s freezes seen; with the gap left open, dash.js
+        # stopped for good at the old Period's last segment in 2 of 8 runs).
+        bound = MAX_FREEZE_CLOSED if r.low_latency else MPD_REFRESH + MAX_FREEZE_CLOSED
+        assert freeze <= bound, (freeze, at, res["samples"][-1]["freezes"])
     else:
-        assert gap >= ato, f"a gap of {gap:.3f} s, shorter than availabilityTimeOffset {ato} s, was not closed"
+        if r.low_latency:
+            assert gap >= ato, f"a gap of {gap:.3f} s, shorter than availabilityTimeOffset {ato} s, was not closed"
         assert freeze <= gap + MPD_REFRESH, (freeze, at, gap, res["samples"][-1]["freezes"])
     # It plays on after the boundary, at the new size.
     check_plays_past(res, (r.dropped_at + r.away + 4) * 1000, r.width, "the Period boundary")

@@ -359,15 +359,20 @@ void Packager::begin_period(std::int64_t pdt) {
   period_pdt_ms_ = pdt;
   period_start_ms_ = pdt;
   period_lead_ms_ = 0;
-  if (prev_period_end_ms_ < 0 || !config_.low_latency) return;
+  if (prev_period_end_ms_ < 0) return;
   // A publisher that reconnects at once (or a new configuration) leaves a gap of a few hundred ms
-  // between the Periods' media, which dash.js waits out as a stall. Closed on the MPD's timeline,
-  // the new media plays on from the old; the segments stay requestable when they really are,
-  // because availabilityTimeOffset shrinks by the same amount (render_mpd). A gap that long or
-  // longer (a publisher away for seconds) stays: the player waits it out, keeping its latency.
+  // between the Periods' media, which dash.js waits out as a stall (low latency), or at which it
+  // may stop for good (standard latency: seen in 2 of 8 runs, the old Period's last segment never
+  // appended). Closed on the MPD's timeline, the new media plays on from the old. Low latency: the
+  // segments stay requestable when they really are, because availabilityTimeOffset shrinks by the
+  // same amount (render_mpd), so the gaps closed add up to at most that offset. Standard latency
+  // lists only complete segments, so none can be asked for early; the gaps closed add up to at most
+  // half a segment (how far the MPD's timeline runs ahead of the wall clock). A longer gap (a
+  // publisher away for seconds) stays: the player waits it out, keeping its latency.
   std::int64_t gap = pdt - prev_period_end_ms_;
-  auto ato_ms = std::llround(config_.segment_target.count() - advertised_part_target() * 1000);
-  if (gap > 0 && gap < ato_ms) {
+  auto bound_ms = config_.low_latency ? std::llround(config_.segment_target.count() - advertised_part_target() * 1000)
+                                      : static_cast<long long>(config_.segment_target.count() / 2);
+  if (gap > 0 && gap < bound_ms) {
     period_start_ms_ = prev_period_end_ms_;
     period_lead_ms_ = gap;
   }

@@ -395,6 +395,28 @@ TEST(Packager, LongGapBeforeANewPeriodStaysOnTheMpdTimeline) {
   EXPECT_EQ(attribute(periods[1], "availabilityTimeOffset"), "1.478") << periods[1];
 }
 
+// Standard latency: the MPD lists complete segments only (none can be asked for early) and has no
+// availabilityTimeOffset; a short gap is closed all the same, up to half a segment.
+TEST(Packager, StandardLatencyClosesAShortGapAndKeepsALongerOne) {
+  Feed f;
+  Config hls = f.config;
+  hls.low_latency = false;
+  hls.window_segments = 20;  // every Period stays in the MPD
+  f.packager.restart();
+  f.packager.reconfigure(hls);
+  f.run(5);
+  std::vector<std::int64_t> ends;  // the media's end before each reconnect
+  for (std::int64_t gap : {300, 1200}) ends.push_back(reconnect_after(f, gap));
+  const std::string mpd(as_chars(f.last->mpd.view()));
+  auto periods = mpd_periods(mpd);
+  ASSERT_EQ(periods.size(), 3u) << mpd;
+  const double ast = double(f.last->availability_start_ms) / 1000;
+  EXPECT_NEAR(period_start(periods[1]), double(ends[0]) / 1000 - ast, 1e-6) << mpd;  // closed
+  // 1.2 s, plus the 0.3 s already closed, is more than half a segment: it stays, on time.
+  EXPECT_NEAR(period_start(periods[2]), double(ends[1] + 1200) / 1000 - ast, 1e-6) << mpd;
+  EXPECT_EQ(mpd.find("availabilityTimeOffset"), std::string::npos) << mpd;
+}
+
 TEST(Packager, LiveLowLatencyMpdAddressesTheOpenSegmentUntilTheStreamEnds) {
   Feed f;
   f.run(5);
