@@ -17,6 +17,7 @@ import os
 import re
 import signal
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -176,6 +177,34 @@ def summary(values):
     return {"count": len(values), "p50": percentile(values, 50), "p95": percentile(values, 95),
             "p99": percentile(values, 99), "max": max(values), "min": min(values),
             "mean": sum(values) / len(values)}
+
+
+WRK_FIGURES = ("rps", "mb_s", "p50_ms", "p99_ms", "server_cpu_pct", "cpu_us_per_req", "wrk_cpu_pct")
+
+
+def median_case(rows, **match):
+    """The wrk runs in `rows` whose fields equal `match` (server=, object=, conns=), in their order:
+    each of WRK_FIGURES as its median over them, socket errors and non-2xx summed, the runs kept
+    (None without a run). Benchmarks repeat each case over rounds and judge the medians: runs of
+    the same case here differ by up to 15 % from one to the next."""
+    runs = [r for r in rows if all(r.get(k) == v for k, v in match.items())]
+    if not runs:
+        return None
+    out = {}
+    for k in WRK_FIGURES:
+        v = sorted(r[k] for r in runs if r.get(k) is not None)
+        out[k] = statistics.median(v) if v else None
+    out["socket_errors"] = {"all": sum(sum(r["socket_errors"].values()) for r in runs)}
+    out["non_2xx"] = sum(r["non_2xx"] for r in runs)
+    out["runs"] = runs
+    return out
+
+
+def round_ratios(a, b, ok):
+    """Each round's req/s and p99 ratios of `a` to `b` (median_case results), '*' where that
+    round alone misses the goal (`ok(run_a, run_b)`)."""
+    return "  ".join(f"{ra['rps'] / rb['rps']:.2f}/{ra['p99_ms'] / rb['p99_ms']:.2f}" + ("" if ok(ra, rb) else "*")
+                     for ra, rb in zip(a["runs"], b["runs"]) if ra["rps"] and rb["rps"] and ra["p99_ms"] and rb["p99_ms"])
 
 
 def write_json(results_dir, name, record):

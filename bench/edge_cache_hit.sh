@@ -10,6 +10,8 @@
 #   DURATION=10   seconds per wrk run         CONNS="100 1000"     OBJECTS="part playlist"
 #   SERVERS="streamflex nginx"                STREAMFLEX_BIN=build/app/streamflex
 #   SERVER_CORE=0 CLIENT_CORE=1               KEEP_TMP=1 keeps the temporary directory
+#   ROUNDS=3      every case this many times, the servers' order swapped each round; the verdict
+#                 uses each figure's median (runs here differ by up to 15 % from one to the next)
 set -euo pipefail
 
 NAME=edge_cache_hit
@@ -20,6 +22,7 @@ cd "$ROOT"
 
 DURATION="${DURATION:-10}"
 CONNS="${CONNS:-100 1000}"
+ROUNDS="${ROUNDS:-3}"
 OBJECTS="${OBJECTS:-part playlist}"
 SERVERS="${SERVERS:-streamflex nginx}"
 STREAMFLEX_BIN="${STREAMFLEX_BIN:-build/app/streamflex}"
@@ -34,6 +37,7 @@ command -v nginx >/dev/null || bench_die "nginx not found (apt-get install nginx
 [[ "$DURATION" =~ ^[0-9]+$ && "$DURATION" -ge 1 && "$DURATION" -le 50 ]] \
   || bench_die "DURATION must be whole seconds, 1..50 (the objects are fresh for 60 s from the start of a run)"
 max_c=0
+[[ "$ROUNDS" =~ ^[0-9]+$ && "$ROUNDS" -ge 1 && "$ROUNDS" -le 20 ]] || bench_die "ROUNDS must be 1..20"
 for c in $CONNS; do
   [[ "$c" =~ ^[0-9]+$ && "$c" -ge 1 ]] || bench_die "CONNS must hold positive integers"
   [ "$c" -gt "$max_c" ] && max_c=$c
@@ -52,9 +56,9 @@ ulimit -Sn "$want" || bench_die "cannot raise the open-file limit to $want"
 bench_init
 bench_copy_binary
 
-runs=$(( $(echo $CONNS | wc -w) * $(echo $OBJECTS | wc -w) * $(echo $SERVERS | wc -w) ))
+runs=$(( ROUNDS * $(echo $CONNS | wc -w) * $(echo $OBJECTS | wc -w) * $(echo $SERVERS | wc -w) ))
 budget=$(( runs * (DURATION + 30) + 90 ))
 bench_run_helper "$budget" taskset -c "$CLIENT_CORE" "$PY" "$HERE/edge_cache_hit.py" \
   --workdir "$WORK" --results "$RESULTS" --streamflex-bin "${STREAMFLEX_BIN:-}" \
-  --duration "$DURATION" --conns "$CONNS" --objects "$OBJECTS" --servers "$SERVERS" \
+  --duration "$DURATION" --conns "$CONNS" --rounds "$ROUNDS" --objects "$OBJECTS" --servers "$SERVERS" \
   --server-core "$SERVER_CORE" --client-core "$CLIENT_CORE"

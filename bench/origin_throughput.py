@@ -18,7 +18,6 @@ exit). Standard library only.
 """
 
 import argparse
-import statistics
 import hashlib
 import os
 import re
@@ -246,29 +245,13 @@ def main():
     print(f"part {record['part']['uri']} = {record['part']['bytes']} B, playlist = {record['playlist_bytes']} B")
     print(f"{'object':<8} {'conns':>5} {'server':<10} | {'req/s':>9} | {'MB/s':>8} | {'p50 ms':>7} | "
           f"{'p99 ms':>7} | errors | srv cpu% | cpu us/req | wrk cpu%")
-    def median_row(sname, tname, n):
-        """The case's runs over the rounds, each figure its median; None without a run."""
-        runs = [r for r in rows if r["server"] == sname and r["object"] == tname and r["conns"] == n]
-        if not runs:
-            return None
-
-        def med(k):
-            v = sorted(r[k] for r in runs if r.get(k) is not None)
-            return statistics.median(v) if v else None
-        out = {k: med(k) for k in ("rps", "mb_s", "p50_ms", "p99_ms", "server_cpu_pct", "cpu_us_per_req",
-                                   "wrk_cpu_pct")}
-        out["socket_errors"] = {"all": sum(sum(r["socket_errors"].values()) for r in runs)}
-        out["non_2xx"] = sum(r["non_2xx"] for r in runs)
-        out["runs"] = runs
-        return out
-
     if args.rounds > 1:
         print(f"{args.rounds} rounds, the servers' order swapped each round; each figure is the median over the rounds")
     verdicts = []
     record["medians"] = []
     for tname in targets:
         for n in conns:
-            pair = {s: median_row(s, tname, n) for s in ("streamflex", "nginx")}
+            pair = {s: bl.median_case(rows, server=s, object=tname, conns=n) for s in ("streamflex", "nginx")}
             for sname in ("streamflex", "nginx"):
                 r = pair.get(sname)
                 if not r:
@@ -289,13 +272,8 @@ def main():
                 print(f"{'':<8} {'':>5} {'ratio':<10} | {rr:9.2f} | {mr:8.2f} | {'':>7} | {pr:7.2f} | {'':>6} | "
                       f"{'':>8} | {f(cr, '10.2f')} |   -> {'MET' if ok else 'NOT MET'}")
                 if args.rounds > 1:
-                    by_round = []
-                    for ra, rb in zip(a["runs"], b["runs"]):
-                        won = ra["rps"] >= rb["rps"] and ra["p99_ms"] < rb["p99_ms"]
-                        by_round.append(f"{ra['rps'] / rb['rps']:.2f}/{ra['p99_ms'] / rb['p99_ms']:.2f}"
-                                        + ("" if won else "*"))
                     print(f"{'':<8} {'':>5} {'rounds':<10} | req/s / p99 ratio per round (* = not met): "
-                          + "  ".join(by_round))
+                          + bl.round_ratios(a, b, lambda x, y: x["rps"] >= y["rps"] and x["p99_ms"] < y["p99_ms"]))
                 record["medians"].append({"object": tname, "conns": n, "rps_ratio": rr, "mb_s_ratio": mr,
                                           "p99_ratio": pr, "cpu_ratio": cr, "met": ok})
     stalled = [r for r in rows if r.get("thread_req_s_avg") and r.get("rps") and r["thread_req_s_avg"] > 2 * r["rps"]]
