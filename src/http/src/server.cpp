@@ -880,7 +880,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       int status = 0;
       if (conn.timed_out) {
         status = 0;
-        if (self->refused) self->refused(408, conn.req.remote);  // part of a head, then nothing
+        if (self->refused) self->refused(408, conn.req.remote);  // a head (or body) that stopped coming
       } else if (ec == bhttp::error::header_limit)
         status = 431;
       else if (ec == bhttp::error::body_limit)

@@ -173,8 +173,8 @@ class Server {
   void body_limit(std::string prefix, std::size_t bytes);
   // Called (on the connection's I/O thread) for each request refused before any route saw it:
   // 400 malformed or ambiguous framing, 413 body too large, 431 header too large (each answered,
-  // then the connection closed), 408 a head that did not arrive within the header timeout (the
-  // connection closed without an answer). Set before start().
+  // then the connection closed), 408 a head (or buffered body) that stopped arriving before its
+  // timeout (the connection closed without an answer). Set before start().
   using RefusedHook = std::function<void(int status, const std::string& remote)>;
   void on_refused(RefusedHook hook);
 
