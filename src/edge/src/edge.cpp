@@ -67,6 +67,39 @@ std::int64_t max_age(std::string_view cc) {
   return v;
 }
 
+// Whether a request path must not be passed on: a segment that is "." or ".." once its percent-
+// escapes are decoded ("%2e%2e"), or one that decodes to a slash, backslash or NUL ("..%2f"), or a
+// malformed escape. StreamFlex origins serve from memory, but an edge may front any origin, and one
+// that maps paths to files must not be reached through it with a traversal.
+bool unsafe_path(std::string_view path) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    c = static_cast<char>(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+  };
+  std::size_t at = 0;
+  while (at <= path.size()) {
+    auto end = std::min(path.find('/', at), path.size());
+    std::string_view raw = path.substr(at, end - at);
+    std::size_t dots = 0, length = 0;
+    for (std::size_t i = 0; i < raw.size(); ++i, ++length) {
+      char c = raw[i];
+      if (c == '%') {
+        if (i + 2 >= raw.size()) return true;
+        int hi = hex(raw[i + 1]), lo = hex(raw[i + 2]);
+        if (hi < 0 || lo < 0) return true;
+        c = static_cast<char>(hi * 16 + lo);
+        i += 2;
+      }
+      if (c == '/' || c == '\\' || c == '\0') return true;
+      if (c == '.') ++dots;
+    }
+    if (length > 0 && length <= 2 && dots == length) return true;
+    at = end + 1;
+  }
+  return false;
+}
+
 std::uint64_t fnv1a(std::string_view s) {
   std::uint64_t h = 1469598103934665603ull;
   for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
@@ -241,6 +274,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     if (req.header("via").find(config.id) != std::string::npos) {
       return finish(res, req, error(508, "forwarding loop detected\n"), "ERROR", start);
     }
+    if (unsafe_path(req.path)) return finish(res, req, error(400, "bad path\n"), "ERROR", start);
     if (auth) {
       if (int status = auth->check(req)) return finish(res, req, error(status, "not allowed\n"), "ERROR", start);
     }

@@ -1469,6 +1469,25 @@ TEST(EdgeViewerTokens, WithoutKeysMarkedObjectsAreRefused) {
             403);
 }
 
+// A traversal is refused at the edge, however it is spelled, and never reaches the upstream (an
+// edge may front an origin that maps paths to files); ordinary escapes and names with dots pass.
+TEST(Edge, PathWithADotSegmentOrAnEncodedSlashIsRefusedWithoutAnUpstreamRequest) {
+  Upstream upstream;
+  upstream.add("/live/s/video/s1..m4s", part_body(1000), kImmutable);
+  upstream.add("/live/s/video/a%20b.m4s", part_body(1000), kImmutable);
+  EdgeUnderTest edge({upstream.address()});
+  for (const char* bad : {"/live/s/video/../../etc/passwd", "/live/s/video/%2e%2e/x.m4s", "/live/s/%2E%2e/x.m4s",
+                          "/live/s/video/.%2E/x.m4s", "/live/s/./x.m4s", "/live/s/video/..%2fx.m4s",
+                          "/live/s/video/a%5cb.m4s", "/live/s/video/a%00b.m4s", "/live/s/video/a%2", "/live/s/a%zz"}) {
+    auto r = get(edge.endpoint(), bad);
+    EXPECT_EQ(r.status, 400) << bad;
+    EXPECT_EQ(r.header("x-cache"), "ERROR") << bad;
+  }
+  EXPECT_EQ(upstream.total(), 0);
+  EXPECT_EQ(get(edge.endpoint(), "/live/s/video/s1..m4s").status, 200);
+  EXPECT_EQ(get(edge.endpoint(), "/live/s/video/a%20b.m4s").status, 200);
+}
+
 // ---- the access log file --------------------------------------------------------------------
 
 std::vector<nlohmann::json> json_lines(const std::string& path) {
