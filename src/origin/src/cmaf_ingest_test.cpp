@@ -97,7 +97,8 @@ TEST(CmafIngest, AStreamsPathNamesTheRungAndBtrtDeclaresItsRate) {
   EXPECT_NE(seen[0].track_id, seen[1].track_id);
 }
 
-TEST(CmafIngest, AProducerReferenceTimeMarksTheStreamsArrival) {
+// A 90 kHz H.264 track, as an encoder pushes it.
+media::TrackConfig pushed_video_track() {
   media::TrackConfig v;
   v.track_id = 1;
   v.type = media::MediaType::video;
@@ -105,6 +106,11 @@ TEST(CmafIngest, AProducerReferenceTimeMarksTheStreamsArrival) {
   v.timescale = 90000;
   v.record = hex("0164001fffe1001a6764001facd9405005bb0110000003001000000303c0f183196001000668ebe3cb22c0fdf8f800");
   v.video = *media::parse_avcc(v.record.view());
+  return v;
+}
+
+TEST(CmafIngest, AProducerReferenceTimeMarksTheStreamsArrival) {
+  media::TrackConfig v = pushed_video_track();
   auto init = cmaf::write_init_segment(v);
   ASSERT_TRUE(init);
   std::vector<media::TrackConfig> seen;
@@ -142,19 +148,8 @@ TEST(CmafIngest, AProducerReferenceTimeMarksTheStreamsArrival) {
   EXPECT_FALSE(ingest.push("360p", Bytes::copy_of(std::span(box).first(20)), "360p"));
 }
 
-// A 90 kHz H.264 track for the pushed-representation tests, and a chunk of it: three 3000-tick
-// frames from `from` (the first a keyframe), sequence number `seq`, as one pushed object.
-media::TrackConfig pushed_video_track() {
-  media::TrackConfig v;
-  v.track_id = 1;
-  v.type = media::MediaType::video;
-  v.codec = media::Codec::h264;
-  v.timescale = 90000;
-  v.record = hex("0164001fffe1001a6764001facd9405005bb0110000003001000000303c0f183196001000668ebe3cb22c0fdf8f800");
-  v.video = *media::parse_avcc(v.record.view());
-  return v;
-}
-
+// A chunk of `v`: three 3000-tick frames from `from` (the first a keyframe), sequence number `seq`,
+// as one pushed object.
 Bytes pushed_video_chunk(const media::TrackConfig& v, std::uint32_t seq, std::int64_t from) {
   std::vector<media::MediaFrame> f;
   for (int i = 0; i < 3; ++i)

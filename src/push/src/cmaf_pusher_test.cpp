@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -126,15 +127,31 @@ std::vector<media::MediaFrame> frames_of(const std::vector<Seen>& seen, const st
   return out;
 }
 
-TEST(Pusher, PushesInitThenChunksInOrderAndEndsTheStream) {
+// A pusher on its own I/O thread pushing to a FakeOrigin (whose first `failures` POSTs get 503),
+// with `adjust` applied to its configuration; stopped, and its thread joined, at the end.
+struct PushRig {
+  explicit PushRig(const std::function<void(Config&)>& adjust = {}, int failures = 0) : origin(failures), pool(1) {
+    Config cfg;
+    cfg.origin_url = origin.url();
+    cfg.secret = "sec";
+    if (adjust) adjust(cfg);
+    pusher.emplace(pool, cfg, metrics);
+    pool.start();
+  }
+  ~PushRig() {
+    pusher->stop();
+    pool.join();
+  }
   FakeOrigin origin;
-  net::IoPool pool(1);
+  net::IoPool pool;
   Metrics metrics;
-  Config cfg;
-  cfg.origin_url = origin.url();
-  cfg.secret = "sec";
-  Pusher pusher(pool, cfg, metrics);
-  pool.start();
+  std::optional<Pusher> pusher;
+};
+
+TEST(Pusher, PushesInitThenChunksInOrderAndEndsTheStream) {
+  PushRig rig;
+  auto& origin = rig.origin;
+  auto& pusher = *rig.pusher;
   {
     auto sink = pusher.open_stream("s1");
     sink->on_track(aac_track());
@@ -162,19 +179,12 @@ TEST(Pusher, PushesInitThenChunksInOrderAndEndsTheStream) {
   EXPECT_EQ(totals.objects, seen.size() - 1);
   EXPECT_EQ(totals.failures, 0u);
   EXPECT_EQ(totals.dropped, 0u);
-  pusher.stop();
-  pool.join();
 }
 
 TEST(Pusher, EveryObjectCarriesTheStreamsSettings) {
-  FakeOrigin origin;
-  net::IoPool pool(1);
-  Metrics metrics;
-  Config cfg;
-  cfg.origin_url = origin.url();
-  cfg.secret = "sec";
-  Pusher pusher(pool, cfg, metrics);
-  pool.start();
+  PushRig rig;
+  auto& origin = rig.origin;
+  auto& pusher = *rig.pusher;
   {
     auto sink = pusher.open_stream("s1", nullptr, StreamSettings{"hls", 300, 1000});
     sink->on_track(aac_track());
@@ -201,20 +211,12 @@ TEST(Pusher, EveryObjectCarriesTheStreamsSettings) {
   }
   EXPECT_GE(s1, 2);  // the init and the chunks
   EXPECT_GE(s2, 2);
-  pusher.stop();
-  pool.join();
 }
 
 TEST(Pusher, AnEpochStartsANewChunkSentWithItsEpoch) {
-  FakeOrigin origin;
-  net::IoPool pool(1);
-  Metrics metrics;
-  Config cfg;
-  cfg.origin_url = origin.url();
-  cfg.secret = "sec";
-  cfg.chunk_duration = 10s;  // one chunk per epoch, not per duration
-  Pusher pusher(pool, cfg, metrics);
-  pool.start();
+  PushRig rig([](Config& cfg) { cfg.chunk_duration = 10s; });  // one chunk per epoch, not per duration
+  auto& origin = rig.origin;
+  auto& pusher = *rig.pusher;
   {
     auto sink = pusher.open_stream("s1");
     sink->on_track(aac_track());
@@ -244,18 +246,12 @@ TEST(Pusher, AnEpochStartsANewChunkSentWithItsEpoch) {
   }
   EXPECT_EQ(epochs, (std::vector<std::string>{"", "1"}));  // 0 is not sent
   EXPECT_EQ(first_dts, (std::vector<std::int64_t>{0, 17 * 1024}));
-  pusher.stop();
-  pool.join();
 }
 
 TEST(Pusher, EachChunkCarriesItsArrivalByTheAnchorInAPrft) {
-  FakeOrigin origin;
-  net::IoPool pool(1);
-  Metrics metrics;
-  Config cfg;
-  cfg.origin_url = origin.url();
-  Pusher pusher(pool, cfg, metrics);
-  pool.start();
+  PushRig rig;
+  auto& origin = rig.origin;
+  auto& pusher = *rig.pusher;
   auto anchor = std::make_shared<ArrivalAnchor>();
   const std::int64_t arrived = 1'700'000'000'250;  // media time 0.5 s arrived then
   anchor->mark(0.5, arrived);
@@ -288,18 +284,12 @@ TEST(Pusher, EachChunkCarriesItsArrivalByTheAnchorInAPrft) {
     EXPECT_NEAR(unix_ms, expect, 1.5) << media;
   }
   EXPECT_GE(chunks, 4);
-  pusher.stop();
-  pool.join();
 }
 
 TEST(Pusher, AWithdrawnTrackEndsItsRepresentationAfterItsLastChunk) {
-  FakeOrigin origin;
-  net::IoPool pool(1);
-  Metrics metrics;
-  Config cfg;
-  cfg.origin_url = origin.url();
-  Pusher pusher(pool, cfg, metrics);
-  pool.start();
+  PushRig rig;
+  auto& origin = rig.origin;
+  auto& pusher = *rig.pusher;
   {
     auto sink = pusher.open_stream("s1");
     sink->on_track(aac_track());
@@ -324,19 +314,12 @@ TEST(Pusher, AWithdrawnTrackEndsItsRepresentationAfterItsLastChunk) {
   int inits = 0;
   EXPECT_EQ(frames_of(seen, "/ingest/s1/Streams(audio)", &inits).size(), 30u);
   EXPECT_EQ(pusher.totals().dropped, 0u);
-  pusher.stop();
-  pool.join();
 }
 
 TEST(Pusher, RetriesAFailingOriginAndSendsTheInitAgain) {
-  FakeOrigin origin(3);  // the first three POSTs get 503
-  net::IoPool pool(1);
-  Metrics metrics;
-  Config cfg;
-  cfg.origin_url = origin.url();
-  cfg.max_backoff = 200ms;
-  Pusher pusher(pool, cfg, metrics);
-  pool.start();
+  PushRig rig([](Config& cfg) { cfg.max_backoff = 200ms; }, 3);  // the first three POSTs get 503
+  auto& origin = rig.origin;
+  auto& pusher = *rig.pusher;
   {
     auto sink = pusher.open_stream("s2");
     sink->on_track(aac_track());
@@ -349,9 +332,7 @@ TEST(Pusher, RetriesAFailingOriginAndSendsTheInitAgain) {
   // Audio chunks all start with a keyframe: nothing had to be skipped, every frame arrived.
   EXPECT_EQ(frames.size(), 50u);
   EXPECT_EQ(pusher.totals().failures, 3u);
-  EXPECT_NE(metrics.serialize().find("streamflex_transcode_push_failures_total 3"), std::string::npos);
-  pusher.stop();
-  pool.join();
+  EXPECT_NE(rig.metrics.serialize().find("streamflex_transcode_push_failures_total 3"), std::string::npos);
 }
 
 TEST(Pusher, AnOriginThatIsDownCostsDroppedChunksNotMemory) {
