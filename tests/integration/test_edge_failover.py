@@ -5,12 +5,20 @@ muxer (onfail=ignore: losing one server does not stop the other); an edge has up
 `streamflex loadgen` viewers play LL-HLS through the edge; server A is SIGKILLed mid-play.
 Seamless only if both origins number segments and parts identically for identical input, which
 the first test checks at the origins themselves.
+
+Before the kill, a second edge reaches A through a proxy that cuts A's answer for a segment off
+with a reset in the middle of its body: the edge must finish that body from B, which is only
+possible because B's bytes for the same name are A's.
 """
 import datetime
 import hashlib
 import json
 import os
 import signal
+import socket
+import struct
+import threading
+import time
 
 import pytest
 
@@ -21,6 +29,95 @@ DURATION = 20      # seconds of loadgen
 KILL_AFTER = 4     # segments of media (2 s each) after the viewers started
 PT = 0.5           # part target
 STREAM = "match"
+
+
+class BreakingProxy:
+    """A TCP proxy to 127.0.0.1:`port` that relays requests one by one and, for the first answer
+    to a GET of `victim`, sends the head and `cut` bytes of the body, then resets the connection."""
+
+    def __init__(self, port, victim, cut):
+        self.port, self.victim, self.cut = port, victim, cut
+        self.broken = 0
+        self.listener = socket.create_server((h.HOST, 0))
+        self.address = f"{h.HOST}:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self):
+        self.listener.close()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    @staticmethod
+    def _read_head(sock, buf):
+        while b"\r\n\r\n" not in buf:
+            data = sock.recv(65536)
+            if not data:
+                return None, buf
+            buf += data
+        end = buf.index(b"\r\n\r\n") + 4
+        return buf[:end], buf[end:]
+
+    def _relay(self, client):
+        upstream = socket.create_connection((h.HOST, self.port), timeout=10)
+        client.settimeout(30)
+        inbuf, upbuf = b"", b""
+        try:
+            while True:
+                req, inbuf = self._read_head(client, inbuf)
+                if req is None:
+                    return
+                upstream.sendall(req)  # GETs and HEADs from the edge carry no body
+                head, upbuf = self._read_head(upstream, upbuf)
+                if head is None:
+                    return
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                while len(upbuf) < length:
+                    data = upstream.recv(65536)
+                    if not data:
+                        return
+                    upbuf += data
+                body, upbuf = upbuf[:length], upbuf[length:]
+                if self.broken == 0 and req.startswith(f"GET {self.victim} ".encode()):
+                    self.broken += 1
+                    client.sendall(head + body[:self.cut])
+                    time.sleep(0.1)  # the edge hands the head and these bytes to its viewer
+                    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    return
+                client.sendall(head + body)
+        except OSError:
+            return
+        finally:
+            client.close()
+            upstream.close()
+
+
+def resume_through_a_break(module_servers, a, b, msn):
+    """Segment `msn` through an edge whose first upstream (A, behind a BreakingProxy) breaks off
+    mid-body and whose second is B."""
+    target = f"/live/{STREAM}/video/s{msn}.m4s"
+    whole = {name: h.http_request(f"{s.origin}{target}")[2] for name, s in (("a", a), ("b", b))}
+    cut = len(whole["a"]) // 2
+    proxy = BreakingProxy(a.origin_port, target, cut)
+    edge = h.start_edge(module_servers, [proxy.address, f"{h.HOST}:{b.origin_port}"], edge_id="edge-resume")
+    try:
+        status, headers, body = h.http_request(f"{edge.edge}{target}", timeout=10)
+        m = edge.metrics()
+    finally:
+        edge.stop()
+        proxy.close()
+    return {"status": status, "x_cache": headers.get("x-cache"), "body": body, "whole": whole, "cut": cut,
+            "broken": proxy.broken,
+            "resumes": {r: m.get("streamflex_edge_upstream_resumes_total", result=r)
+                        for r in ("resumed", "differed", "failed")}}
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +148,7 @@ def failover(module_servers, module_procs, clip30, tmp_path_factory):
         same[msn] = [hashlib.sha256(x).hexdigest()[:12] for x in bodies]
     numbering = {"a": [(x["msn"], x["pdt"], len(x["parts"])) for x in pa.segments],
                  "b": [(x["msn"], x["pdt"], len(x["parts"])) for x in pb.segments], "parts": same}
+    resume = resume_through_a_break(module_servers, a, b, common)
 
     edge = h.start_edge(module_servers, [f"{h.HOST}:{a.origin_port}", f"{h.HOST}:{b.origin_port}"], edge_id="edge")
     out = work / "loadgen.json"
@@ -62,7 +160,8 @@ def failover(module_servers, module_procs, clip30, tmp_path_factory):
     before = edge.metrics()
     a.stop(signal.SIGKILL)
     summary = h.loadgen_summary(viewers, out, DURATION + 30)
-    yield {"a": a, "b": b, "edge": edge, "numbering": numbering, "summary": summary, "before": before,
+    yield {"a": a, "b": b, "edge": edge, "numbering": numbering, "resume": resume, "summary": summary,
+           "before": before,
            "after": edge.metrics(), "a_name": f"{h.HOST}:{a.origin_port}",
            "b_name": f"{h.HOST}:{b.origin_port}"}
 
@@ -85,6 +184,18 @@ def test_two_origins_number_identical_input_identically(failover):
         assert abs(a[msn][0] - b[msn][0]) < PT / 5, f"s{msn}: PDT {a[msn][0]} at A, {b[msn][0]} at B"
     for msn, (ha, hb) in n["parts"].items():
         assert ha == hb, f"s{msn}.p0.m4s differs between the origins"
+
+
+def test_body_broken_off_mid_transfer_by_a_is_finished_from_b(failover):
+    r = failover["resume"]
+    print(f"segment of {len(r['whole']['a'])} bytes cut at {r['cut']}; viewer got {len(r['body'])} bytes "
+          f"({r['x_cache']}); resumes {r['resumes']}")
+    assert r["whole"]["a"] == r["whole"]["b"], "A and B package the same segment differently"
+    assert len(r["whole"]["a"]) > 32 * 1024, "too small for the edge to stream it to its viewer"
+    assert r["broken"] == 1, "the proxy never cut A's answer"
+    assert r["status"] == 200 and r["x_cache"] == "MISS"
+    assert r["body"] == r["whole"]["b"], "the viewer's body is not the segment"
+    assert r["resumes"] == {"resumed": 1, "differed": 0, "failed": 0}
 
 
 def test_edge_failed_over_to_b_when_a_was_killed(failover):

@@ -10,8 +10,10 @@
 
 #include <array>
 #include <atomic>
+#include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include "cache.h"
 #include "sf/auth/token_access.h"
@@ -224,6 +226,11 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
                       .Help("Requests that waited on another request's upstream fetch")
                       .Register(m.registry())
                       .Add({})),
+        resumes(prometheus::BuildCounter()
+                    .Name("streamflex_edge_upstream_resumes_total")
+                    .Help("Bodies broken off upstream mid-answer, by what became of them (resumed from the next "
+                          "upstream, differed there, or failed)")
+                    .Register(m.registry())),
         prefetches(prometheus::BuildCounter()
                        .Name("streamflex_edge_prefetches_total")
                        .Help("Parts fetched from upstream when a blocking playlist answer announced them")
@@ -310,20 +317,31 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   // Complete objects at least this large are served from a file (make_entry).
   static constexpr std::size_t kFileFrom = 128 * 1024;
 
+  // What `fetch` handed to the waiters at the upstream's head, if it did.
+  struct Streamed {
+    bool answered = false;
+    std::shared_ptr<const Entry> entry;
+    // A body of known length whose failure is held, so another upstream can finish it, and the
+    // head it came with.
+    std::shared_ptr<http::SharedBody> body;
+    http::ClientResponse head;
+  };
+
   static asio::awaitable<void> fetch(std::shared_ptr<Impl> self, asio::any_io_executor ex, std::string key,
                                      std::string target, bool is_blocking) {
-    // The entry the waiters were answered with at the upstream's head, if they were.
-    struct Streamed {
-      bool answered = false;
-      std::shared_ptr<const Entry> entry;
-    };
     auto streamed = std::make_shared<Streamed>();
     http::OnHead on_head = [self, key, target, streamed](const http::ClientResponse& head,
                                                          const http::ArrivingBody& body) {
       streamed->entry = self->on_upstream_head(key, target, head, body);
       streamed->answered = streamed->entry != nullptr;
+      // Called before the client reads any more of the body, so before it can fail.
+      if (streamed->answered && body.sized && self->upstreams.size() > 1) {
+        body.sized->hold_failure();
+        streamed->body = body.sized;
+        streamed->head = head;
+      }
     };
-    auto entry = co_await self->fetch_upstream(ex, target, is_blocking, std::move(on_head), streamed->answered);
+    auto entry = co_await self->fetch_upstream(ex, target, is_blocking, std::move(on_head), *streamed);
     if (streamed->answered) {
       // The waiters have had the head and the bytes as they came; the complete object (with its
       // ETag) takes the streamed entry's place. A failed stream's entry is never served again, and
@@ -449,11 +467,11 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
 
   // Asks the upstreams in order, healthy ones first, until one answers; a failure, a reset or a
   // stall past the deadline marks that upstream down and moves on, so the viewer sees no error.
-  // Once `streamed` (set by `on_head`) the waiters have their answer: a failure then ends the
-  // fetch (the viewers' connections close), since another upstream cannot continue the body.
+  // Once `streamed` is answered (by `on_head`) the waiters have the head and part of the body: a
+  // failure then goes to resume_body().
   asio::awaitable<std::shared_ptr<const Entry>> fetch_upstream(asio::any_io_executor ex, const std::string& target,
                                                                bool is_blocking, http::OnHead on_head,
-                                                               const bool& streamed) {
+                                                               Streamed& streamed) {
     auto timeout = is_blocking ? config.blocking_timeout : config.upstream_timeout;
     std::vector<std::pair<std::string, std::string>> headers{{"Via", "1.1 " + config.id}};
     // The edge's own credential for protected streams (the viewers' tokens are checked here, and
@@ -466,27 +484,93 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     for (auto& u : upstreams)
       if (!u->up) order.push_back(u.get());
     for (auto* u : order) {
-      auto t0 = Clock::now();
-      auto r = co_await pool_for(ex, *u).request("GET", target, headers, timeout, on_head);
-      upstream_seconds.Observe(std::chrono::duration<double>(Clock::now() - t0).count());
-      if (!r || r->status >= 500) {
-        upstream_requests.Add({{"upstream", u->name}, {"result", r ? "5xx" : "failed"}}).Increment();
-        if (u->up.exchange(false))
-          log::warn("edge", "upstream marked down",
-                    {{"upstream", u->name}, {"error", r ? std::to_string(r->status) : r.error().message()}});
-        if (streamed) break;
+      auto r = co_await ask(ex, *u, target, headers, timeout, on_head);
+      if (!r) {
+        if (streamed.answered) {
+          if (streamed.body) {
+            if (auto e = co_await resume_body(ex, target, headers, timeout, order, u, streamed)) co_return e;
+          }
+          break;
+        }
         continue;
       }
-      upstream_requests.Add({{"upstream", u->name}, {"result", "ok"}}).Increment();
       co_return make_entry(*r, target);
     }
+    co_return no_upstream_answered();
+  }
+
+  // One GET to `u`, timed and counted; a failure or a 5xx marks `u` down and gives nullopt.
+  asio::awaitable<std::optional<http::ClientResponse>> ask(
+      asio::any_io_executor ex, Upstream& u, const std::string& target,
+      const std::vector<std::pair<std::string, std::string>>& headers, std::chrono::milliseconds timeout,
+      http::OnHead on_head = {}) {
+    auto t0 = Clock::now();
+    auto r = co_await pool_for(ex, u).request("GET", target, headers, timeout, std::move(on_head));
+    upstream_seconds.Observe(std::chrono::duration<double>(Clock::now() - t0).count());
+    if (!r || r->status >= 500) {
+      upstream_requests.Add({{"upstream", u.name}, {"result", r ? "5xx" : "failed"}}).Increment();
+      if (u.up.exchange(false))
+        log::warn("edge", "upstream marked down",
+                  {{"upstream", u.name}, {"error", r ? std::to_string(r->status) : r.error().message()}});
+      co_return std::nullopt;
+    }
+    upstream_requests.Add({{"upstream", u.name}, {"result", "ok"}}).Increment();
+    co_return std::move(*r);
+  }
+
+  // The upstream `failed` broke off a body (of known length) that the waiters are already
+  // receiving. Origins fed the same source package it identically (the same bytes for the same
+  // object name), so the next upstream that answers is asked for the whole object; if its length
+  // and every byte already sent agree, the rest finishes the waiters' body and they never notice.
+  // Otherwise (a different ingest, an upstream that does not have the object yet, or none
+  // answering) the body fails as it would have: the viewers' connections close short of their
+  // Content-Length, which players retry. Returns the complete entry, or null.
+  asio::awaitable<std::shared_ptr<const Entry>> resume_body(
+      asio::any_io_executor ex, const std::string& target,
+      const std::vector<std::pair<std::string, std::string>>& headers, std::chrono::milliseconds timeout,
+      const std::vector<Upstream*>& order, const Upstream* failed, Streamed& streamed) {
+    http::SharedBody& body = *streamed.body;
+    const char* result = "failed";
+    for (auto* u : order) {
+      if (u == failed) continue;
+      auto r = co_await ask(ex, *u, target, headers, timeout);
+      if (!r) continue;
+      auto have = body.available();
+      auto other = r->body.view();
+      bool same = r->status == 200 && other.size() == body.size() && std::memcmp(other.data(), body.data(), have) == 0;
+      if (same && body.finish_with(other.subspan(have))) {
+        resumes.Add({{"result", "resumed"}}).Increment();
+        log::info("edge", "broken-off body finished from the next upstream",
+                  {{"object", target},
+                   {"upstream", u->name},
+                   {"had", std::to_string(have)},
+                   {"of", std::to_string(body.size())}});
+        http::ClientResponse whole = std::move(streamed.head);
+        whole.body = body.bytes();
+        co_return make_entry(whole, target);
+      }
+      result = "differed";
+      log::warn("edge", "broken-off body not finished: the next upstream's object differs",
+                {{"object", target},
+                 {"upstream", u->name},
+                 {"status", std::to_string(r->status)},
+                 {"size", std::to_string(other.size())},
+                 {"expected", std::to_string(body.size())}});
+      break;
+    }
+    resumes.Add({{"result", result}}).Increment();
+    body.fail_now();
+    co_return nullptr;
+  }
+
+  static std::shared_ptr<const Entry> no_upstream_answered() {
     auto e = std::make_shared<Entry>();
     e->status = 502;
     e->content_type = "text/plain; charset=utf-8";
     e->cache_control = "no-store";
     e->body = Bytes::copy_of(as_bytes("no upstream answered\n"));
     e->stored = e->expires = Clock::now();
-    co_return e;
+    return e;
   }
 
   // The stream's access state: created for a real object (200) or a marked answer, looked up for
@@ -696,6 +780,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   prometheus::Family<prometheus::Counter>& upstream_requests;
   prometheus::Histogram& upstream_seconds;
   prometheus::Counter& coalesced;
+  prometheus::Family<prometheus::Counter>& resumes;
   prometheus::Counter& prefetches;
   prometheus::Gauge& waiting;
   ViewerCount viewers;
@@ -715,6 +800,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     const char* names[] = {"HIT", "MISS", "COALESCED", "ERROR"};
     for (std::size_t i = 0; i < 4; ++i)
       results[i] = {&requests.Add({{"cache", names[i]}}), &bytes.Add({{"cache", names[i]}})};
+    for (const char* r : {"resumed", "differed", "failed"}) resumes.Add({{"result", r}});
   }
 };
 

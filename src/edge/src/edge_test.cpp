@@ -821,6 +821,206 @@ TEST(Edge, FailsOverWhenTheFirstUpstreamRefusesConnectionsAndMarksItDown) {
   EXPECT_EQ(second.total(), 2);
 }
 
+// ---- an upstream that breaks off mid-body ----------------------------------------------------
+
+// A raw upstream on its own thread: /healthz is answered 200; any other GET gets a head with the
+// whole body's Content-Length, the first `sent` bytes, then (after `pause`, time for the edge to
+// hand the head and those bytes to its viewers) a reset, or nothing more at all (`stall`).
+struct BreakingUpstream {
+  BreakingUpstream(std::string body, std::size_t sent, bool stall) : body(std::move(body)), sent(sent), stall(stall) {
+    listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (::bind(listener, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(listener, 16) != 0 ||
+        ::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      throw std::runtime_error("BreakingUpstream: cannot listen");
+    port = ntohs(a.sin_port);
+    thread = std::thread([this] { serve(); });
+  }
+  ~BreakingUpstream() {
+    ::shutdown(listener, SHUT_RDWR);
+    thread.join();
+    ::close(listener);
+    for (int fd : stalled) ::close(fd);
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port); }
+
+  void serve() {
+    for (;;) {
+      int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) return;
+      timeval tv{5, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+      std::string head;
+      char buf[4096];
+      while (head.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+        if (n <= 0) break;
+        head.append(buf, static_cast<std::size_t>(n));
+      }
+      if (head.starts_with("GET /healthz")) {
+        std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
+        ::send(fd, ok.data(), ok.size(), MSG_NOSIGNAL);
+        ::close(fd);
+        continue;
+      }
+      if (!head.starts_with("GET ")) {
+        ::close(fd);
+        continue;
+      }
+      ++requests;
+      std::string out = fmt::format(
+          "HTTP/1.1 200 OK\r\nContent-Type: video/iso.segment\r\nCache-Control: {}\r\nContent-Length: {}\r\n\r\n",
+          kImmutable, body.size());
+      out.append(body, 0, sent);
+      ::send(fd, out.data(), out.size(), MSG_NOSIGNAL);
+      if (stall) {
+        stalled.push_back(fd);  // open, silent, until the test ends
+        continue;
+      }
+      std::this_thread::sleep_for(pause);
+      linger l{1, 0};  // close with a reset
+      ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+      ::close(fd);
+    }
+  }
+
+  std::string body;
+  std::size_t sent;
+  bool stall;
+  std::chrono::milliseconds pause{100};
+  int listener = -1;
+  std::uint16_t port = 0;
+  std::atomic<int> requests{0};
+  std::vector<int> stalled;  // the serving thread's only
+  std::thread thread;
+};
+
+// A viewer reading through the edge: what arrived before the answer ended or broke off.
+struct Partial {
+  int status = 0;
+  std::string body;
+  bool complete = false;
+  std::string x_cache;
+};
+
+// One GET through `at` with a raw socket, read until the Content-Length is complete or the
+// connection ends.
+Partial get_raw(net::Endpoint at, const std::string& target) {
+  Partial p;
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(at.port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ::close(fd);
+    return p;
+  }
+  std::string req = "GET " + target + " HTTP/1.1\r\nHost: edge\r\n\r\n";
+  ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  std::string in;
+  char buf[65536];
+  std::size_t head_end = std::string::npos, length = 0;
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    in.append(buf, static_cast<std::size_t>(n));
+    if (head_end == std::string::npos && (head_end = in.find("\r\n\r\n")) != std::string::npos) {
+      std::string_view head(in.data(), head_end);
+      p.status = std::atoi(in.c_str() + 9);
+      length = std::strtoull(std::string(header_of(head, "Content-Length: ")).c_str(), nullptr, 10);
+      p.x_cache = header_of(head, "X-Cache: ");
+      head_end += 4;
+    }
+    if (head_end != std::string::npos && in.size() - head_end >= length) break;
+  }
+  ::close(fd);
+  if (head_end != std::string::npos) {
+    p.body = in.substr(head_end);
+    p.complete = p.body.size() == length;
+  }
+  return p;
+}
+
+constexpr std::size_t kSentBeforeBreak = 64 * 1024;
+
+TEST(EdgeResume, BodyBrokenOffByTheFirstUpstreamIsFinishedFromTheNextWithTheSameBytes) {
+  const auto body = part_body();
+  BreakingUpstream first(body, kSentBeforeBreak, false);
+  Upstream second;
+  second.add(kPart, body, kImmutable);
+  EdgeUnderTest edge({first.address(), second.address()});
+  auto r = get_raw(edge.endpoint(), kPart);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.x_cache, "MISS");
+  EXPECT_TRUE(r.complete) << r.body.size() << " of " << body.size() << " bytes";
+  EXPECT_TRUE(r.body == body) << "the viewer's body differs from the object";
+  EXPECT_EQ(first.requests.load(), 1);
+  EXPECT_EQ(second.count(kPart), 1);
+  EXPECT_EQ(edge.metric("streamflex_edge_upstream_resumes_total", {"result=\"resumed\""}), 1);
+  // The finished object is cached whole: the next viewer's is a hit with every byte.
+  auto again = get_raw(edge.endpoint(), kPart);
+  EXPECT_EQ(again.x_cache, "HIT");
+  EXPECT_TRUE(again.body == body);
+  EXPECT_EQ(second.count(kPart), 1);
+}
+
+TEST(EdgeResume, BodyThatStallsPastTheDeadlineIsFinishedFromTheNext) {
+  const auto body = part_body();
+  BreakingUpstream first(body, kSentBeforeBreak, true);
+  Upstream second;
+  second.add(kPart, body, kImmutable);
+  Config config;
+  config.upstream_timeout = 400ms;
+  EdgeUnderTest edge({first.address(), second.address()}, config);
+  auto t0 = Clock::now();
+  auto r = get_raw(edge.endpoint(), kPart);
+  auto took = Clock::now() - t0;
+  EXPECT_TRUE(r.complete) << r.body.size() << " of " << body.size() << " bytes";
+  EXPECT_TRUE(r.body == body);
+  EXPECT_GE(took, 300ms) << "finished before the stall deadline: was the first upstream used?";
+  EXPECT_LT(took, 3s);
+  EXPECT_EQ(edge.metric("streamflex_edge_upstream_resumes_total", {"result=\"resumed\""}), 1);
+}
+
+TEST(EdgeResume, NextUpstreamWithOtherBytesIsNotSplicedInAndTheViewerGetsAShortBody) {
+  const auto body = part_body();
+  BreakingUpstream first(body, kSentBeforeBreak, false);
+  Upstream second;
+  auto other = body;
+  other[10] = static_cast<char>(other[10] ^ 1);  // one bit in what the viewer already has
+  second.add(kPart, other, kImmutable);
+  EdgeUnderTest edge({first.address(), second.address()});
+  auto r = get_raw(edge.endpoint(), kPart);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_FALSE(r.complete);
+  EXPECT_GE(r.body.size(), kSentBeforeBreak) << "the bytes sent before the break reach the viewer";
+  EXPECT_LT(r.body.size(), body.size());
+  EXPECT_EQ(r.body, body.substr(0, r.body.size())) << "only the first upstream's bytes";
+  EXPECT_EQ(edge.metric("streamflex_edge_upstream_resumes_total", {"result=\"differed\""}), 1);
+  EXPECT_EQ(edge.metric("streamflex_edge_upstream_resumes_total", {"result=\"resumed\""}), 0);
+  // The broken object is not cached: the next viewer's request goes upstream again.
+  auto again = get_raw(edge.endpoint(), kPart);
+  EXPECT_NE(again.x_cache, "HIT");
+}
+
+TEST(EdgeResume, NextUpstreamWithADifferentLengthIsNotSplicedIn) {
+  const auto body = part_body();
+  BreakingUpstream first(body, kSentBeforeBreak, false);
+  Upstream second;
+  second.add(kPart, body.substr(0, body.size() - 1), kImmutable);
+  EdgeUnderTest edge({first.address(), second.address()});
+  auto r = get_raw(edge.endpoint(), kPart);
+  EXPECT_FALSE(r.complete);
+  EXPECT_EQ(r.body, body.substr(0, r.body.size()));
+  EXPECT_EQ(edge.metric("streamflex_edge_upstream_resumes_total", {"result=\"differed\""}), 1);
+}
+
 TEST(Edge, IfNoneMatchWithTheCurrentETagGets304WithoutABody) {
   Upstream upstream;
   upstream.add(kPart, part_body(), kImmutable);

@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <cstring>
 
 namespace sf::http {
 
@@ -23,8 +24,24 @@ void SharedBody::advance(std::size_t n) {
 }
 
 void SharedBody::fail() {
+  if (hold_) {
+    broken_ = true;
+    return;
+  }
+  fail_now();
+}
+
+void SharedBody::fail_now() {
   failed_.store(true, std::memory_order_release);
   wake_all();
+}
+
+bool SharedBody::finish_with(std::span<const std::byte> rest) {
+  if (rest.size() != left() || failed()) return false;
+  if (!rest.empty()) std::memcpy(write_position(), rest.data(), rest.size());
+  broken_ = false;
+  advance(rest.size());
+  return true;
 }
 
 void SharedBody::when_beyond(std::size_t seen, const asio::any_io_executor& ex, std::function<void()> wake) const {
