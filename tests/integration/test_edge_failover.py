@@ -76,17 +76,34 @@ class BreakingProxy:
                 head, upbuf = self._read_head(upstream, upbuf)
                 if head is None:
                     return
-                length = 0
+                length, chunked = 0, False
                 for line in head.split(b"\r\n"):
                     if line.lower().startswith(b"content-length:"):
                         length = int(line.split(b":", 1)[1])
+                    chunked = chunked or line.lower() == b"transfer-encoding: chunked"
+                victim = self.broken == 0 and req.startswith(f"GET {self.victim} ".encode())
+                if chunked:
+                    if not victim:
+                        return  # only the victim is asked for with an answer of unknown length
+                    # The encoded stream as it comes (the segment is still being produced), cut
+                    # after `cut` bytes wherever that falls in the chunk framing.
+                    while len(upbuf) < self.cut:
+                        data = upstream.recv(65536)
+                        if not data:
+                            return
+                        upbuf += data
+                    self.broken += 1
+                    client.sendall(head + upbuf[:self.cut])
+                    time.sleep(0.1)
+                    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    return
                 while len(upbuf) < length:
                     data = upstream.recv(65536)
                     if not data:
                         return
                     upbuf += data
                 body, upbuf = upbuf[:length], upbuf[length:]
-                if self.broken == 0 and req.startswith(f"GET {self.victim} ".encode()):
+                if victim:
                     self.broken += 1
                     client.sendall(head + body[:self.cut])
                     time.sleep(0.1)  # the edge hands the head and these bytes to its viewer
@@ -100,24 +117,31 @@ class BreakingProxy:
             upstream.close()
 
 
-def resume_through_a_break(module_servers, a, b, msn):
-    """Segment `msn` through an edge whose first upstream (A, behind a BreakingProxy) breaks off
-    mid-body and whose second is B."""
-    target = f"/live/{STREAM}/video/s{msn}.m4s"
-    whole = {name: h.http_request(f"{s.origin}{target}")[2] for name, s in (("a", a), ("b", b))}
-    cut = len(whole["a"]) // 2
-    proxy = BreakingProxy(a.origin_port, target, cut)
-    edge = h.start_edge(module_servers, [proxy.address, f"{h.HOST}:{b.origin_port}"], edge_id="edge-resume")
-    try:
-        status, headers, body = h.http_request(f"{edge.edge}{target}", timeout=10)
-        m = edge.metrics()
-    finally:
-        edge.stop()
-        proxy.close()
-    return {"status": status, "x_cache": headers.get("x-cache"), "body": body, "whole": whole, "cut": cut,
-            "broken": proxy.broken,
-            "resumes": {r: m.get("streamflex_edge_upstream_resumes_total", result=r)
-                        for r in ("resumed", "differed", "failed")}}
+def resume_through_a_break(module_servers, a, b, msn, open_msn):
+    """Segment `msn` (complete, so sent with Content-Length), then segment `open_msn` (still being
+    produced, so sent chunked as it grows) through an edge whose first upstream (A, behind a
+    BreakingProxy) breaks each off mid-body and whose second is B."""
+    out = {}
+    for kind, n in (("sized", msn), ("chunked", open_msn)):
+        target = f"/live/{STREAM}/video/s{n}.m4s"
+        cut = len(h.http_request(f"{a.origin}/live/{STREAM}/video/s{msn}.m4s")[2]) // (2 if kind == "sized" else 4)
+        proxy = BreakingProxy(a.origin_port, target, cut)
+        edge = h.start_edge(module_servers, [proxy.address, f"{h.HOST}:{b.origin_port}"],
+                            edge_id=f"edge-resume-{kind}")
+        try:
+            status, headers, body = h.http_request(f"{edge.edge}{target}", timeout=15)
+            m = edge.metrics()
+        finally:
+            edge.stop()
+            proxy.close()
+        # Complete by now at both origins (the edge's answer ended with the segment).
+        whole = {name: h.http_request(f"{s.origin}{target}")[2] for name, s in (("a", a), ("b", b))}
+        out[kind] = {"msn": n, "status": status, "x_cache": headers.get("x-cache"),
+                     "encoding": headers.get("transfer-encoding", "length"), "body": body, "whole": whole,
+                     "cut": cut, "broken": proxy.broken,
+                     "resumes": {r: m.get("streamflex_edge_upstream_resumes_total", result=r)
+                                 for r in ("resumed", "differed", "failed")}}
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +172,8 @@ def failover(module_servers, module_procs, clip30, tmp_path_factory):
         same[msn] = [hashlib.sha256(x).hexdigest()[:12] for x in bodies]
     numbering = {"a": [(x["msn"], x["pdt"], len(x["parts"])) for x in pa.segments],
                  "b": [(x["msn"], x["pdt"], len(x["parts"])) for x in pb.segments], "parts": same}
-    resume = resume_through_a_break(module_servers, a, b, common)
+    pl = listed(a)
+    resume = resume_through_a_break(module_servers, a, b, common, pl.open_msn + 1 if pl.open_parts else pl.open_msn)
 
     edge = h.start_edge(module_servers, [f"{h.HOST}:{a.origin_port}", f"{h.HOST}:{b.origin_port}"], edge_id="edge")
     out = work / "loadgen.json"
@@ -186,14 +211,16 @@ def test_two_origins_number_identical_input_identically(failover):
         assert ha == hb, f"s{msn}.p0.m4s differs between the origins"
 
 
-def test_body_broken_off_mid_transfer_by_a_is_finished_from_b(failover):
-    r = failover["resume"]
-    print(f"segment of {len(r['whole']['a'])} bytes cut at {r['cut']}; viewer got {len(r['body'])} bytes "
-          f"({r['x_cache']}); resumes {r['resumes']}")
+@pytest.mark.parametrize("kind", ["sized", "chunked"])
+def test_body_broken_off_mid_transfer_by_a_is_finished_from_b(failover, kind):
+    r = failover["resume"][kind]
+    print(f"s{r['msn']} ({r['encoding']}) of {len(r['whole']['a'])} bytes, A's answer cut after {r['cut']} bytes; "
+          f"viewer got {len(r['body'])} bytes ({r['x_cache']}); resumes {r['resumes']}")
     assert r["whole"]["a"] == r["whole"]["b"], "A and B package the same segment differently"
     assert len(r["whole"]["a"]) > 32 * 1024, "too small for the edge to stream it to its viewer"
     assert r["broken"] == 1, "the proxy never cut A's answer"
     assert r["status"] == 200 and r["x_cache"] == "MISS"
+    assert r["encoding"] == ("chunked" if kind == "chunked" else "length")
     assert r["body"] == r["whole"]["b"], "the viewer's body is not the segment"
     assert r["resumes"] == {"resumed": 1, "differed": 0, "failed": 0}
 

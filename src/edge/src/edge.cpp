@@ -321,9 +321,10 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   struct Streamed {
     bool answered = false;
     std::shared_ptr<const Entry> entry;
-    // A body of known length whose failure is held, so another upstream can finish it, and the
-    // head it came with.
+    // A body whose failure is held, so another upstream can finish it (of known length, or
+    // chunked), and the head it came with.
     std::shared_ptr<http::SharedBody> body;
+    std::shared_ptr<http::ChunkedBody> chunked;
     http::ClientResponse head;
   };
 
@@ -335,9 +336,11 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       streamed->entry = self->on_upstream_head(key, target, head, body);
       streamed->answered = streamed->entry != nullptr;
       // Called before the client reads any more of the body, so before it can fail.
-      if (streamed->answered && body.sized && self->upstreams.size() > 1) {
-        body.sized->hold_failure();
+      if (streamed->answered && self->upstreams.size() > 1) {
+        if (body.sized) body.sized->hold_failure();
+        if (body.chunked) body.chunked->hold_failure();
         streamed->body = body.sized;
+        streamed->chunked = body.chunked;
         streamed->head = head;
       }
     };
@@ -487,9 +490,12 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       auto r = co_await ask(ex, *u, target, headers, timeout, on_head);
       if (!r) {
         if (streamed.answered) {
-          if (streamed.body) {
-            if (auto e = co_await resume_body(ex, target, headers, timeout, order, u, streamed)) co_return e;
-          }
+          std::shared_ptr<const Entry> e;
+          if (streamed.body)
+            e = co_await resume_body(ex, target, headers, timeout, order, u, streamed);
+          else if (streamed.chunked)
+            e = co_await resume_chunked(ex, target, headers, timeout, order, u, streamed);
+          if (e) co_return e;
           break;
         }
         continue;
@@ -561,6 +567,106 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     resumes.Add({{"result", result}}).Increment();
     body.fail_now();
     co_return nullptr;
+  }
+
+  // Reads another upstream's answer for an object whose chunked body broke off: its bytes, in
+  // order, must be those the broken body already gave its viewers; what follows them is appended
+  // to that body (shared pieces, not copied) as it arrives.
+  class Continuation {
+   public:
+    explicit Continuation(http::ChunkedBody& into) : into_(into), given_(into.pieces()) {
+      for (auto& p : given_) have_ += p.size();
+    }
+    // The other answer's next bytes; false from the first byte that differs on.
+    bool feed(const Bytes& b) {
+      if (differs_) return false;
+      std::size_t at = 0;
+      while (at < b.size() && seen_ < have_) {
+        const Bytes& g = given_[piece_];
+        std::size_t n = std::min(b.size() - at, g.size() - in_piece_);
+        if (std::memcmp(b.data() + at, g.data() + in_piece_, n) != 0) {
+          differs_ = true;
+          return false;
+        }
+        at += n;
+        seen_ += n;
+        in_piece_ += n;
+        if (in_piece_ == g.size()) {
+          ++piece_;
+          in_piece_ = 0;
+        }
+      }
+      if (at < b.size()) {
+        into_.append(b.share_from(at));
+        seen_ += b.size() - at;
+      }
+      return true;
+    }
+    // The other answer ended: it was the same object if nothing differed and it was not shorter.
+    bool same() const { return !differs_ && seen_ >= have_; }
+
+   private:
+    http::ChunkedBody& into_;
+    std::vector<Bytes> given_;
+    std::size_t have_ = 0, seen_ = 0, piece_ = 0, in_piece_ = 0;
+    bool differs_ = false;
+  };
+
+  // resume_body for a body of unknown length (an open LL-DASH segment the origin is still
+  // producing): the next upstream's answer is read as it arrives, its first bytes checked against
+  // those already given, the rest appended to the viewers' body live, and the body ended when that
+  // answer ends. If that upstream fails too, the one after it continues from there.
+  asio::awaitable<std::shared_ptr<const Entry>> resume_chunked(
+      asio::any_io_executor ex, const std::string& target,
+      const std::vector<std::pair<std::string, std::string>>& headers, std::chrono::milliseconds timeout,
+      const std::vector<Upstream*>& order, const Upstream* failed, Streamed& streamed) {
+    http::ChunkedBody& body = *streamed.chunked;
+    const char* result = "failed";
+    for (auto* u : order) {
+      if (u == failed) continue;
+      auto cont = std::make_shared<Continuation>(body);
+      auto streaming = std::make_shared<bool>(false);
+      http::OnHead on_head = [cont, streaming](const http::ClientResponse& head, const http::ArrivingBody& arriving) {
+        if (head.status != 200 || !arriving.chunked) return;
+        *streaming = true;
+        // Told on this thread as each piece is published; dropped when the answer ends or fails.
+        arriving.chunked->on_append([cont, src = arriving.chunked.get(), next = std::size_t{0}](std::size_t) mutable {
+          std::vector<Bytes> pieces;
+          next = src->read(next, pieces).next;
+          for (auto& p : pieces)
+            if (!cont->feed(p)) return;
+        });
+      };
+      auto r = co_await ask(ex, *u, target, headers, timeout, std::move(on_head));
+      if (!r) continue;  // the next one goes on from wherever this one got to
+      if (r->status == 200 && !*streaming) cont->feed(r->body);
+      if (r->status == 200 && cont->same()) {
+        body.end();
+        resumes.Add({{"result", "resumed"}}).Increment();
+        log::info("edge", "broken-off chunked body finished from the next upstream",
+                  {{"object", target}, {"upstream", u->name}, {"size", std::to_string(body.size())}});
+        http::ClientResponse whole = std::move(streamed.head);
+        whole.body = join(body.pieces(), body.size());
+        co_return make_entry(whole, target);
+      }
+      result = "differed";
+      log::warn("edge", "broken-off chunked body not finished: the next upstream's object differs",
+                {{"object", target}, {"upstream", u->name}, {"status", std::to_string(r->status)}});
+      break;
+    }
+    resumes.Add({{"result", result}}).Increment();
+    body.fail_now();
+    co_return nullptr;
+  }
+
+  static Bytes join(const std::vector<Bytes>& pieces, std::size_t size) {
+    MutableBytes whole(size);
+    std::size_t at = 0;
+    for (auto& p : pieces) {
+      std::memcpy(whole.data() + at, p.data(), p.size());
+      at += p.size();
+    }
+    return Bytes::freeze(std::move(whole));
   }
 
   static std::shared_ptr<const Entry> no_upstream_answered() {

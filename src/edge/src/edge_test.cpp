@@ -827,7 +827,8 @@ TEST(Edge, FailsOverWhenTheFirstUpstreamRefusesConnectionsAndMarksItDown) {
 // whole body's Content-Length, the first `sent` bytes, then (after `pause`, time for the edge to
 // hand the head and those bytes to its viewers) a reset, or nothing more at all (`stall`).
 struct BreakingUpstream {
-  BreakingUpstream(std::string body, std::size_t sent, bool stall) : body(std::move(body)), sent(sent), stall(stall) {
+  BreakingUpstream(std::string body, std::size_t sent, bool stall, bool chunked = false)
+      : body(std::move(body)), sent(sent), stall(stall), chunked(chunked) {
     listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -871,10 +872,19 @@ struct BreakingUpstream {
         continue;
       }
       ++requests;
-      std::string out = fmt::format(
-          "HTTP/1.1 200 OK\r\nContent-Type: video/iso.segment\r\nCache-Control: {}\r\nContent-Length: {}\r\n\r\n",
-          kImmutable, body.size());
-      out.append(body, 0, sent);
+      std::string out;
+      if (chunked) {
+        out = fmt::format(
+            "HTTP/1.1 200 OK\r\nContent-Type: video/iso.segment\r\nCache-Control: {}\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+            kImmutable, sent);
+        out.append(body, 0, sent).append("\r\n");
+      } else {
+        out = fmt::format(
+            "HTTP/1.1 200 OK\r\nContent-Type: video/iso.segment\r\nCache-Control: {}\r\nContent-Length: {}\r\n\r\n",
+            kImmutable, body.size());
+        out.append(body, 0, sent);
+      }
       ::send(fd, out.data(), out.size(), MSG_NOSIGNAL);
       if (stall) {
         stalled.push_back(fd);  // open, silent, until the test ends
@@ -890,6 +900,7 @@ struct BreakingUpstream {
   std::string body;
   std::size_t sent;
   bool stall;
+  bool chunked = false;  // a chunked answer (unknown length): one chunk of `sent` bytes, then the break
   std::chrono::milliseconds pause{100};
   int listener = -1;
   std::uint16_t port = 0;
@@ -1208,6 +1219,62 @@ std::shared_ptr<http::ChunkedBody> answer_chunked(Upstream& upstream) {
 
 void append(http::ChunkedBody& body, std::string_view bytes) {
   body.append(Bytes::copy_of(as_bytes(bytes)));
+}
+
+// An open segment (chunked) broken off by the first upstream mid-body: the second upstream's
+// answer, arriving in other piece boundaries, is checked against what the viewer already has and
+// continues its body live.
+struct ChunkedResume {
+  explicit ChunkedResume(std::string second_body)
+      : body(part_body()), first(body, kSentBeforeBreak, false, true), edge({first.address(), second.address()}) {
+    viewer = std::async(std::launch::async, [this] {
+      asio::io_context ctx;
+      http::Connection c(ctx.get_executor(), edge.endpoint());
+      return run_on(ctx, c.request("GET", kPart, {}, 10s));
+    });
+    EXPECT_TRUE(eventually([&] { return second.held_count() == 1; }, 5s)) << "no request reached the second upstream";
+    auto produced = answer_chunked(second);
+    // Boundaries unlike the first upstream's: inside what the viewer has, across its end, after it.
+    append(*produced, std::string_view(second_body).substr(0, 1000));
+    append(*produced, std::string_view(second_body).substr(1000, kSentBeforeBreak + 4000));
+    append(*produced, std::string_view(second_body).substr(kSentBeforeBreak + 5000, 50000));
+    // Live: the continued bytes reach the cached entry (and its viewers) before the answer ends.
+    if (second_body == body)
+      EXPECT_TRUE(eventually(
+          [&] { return edge.metric("streamflex_edge_cache_bytes") >= double(kSentBeforeBreak + 55000); }, 5s))
+          << edge.metric("streamflex_edge_cache_bytes");
+    append(*produced, std::string_view(second_body).substr(kSentBeforeBreak + 55000));
+    produced->end();
+  }
+  std::string body;
+  BreakingUpstream first;
+  Upstream second;
+  EdgeUnderTest edge;
+  std::future<Result<http::ClientResponse>> viewer;
+};
+
+TEST(EdgeResume, ChunkedBodyBrokenOffIsContinuedLiveFromTheNextUpstream) {
+  ChunkedResume run(part_body());
+  auto r = run.viewer.get();
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->header("x-cache"), "MISS");
+  EXPECT_TRUE(as_chars(r->body.view()) == run.body) << r->body.size() << " of " << run.body.size() << " bytes";
+  EXPECT_EQ(run.first.requests.load(), 1);
+  EXPECT_EQ(run.edge.metric("streamflex_edge_upstream_resumes_total", {"result=\"resumed\""}), 1);
+  auto again = get(run.edge.endpoint(), kPart);
+  EXPECT_EQ(again.header("x-cache"), "HIT");
+  EXPECT_TRUE(as_chars(again.body.view()) == run.body);
+}
+
+TEST(EdgeResume, ChunkedBodyIsNotContinuedFromAnUpstreamWithOtherBytes) {
+  auto other = part_body();
+  other[kSentBeforeBreak - 1] = static_cast<char>(other[kSentBeforeBreak - 1] ^ 1);  // the last byte the viewer has
+  ChunkedResume run(other);
+  auto r = run.viewer.get();
+  EXPECT_FALSE(r) << "the viewer took a spliced body for a whole one";
+  EXPECT_EQ(run.edge.metric("streamflex_edge_upstream_resumes_total", {"result=\"differed\""}), 1);
+  EXPECT_EQ(run.edge.metric("streamflex_edge_upstream_resumes_total", {"result=\"resumed\""}), 0);
 }
 
 // The cache counts a chunked body's bytes as they arrive (it was 0 until the complete object came),

@@ -15,6 +15,7 @@ void ChunkedBody::append(Bytes piece) {
   if (ended() || failed()) return;
   size_ += n;
   pieces_.push_back(std::move(piece));
+  broken_ = false;
   wake_all(lock);
   if (grown_) grown_(n);
 }
@@ -22,6 +23,7 @@ void ChunkedBody::append(Bytes piece) {
 void ChunkedBody::end() {
   std::unique_lock lock(mu_);
   if (failed()) return;
+  broken_ = false;
   ended_.store(true, std::memory_order_release);
   take_finish_waiters();
   wake_all(lock);
@@ -29,6 +31,14 @@ void ChunkedBody::end() {
 }
 
 void ChunkedBody::fail() {
+  if (hold_) {
+    broken_ = true;
+    return;
+  }
+  fail_now();
+}
+
+void ChunkedBody::fail_now() {
   std::unique_lock lock(mu_);
   if (ended()) return;
   failed_.store(true, std::memory_order_release);

@@ -130,5 +130,39 @@ TEST(ChunkedBody, WhenFinishedWakesOnceAtTheEndOrFailureNotPerPiece) {
   }
 }
 
+TEST(ChunkedBody, HeldFailureLeavesConsumersWaitingUntilTheOwnerContinuesOrGivesUp) {
+  for (bool continued : {true, false}) {
+    asio::io_context ctx;
+    ChunkedBody body;
+    std::size_t grown = 0;
+    body.on_append([&](std::size_t n) { grown += n; });
+    body.hold_failure();
+    body.append(piece("ab"));
+    body.fail();
+    EXPECT_TRUE(body.broken());
+    EXPECT_FALSE(body.failed());
+    int finished = 0, beyond = 0;
+    body.when_finished(ctx.get_executor(), [&] { ++finished; });
+    body.when_beyond(1, ctx.get_executor(), [&] { ++beyond; });
+    ctx.poll();
+    ctx.restart();
+    EXPECT_EQ(finished + beyond, 0) << "a held failure must wake no one";
+    if (continued) {
+      body.append(piece("cd"));  // from another upstream
+      EXPECT_FALSE(body.broken());
+      body.end();
+      EXPECT_EQ(grown, 4u) << "the cache is told of the continued pieces too";
+      EXPECT_EQ(joined(body.pieces()), "abcd");
+      EXPECT_TRUE(body.ended());
+    } else {
+      body.fail_now();
+      EXPECT_TRUE(body.failed());
+    }
+    ctx.poll();
+    EXPECT_EQ(finished, 1);
+    EXPECT_EQ(beyond, 1);
+  }
+}
+
 }  // namespace
 }  // namespace sf::http

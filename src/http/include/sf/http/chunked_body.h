@@ -10,7 +10,10 @@
 //   then close their connections without the last-chunk, so no viewer takes a truncated body for
 //   a whole one.
 // - on_append() lets whoever keeps the body account for it as it grows (the edge's cache bound).
-// Thread-safe, but append(), end(), fail() and on_append() are the producer's: one thread calls them.
+// - A failure can be held (hold_failure()), as SharedBody's: consumers wait on while the body's
+//   owner continues it from elsewhere (append(), end()) or gives up (fail_now()).
+// Thread-safe, but append(), end(), fail(), on_append(), hold_failure() and fail_now() are the
+// producer's: one thread calls them (the owner that continues a body is on that thread too).
 #pragma once
 
 #include <atomic>
@@ -37,8 +40,15 @@ class ChunkedBody final : public BodySource {
   void append(Bytes piece);
   // Producer: the body is complete after the pieces appended so far.
   void end();
-  // Producer: the body will not complete.
+  // Producer: the body will not complete. Unless a failure is held: then only broken() is set,
+  // and consumers wait on (on_append's callback stays).
   void fail();
+  // Before the producer can fail: a failure leaves the consumers waiting (see above).
+  void hold_failure() { hold_ = true; }
+  // A held failure happened and nothing has been appended or ended since.
+  bool broken() const { return broken_; }
+  // No one will complete the body: consumers are woken with failed().
+  void fail_now();
   // Producer's thread (an OnHead callback, say): `grown` is called with each piece's size once it
   // is published, on the producer's thread, outside the body's lock; dropped at end() or fail(),
   // so what it captures is released when the body finishes either way. Replaces an earlier one.
@@ -69,6 +79,8 @@ class ChunkedBody final : public BodySource {
   mutable std::vector<std::pair<boost::asio::any_io_executor, std::function<void()>>> waiters_;
   mutable std::vector<std::pair<boost::asio::any_io_executor, std::function<void()>>> finish_waiters_;
   std::function<void(std::size_t)> grown_;  // the producer's thread only: no lock
+  bool hold_ = false;                       // likewise
+  bool broken_ = false;                     // likewise
 };
 
 }  // namespace sf::http
