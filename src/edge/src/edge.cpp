@@ -646,7 +646,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
         log::info("edge", "broken-off chunked body finished from the next upstream",
                   {{"object", target}, {"upstream", u->name}, {"size", std::to_string(body.size())}});
         http::ClientResponse whole = std::move(streamed.head);
-        whole.body = join(body.pieces(), body.size());
+        whole.body = body.joined();
         co_return make_entry(whole, target);
       }
       result = "differed";
@@ -657,16 +657,6 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     resumes.Add({{"result", result}}).Increment();
     body.fail_now();
     co_return nullptr;
-  }
-
-  static Bytes join(const std::vector<Bytes>& pieces, std::size_t size) {
-    MutableBytes whole(size);
-    std::size_t at = 0;
-    for (auto& p : pieces) {
-      std::memcpy(whole.data() + at, p.data(), p.size());
-      at += p.size();
-    }
-    return Bytes::freeze(std::move(whole));
   }
 
   static std::shared_ptr<const Entry> no_upstream_answered() {

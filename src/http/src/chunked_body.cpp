@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <cstring>
 
 namespace sf::http {
 
@@ -59,6 +60,17 @@ std::size_t ChunkedBody::size() const {
 std::vector<Bytes> ChunkedBody::pieces() const {
   std::lock_guard lock(mu_);
   return pieces_;
+}
+
+Bytes ChunkedBody::joined() const {
+  std::lock_guard lock(mu_);
+  MutableBytes whole(size_);
+  std::size_t at = 0;
+  for (auto& p : pieces_) {
+    std::memcpy(whole.data() + at, p.data(), p.size());
+    at += p.size();
+  }
+  return Bytes::freeze(std::move(whole));
 }
 
 BodySource::Progress ChunkedBody::read(std::size_t from, std::vector<Bytes>& out) const {

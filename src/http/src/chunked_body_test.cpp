@@ -153,6 +153,7 @@ TEST(ChunkedBody, HeldFailureLeavesConsumersWaitingUntilTheOwnerContinuesOrGives
       body.end();
       EXPECT_EQ(grown, 4u) << "the cache is told of the continued pieces too";
       EXPECT_EQ(joined(body.pieces()), "abcd");
+      EXPECT_EQ(as_chars(body.joined().view()), "abcd");
       EXPECT_TRUE(body.ended());
     } else {
       body.fail_now();

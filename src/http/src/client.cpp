@@ -340,6 +340,7 @@ asio::awaitable<Result<ClientResponse>> exchange(Connection::Impl& c, bool head_
   out.status = head->status;
   bool keep_alive = head->keep_alive;
   std::string body;
+  std::optional<Bytes> joined;  // a chunked body handed on while it arrived: its pieces in one block
   bool no_body = head_request || out.status == 204 || out.status == 304 || out.status < 200;
   if (no_body || (!head->transfer_encoding && head->content_length)) {
     c.buffer.consume(head_size);
@@ -458,15 +459,8 @@ asio::awaitable<Result<ClientResponse>> exchange(Connection::Impl& c, bool head_
         }
       }
       chunked->end();
-      auto pieces = chunked->pieces();
-      std::size_t len = chunked->size();
-      body.resize_and_overwrite(len, [len](char*, std::size_t) { return len; });
-      std::size_t at = 0;
-      for (auto& p : pieces) {
-        std::memcpy(body.data() + at, p.data(), p.size());
-        at += p.size();
-      }
-      out.body_bytes = len;
+      joined = chunked->joined();
+      out.body_bytes = joined->size();
     } else {
       if (!full.is_done()) {
         co_await bhttp::async_read(stream, c.buffer, full, asio::redirect_error(asio::use_awaitable, ec));
@@ -488,7 +482,7 @@ asio::awaitable<Result<ClientResponse>> exchange(Connection::Impl& c, bool head_
     c.close();
     c.buffer.clear();
   }
-  out.body = Bytes::adopt(std::move(body));
+  out.body = joined ? std::move(*joined) : Bytes::adopt(std::move(body));
   co_return out;
 }
 

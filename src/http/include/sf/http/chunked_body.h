@@ -60,6 +60,8 @@ class ChunkedBody final : public BodySource {
   std::size_t size() const;
   // The pieces received so far (the whole body once ended()).
   std::vector<Bytes> pieces() const;
+  // The pieces received so far copied into one block (for the complete object, once).
+  Bytes joined() const;
 
   Progress read(std::size_t from, std::vector<Bytes>& out) const override;
   void when_beyond(std::size_t from, const boost::asio::any_io_executor& ex, std::function<void()> wake) const override;
