@@ -97,6 +97,9 @@ void bind(ConfigSchema& s, AppConfig& c) {
         milliseconds(1000), milliseconds(120000));
   s.add("edge.health_interval", "How often each upstream's /healthz is probed", e.health_interval, milliseconds(100),
         milliseconds(60000));
+  s.add("edge.health_timeout",
+        "A /healthz answer slower than this marks the upstream down and retries its requests in flight elsewhere",
+        e.health_timeout, milliseconds(50), milliseconds(60000));
   s.add("edge.max_connections", "Most player connections open at once", e.max_connections, 1, 1000000);
   s.add("edge.access_log",
         "Access log: one JSON line per served request (stream, rendition, object, status, bytes, ttfb_ms, cache) "

@@ -827,10 +827,24 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   // -- upstream connections: a pool per upstream per I/O thread --
   http::Pool& pool_for(const asio::any_io_executor& ex, Upstream& u) {
     // Each I/O thread runs one io_context, so a thread-local pool is bound to that context.
-    thread_local std::map<std::pair<const Impl*, const Upstream*>, std::unique_ptr<http::Pool>> pools;
-    auto& p = pools[{this, &u}];
+    auto& p = thread_pools()[{this, &u}];
     if (!p) p = std::make_unique<http::Pool>(ex, u.endpoint, static_cast<std::size_t>(config.upstream_connections));
     return *p;
+  }
+
+  // Each I/O thread's upstream connections (a pool per edge and upstream), used on that thread only.
+  static std::map<std::pair<const Impl*, const Upstream*>, std::unique_ptr<http::Pool>>& thread_pools() {
+    thread_local std::map<std::pair<const Impl*, const Upstream*>, std::unique_ptr<http::Pool>> pools;
+    return pools;
+  }
+
+  // Ends the requests in flight to `u` on every I/O thread: each fails over to the next upstream.
+  void abort_requests_to(const Upstream& u) {
+    for (auto* ctx : pool.contexts())
+      asio::post(*ctx, [self = shared_from_this(), &u] {
+        auto& pools = thread_pools();
+        if (auto it = pools.find({self.get(), &u}); it != pools.end()) it->second->abort();
+      });
   }
 
   // -- health: each upstream's /healthz, every health_interval, on one I/O thread --
@@ -845,11 +859,15 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     std::vector<std::pair<std::string, std::string>> headers{{"Via", "1.1 " + self->config.id}};
     while (!self->stopping) {
       // Arguments as named values: g++ 12 mishandles braced temporaries inside co_await.
-      auto r = co_await p->conn.request("GET", "/healthz", headers, self->config.upstream_timeout);
+      auto r = co_await p->conn.request("GET", "/healthz", headers, self->config.health_timeout);
       if (self->stopping) break;
       bool ok = r && r->status < 500;
       if (ok != p->upstream->up.exchange(ok))
-        log::info("edge", ok ? "upstream up" : "upstream marked down", {{"upstream", p->upstream->name}});
+        log::info("edge", ok ? "upstream up" : "upstream marked down",
+                  {{"upstream", p->upstream->name}, {"probe", r ? std::to_string(r->status) : r.error().message()}});
+      // Dead or hung: what it still holds (blocking requests, bodies) will not come. Retried now on
+      // the next upstream, not after their own deadlines; a body already streaming is resumed.
+      if (!ok) self->abort_requests_to(*p->upstream);
       p->timer.expires_after(self->config.health_interval);
       boost::system::error_code ec;
       co_await p->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));

@@ -1032,6 +1032,50 @@ TEST(EdgeResume, NextUpstreamWithADifferentLengthIsNotSplicedIn) {
   EXPECT_EQ(edge.metric("streamflex_edge_upstream_resumes_total", {"result=\"differed\""}), 1);
 }
 
+// An upstream that hangs: its kernel completes connections (a listening socket never accepted
+// from) and takes requests; nothing ever answers, the health probe's included.
+struct HungUpstream {
+  HungUpstream() {
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(fd, 64) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      throw std::runtime_error("HungUpstream: cannot listen");
+    port = ntohs(a.sin_port);
+  }
+  ~HungUpstream() { ::close(fd); }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port); }
+  int fd = -1;
+  std::uint16_t port = 0;
+};
+
+TEST(Edge, RequestHeldByAHungUpstreamIsRetriedOnTheNextOnceTheProbeFails) {
+  HungUpstream hung;
+  Upstream second;
+  second.add(kPart, part_body(), kImmutable);
+  Config config;
+  config.upstream_timeout = 10s;  // the request's own deadline: far beyond the probe's
+  config.health_timeout = 1s;
+  config.health_interval = 600s;
+  EdgeUnderTest edge({hung.address(), second.address()}, config);
+  auto t0 = Clock::now();
+  auto r = get(edge.endpoint(), kPart);  // sent at once: the hung upstream is still thought up
+  auto took = Clock::now() - t0;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.size(), kPartBytes);
+  EXPECT_EQ(second.count(kPart), 1);
+  // Not before the probe's deadline (nothing else could tell the upstream hangs), and not at the
+  // request's own deadline.
+  EXPECT_GE(took, 900ms);
+  EXPECT_LT(took, 4s) << "the request waited for its own deadline, not the probe";
+  EXPECT_EQ(edge.metric("streamflex_edge_upstream_requests_total",
+                        {"upstream=\"" + hung.address() + "\"", "result=\"failed\""}),
+            1);
+}
+
 TEST(Edge, IfNoneMatchWithTheCurrentETagGets304WithoutABody) {
   Upstream upstream;
   upstream.add(kPart, part_body(), kImmutable);

@@ -593,6 +593,7 @@ struct Pool::State {
     explicit Waiter(const asio::any_io_executor& ex) : timer(ex) {}
     asio::steady_timer timer;
     Connection* conn = nullptr;
+    bool aborted = false;
   };
 
   State(asio::any_io_executor ex, net::Endpoint up, std::size_t max_conn, std::size_t max_wait, ClientLimits l)
@@ -660,7 +661,7 @@ asio::awaitable<Result<ClientResponse>> pool_request(std::shared_ptr<Pool::State
     co_await w.timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (!w.conn) {
       std::erase(s->waiters, &w);
-      co_return fail(s->closed ? errc::closed : errc::timeout);
+      co_return fail(s->closed || w.aborted ? errc::closed : errc::timeout);
     }
     c = w.conn;
   }
@@ -695,6 +696,16 @@ asio::awaitable<Result<ClientResponse>> Pool::request_with_pieces(
     std::string method, std::string target, std::vector<std::pair<std::string, std::string>> headers,
     std::vector<Bytes> body, std::chrono::milliseconds timeout) {
   return pool_request(state_, std::move(method), std::move(target), std::move(headers), timeout, {}, std::move(body));
+}
+
+void Pool::abort() {
+  auto waiting = std::move(state_->waiters);
+  state_->waiters.clear();
+  for (auto* w : waiting) {
+    w->aborted = true;
+    w->timer.cancel();
+  }
+  for (auto& c : state_->all) c->close();
 }
 
 std::size_t Pool::open_connections() const {

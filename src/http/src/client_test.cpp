@@ -575,5 +575,27 @@ TEST(Pool, WaitingCountsAgainstTheTimeout) {
   EXPECT_EQ(pool.waiting(), 0u);
 }
 
+TEST(Pool, AbortEndsRequestsInFlightAndWaitingAndThePoolGoesOn) {
+  TestServer srv;
+  asio::io_context ctx;
+  Pool pool(ctx.get_executor(), srv.endpoint(), 2, 10);
+  // Three requests held by the server (two on connections, one waiting for one); abort() after
+  // 100 ms, long before the server's minute.
+  asio::steady_timer later(ctx, 100ms);
+  later.async_wait([&](const boost::system::error_code&) { pool.abort(); });
+  auto t0 = std::chrono::steady_clock::now();
+  auto results = run_on(ctx, concurrent(pool, 3, "/held"));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  ASSERT_EQ(results.size(), 3u);
+  for (auto& r : results) {
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), errc::closed);
+  }
+  EXPECT_EQ(pool.waiting(), 0u);
+  auto r = run_on(ctx, pool.request("GET", "/hello"));
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->status, 200);
+}
+
 }  // namespace
 }  // namespace sf::http

@@ -32,6 +32,9 @@ struct Config {
   std::chrono::milliseconds upstream_timeout{3000};   // an ordinary fetch; slower is a stall
   std::chrono::milliseconds blocking_timeout{13000};  // an LL-HLS blocking request (origin holds 3 TD)
   std::chrono::milliseconds health_interval{2000};
+  // A /healthz answer later than this marks the upstream down, and its requests in flight are
+  // retried on the next one (a hung upstream would hold blocking requests for blocking_timeout).
+  std::chrono::milliseconds health_timeout{1000};
   std::int64_t max_connections = 20000;
   // Viewer tokens (auth.token_keys, the origin's keys): objects an upstream marks X-SF-Access: token
   // are served only to viewers with a valid token, and fetched with a token the edge signs itself.

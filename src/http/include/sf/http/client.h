@@ -135,6 +135,10 @@ class Pool {
   boost::asio::awaitable<Result<ClientResponse>> request_with_pieces(
       std::string method, std::string target, std::vector<std::pair<std::string, std::string>> headers,
       std::vector<Bytes> body, std::chrono::milliseconds timeout = {});
+  // Ends every request in flight (their sockets closed) and every one waiting for a connection,
+  // all with errc::closed: for an upstream found dead or hung, whose answers will not come. The
+  // pool stays usable; later requests open new connections.
+  void abort();
   // Connections whose socket is open now (at most max_connections).
   std::size_t open_connections() const;
   std::size_t waiting() const;
