@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstring>
@@ -838,6 +839,10 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     return pools;
   }
 
+  bool another_up(const Upstream& u) const {
+    return std::any_of(upstreams.begin(), upstreams.end(), [&](auto& o) { return o.get() != &u && o->up; });
+  }
+
   // Ends the requests in flight to `u` on every I/O thread: each fails over to the next upstream.
   void abort_requests_to(const Upstream& u) {
     for (auto* ctx : pool.contexts())
@@ -866,8 +871,9 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
         log::info("edge", ok ? "upstream up" : "upstream marked down",
                   {{"upstream", p->upstream->name}, {"probe", r ? std::to_string(r->status) : r.error().message()}});
       // Dead or hung: what it still holds (blocking requests, bodies) will not come. Retried now on
-      // the next upstream, not after their own deadlines; a body already streaming is resumed.
-      if (!ok) self->abort_requests_to(*p->upstream);
+      // the next upstream, not after their own deadlines; a body already streaming is resumed. With
+      // no other upstream up, the requests wait on (a short hang then costs viewers nothing).
+      if (!ok && self->another_up(*p->upstream)) self->abort_requests_to(*p->upstream);
       p->timer.expires_after(self->config.health_interval);
       boost::system::error_code ec;
       co_await p->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));

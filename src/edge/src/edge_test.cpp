@@ -1076,6 +1076,22 @@ TEST(Edge, RequestHeldByAHungUpstreamIsRetriedOnTheNextOnceTheProbeFails) {
             1);
 }
 
+// With nowhere else to go, a failed probe does not cut the requests waiting on the only upstream
+// short: a brief hang would otherwise turn every waiting viewer's request into an error.
+TEST(Edge, FailedProbeLeavesTheRequestsToTheOnlyUpstreamWaiting) {
+  HungUpstream hung;
+  Config config;
+  config.upstream_timeout = 1500ms;
+  config.health_timeout = 100ms;
+  config.health_interval = 600s;
+  EdgeUnderTest edge({hung.address()}, config);
+  auto t0 = Clock::now();
+  auto r = get(edge.endpoint(), kPart);
+  auto took = Clock::now() - t0;
+  EXPECT_EQ(r.status, 502);
+  EXPECT_GE(took, 1400ms) << "cut at the probe's failure, not at the request's own deadline";
+}
+
 TEST(Edge, IfNoneMatchWithTheCurrentETagGets304WithoutABody) {
   Upstream upstream;
   upstream.add(kPart, part_body(), kImmutable);
