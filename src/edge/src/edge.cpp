@@ -492,10 +492,11 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       if (!r) {
         if (streamed.answered) {
           std::shared_ptr<const Entry> e;
+          Retry retry{ex, target, headers, timeout, order, u};
           if (streamed.body)
-            e = co_await resume_body(ex, target, headers, timeout, order, u, streamed);
+            e = co_await resume_body(retry, streamed);
           else if (streamed.chunked)
-            e = co_await resume_chunked(ex, target, headers, timeout, order, u, streamed);
+            e = co_await resume_chunked(retry, streamed);
           if (e) co_return e;
           break;
         }
@@ -525,6 +526,17 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     co_return std::move(*r);
   }
 
+  // A request an upstream broke off, to be continued elsewhere: as it was sent, and the
+  // upstreams in the order they are tried (`failed` is the one that broke it off).
+  struct Retry {
+    asio::any_io_executor ex;
+    const std::string& target;
+    const std::vector<std::pair<std::string, std::string>>& headers;
+    std::chrono::milliseconds timeout;
+    const std::vector<Upstream*>& order;
+    const Upstream* failed;
+  };
+
   // The upstream `failed` broke off a body (of known length) that the waiters are already
   // receiving. Origins fed the same source package it identically (the same bytes for the same
   // object name), so the next upstream that answers is asked for the whole object; if its length
@@ -532,10 +544,8 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   // Otherwise (a different ingest, an upstream that does not have the object yet, or none
   // answering) the body fails as it would have: the viewers' connections close short of their
   // Content-Length, which players retry. Returns the complete entry, or null.
-  asio::awaitable<std::shared_ptr<const Entry>> resume_body(
-      asio::any_io_executor ex, const std::string& target,
-      const std::vector<std::pair<std::string, std::string>>& headers, std::chrono::milliseconds timeout,
-      const std::vector<Upstream*>& order, const Upstream* failed, Streamed& streamed) {
+  asio::awaitable<std::shared_ptr<const Entry>> resume_body(const Retry& retry, Streamed& streamed) {
+    const auto& [ex, target, headers, timeout, order, failed] = retry;
     http::SharedBody& body = *streamed.body;
     const char* result = "failed";
     for (auto* u : order) {
@@ -617,10 +627,8 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   // producing): the next upstream's answer is read as it arrives, its first bytes checked against
   // those already given, the rest appended to the viewers' body live, and the body ended when that
   // answer ends. If that upstream fails too, the one after it continues from there.
-  asio::awaitable<std::shared_ptr<const Entry>> resume_chunked(
-      asio::any_io_executor ex, const std::string& target,
-      const std::vector<std::pair<std::string, std::string>>& headers, std::chrono::milliseconds timeout,
-      const std::vector<Upstream*>& order, const Upstream* failed, Streamed& streamed) {
+  asio::awaitable<std::shared_ptr<const Entry>> resume_chunked(const Retry& retry, Streamed& streamed) {
+    const auto& [ex, target, headers, timeout, order, failed] = retry;
     http::ChunkedBody& body = *streamed.chunked;
     const char* result = "failed";
     for (auto* u : order) {

@@ -823,21 +823,27 @@ TEST(Edge, FailsOverWhenTheFirstUpstreamRefusesConnectionsAndMarksItDown) {
 
 // ---- an upstream that breaks off mid-body ----------------------------------------------------
 
+// A TCP socket listening on 127.0.0.1 on a free port (returned in `port`).
+int listen_on_loopback(std::uint16_t& port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(fd, 64) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    throw std::runtime_error("cannot listen on 127.0.0.1");
+  port = ntohs(a.sin_port);
+  return fd;
+}
+
 // A raw upstream on its own thread: /healthz is answered 200; any other GET gets a head with the
 // whole body's Content-Length, the first `sent` bytes, then (after `pause`, time for the edge to
 // hand the head and those bytes to its viewers) a reset, or nothing more at all (`stall`).
 struct BreakingUpstream {
   BreakingUpstream(std::string body, std::size_t sent, bool stall, bool chunked = false)
       : body(std::move(body)), sent(sent), stall(stall), chunked(chunked) {
-    listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    if (::bind(listener, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(listener, 16) != 0 ||
-        ::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-      throw std::runtime_error("BreakingUpstream: cannot listen");
-    port = ntohs(a.sin_port);
+    listener = listen_on_loopback(port);
     thread = std::thread([this] { serve(); });
   }
   ~BreakingUpstream() {
@@ -1035,17 +1041,7 @@ TEST(EdgeResume, NextUpstreamWithADifferentLengthIsNotSplicedIn) {
 // An upstream that hangs: its kernel completes connections (a listening socket never accepted
 // from) and takes requests; nothing ever answers, the health probe's included.
 struct HungUpstream {
-  HungUpstream() {
-    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(fd, 64) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-      throw std::runtime_error("HungUpstream: cannot listen");
-    port = ntohs(a.sin_port);
-  }
+  HungUpstream() { fd = listen_on_loopback(port); }
   ~HungUpstream() { ::close(fd); }
   std::string address() const { return "127.0.0.1:" + std::to_string(port); }
   int fd = -1;
