@@ -472,7 +472,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   // Asks the upstreams in order, healthy ones first, until one answers; a failure, a reset or a
   // stall past the deadline marks that upstream down and moves on, so the viewer sees no error.
   // Once `streamed` is answered (by `on_head`) the waiters have the head and part of the body: a
-  // failure then goes to resume_body().
+  // failure then goes to resume_body() (or resume_chunked() for a body of unknown length).
   asio::awaitable<std::shared_ptr<const Entry>> fetch_upstream(asio::any_io_executor ex, const std::string& target,
                                                                bool is_blocking, http::OnHead on_head,
                                                                Streamed& streamed) {
