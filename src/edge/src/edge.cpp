@@ -507,7 +507,10 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     co_return no_upstream_answered();
   }
 
-  // One GET to `u`, timed and counted; a failure or a 5xx marks `u` down and gives nullopt.
+  // One GET to `u`, timed and counted; a failure or a 5xx gives nullopt (try the next upstream)
+  // and marks `u` down, except a 503 to a blocking reload: that is the origin's answer to a part
+  // that did not come within its hold (one stream's ingest there, not the server), and `u` stays up
+  // for the other streams.
   asio::awaitable<std::optional<http::ClientResponse>> ask(
       asio::any_io_executor ex, Upstream& u, const std::string& target,
       const std::vector<std::pair<std::string, std::string>>& headers, std::chrono::milliseconds timeout,
@@ -517,7 +520,8 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     upstream_seconds.Observe(std::chrono::duration<double>(Clock::now() - t0).count());
     if (!r || r->status >= 500) {
       upstream_requests.Add({{"upstream", u.name}, {"result", r ? "5xx" : "failed"}}).Increment();
-      if (u.up.exchange(false))
+      bool held_too_long = r && r->status == 503 && target.find("_HLS_msn=") != std::string::npos;
+      if (!held_too_long && u.up.exchange(false))
         log::warn("edge", "upstream marked down",
                   {{"upstream", u.name}, {"error", r ? std::to_string(r->status) : r.error().message()}});
       co_return std::nullopt;

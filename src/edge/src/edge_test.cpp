@@ -1088,6 +1088,30 @@ TEST(Edge, FailedProbeLeavesTheRequestsToTheOnlyUpstreamWaiting) {
   EXPECT_GE(took, 1400ms) << "cut at the probe's failure, not at the request's own deadline";
 }
 
+// A blocking reload the first upstream answers 503 (its hold ran out: no new part of that stream
+// there) is tried on the next one, and the first stays up for everything else.
+TEST(Edge, BlockingReloadThatRanOutOfHoldMovesOnWithoutMarkingTheUpstreamDown) {
+  Upstream first, second;
+  const std::string playlist = "/live/s/video/index.m3u8";
+  second.add(playlist, "#EXTM3U\n", "max-age=1", "application/vnd.apple.mpegurl");
+  first.add(kPart, part_body(1000), kImmutable);
+  second.add(kPart, part_body(1000), kImmutable);
+  Config config;
+  config.health_interval = 600s;
+  EdgeUnderTest edge({first.address(), second.address()}, config);
+  auto reload =
+      std::async(std::launch::async, [&] { return get(edge.endpoint(), playlist + "?_HLS_msn=7&_HLS_part=1"); });
+  ASSERT_TRUE(eventually([&] { return first.held_count() == 1; }, 5s)) << "the reload never reached the first upstream";
+  first.answer_held(http::Response::text(503, "late\n"));
+  auto r = reload.get();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(second.count(playlist), 1);
+  // Still up: the next object is asked of the first upstream.
+  EXPECT_EQ(get(edge.endpoint(), kPart).status, 200);
+  EXPECT_EQ(first.count(kPart), 1);
+  EXPECT_EQ(second.count(kPart), 0);
+}
+
 TEST(Edge, IfNoneMatchWithTheCurrentETagGets304WithoutABody) {
   Upstream upstream;
   upstream.add(kPart, part_body(), kImmutable);
