@@ -472,7 +472,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   // Asks the upstreams in order, healthy ones first, until one answers; a failure, a reset or a
   // stall past the deadline marks that upstream down and moves on, so the viewer sees no error.
   // Once `streamed` is answered (by `on_head`) the waiters have the head and part of the body: a
-  // failure then goes to resume_body() (or resume_chunked() for a body of unknown length).
+  // failure then goes to resume_body().
   asio::awaitable<std::shared_ptr<const Entry>> fetch_upstream(asio::any_io_executor ex, const std::string& target,
                                                                bool is_blocking, http::OnHead on_head,
                                                                Streamed& streamed) {
@@ -491,13 +491,10 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       auto r = co_await ask(ex, *u, target, headers, timeout, on_head);
       if (!r) {
         if (streamed.answered) {
-          std::shared_ptr<const Entry> e;
-          Retry retry{ex, target, headers, timeout, order, u};
-          if (streamed.body)
-            e = co_await resume_body(retry, streamed);
-          else if (streamed.chunked)
-            e = co_await resume_chunked(retry, streamed);
-          if (e) co_return e;
+          if (streamed.body || streamed.chunked) {
+            Retry retry{ex, target, headers, timeout, order, u};
+            if (auto e = co_await resume_body(retry, streamed)) co_return e;
+          }
           break;
         }
         continue;
@@ -541,49 +538,6 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     const Upstream* failed;
   };
 
-  // The upstream `failed` broke off a body (of known length) that the waiters are already
-  // receiving. Origins fed the same source package it identically (the same bytes for the same
-  // object name), so the next upstream that answers is asked for the whole object; if its length
-  // and every byte already sent agree, the rest finishes the waiters' body and they never notice.
-  // Otherwise (a different ingest, an upstream that does not have the object yet, or none
-  // answering) the body fails as it would have: the viewers' connections close short of their
-  // Content-Length, which players retry. Returns the complete entry, or null.
-  asio::awaitable<std::shared_ptr<const Entry>> resume_body(const Retry& retry, Streamed& streamed) {
-    const auto& [ex, target, headers, timeout, order, failed] = retry;
-    http::SharedBody& body = *streamed.body;
-    const char* result = "failed";
-    for (auto* u : order) {
-      if (u == failed) continue;
-      auto r = co_await ask(ex, *u, target, headers, timeout);
-      if (!r) continue;
-      auto have = body.available();
-      auto other = r->body.view();
-      bool same = r->status == 200 && other.size() == body.size() && std::memcmp(other.data(), body.data(), have) == 0;
-      if (same && body.finish_with(other.subspan(have))) {
-        resumes.Add({{"result", "resumed"}}).Increment();
-        log::info("edge", "broken-off body finished from the next upstream",
-                  {{"object", target},
-                   {"upstream", u->name},
-                   {"had", std::to_string(have)},
-                   {"of", std::to_string(body.size())}});
-        http::ClientResponse whole = std::move(streamed.head);
-        whole.body = body.bytes();
-        co_return make_entry(whole, target);
-      }
-      result = "differed";
-      log::warn("edge", "broken-off body not finished: the next upstream's object differs",
-                {{"object", target},
-                 {"upstream", u->name},
-                 {"status", std::to_string(r->status)},
-                 {"size", std::to_string(other.size())},
-                 {"expected", std::to_string(body.size())}});
-      break;
-    }
-    resumes.Add({{"result", result}}).Increment();
-    body.fail_now();
-    co_return nullptr;
-  }
-
   // Reads another upstream's answer for an object whose chunked body broke off: its bytes, in
   // order, must be those the broken body already gave its viewers; what follows them is appended
   // to that body (shared pieces, not copied) as it arrives.
@@ -619,6 +573,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     }
     // The other answer ended: it was the same object if nothing differed and it was not shorter.
     bool same() const { return !differs_ && seen_ >= have_; }
+    bool fed_as_it_came = false;  // the other answer was chunked, its pieces fed as they came
 
    private:
     http::ChunkedBody& into_;
@@ -627,48 +582,69 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     bool differs_ = false;
   };
 
-  // resume_body for a body of unknown length (an open LL-DASH segment the origin is still
-  // producing): the next upstream's answer is read as it arrives, its first bytes checked against
-  // those already given, the rest appended to the viewers' body live, and the body ended when that
-  // answer ends. If that upstream fails too, the one after it continues from there.
-  asio::awaitable<std::shared_ptr<const Entry>> resume_chunked(const Retry& retry, Streamed& streamed) {
+  // The upstream `failed` broke off a body that the waiters are already receiving. Origins fed
+  // the same source package it identically (the same bytes for the same object name), so the next
+  // upstream that answers is asked for the object, and if every byte already sent agrees the rest
+  // finishes the waiters' body; they never notice.
+  // - Known length: that upstream's whole object, of the same length, then the rest copied once
+  //   into the block (SharedBody::finish_with).
+  // - Unknown length (an open LL-DASH segment still being produced): that upstream's answer read as
+  //   it arrives, through a Continuation that appends the rest to the viewers' body live; the body
+  //   ends when that answer ends. If that upstream fails too, the next one continues from there.
+  // Otherwise (a different ingest, an upstream without the object yet, none answering) the body
+  // fails as it would have: the viewers' connections close short, which players retry. Returns the
+  // complete entry, or null.
+  asio::awaitable<std::shared_ptr<const Entry>> resume_body(const Retry& retry, Streamed& streamed) {
     const auto& [ex, target, headers, timeout, order, failed] = retry;
-    http::ChunkedBody& body = *streamed.chunked;
     const char* result = "failed";
     for (auto* u : order) {
       if (u == failed) continue;
-      auto cont = std::make_shared<Continuation>(body);
-      auto streaming = std::make_shared<bool>(false);
-      http::OnHead on_head = [cont, streaming](const http::ClientResponse& head, const http::ArrivingBody& arriving) {
-        if (head.status != 200 || !arriving.chunked) return;
-        *streaming = true;
-        // Told on this thread as each piece is published; dropped when the answer ends or fails.
-        arriving.chunked->on_append([cont, src = arriving.chunked.get(), next = std::size_t{0}](std::size_t) mutable {
-          std::vector<Bytes> pieces;
-          next = src->read(next, pieces).next;
-          for (auto& p : pieces)
-            if (!cont->feed(p)) return;
-        });
-      };
-      auto r = co_await ask(ex, *u, target, headers, timeout, std::move(on_head));
-      if (!r) continue;  // the next one goes on from wherever this one got to
-      if (r->status == 200 && !*streaming) cont->feed(r->body);
-      if (r->status == 200 && cont->same()) {
-        body.end();
-        resumes.Add({{"result", "resumed"}}).Increment();
-        log::info("edge", "broken-off chunked body finished from the next upstream",
-                  {{"object", target}, {"upstream", u->name}, {"size", std::to_string(body.size())}});
-        http::ClientResponse whole = std::move(streamed.head);
-        whole.body = body.joined();
-        co_return make_entry(whole, target);
+      std::shared_ptr<Continuation> cont;
+      http::OnHead on_head;
+      if (streamed.chunked) {
+        cont = std::make_shared<Continuation>(*streamed.chunked);
+        on_head = [cont](const http::ClientResponse& head, const http::ArrivingBody& arriving) {
+          if (head.status != 200 || !arriving.chunked) return;
+          cont->fed_as_it_came = true;
+          // Told on this thread as each piece is published; dropped when the answer ends or fails.
+          arriving.chunked->on_append([cont, src = arriving.chunked.get(), next = std::size_t{0}](std::size_t) mutable {
+            std::vector<Bytes> pieces;
+            next = src->read(next, pieces).next;
+            for (auto& p : pieces)
+              if (!cont->feed(p)) return;
+          });
+        };
       }
-      result = "differed";
-      log::warn("edge", "broken-off chunked body not finished: the next upstream's object differs",
-                {{"object", target}, {"upstream", u->name}, {"status", std::to_string(r->status)}});
-      break;
+      auto r = co_await ask(ex, *u, target, headers, timeout, std::move(on_head));
+      if (!r) continue;  // a chunked body goes on from wherever this one got to
+      bool finished = false;
+      if (r->status == 200 && cont) {
+        if (!cont->fed_as_it_came) cont->feed(r->body);  // the segment was complete there: one block
+        finished = cont->same();
+        if (finished) streamed.chunked->end();
+      } else if (r->status == 200) {
+        http::SharedBody& body = *streamed.body;
+        auto other = r->body.view();
+        finished = other.size() == body.size() && std::memcmp(other.data(), body.data(), body.available()) == 0 &&
+                   body.finish_with(other.subspan(body.available()));
+      }
+      if (!finished) {
+        result = "differed";
+        log::warn("edge", "broken-off body not finished: the next upstream's object differs",
+                  {{"object", target}, {"upstream", u->name}, {"status", std::to_string(r->status)}});
+        break;
+      }
+      resumes.Add({{"result", "resumed"}}).Increment();
+      log::info("edge", "broken-off body finished from the next upstream", {{"object", target}, {"upstream", u->name}});
+      http::ClientResponse whole = std::move(streamed.head);
+      whole.body = streamed.chunked ? streamed.chunked->joined() : streamed.body->bytes();
+      co_return make_entry(whole, target);
     }
     resumes.Add({{"result", result}}).Increment();
-    body.fail_now();
+    if (streamed.chunked)
+      streamed.chunked->fail_now();
+    else
+      streamed.body->fail_now();
     co_return nullptr;
   }
 
