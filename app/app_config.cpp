@@ -100,6 +100,10 @@ void bind(ConfigSchema& s, AppConfig& c) {
   s.add("edge.health_timeout",
         "A /healthz answer slower than this marks the upstream down and retries its requests in flight elsewhere",
         e.health_timeout, milliseconds(50), milliseconds(60000));
+  s.add("edge.hedge_parts",
+        "A blocking playlist request not answered after this many of the stream's part targets is also sent to the "
+        "next upstream, and the stream stays there (0: never)",
+        e.hedge_parts, 0, 100);
   s.add("edge.max_connections", "Most player connections open at once", e.max_connections, 1, 1000000);
   s.add("edge.access_log",
         "Access log: one JSON line per served request (stream, rendition, object, status, bytes, ttfb_ms, cache) "

@@ -39,6 +39,9 @@ STOP_AFTER = 3
 PT = 0.5           # part target
 STREAM = "match"
 HUNG_STREAM = "hung"
+LOST_STREAM = "lost"
+STALLED_STREAM = "stalled"
+LOST_VIEWERS = int(os.environ.get("SF_EDGE_LOST_VIEWERS", "100"))
 HEALTH_INTERVAL_MS = 1000  # the hung run's probes (defaults: 2000 ms, 1000 ms)
 HEALTH_TIMEOUT_MS = 500
 
@@ -164,23 +167,26 @@ def listed(s, stream):
 def two_origins(module_servers, module_procs, clip30, work, stream, tee):
     """Two `all` servers live with `stream` from the same clip, each with two complete segments: fed
     by one ffmpeg with the tee muxer, or (tee=False) by one ffmpeg each, started back to back (the
-    same file, so the same timestamps and numbering)."""
+    same file, so the same timestamps and numbering). Returns A, B and the publishers (one, or
+    A's and B's)."""
     if not h.loadgen_available():
         pytest.fail("streamflex loadgen is not available in this build")
     a = h.start_all(module_servers)
     b = h.start_all(module_servers)
     if tee:
         outputs = "|".join(f"[f=flv:onfail=ignore]{s.url(s.create_key(stream))}" for s in (a, b))
-        module_procs.add(h.Proc(["ffmpeg", "-hide_banner", "-nostdin", "-re", "-stream_loop", "-1", "-i", clip30,
-                                 "-c", "copy", "-map", "0", "-f", "tee", outputs], work / "ffmpeg.log"))
+        publishers = [module_procs.add(h.Proc(["ffmpeg", "-hide_banner", "-nostdin", "-re", "-stream_loop", "-1",
+                                               "-i", clip30, "-c", "copy", "-map", "0", "-f", "tee", outputs],
+                                              work / "ffmpeg.log"))]
     else:
-        for name, s in (("a", a), ("b", b)):
-            module_procs.add(h.ffmpeg_publish_looped(clip30, s.url(s.create_key(stream)), work / f"ffmpeg-{name}.log"))
+        publishers = [module_procs.add(h.ffmpeg_publish_looped(clip30, s.url(s.create_key(stream)),
+                                                               work / f"ffmpeg-{name}.log"))
+                      for name, s in (("a", a), ("b", b))]
     for s in (a, b):
         s.wait_live(stream, 10)
     h.wait_until(lambda: all(listed(s, stream) and len(listed(s, stream).segments) >= 2 for s in (a, b)), 15,
                  "two complete segments on both origins")
-    return a, b
+    return a, b, publishers
 
 
 def play_through(module_servers, a, b, stream, work, viewers, after_segments, disrupt, edge_args=()):
@@ -205,7 +211,7 @@ def play_through(module_servers, a, b, stream, work, viewers, after_segments, di
 @pytest.fixture(scope="module")
 def failover(module_servers, module_procs, clip30, tmp_path_factory):
     work = tmp_path_factory.mktemp("failover")
-    a, b = two_origins(module_servers, module_procs, clip30, work, STREAM, tee=True)
+    a, b, _ = two_origins(module_servers, module_procs, clip30, work, STREAM, tee=True)
     # Same media time on both: the newest segment complete on both, by number.
     pa, pb = listed(a, STREAM), listed(b, STREAM)
     common = min(pa.segments[-1]["msn"], pb.segments[-1]["msn"])
@@ -226,7 +232,7 @@ def hung(module_servers, module_procs, clip30, tmp_path_factory):
     work = tmp_path_factory.mktemp("hung")
     # One ffmpeg per origin: with the tee muxer, the publisher would stop feeding B too once A's
     # socket buffer is full (blocked by the hung origin).
-    a, b = two_origins(module_servers, module_procs, clip30, work, HUNG_STREAM, tee=False)
+    a, b, _ = two_origins(module_servers, module_procs, clip30, work, HUNG_STREAM, tee=False)
     try:
         yield play_through(module_servers, a, b, HUNG_STREAM, work, HUNG_VIEWERS, STOP_AFTER,
                            lambda: a.proc.send_signal(signal.SIGSTOP),
@@ -234,6 +240,33 @@ def hung(module_servers, module_procs, clip30, tmp_path_factory):
                             f"--edge.health_timeout={HEALTH_TIMEOUT_MS}ms"])
     finally:
         a.proc.send_signal(signal.SIGCONT)
+
+
+def ingest_at_a_disrupted(module_servers, module_procs, clip30, work, stream, disrupt):
+    """Two origins, one ffmpeg each; `disrupt(A's ffmpeg)` while viewers play through the edge."""
+    a, b, (pub_a, _) = two_origins(module_servers, module_procs, clip30, work, stream, tee=False)
+    try:
+        run = play_through(module_servers, a, b, stream, work, LOST_VIEWERS, STOP_AFTER, lambda: disrupt(pub_a))
+    finally:
+        if pub_a.alive():
+            pub_a.proc.send_signal(signal.SIGCONT)
+    run["a_healthz"] = h.http_get(f"{a.origin}/healthz")[0]
+    return run
+
+
+@pytest.fixture(scope="module")
+def lost(module_servers, module_procs, clip30, tmp_path_factory):
+    # A's publisher goes: A answers the stream's blocking reloads at once, marked X-SF-Source: away.
+    yield ingest_at_a_disrupted(module_servers, module_procs, clip30, tmp_path_factory.mktemp("lost"), LOST_STREAM,
+                                lambda pub: pub.stop(signal.SIGKILL))
+
+
+@pytest.fixture(scope="module")
+def stalled(module_servers, module_procs, clip30, tmp_path_factory):
+    # A's publisher stops sending but keeps its connection: the stream is live at A and no part
+    # comes, A holds the blocking reloads; the edge asks B too once one is 2 part targets late.
+    yield ingest_at_a_disrupted(module_servers, module_procs, clip30, tmp_path_factory.mktemp("stalled"),
+                                STALLED_STREAM, lambda pub: pub.proc.send_signal(signal.SIGSTOP))
 
 
 def pdt_seconds(pdt):
@@ -313,3 +346,38 @@ def test_viewers_play_through_a_hung_origin_without_error_and_with_at_most_a_sho
     # abort each viewer stalled 11.3 s and had a timeout and a gap: the blocking reloads held at A
     # ran to 13 s.
     played_on(hung["summary"], HUNG_VIEWERS, (HEALTH_INTERVAL_MS + HEALTH_TIMEOUT_MS) / 1000 + 0.5)
+
+
+def moved_stream_to_b(run, what):
+    before, after = run["before"], run["after"]
+    up = "streamflex_edge_upstream_requests_total"
+    b_ok_after = after.get(up, upstream=run["b_name"], result="ok") - before.get(up, upstream=run["b_name"], result="ok")
+    a_failed = after.get(up, upstream=run["a_name"], result="failed")
+    hedged = {by: after.get("streamflex_edge_hedged_requests_total", served_by=by) for by in ("first", "next")}
+    print(f"A /healthz after the {what}: {run['a_healthz']}; edge -> B after it: {b_ok_after:.0f} ok; "
+          f"edge -> A failed: {a_failed:.0f}; hedged blocking reloads served by {hedged}")
+    assert run["a_healthz"] == 200, "A itself should still be up: only one stream's ingest there was disrupted"
+    assert b_ok_after > 0, "the edge never asked B for the stream"
+    assert a_failed == 0, "A answered nothing wrong: it should not have been marked down"
+    return hedged
+
+
+def test_edge_moved_the_stream_to_b_when_its_ingest_at_a_was_lost_and_kept_a_up(lost):
+    moved_stream_to_b(lost, "loss")
+
+
+def test_viewers_play_through_the_loss_of_the_ingest_at_a_without_error_or_stall(lost):
+    # A is up and answers everything else; only this stream's publisher left there. Its answers
+    # say so, and the edge asks B at once.
+    played_on(lost["summary"], LOST_VIEWERS, PT)
+
+
+def test_edge_asked_b_when_blocking_reloads_at_a_were_late_and_kept_a_up(stalled):
+    hedged = moved_stream_to_b(stalled, "stall")
+    assert hedged["next"] >= 1, "no late blocking reload to A was answered by B"
+
+
+def test_viewers_play_through_a_stalled_ingest_at_a_with_at_most_a_short_stall(stalled):
+    # Nothing tells the edge the stream stalled at A but the lateness of A's answer: 2 part
+    # targets (1 s) after a part was due, and the viewers' buffer covers part of that.
+    played_on(stalled["summary"], LOST_VIEWERS, 2 * PT + 0.5)

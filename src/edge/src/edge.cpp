@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -19,6 +21,7 @@
 #include "cache.h"
 #include "sf/auth/token_access.h"
 #include "sf/core/log.h"
+#include "sf/hls/playlist.h"
 #include "sf/http/client.h"
 #include "viewers.h"
 
@@ -232,6 +235,11 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
                     .Help("Bodies broken off upstream mid-answer, by what became of them (resumed from the next "
                           "upstream, differed there, or failed)")
                     .Register(m.registry())),
+        hedges(prometheus::BuildCounter()
+                   .Name("streamflex_edge_hedged_requests_total")
+                   .Help("Blocking playlist requests also sent to the next upstream because the first was late (an "
+                         "upstream that lost the stream's ingest), by which upstream's answer served")
+                   .Register(m.registry())),
         prefetches(prometheus::BuildCounter()
                        .Name("streamflex_edge_prefetches_total")
                        .Help("Parts fetched from upstream when a blocking playlist answer announced them")
@@ -359,6 +367,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     if (entry->status == 200 || entry->status == 404) {
       if (entry->expires > entry->stored) self->cache.store(key, entry);
     }
+    if (entry->status == 200) self->learn_part_target(target, *entry);
     self->answer_waiters(key, entry);
     if (is_blocking && entry->status == 200) self->prefetch_newest_part(ex, target, *entry);
   }
@@ -469,10 +478,13 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     });
   }
 
-  // Asks the upstreams in order, healthy ones first, until one answers; a failure, a reset or a
-  // stall past the deadline marks that upstream down and moves on, so the viewer sees no error.
-  // Once `streamed` is answered (by `on_head`) the waiters have the head and part of the body: a
-  // failure then goes to resume_body().
+  // Asks the upstreams in order (route_of: the stream's own upstream, then healthy ones, then the
+  // rest) until one answers; a failure, a reset or a stall past the deadline marks that upstream
+  // down and moves on, so the viewer sees no error. A 404, or a playlist whose source is away
+  // there (not_there), is asked of the next upstream too: the stream may be live there only; it
+  // answers only if no other upstream has better. Once `streamed` is
+  // answered (by `on_head`) the waiters have the head and part of the body: a failure then goes to
+  // resume_body(). A blocking reload races the upstreams instead (race_upstreams).
   asio::awaitable<std::shared_ptr<const Entry>> fetch_upstream(asio::any_io_executor ex, const std::string& target,
                                                                bool is_blocking, http::OnHead on_head,
                                                                Streamed& streamed) {
@@ -482,11 +494,17 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     // the cached object is shared by all of them).
     if (auto stream = auth::live_stream_of(target); !stream.empty() && tokens.has_keys())
       headers.emplace_back(std::string(auth::kTokenHeader), tokens.upstream_token(stream));
-    std::vector<Upstream*> order;
-    for (auto& u : upstreams)
-      if (u->up) order.push_back(u.get());
-    for (auto& u : upstreams)
-      if (!u->up) order.push_back(u.get());
+    auto stream = auth::live_stream_of(target);
+    auto order = route_of(stream);
+    if (is_blocking && order.size() > 1 && config.hedge_parts > 0) {
+      Race race{ex, target, headers, timeout, order, hedge_delay(stream)};
+      if (auto r = co_await race_upstreams(race)) {
+        if (race.by != order.front() && r->status < 400 && !not_there(*r)) prefer(stream, *race.by);
+        co_return make_entry(*r, target);
+      }
+      co_return no_upstream_answered();
+    }
+    std::optional<http::ClientResponse> not_found;
     for (auto* u : order) {
       auto r = co_await ask(ex, *u, target, headers, timeout, on_head);
       if (!r) {
@@ -499,9 +517,179 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
         }
         continue;
       }
+      if (not_there(*r) && u != order.back()) {
+        if (!not_found) not_found = std::move(*r);
+        continue;
+      }
+      if (u != order.front() && r->status < 400 && !not_there(*r)) prefer(stream, *u);
       co_return make_entry(*r, target);
     }
+    if (not_found) co_return make_entry(*not_found, target);
     co_return no_upstream_answered();
+  }
+
+  // 404, or a playlist the origin answered while the stream's source is away there.
+  static bool not_there(const http::ClientResponse& r) {
+    static const std::string source = [] {
+      std::string h(hls::kSourceHeader);
+      std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return std::tolower(c); });
+      return h;
+    }();
+    return r.status == 404 || r.header(source) == hls::kSourceAway;
+  }
+
+  // -- which upstream serves a stream --
+  // An upstream that answered a stream when the first in order did not (it lost that stream's
+  // ingest, and answered late, 503 or 404) keeps the stream until it fails it in turn: its
+  // objects and the playlists naming them then come from one origin. The stream's part target
+  // (from its playlists) times the hedge.
+  struct Route {
+    const Upstream* preferred = nullptr;
+    std::chrono::milliseconds part_target{0};
+  };
+  static constexpr std::size_t kMaxRoutes = 100000;  // streams remembered; past it, forgotten all at once
+
+  // The upstreams in the order `stream` asks them: its own one if up, the other healthy ones, then
+  // those marked down (a probe may be wrong, and it is better than no answer).
+  std::vector<Upstream*> route_of(std::string_view stream) {
+    const Upstream* preferred = nullptr;
+    if (!stream.empty() && upstreams.size() > 1) {
+      std::lock_guard lock(routes_mu);
+      if (auto it = routes.find(stream); it != routes.end()) preferred = it->second.preferred;
+    }
+    std::vector<Upstream*> order;
+    order.reserve(upstreams.size());
+    if (preferred && !preferred->up) preferred = nullptr;
+    for (auto& u : upstreams)
+      if (u.get() == preferred) order.push_back(u.get());
+    for (auto& u : upstreams)
+      if (u->up && u.get() != preferred) order.push_back(u.get());
+    for (auto& u : upstreams)
+      if (!u->up) order.push_back(u.get());
+    return order;
+  }
+
+  void prefer(std::string_view stream, const Upstream& u) {
+    if (stream.empty()) return;
+    {
+      std::lock_guard lock(routes_mu);
+      if (routes.size() >= kMaxRoutes) routes.clear();
+      auto& route = routes.try_emplace(std::string(stream)).first->second;
+      if (route.preferred == &u) return;
+      route.preferred = &u;
+    }
+    log::info("edge", "stream moved to another upstream", {{"stream", std::string(stream)}, {"upstream", u.name}});
+  }
+
+  std::chrono::milliseconds hedge_delay(std::string_view stream) {
+    std::chrono::milliseconds part_target = 1000ms;  // until the stream's playlist told
+    {
+      std::lock_guard lock(routes_mu);
+      if (auto it = routes.find(stream); it != routes.end() && it->second.part_target.count() > 0)
+        part_target = it->second.part_target;
+    }
+    return part_target * config.hedge_parts;
+  }
+
+  // A media playlist's EXT-X-PART-INF:PART-TARGET, remembered for its stream.
+  void learn_part_target(std::string_view target, const Entry& entry) {
+    if (upstreams.size() < 2 || entry.content_type.find("mpegurl") == std::string::npos || entry.source || entry.file)
+      return;
+    auto stream = auth::live_stream_of(target);
+    auto text = as_chars(entry.body.view());
+    auto at = text.find("PART-TARGET=");
+    if (stream.empty() || at == std::string_view::npos) return;
+    double seconds = std::strtod(std::string(text.substr(at + 12, 16)).c_str(), nullptr);
+    if (!(seconds > 0.0 && seconds <= 60.0)) return;
+    std::chrono::milliseconds part_target{static_cast<std::int64_t>(seconds * 1000 + 0.5)};
+    std::lock_guard lock(routes_mu);
+    if (routes.size() >= kMaxRoutes) routes.clear();
+    routes.try_emplace(std::string(stream)).first->second.part_target = part_target;
+  }
+
+  // A blocking reload, asked of the upstreams in `order` one after another: the next is asked
+  // when the last one asked failed or answered not_there, or has not answered within `hedge`
+  // (late: up, but that stream is not coming there), and the first answer serves (a not_there
+  // one only if nothing better came). The late request is left to end on its own, its answer
+  // unused.
+  struct Race {
+    asio::any_io_executor ex;
+    const std::string& target;
+    const std::vector<std::pair<std::string, std::string>>& headers;
+    std::chrono::milliseconds timeout;
+    const std::vector<Upstream*>& order;
+    std::chrono::milliseconds hedge;
+    const Upstream* by = nullptr;  // whose answer serves
+  };
+  // Where the requests of one race meet; they and the racing fetch run on one I/O thread.
+  struct Finish {
+    explicit Finish(const asio::any_io_executor& ex) : wake(ex) {}
+    asio::steady_timer wake;  // cancelled when a request ends
+    std::optional<http::ClientResponse> answer;
+    const Upstream* by = nullptr;
+    std::optional<http::ClientResponse> not_there;  // the first such answer
+    const Upstream* not_there_by = nullptr;
+    std::size_t running = 0;
+  };
+
+  asio::awaitable<std::optional<http::ClientResponse>> race_upstreams(Race& race) {
+    auto finish = std::make_shared<Finish>(race.ex);
+    std::size_t next = 0;
+    bool hedged = false;
+    auto ask_next = [&] {
+      ++finish->running;
+      asio::co_spawn(
+          race.ex,
+          ask_for_race(shared_from_this(), finish, *race.order[next++], race.target, race.headers, race.timeout),
+          asio::detached);
+    };
+    ask_next();
+    while (!finish->answer && (finish->running > 0 || next < race.order.size())) {
+      if (finish->running == 0) {  // every upstream asked so far failed
+        ask_next();
+        continue;
+      }
+      bool can_hedge = next < race.order.size();
+      finish->wake.expires_after(can_hedge ? std::chrono::steady_clock::duration(race.hedge)
+                                           : std::chrono::steady_clock::duration::max());
+      boost::system::error_code ec;
+      co_await finish->wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (!ec && can_hedge && !finish->answer) {
+        log::info("edge", "blocking request late; asking the next upstream too",
+                  {{"target", race.target}, {"late", race.order[next - 1]->name}, {"next", race.order[next]->name}});
+        ask_next();
+        hedged = true;
+      }
+    }
+    if (!finish->answer && finish->not_there) {
+      finish->answer = std::move(finish->not_there);
+      finish->by = finish->not_there_by;
+    }
+    race.by = finish->by;
+    if (hedged)
+      hedges.Add({{"served_by", !finish->by                        ? "none"
+                                : finish->by == race.order.front() ? "first"
+                                                                   : "next"}})
+          .Increment();
+    co_return std::move(finish->answer);
+  }
+
+  static asio::awaitable<void> ask_for_race(std::shared_ptr<Impl> self, std::shared_ptr<Finish> finish, Upstream& u,
+                                            std::string target,
+                                            std::vector<std::pair<std::string, std::string>> headers,
+                                            std::chrono::milliseconds timeout) {
+    auto r = co_await self->ask(finish->wake.get_executor(), u, target, headers, timeout);
+    --finish->running;
+    if (r && not_there(*r)) {
+      if (!finish->not_there) {
+        finish->not_there = std::move(*r);
+        finish->not_there_by = &u;
+      }
+    } else if (r && !finish->answer) {
+      finish->answer = std::move(*r);
+      finish->by = &u;
+    }
+    finish->wake.cancel();
   }
 
   // One GET to `u`, timed and counted; a failure or a 5xx gives nullopt (try the next upstream)
@@ -881,6 +1069,8 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   std::map<std::string, std::shared_ptr<StreamAccessState>, std::less<>> access_states;
   std::mutex flights_mu;  // guards `flights`: taken on a miss, never on a hit
   std::map<std::string, Flight, std::less<>> flights;
+  std::mutex routes_mu;  // guards `routes`: taken once per upstream fetch, never on a hit
+  std::map<std::string, Route, std::less<>> routes;
   std::atomic<bool> stopping{false};
 
   prometheus::Family<prometheus::Counter>& requests;
@@ -889,6 +1079,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   prometheus::Histogram& upstream_seconds;
   prometheus::Counter& coalesced;
   prometheus::Family<prometheus::Counter>& resumes;
+  prometheus::Family<prometheus::Counter>& hedges;
   prometheus::Counter& prefetches;
   prometheus::Gauge& waiting;
   ViewerCount viewers;

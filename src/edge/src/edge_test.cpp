@@ -34,6 +34,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -133,7 +134,12 @@ struct Upstream {
                         if (auto it = objects.find(req.path); it != objects.end()) {
                           auto r = object_response(it->second.body, it->second.cache_control);
                           if (!it->second.content_type.empty()) r.content_type = it->second.content_type;
+                          if (away) r.headers.emplace_back("X-SF-Source", "away");
                           res(std::move(r));
+                          return;
+                        }
+                        if (gone.contains(req.path)) {
+                          res(http::Response::text(404, "not here\n"));
                           return;
                         }
                         held.push_back(std::move(res));
@@ -157,6 +163,14 @@ struct Upstream {
   void add(std::string path, std::string body, std::string cache_control, std::string content_type = {}) {
     std::lock_guard lock(mu);
     objects[std::move(path)] = {Bytes::copy_of(as_bytes(body)), std::move(cache_control), std::move(content_type)};
+  }
+  void remove(const std::string& path) {
+    std::lock_guard lock(mu);
+    objects.erase(path);
+  }
+  void mark_gone(std::string path) {
+    std::lock_guard lock(mu);
+    gone.insert(std::move(path));
   }
   int count(const std::string& path) {
     std::lock_guard lock(mu);
@@ -194,6 +208,8 @@ struct Upstream {
   std::mutex mu;
   std::map<std::string, Object> objects;
   std::map<std::string, int> counts;
+  std::set<std::string> gone;     // answered 404 (anything else unknown is held)
+  std::atomic<bool> away{false};  // objects answered with X-SF-Source: away (the stream's source left)
   std::vector<http::Responder> held;
   std::optional<Clock::time_point> first_request;
   std::atomic<int> probes{0};
@@ -1106,10 +1122,149 @@ TEST(Edge, BlockingReloadThatRanOutOfHoldMovesOnWithoutMarkingTheUpstreamDown) {
   auto r = reload.get();
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(second.count(playlist), 1);
-  // Still up: the next object is asked of the first upstream.
+  // Still up: another stream's object is asked of the first upstream. This stream's stay with
+  // the second, which has them.
+  const std::string other = "/live/t/video/s5.p2.m4s";
+  first.add(other, part_body(1000), kImmutable);
+  EXPECT_EQ(get(edge.endpoint(), other).status, 200);
+  EXPECT_EQ(first.count(other), 1);
   EXPECT_EQ(get(edge.endpoint(), kPart).status, 200);
+  EXPECT_EQ(first.count(kPart), 0);
+  EXPECT_EQ(second.count(kPart), 1);
+}
+
+// An origin that is up but lost one stream's ingest holds that stream's blocking reloads (the
+// part never comes there). Once one is late by edge.hedge_parts part targets, the next upstream
+// is asked too; its answer serves, and the stream's later requests go there first.
+TEST(Edge, LateBlockingReloadIsAlsoAskedOfTheNextUpstreamAndTheStreamStaysThere) {
+  Upstream first, second;
+  const std::string playlist = "/live/s/video/index.m3u8";
+  second.add(playlist, "#EXTM3U\n#EXT-X-PART-INF:PART-TARGET=0.25\n", "max-age=1", "application/vnd.apple.mpegurl");
+  first.add(kPart, part_body(1000), kImmutable);
+  second.add(kPart, part_body(1000), kImmutable);
+  const std::string other = "/live/t/video/s5.p2.m4s";
+  first.add(other, part_body(1000), kImmutable);
+  Config config;
+  config.health_interval = 600s;
+  config.hedge_parts = 1;
+  EdgeUnderTest edge({first.address(), second.address()}, config);
+  auto t0 = Clock::now();
+  auto r = get(edge.endpoint(), playlist + "?_HLS_msn=7&_HLS_part=1");
+  auto took = Clock::now() - t0;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(first.held_count(), 1u) << "the late request to the first upstream was not sent, or not left to end";
+  EXPECT_EQ(second.count(playlist), 1);
+  // One part target (1 s while the stream's is not known), not the first upstream's 30 s hold.
+  EXPECT_GE(took, 900ms);
+  EXPECT_LT(took, 5s);
+  EXPECT_EQ(edge.metric("streamflex_edge_hedged_requests_total", {"served_by=\"next\""}), 1);
+  // The stream stays with the second upstream; the first, not marked down, keeps the others.
+  EXPECT_EQ(get(edge.endpoint(), kPart).status, 200);
+  EXPECT_EQ(second.count(kPart), 1);
+  EXPECT_EQ(first.count(kPart), 0);
+  EXPECT_EQ(get(edge.endpoint(), other).status, 200);
+  EXPECT_EQ(first.count(other), 1);
+  // The next late reload of the stream is asked of the second first, then of the first after
+  // the stream's own part target (0.25 s, learned from its playlist), not 1 s.
+  second.remove(playlist);
+  t0 = Clock::now();
+  auto later =
+      std::async(std::launch::async, [&] { return get(edge.endpoint(), playlist + "?_HLS_msn=8&_HLS_part=0"); });
+  ASSERT_TRUE(eventually([&] { return first.held_count() == 2; }, 5s)) << "the first upstream was never asked";
+  took = Clock::now() - t0;
+  EXPECT_EQ(second.held_count(), 1u) << "the second upstream was not asked first";
+  EXPECT_GE(took, 200ms);
+  EXPECT_LT(took, 800ms);
+  second.answer_held(object_response(Bytes::copy_of(as_bytes(std::string_view("#EXTM3U\n"))), "max-age=1"));
+  EXPECT_EQ(later.get().status, 200);
+  EXPECT_EQ(edge.metric("streamflex_edge_hedged_requests_total", {"served_by=\"first\""}), 1);
+  // The late requests end as the origin's hold would end them; the first stays up.
+  first.answer_held(http::Response::text(503, "late\n"));
+  EXPECT_TRUE(eventually(
+      [&] {
+        return edge.metric("streamflex_edge_upstream_requests_total",
+                           {"upstream=\"" + first.address() + "\"", "result=\"5xx\""}) == 2;
+      },
+      5s));
+  EXPECT_EQ(edge.metric("streamflex_edge_upstream_requests_total", {"result=\"failed\""}), -1);
+}
+
+// An origin whose source for the stream left answers its blocking reloads at once, with the
+// playlist that no longer grows, marked X-SF-Source: away. The next upstream is asked at once, and
+// its answer serves; where every upstream says away, the first's answer does.
+TEST(Edge, PlaylistAnsweredWhileTheSourceIsAwayIsAskedOfTheNextUpstreamAtOnce) {
+  Upstream first, second;
+  const std::string playlist = "/live/s/video/index.m3u8";
+  first.away = true;
+  first.add(playlist, "#EXTM3U\n#A\n", "max-age=1", "application/vnd.apple.mpegurl");
+  second.add(playlist, "#EXTM3U\n#B\n", "max-age=1", "application/vnd.apple.mpegurl");
+  first.add(kPart, part_body(1000), kImmutable);
+  second.add(kPart, part_body(1000), kImmutable);
+  Config config;
+  config.health_interval = 600s;
+  config.hedge_parts = 10;  // 10 s: the next is asked for the answer, not for lateness
+  EdgeUnderTest edge({first.address(), second.address()}, config);
+  auto t0 = Clock::now();
+  auto r = get(edge.endpoint(), playlist + "?_HLS_msn=7&_HLS_part=1");
+  EXPECT_LT(Clock::now() - t0, 2s);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(std::string(as_chars(r.body.view())), "#EXTM3U\n#B\n");
+  EXPECT_EQ(first.count(playlist), 1);
+  EXPECT_EQ(second.count(playlist), 1);
+  // The stream's objects come from the second now; the plain playlist too.
+  EXPECT_EQ(get(edge.endpoint(), kPart).status, 200);
+  EXPECT_EQ(second.count(kPart), 1);
+  EXPECT_EQ(first.count(kPart), 0);
+  second.away = true;  // both away: the first in order (now the second) answers
+  auto both = get(edge.endpoint(), playlist + "?_HLS_msn=7&_HLS_part=2");
+  EXPECT_EQ(both.status, 200);
+  EXPECT_EQ(std::string(as_chars(both.body.view())), "#EXTM3U\n#B\n");
+  EXPECT_EQ(first.count(playlist), 2);
+}
+
+// A blocking reload the upstream answers in time is asked of no other.
+TEST(Edge, BlockingReloadAnsweredInTimeIsNotAskedOfTheNextUpstream) {
+  Upstream first, second;
+  const std::string playlist = "/live/s/video/index.m3u8";
+  Config config;
+  config.health_interval = 600s;
+  config.hedge_parts = 1;
+  EdgeUnderTest edge({first.address(), second.address()}, config);
+  auto reload =
+      std::async(std::launch::async, [&] { return get(edge.endpoint(), playlist + "?_HLS_msn=7&_HLS_part=1"); });
+  ASSERT_TRUE(eventually([&] { return first.held_count() == 1; }, 5s));
+  std::this_thread::sleep_for(500ms);
+  first.answer_held(object_response(Bytes::copy_of(as_bytes(std::string_view("#EXTM3U\n"))), "max-age=1"));
+  EXPECT_EQ(reload.get().status, 200);
+  EXPECT_EQ(second.total(), 0);
+  EXPECT_EQ(edge.metric("streamflex_edge_hedged_requests_total"), -1);
+}
+
+// Where a stream is live on one origin only, the others answer its objects 404: the viewer gets
+// the object from the one that has it, and the stream's next requests go there first.
+TEST(Edge, NotFoundAtTheFirstUpstreamIsAskedOfTheNextAndTheStreamStaysThere) {
+  Upstream first, second;
+  first.mark_gone(kPart);
+  second.add(kPart, part_body(1000), kImmutable);
+  const std::string next = "/live/s/video/s5.p3.m4s";
+  first.add(next, part_body(1000), kImmutable);
+  second.add(next, part_body(1000), kImmutable);
+  Config config;
+  config.health_interval = 600s;
+  EdgeUnderTest edge({first.address(), second.address()}, config);
+  auto r = get(edge.endpoint(), kPart);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.size(), 1000u);
   EXPECT_EQ(first.count(kPart), 1);
-  EXPECT_EQ(second.count(kPart), 0);
+  EXPECT_EQ(second.count(kPart), 1);
+  EXPECT_EQ(get(edge.endpoint(), next).status, 200);
+  EXPECT_EQ(first.count(next), 0);
+  EXPECT_EQ(second.count(next), 1);
+  // Nowhere: the 404 is the answer.
+  const std::string missing = "/live/s/video/s1.p0.m4s";
+  first.mark_gone(missing);
+  second.mark_gone(missing);
+  EXPECT_EQ(get(edge.endpoint(), missing).status, 404);
 }
 
 TEST(Edge, IfNoneMatchWithTheCurrentETagGets304WithoutABody) {

@@ -18,6 +18,7 @@
 #include "cmaf_upload.h"
 #include "sf/core/log.h"
 #include "sf/core/secure.h"
+#include "sf/hls/playlist.h"
 #include "sf/http/server.h"
 #include "stream.h"
 
@@ -561,10 +562,11 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
                       const std::string& rendition, const RenditionView& r, Viewer viewer) {
     int td = view.target_duration;
     bool skip = req.param("_HLS_skip") == "YES" || req.param("_HLS_skip") == "v2";
-    auto playlist = [skip, td, viewer](const RenditionView& rv, bool blocking) {
+    auto playlist = [skip, td, viewer](const RenditionView& rv, bool blocking, bool live) {
       http::Response out;
       out.content_type = "application/vnd.apple.mpegurl";
       out.pieces.push_back(skip ? rv.playlist_skip : rv.playlist);
+      if (!live) out.headers.emplace_back(std::string(hls::kSourceHeader), std::string(hls::kSourceAway));
       // Appendix B.1 lifetimes: blocking answers 6 TD; plain reloads half a TD.
       return for_viewer(with_cache(std::move(out), blocking ? fmt::format("max-age={}", 6 * td)
                                                             : fmt::format("max-age={}", std::max(1, td / 2))),
@@ -576,7 +578,7 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
           res, "playlist",
           with_cache(http::Response::text(400, "_HLS_part needs _HLS_msn\n"), fmt::format("max-age={}", 4 * td)));
     // Standard HLS offers no blocking reloads (no CAN-BLOCK-RELOAD): directives are ignored.
-    if (!has_msn || !view.live || !view.low_latency) return respond(res, "playlist", playlist(r, false));
+    if (!has_msn || !view.live || !view.low_latency) return respond(res, "playlist", playlist(r, false, view.live));
     std::uint64_t msn = 0, part_n = 0;
     if (!parse_u64(req.param("_HLS_msn"), msn) || (has_part && !parse_u64(req.param("_HLS_part"), part_n)))
       return respond(
@@ -610,7 +612,7 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
                  [this, res, rendition, playlist, td](const StreamView& v) {
                    held.Decrement();
                    auto* rv = v.rendition(rendition);
-                   respond(res, "playlist", rv ? playlist(*rv, true) : not_found(td));
+                   respond(res, "playlist", rv ? playlist(*rv, true, v.live) : not_found(td));
                  },
                  [res, this, answered] {
                    if (res.answered() && !answered->exchange(true)) {

@@ -35,6 +35,10 @@ struct Config {
   // A /healthz answer later than this marks the upstream down, and its requests in flight are
   // retried on the next one (a hung upstream would hold blocking requests for blocking_timeout).
   std::chrono::milliseconds health_timeout{1000};
+  // A blocking playlist request an upstream has not answered after this many of the stream's part
+  // targets (its PART-TARGET; 1 s until one is seen) goes to the next upstream as well, and the
+  // first answer serves: an origin that is up but lost that stream's ingest. 0: never.
+  std::int64_t hedge_parts = 2;
   std::int64_t max_connections = 20000;
   // Viewer tokens (auth.token_keys, the origin's keys): objects an upstream marks X-SF-Access: token
   // are served only to viewers with a valid token, and fetched with a token the edge signs itself.
