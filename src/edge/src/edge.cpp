@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -481,10 +480,10 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   // Asks the upstreams in order (route_of: the stream's own upstream, then healthy ones, then the
   // rest) until one answers; a failure, a reset or a stall past the deadline marks that upstream
   // down and moves on, so the viewer sees no error. A 404, or a playlist whose source is away
-  // there (not_there), is asked of the next upstream too: the stream may be live there only; it
-  // answers only if no other upstream has better. Once `streamed` is
-  // answered (by `on_head`) the waiters have the head and part of the body: a failure then goes to
-  // resume_body(). A blocking reload races the upstreams instead (race_upstreams).
+  // there (not_there), is asked of the next upstream too (the stream may be live there only) and
+  // serves only if no other upstream has better. Once `streamed` is answered (by `on_head`) the
+  // waiters have the head and part of the body: a failure then goes to resume_body(). A blocking
+  // reload races the upstreams instead (race_upstreams).
   asio::awaitable<std::shared_ptr<const Entry>> fetch_upstream(asio::any_io_executor ex, const std::string& target,
                                                                bool is_blocking, http::OnHead on_head,
                                                                Streamed& streamed) {
@@ -492,9 +491,9 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     std::vector<std::pair<std::string, std::string>> headers{{"Via", "1.1 " + config.id}};
     // The edge's own credential for protected streams (the viewers' tokens are checked here, and
     // the cached object is shared by all of them).
-    if (auto stream = auth::live_stream_of(target); !stream.empty() && tokens.has_keys())
-      headers.emplace_back(std::string(auth::kTokenHeader), tokens.upstream_token(stream));
     auto stream = auth::live_stream_of(target);
+    if (!stream.empty() && tokens.has_keys())
+      headers.emplace_back(std::string(auth::kTokenHeader), tokens.upstream_token(stream));
     auto order = route_of(stream);
     if (is_blocking && order.size() > 1 && config.hedge_parts > 0) {
       Race race{ex, target, headers, timeout, order, hedge_delay(stream)};
@@ -528,14 +527,10 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     co_return no_upstream_answered();
   }
 
-  // 404, or a playlist the origin answered while the stream's source is away there.
+  // 404, or a playlist the origin answered while the stream's source is away there
+  // (hls::kSourceHeader; the client keeps header names in lower case).
   static bool not_there(const http::ClientResponse& r) {
-    static const std::string source = [] {
-      std::string h(hls::kSourceHeader);
-      std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return std::tolower(c); });
-      return h;
-    }();
-    return r.status == 404 || r.header(source) == hls::kSourceAway;
+    return r.status == 404 || r.header("x-sf-source") == hls::kSourceAway;
   }
 
   // -- which upstream serves a stream --
@@ -650,8 +645,10 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
         continue;
       }
       bool can_hedge = next < race.order.size();
-      finish->wake.expires_after(can_hedge ? std::chrono::steady_clock::duration(race.hedge)
-                                           : std::chrono::steady_clock::duration::max());
+      if (can_hedge)
+        finish->wake.expires_after(race.hedge);
+      else
+        finish->wake.expires_at(asio::steady_timer::time_point::max());
       boost::system::error_code ec;
       co_await finish->wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       if (!ec && can_hedge && !finish->answer) {
