@@ -11,7 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <cstdlib>
+#include <charconv>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -496,12 +496,10 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       headers.emplace_back(std::string(auth::kTokenHeader), tokens.upstream_token(stream));
     auto order = route_of(stream);
     if (is_blocking && order.size() > 1 && config.hedge_parts > 0) {
-      Race race{ex, target, headers, timeout, order, hedge_delay(stream)};
-      if (auto r = co_await race_upstreams(race)) {
-        if (race.by != order.front() && r->status < 400 && !not_there(*r)) prefer(stream, *race.by);
-        co_return make_entry(*r, target);
-      }
-      co_return no_upstream_answered();
+      auto [r, by] = co_await race_upstreams({ex, target, headers, timeout, order}, hedge_delay(stream));
+      if (!r) co_return no_upstream_answered();
+      if (by != order.front() && r->status < 400 && !not_there(*r)) prefer(stream, *by);
+      co_return make_entry(*r, target);
     }
     std::optional<http::ClientResponse> not_found;
     for (auto* u : order) {
@@ -509,8 +507,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       if (!r) {
         if (streamed.answered) {
           if (streamed.body || streamed.chunked) {
-            Retry retry{ex, target, headers, timeout, order, u};
-            if (auto e = co_await resume_body(retry, streamed)) co_return e;
+            if (auto e = co_await resume_body({ex, target, headers, timeout, order}, u, streamed)) co_return e;
           }
           break;
         }
@@ -594,7 +591,9 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     auto text = as_chars(entry.body.view());
     auto at = text.find("PART-TARGET=");
     if (stream.empty() || at == std::string_view::npos) return;
-    double seconds = std::strtod(std::string(text.substr(at + 12, 16)).c_str(), nullptr);
+    auto value = text.substr(at + 12);
+    double seconds = 0;
+    std::from_chars(value.data(), value.data() + value.size(), seconds);
     if (!(seconds > 0.0 && seconds <= 60.0)) return;
     std::chrono::milliseconds part_target{static_cast<std::int64_t>(seconds * 1000 + 0.5)};
     std::lock_guard lock(routes_mu);
@@ -602,20 +601,16 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     routes.try_emplace(std::string(stream)).first->second.part_target = part_target;
   }
 
-  // A blocking reload, asked of the upstreams in `order` one after another: the next is asked
-  // when the last one asked failed or answered not_there, or has not answered within `hedge`
-  // (late: up, but that stream is not coming there), and the first answer serves (a not_there
-  // one only if nothing better came). The late request is left to end on its own, its answer
-  // unused.
-  struct Race {
+  // One request as the upstreams are asked it: where it runs, what is sent, and the upstreams in
+  // the order they are tried.
+  struct Ask {
     asio::any_io_executor ex;
     const std::string& target;
     const std::vector<std::pair<std::string, std::string>>& headers;
     std::chrono::milliseconds timeout;
     const std::vector<Upstream*>& order;
-    std::chrono::milliseconds hedge;
-    const Upstream* by = nullptr;  // whose answer serves
   };
+
   // Where the requests of one race meet; they and the racing fetch run on one I/O thread.
   struct Finish {
     explicit Finish(const asio::any_io_executor& ex) : wake(ex) {}
@@ -627,7 +622,13 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     std::size_t running = 0;
   };
 
-  asio::awaitable<std::optional<http::ClientResponse>> race_upstreams(Race& race) {
+  // A blocking reload, asked of the upstreams in order one after another: the next is asked when
+  // the last one asked failed or answered not_there, or has not answered within `hedge` (late: up,
+  // but that stream is not coming there), and the first answer serves (a not_there one only if
+  // nothing better came). The late request is left to end on its own, its answer unused. Returns
+  // the answer and whose it is, or nothing if every upstream failed.
+  asio::awaitable<std::pair<std::optional<http::ClientResponse>, const Upstream*>> race_upstreams(
+      const Ask& race, std::chrono::milliseconds hedge) {
     auto finish = std::make_shared<Finish>(race.ex);
     std::size_t next = 0;
     bool hedged = false;
@@ -646,7 +647,7 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       }
       bool can_hedge = next < race.order.size();
       if (can_hedge)
-        finish->wake.expires_after(race.hedge);
+        finish->wake.expires_after(hedge);
       else
         finish->wake.expires_at(asio::steady_timer::time_point::max());
       boost::system::error_code ec;
@@ -662,13 +663,12 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       finish->answer = std::move(finish->not_there);
       finish->by = finish->not_there_by;
     }
-    race.by = finish->by;
     if (hedged)
       hedges.Add({{"served_by", !finish->by                        ? "none"
                                 : finish->by == race.order.front() ? "first"
                                                                    : "next"}})
           .Increment();
-    co_return std::move(finish->answer);
+    co_return std::pair{std::move(finish->answer), finish->by};
   }
 
   static asio::awaitable<void> ask_for_race(std::shared_ptr<Impl> self, std::shared_ptr<Finish> finish, Upstream& u,
@@ -711,17 +711,6 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     upstream_requests.Add({{"upstream", u.name}, {"result", "ok"}}).Increment();
     co_return std::move(*r);
   }
-
-  // A request an upstream broke off, to be continued elsewhere: as it was sent, and the
-  // upstreams in the order they are tried (`failed` is the one that broke it off).
-  struct Retry {
-    asio::any_io_executor ex;
-    const std::string& target;
-    const std::vector<std::pair<std::string, std::string>>& headers;
-    std::chrono::milliseconds timeout;
-    const std::vector<Upstream*>& order;
-    const Upstream* failed;
-  };
 
   // Reads another upstream's answer for an object whose chunked body broke off: its bytes, in
   // order, must be those the broken body already gave its viewers; what follows them is appended
@@ -779,8 +768,9 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
   // Otherwise (a different ingest, an upstream without the object yet, none answering) the body
   // fails as it would have: the viewers' connections close short, which players retry. Returns the
   // complete entry, or null.
-  asio::awaitable<std::shared_ptr<const Entry>> resume_body(const Retry& retry, Streamed& streamed) {
-    const auto& [ex, target, headers, timeout, order, failed] = retry;
+  asio::awaitable<std::shared_ptr<const Entry>> resume_body(const Ask& retry, const Upstream* failed,
+                                                            Streamed& streamed) {
+    const auto& [ex, target, headers, timeout, order] = retry;
     const char* result = "failed";
     for (auto* u : order) {
       if (u == failed) continue;
