@@ -294,14 +294,11 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       if (int status = auth->check(req)) return finish(res, req, error(status, "not allowed\n"), "ERROR", start);
     }
     std::string key = cache_key(req);
-    if (auto e = cache.find(key, start)) {
-      if (needs_whole(req, *e)) return answer_when_whole(res, req, e, "HIT", start);
-      return finish(res, req, respond(*e, req, start), "HIT", start);
-    }
-    {
+    auto e = cache.find(key, start);
+    if (!e) {
       std::lock_guard lock(flights_mu);
-      auto [it, fresh] = flights.try_emplace(key);
-      if (!fresh) {
+      auto it = flights.find(key);
+      if (it != flights.end()) {
         if (it->second.waiters.size() >= static_cast<std::size_t>(config.max_waiters))
           return finish(res, req, error(503, "too many waiting for this object\n"), "ERROR", start);
         it->second.waiters.push_back({res, req, start});
@@ -309,8 +306,17 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
         waiting.Increment();
         return;
       }
-      it->second.waiters.push_back({res, req, start});
-      waiting.Increment();
+      // A fetch stores its answer before it ends its flight: one that finished since the first
+      // look left the object in the cache, and must not be followed by a second fetch.
+      e = cache.find(key, start);
+      if (!e) {
+        flights[key].waiters.push_back({res, req, start});
+        waiting.Increment();
+      }
+    }
+    if (e) {
+      if (needs_whole(req, *e)) return answer_when_whole(res, req, e, "HIT", start);
+      return finish(res, req, respond(*e, req, start), "HIT", start);
     }
     std::string target = key;  // path + directives, without viewer parameters
     // The fetch runs on this connection's thread, with that thread's upstream connections.
@@ -400,7 +406,9 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     if (cache.find(key, Clock::now())) return;
     {
       std::lock_guard lock(flights_mu);
-      if (!flights.try_emplace(key).second) return;  // already on its way
+      if (flights.contains(key)) return;          // already on its way
+      if (cache.find(key, Clock::now())) return;  // arrived since the first look (see serve)
+      flights.try_emplace(key);
     }
     prefetches.Increment();
     std::string target = key;
