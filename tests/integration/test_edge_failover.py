@@ -41,6 +41,7 @@ STREAM = "match"
 HUNG_STREAM = "hung"
 LOST_STREAM = "lost"
 STALLED_STREAM = "stalled"
+POLLED_STREAM = "polled"
 LOST_VIEWERS = int(os.environ.get("SF_EDGE_LOST_VIEWERS", "100"))
 HEALTH_INTERVAL_MS = 1000  # the hung run's probes (defaults: 2000 ms, 1000 ms)
 HEALTH_TIMEOUT_MS = 500
@@ -189,7 +190,8 @@ def two_origins(module_servers, module_procs, clip30, work, stream, tee):
     return a, b, publishers
 
 
-def play_through(module_servers, a, b, stream, work, viewers, after_segments, disrupt, edge_args=()):
+def play_through(module_servers, a, b, stream, work, viewers, after_segments, disrupt, edge_args=(),
+                 loadgen_args=()):
     """An edge in front of A then B, `viewers` loadgen viewers through it for DURATION s, and
     `disrupt()` once B has `after_segments` more segments. Returns the loadgen summary and the
     edge's metrics before and after."""
@@ -197,7 +199,7 @@ def play_through(module_servers, a, b, stream, work, viewers, after_segments, di
                         args=list(edge_args))
     out = work / "loadgen.json"
     players = h.start_loadgen(f"{edge.edge}/live/{stream}/master.m3u8", viewers, f"{DURATION}s", out,
-                              work / "loadgen.log")
+                              work / "loadgen.log", loadgen_args)
     start_msn = listed(b, stream).open_msn
     h.wait_until(lambda: listed(b, stream).open_msn >= start_msn + after_segments, after_segments * 2 + 10,
                  f"{after_segments} more segments at B")
@@ -242,11 +244,12 @@ def hung(module_servers, module_procs, clip30, tmp_path_factory):
         a.proc.send_signal(signal.SIGCONT)
 
 
-def ingest_at_a_disrupted(module_servers, module_procs, clip30, work, stream, disrupt):
+def ingest_at_a_disrupted(module_servers, module_procs, clip30, work, stream, disrupt, loadgen_args=()):
     """Two origins, one ffmpeg each; `disrupt(A's ffmpeg)` while viewers play through the edge."""
     a, b, (pub_a, _) = two_origins(module_servers, module_procs, clip30, work, stream, tee=False)
     try:
-        run = play_through(module_servers, a, b, stream, work, LOST_VIEWERS, STOP_AFTER, lambda: disrupt(pub_a))
+        run = play_through(module_servers, a, b, stream, work, LOST_VIEWERS, STOP_AFTER, lambda: disrupt(pub_a),
+                           loadgen_args=loadgen_args)
     finally:
         if pub_a.alive():
             pub_a.proc.send_signal(signal.SIGCONT)
@@ -267,6 +270,16 @@ def stalled(module_servers, module_procs, clip30, tmp_path_factory):
     # comes, A holds the blocking reloads; the edge asks B too once one is 2 part targets late.
     yield ingest_at_a_disrupted(module_servers, module_procs, clip30, tmp_path_factory.mktemp("stalled"),
                                 STALLED_STREAM, lambda pub: pub.proc.send_signal(signal.SIGSTOP))
+
+
+@pytest.fixture(scope="module")
+def polled(module_servers, module_procs, clip30, tmp_path_factory):
+    # The same stall with players that poll (standard HLS: no blocking reload to be late). A's
+    # plain reloads come back unchanged, then marked X-SF-Source: away once A has had no media for
+    # one and a half target durations.
+    yield ingest_at_a_disrupted(module_servers, module_procs, clip30, tmp_path_factory.mktemp("polled"),
+                                POLLED_STREAM, lambda pub: pub.proc.send_signal(signal.SIGSTOP),
+                                ["--mode", "poll"])
 
 
 def pdt_seconds(pdt):
@@ -381,3 +394,14 @@ def test_viewers_play_through_a_stalled_ingest_at_a_with_at_most_a_short_stall(s
     # Nothing tells the edge the stream stalled at A but the lateness of A's answer: 2 part
     # targets (1 s) after a part was due, and the viewers' buffer covers part of that.
     played_on(stalled["summary"], LOST_VIEWERS, 2 * PT + 0.5)
+
+
+def test_edge_moved_the_stream_to_b_when_its_ingest_at_a_stalled_under_polling_players(polled):
+    hedged = moved_stream_to_b(polled, "stall")
+    assert hedged == {"first": 0, "next": 0}, "polling players make no blocking reload to hedge"
+
+
+def test_polling_players_play_through_a_stalled_ingest_at_a_without_error_or_stall(polled):
+    # They hold three target durations; A's playlists are marked away after one and a half, and
+    # the edge asks B at its next reload.
+    played_on(polled["summary"], LOST_VIEWERS, 0)

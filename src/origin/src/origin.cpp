@@ -578,7 +578,10 @@ struct Origin::Impl : std::enable_shared_from_this<Origin::Impl> {
           res, "playlist",
           with_cache(http::Response::text(400, "_HLS_part needs _HLS_msn\n"), fmt::format("max-age={}", 4 * td)));
     // Standard HLS offers no blocking reloads (no CAN-BLOCK-RELOAD): directives are ignored.
-    if (!has_msn || !view.live || !view.low_latency) return respond(res, "playlist", playlist(r, false, view.live));
+    // A plain reload of a stream that stopped flowing here is marked away too: a player that does
+    // not block (standard HLS) would otherwise be held on this origin's last parts.
+    if (!has_msn || !view.live || !view.low_latency)
+      return respond(res, "playlist", playlist(r, false, view.flowing(std::chrono::steady_clock::now())));
     std::uint64_t msn = 0, part_n = 0;
     if (!parse_u64(req.param("_HLS_msn"), msn) || (has_part && !parse_u64(req.param("_HLS_part"), part_n)))
       return respond(

@@ -750,5 +750,20 @@ TEST(Packager, SourceRungWithBFramesStartsEachSegmentOnItsKeyframeWithTheLeaders
   EXPECT_LT(lo, src) << mv;
 }
 
+TEST(StreamView, FlowsWhileLiveAndMediaCameWithinOneAndAHalfTargetDurations) {
+  StreamView v;
+  v.target_duration = 2;
+  v.configured_part_target = 0.5;
+  auto made = v.made;
+  EXPECT_TRUE(v.flowing(made));
+  EXPECT_TRUE(v.flowing(made + std::chrono::milliseconds(2900)));
+  EXPECT_FALSE(v.flowing(made + std::chrono::milliseconds(3100)));  // connected, but nothing for 3 s
+  v.configured_part_target = 2;                                     // three part targets when longer
+  EXPECT_TRUE(v.flowing(made + std::chrono::milliseconds(5900)));
+  EXPECT_FALSE(v.flowing(made + std::chrono::milliseconds(6100)));
+  v.live = false;
+  EXPECT_FALSE(v.flowing(made));
+}
+
 }  // namespace
 }  // namespace sf::origin

@@ -29,4 +29,9 @@ const RenditionView* StreamView::rendition(std::string_view name) const {
   return nullptr;
 }
 
+bool StreamView::flowing(std::chrono::steady_clock::time_point now) const {
+  double quiet = std::max(1.5 * target_duration, 3 * configured_part_target);
+  return live && now - made < std::chrono::duration<double>(quiet);
+}
+
 }  // namespace sf::origin

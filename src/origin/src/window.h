@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -76,6 +77,8 @@ struct StreamView {
   Bytes multivariant;
   Bytes mpd;
   bool live = true;  // a publisher is connected
+  // When the packager made this view: new media, or the publisher coming or going.
+  std::chrono::steady_clock::time_point made = std::chrono::steady_clock::now();
   // The stream's settings when this view was made (they change only at a publish).
   bool low_latency = true;              // false: standard HLS, no blocking reloads
   int target_duration = 2;              // seconds, EXT-X-TARGETDURATION
@@ -83,6 +86,9 @@ struct StreamView {
   double segment_target = 2;            // seconds
 
   const RenditionView* rendition(std::string_view name) const;
+  // Live, and media came within the last one and a half target durations (three part targets
+  // at least): a publisher that is connected but sends nothing (stalled) is not flowing.
+  bool flowing(std::chrono::steady_clock::time_point now) const;
 };
 
 }  // namespace sf::origin
