@@ -91,6 +91,9 @@ void bind(ConfigSchema& s, AppConfig& c) {
   s.add("edge.max_waiters", "Most requests waiting on one object's upstream fetch", e.max_waiters, 1, 1000000);
   s.add("edge.upstream_connections", "Keep-alive connections per upstream per I/O thread", e.upstream_connections, 1,
         10000);
+  s.add("edge.upstream_held_connections",
+        "The same for LL-HLS blocking requests, which the upstream holds (apart, so objects never queue behind them)",
+        e.upstream_held_connections, 1, 100000);
   s.add("edge.upstream_timeout", "An upstream slower than this (ordinary fetch) is marked down", e.upstream_timeout,
         milliseconds(100), milliseconds(60000));
   s.add("edge.blocking_timeout", "Longest wait for an upstream LL-HLS blocking request", e.blocking_timeout,

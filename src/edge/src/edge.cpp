@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <tuple>
 
 #include "cache.h"
 #include "sf/auth/token_access.h"
@@ -706,11 +707,12 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       const std::vector<std::pair<std::string, std::string>>& headers, std::chrono::milliseconds timeout,
       http::OnHead on_head = {}) {
     auto t0 = Clock::now();
-    auto r = co_await pool_for(ex, u).request("GET", target, headers, timeout, std::move(on_head));
+    bool held = target.find("_HLS_msn=") != std::string::npos;  // a blocking reload: held there
+    auto r = co_await pool_for(ex, u, held).request("GET", target, headers, timeout, std::move(on_head));
     upstream_seconds.Observe(std::chrono::duration<double>(Clock::now() - t0).count());
     if (!r || r->status >= 500) {
       upstream_requests.Add({{"upstream", u.name}, {"result", r ? "5xx" : "failed"}}).Increment();
-      bool held_too_long = r && r->status == 503 && target.find("_HLS_msn=") != std::string::npos;
+      bool held_too_long = held && r && r->status == 503;
       if (!held_too_long && u.up.exchange(false))
         log::warn("edge", "upstream marked down",
                   {{"upstream", u.name}, {"error", r ? std::to_string(r->status) : r.error().message()}});
@@ -996,17 +998,24 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
       res(std::move(r));
   }
 
-  // -- upstream connections: a pool per upstream per I/O thread --
-  http::Pool& pool_for(const asio::any_io_executor& ex, Upstream& u) {
+  // -- upstream connections: two pools per upstream per I/O thread --
+  // Blocking reloads have their own (`held`): the origin holds each until its part exists, a part
+  // target or more, and one is in flight per rendition and directive set, so a few dozen streams
+  // would fill the object pool with them and every part and segment would queue behind.
+  using PoolKey = std::tuple<const Impl*, const Upstream*, bool>;
+  http::Pool& pool_for(const asio::any_io_executor& ex, Upstream& u, bool held) {
     // Each I/O thread runs one io_context, so a thread-local pool is bound to that context.
-    auto& p = thread_pools()[{this, &u}];
-    if (!p) p = std::make_unique<http::Pool>(ex, u.endpoint, static_cast<std::size_t>(config.upstream_connections));
+    auto& p = thread_pools()[{this, &u, held}];
+    if (!p)
+      p = std::make_unique<http::Pool>(
+          ex, u.endpoint,
+          static_cast<std::size_t>(held ? config.upstream_held_connections : config.upstream_connections));
     return *p;
   }
 
-  // Each I/O thread's upstream connections (a pool per edge and upstream), used on that thread only.
-  static std::map<std::pair<const Impl*, const Upstream*>, std::unique_ptr<http::Pool>>& thread_pools() {
-    thread_local std::map<std::pair<const Impl*, const Upstream*>, std::unique_ptr<http::Pool>> pools;
+  // Each I/O thread's upstream connections (pools per edge and upstream), used on that thread only.
+  static std::map<PoolKey, std::unique_ptr<http::Pool>>& thread_pools() {
+    thread_local std::map<PoolKey, std::unique_ptr<http::Pool>> pools;
     return pools;
   }
 
@@ -1019,7 +1028,8 @@ struct Edge::Impl : std::enable_shared_from_this<Edge::Impl> {
     for (auto* ctx : pool.contexts())
       asio::post(*ctx, [self = shared_from_this(), &u] {
         auto& pools = thread_pools();
-        if (auto it = pools.find({self.get(), &u}); it != pools.end()) it->second->abort();
+        for (bool held : {false, true})
+          if (auto it = pools.find({self.get(), &u, held}); it != pools.end()) it->second->abort();
       });
   }
 

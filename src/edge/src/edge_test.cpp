@@ -219,8 +219,8 @@ struct Upstream {
 // An edge on its own two I/O threads with its own metrics.
 struct EdgeUnderTest {
   explicit EdgeUnderTest(std::vector<std::string> upstreams, Config config = {},
-                         std::shared_ptr<AccessLog> access = nullptr)
-      : pool(2) {
+                         std::shared_ptr<AccessLog> access = nullptr, std::size_t threads = 2)
+      : pool(threads) {
     config.listen = "127.0.0.1:0";
     config.upstreams = std::move(upstreams);
     config.id = "edge-under-test";
@@ -1238,6 +1238,29 @@ TEST(Edge, BlockingReloadAnsweredInTimeIsNotAskedOfTheNextUpstream) {
   EXPECT_EQ(reload.get().status, 200);
   EXPECT_EQ(second.total(), 0);
   EXPECT_EQ(edge.metric("streamflex_edge_hedged_requests_total"), -1);
+}
+
+// The origin holds each blocking reload until its part exists; however many are held, a part
+// (or segment) the origin has is fetched at once, not after one of them.
+TEST(Edge, PartIsFetchedAtOnceWhileBlockingReloadsHeldUpstreamOutnumberItsConnections) {
+  Upstream origin;
+  origin.add(kPart, part_body(1000), kImmutable);
+  Config config;
+  config.health_interval = 600s;
+  config.upstream_connections = 2;
+  EdgeUnderTest edge({origin.address()}, config, nullptr, 1);  // one I/O thread: one pool
+  std::vector<std::future<http::ClientResponse>> reloads;
+  for (int s = 0; s < 4; ++s)
+    reloads.push_back(std::async(std::launch::async, [&, s] {
+      return get(edge.endpoint(), fmt::format("/live/s{}/video/index.m3u8?_HLS_msn=7&_HLS_part=1", s));
+    }));
+  ASSERT_TRUE(eventually([&] { return origin.held_count() == 4; }, 5s))
+      << "held " << origin.held_count() << " of 4 blocking reloads: the others wait for a connection";
+  auto t0 = Clock::now();
+  EXPECT_EQ(get(edge.endpoint(), kPart).status, 200);
+  EXPECT_LT(Clock::now() - t0, 1s);
+  origin.answer_held(object_response(Bytes::copy_of(as_bytes(std::string_view("#EXTM3U\n"))), "max-age=1"));
+  for (auto& r : reloads) EXPECT_EQ(r.get().status, 200);
 }
 
 // Where a stream is live on one origin only, the others answer its objects 404: the viewer gets

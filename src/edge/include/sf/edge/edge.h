@@ -29,6 +29,7 @@ struct Config {
   std::int64_t cache_bytes = 1024LL * 1024 * 1024;    // memory cache bound
   std::int64_t max_waiters = 20000;                   // per object
   std::int64_t upstream_connections = 64;             // per upstream per I/O thread
+  std::int64_t upstream_held_connections = 1024;      // the same, for blocking reloads (held there)
   std::chrono::milliseconds upstream_timeout{3000};   // an ordinary fetch; slower is a stall
   std::chrono::milliseconds blocking_timeout{13000};  // an LL-HLS blocking request (origin holds 3 TD)
   std::chrono::milliseconds health_interval{2000};
