@@ -750,17 +750,21 @@ TEST(Packager, SourceRungWithBFramesStartsEachSegmentOnItsKeyframeWithTheLeaders
   EXPECT_LT(lo, src) << mv;
 }
 
-TEST(StreamView, FlowsWhileLiveAndMediaCameWithinOneAndAHalfTargetDurations) {
+TEST(StreamView, FlowsWhileLiveAndMediaCameWithinThreePartTargetsOrOneAndAHalfTargetDurations) {
+  using std::chrono::milliseconds;
   StreamView v;
   v.target_duration = 2;
   v.configured_part_target = 0.5;
   auto made = v.made;
   EXPECT_TRUE(v.flowing(made));
-  EXPECT_TRUE(v.flowing(made + std::chrono::milliseconds(2900)));
-  EXPECT_FALSE(v.flowing(made + std::chrono::milliseconds(3100)));  // connected, but nothing for 3 s
-  v.configured_part_target = 2;                                     // three part targets when longer
-  EXPECT_TRUE(v.flowing(made + std::chrono::milliseconds(5900)));
-  EXPECT_FALSE(v.flowing(made + std::chrono::milliseconds(6100)));
+  EXPECT_TRUE(v.flowing(made + milliseconds(1400)));
+  EXPECT_FALSE(v.flowing(made + milliseconds(1600)));  // connected, but no part for 3 part targets
+  v.configured_part_target = 0.2;                      // a second at least
+  EXPECT_TRUE(v.flowing(made + milliseconds(900)));
+  EXPECT_FALSE(v.flowing(made + milliseconds(1100)));
+  v.low_latency = false;  // standard HLS: one and a half target durations
+  EXPECT_TRUE(v.flowing(made + milliseconds(2900)));
+  EXPECT_FALSE(v.flowing(made + milliseconds(3100)));
   v.live = false;
   EXPECT_FALSE(v.flowing(made));
 }

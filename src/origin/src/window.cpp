@@ -30,7 +30,10 @@ const RenditionView* StreamView::rendition(std::string_view name) const {
 }
 
 bool StreamView::flowing(std::chrono::steady_clock::time_point now) const {
-  double quiet = std::max(1.5 * target_duration, 3 * configured_part_target);
+  // Views come with every part (every part target, low-latency or not): three part targets (a
+  // second at least) without one is a stall where players block on parts; standard HLS players
+  // hold three target durations, and one and a half is ample.
+  double quiet = low_latency ? std::max(3 * configured_part_target, 1.0) : 1.5 * target_duration;
   return live && now - made < std::chrono::duration<double>(quiet);
 }
 

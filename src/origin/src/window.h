@@ -86,8 +86,9 @@ struct StreamView {
   double segment_target = 2;            // seconds
 
   const RenditionView* rendition(std::string_view name) const;
-  // Live, and media came within the last one and a half target durations (three part targets
-  // at least): a publisher that is connected but sends nothing (stalled) is not flowing.
+  // Live, and media came within the last three part targets (a second at least; standard HLS: one
+  // and a half target durations): a publisher that is connected but sends nothing (stalled) is not
+  // flowing.
   bool flowing(std::chrono::steady_clock::time_point now) const;
 };
 

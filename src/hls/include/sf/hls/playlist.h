@@ -12,9 +12,9 @@
 namespace sf::hls {
 
 // A media playlist an origin answers while the stream's source (its publisher or pusher) is away,
-// or connected but silent for one and a half target durations, carries `X-SF-Source: away`: it
-// will not grow there until the source is back. Players ignore it; an edge with another upstream
-// for the stream asks that one instead.
+// or connected but silent for three part targets (the origin's StreamView::flowing), carries
+// `X-SF-Source: away`: it will not grow there until the source is back. Players ignore it; an
+// edge with another upstream for the stream asks that one instead.
 inline constexpr std::string_view kSourceHeader = "X-SF-Source";
 inline constexpr std::string_view kSourceAway = "away";
 
