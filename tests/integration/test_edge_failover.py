@@ -43,6 +43,9 @@ LOST_STREAM = "lost"
 STALLED_STREAM = "stalled"
 POLLED_STREAM = "polled"
 LOST_VIEWERS = int(os.environ.get("SF_EDGE_LOST_VIEWERS", "100"))
+# When a disrupted run looks where the edge gets the stream's playlist: well within A's
+# ingest.idle_timeout (10 s), after which A drops its stalled publisher and says so anyway.
+PROBE_AFTER = 7
 HEALTH_INTERVAL_MS = 1000  # the hung run's probes (defaults: 2000 ms, 1000 ms)
 HEALTH_TIMEOUT_MS = 500
 
@@ -191,10 +194,11 @@ def two_origins(module_servers, module_procs, clip30, work, stream, tee):
 
 
 def play_through(module_servers, a, b, stream, work, viewers, after_segments, disrupt, edge_args=(),
-                 loadgen_args=()):
+                 loadgen_args=(), probe=None):
     """An edge in front of A then B, `viewers` loadgen viewers through it for DURATION s, and
-    `disrupt()` once B has `after_segments` more segments. Returns the loadgen summary and the
-    edge's metrics before and after."""
+    `disrupt()` once B has `after_segments` more segments. Returns the loadgen summary, the
+    edge's metrics before and after, and what `probe(edge)` returned PROBE_AFTER s after the
+    disruption."""
     edge = h.start_edge(module_servers, [f"{h.HOST}:{a.origin_port}", f"{h.HOST}:{b.origin_port}"], edge_id="edge",
                         args=list(edge_args))
     out = work / "loadgen.json"
@@ -205,9 +209,13 @@ def play_through(module_servers, a, b, stream, work, viewers, after_segments, di
                  f"{after_segments} more segments at B")
     before = edge.metrics()
     disrupt()
+    probed = None
+    if probe:
+        time.sleep(PROBE_AFTER)
+        probed = probe(edge)
     summary = h.loadgen_summary(players, out, DURATION + 30)
     return {"summary": summary, "before": before, "after": edge.metrics(), "a_name": f"{h.HOST}:{a.origin_port}",
-            "b_name": f"{h.HOST}:{b.origin_port}"}
+            "b_name": f"{h.HOST}:{b.origin_port}", "probe": probed}
 
 
 @pytest.fixture(scope="module")
@@ -244,12 +252,23 @@ def hung(module_servers, module_procs, clip30, tmp_path_factory):
         a.proc.send_signal(signal.SIGCONT)
 
 
+def newest_msn(playlist):
+    return playlist.segments[-1]["msn"] if playlist and playlist.segments else -1
+
+
 def ingest_at_a_disrupted(module_servers, module_procs, clip30, work, stream, disrupt, loadgen_args=()):
-    """Two origins, one ffmpeg each; `disrupt(A's ffmpeg)` while viewers play through the edge."""
+    """Two origins, one ffmpeg each; `disrupt(A's ffmpeg)` while viewers play through the edge.
+    The probe: the newest segment A lists, and the newest a plain reload through the edge lists
+    (B's, once the edge moved the stream there)."""
     a, b, (pub_a, _) = two_origins(module_servers, module_procs, clip30, work, stream, tee=False)
+
+    def probe(edge):
+        status, body, _ = h.http_get(f"{edge.edge}/live/{stream}/video/index.m3u8")
+        return {"a": newest_msn(listed(a, stream)), "edge": newest_msn(h.MediaPlaylist(body) if status == 200 else None)}
+
     try:
         run = play_through(module_servers, a, b, stream, work, LOST_VIEWERS, STOP_AFTER, lambda: disrupt(pub_a),
-                           loadgen_args=loadgen_args)
+                           loadgen_args=loadgen_args, probe=probe)
     finally:
         if pub_a.alive():
             pub_a.proc.send_signal(signal.SIGCONT)
@@ -368,9 +387,12 @@ def moved_stream_to_b(run, what):
     a_failed = after.get(up, upstream=run["a_name"], result="failed")
     hedged = {by: after.get("streamflex_edge_hedged_requests_total", served_by=by) for by in ("first", "next")}
     print(f"A /healthz after the {what}: {run['a_healthz']}; edge -> B after it: {b_ok_after:.0f} ok; "
-          f"edge -> A failed: {a_failed:.0f}; hedged blocking reloads served by {hedged}")
+          f"edge -> A failed: {a_failed:.0f}; hedged blocking reloads served by {hedged}; "
+          f"{PROBE_AFTER} s after it, newest segment at A / through the edge: {run['probe']}")
     assert run["a_healthz"] == 200, "A itself should still be up: only one stream's ingest there was disrupted"
     assert b_ok_after > 0, "the edge never asked B for the stream"
+    assert run["probe"]["edge"] > run["probe"]["a"], \
+        f"{PROBE_AFTER} s after the {what}, a plain reload through the edge still got A's playlist"
     assert a_failed == 0, "A answered nothing wrong: it should not have been marked down"
     return hedged
 
